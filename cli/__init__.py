@@ -1,0 +1,1 @@
+"""The ``pixelflow`` command: local processing, and the composition roots of the services."""

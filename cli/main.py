@@ -1,0 +1,44 @@
+"""``pixelflow`` entry point. Subcommands import what they need when they run, so ``validate`` and
+``schema`` never load libvips and ``--help`` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from cli import local
+
+__all__ = ["main"]
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pixelflow", description="Declarative image pipelines.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    local.register(sub)
+    _register_services(sub)
+    return parser
+
+
+def _register_services(sub: argparse._SubParsersAction) -> None:
+    try:
+        from cli import services
+    except ImportError:  # pragma: no cover - the service half is optional for local use
+        return
+    services.register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Command = args.handler
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""Header-only probing and the single shrink-on-load decode of a job's source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyvips
+
+from pipeline.compile import Plan
+from pipeline.errors import CorruptImage, ImageTooLarge
+from pipeline.sniff import SNIFF_BYTES, SourceFormat, sniff
+from pipeline.spec.limits import Limits
+
+__all__ = ["SourceInfo", "decode", "probe"]
+
+_HUGE = 10_000_000  # "no bound" for the side thumbnail does not anchor on
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    format: SourceFormat
+    width: int  # as displayed: after EXIF orientation when auto-orient is on
+    height: int
+    pages: int
+    orientation: int
+    bytes: int
+
+
+def probe(data: bytes, limits: Limits, *, auto_orient: bool = True) -> SourceInfo:
+    """Identify the image and check every limit from its header alone: no pixel is decoded."""
+    if len(data) > limits.max_source_bytes:
+        raise ImageTooLarge(f"source is {len(data)} bytes; the limit is {limits.max_source_bytes}")
+    fmt = sniff(data[:SNIFF_BYTES])
+    try:
+        header = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error")
+        width, height = header.width, header.height
+        fields = set(header.get_fields())
+        pages = header.get("n-pages") if "n-pages" in fields else 1
+        orientation = header.get("orientation") if "orientation" in fields else 1
+    except pyvips.Error as exc:
+        raise CorruptImage(f"the {fmt} header cannot be read", detail=str(exc)) from None
+    if width * height > limits.max_source_pixels:
+        raise ImageTooLarge(
+            f"source is {width}x{height} ({width * height} pixels); the limit is {limits.max_source_pixels} pixels"
+        )
+    if pages > limits.max_frames:
+        raise ImageTooLarge(f"source has {pages} frames; the limit is {limits.max_frames}")
+    if not 1 <= orientation <= 8:
+        orientation = 1
+    if auto_orient and orientation >= 5:
+        width, height = height, width
+    return SourceInfo(fmt, width, height, pages, orientation, len(data))
+
+
+def decode(data: bytes, plan: Plan, *, auto_orient: bool) -> pyvips.Image:
+    """Lazily decode the first frame at ``plan.decode_size``, shrinking on load, in 8-bit sRGB or grey.
+
+    thumbnail_buffer picks the cheapest route (JPEG DCT scaling, WebP/SVG scale-on-load, pyramid
+    levels), applies the EXIF orientation and converts embedded profiles (CMYK included) to sRGB.
+    ``fail_on=error`` goes to the loader itself so truncated data raises instead of turning grey.
+    """
+    dw, dh = plan.decode_size
+    sw, sh = plan.source_size
+    width, height = (dw, _HUGE) if sw >= sh else (_HUGE, dh)
+    try:
+        image = pyvips.Image.thumbnail_buffer(
+            data, width, height=height, size="down", no_rotate=not auto_orient, option_string="fail_on=error"
+        )
+    except pyvips.Error as exc:
+        raise CorruptImage("the image cannot be decoded", detail=str(exc)) from None
+    if image.format != "uchar":
+        grey = image.interpretation in ("b-w", "grey16")
+        image = image.colourspace("b-w" if grey else "srgb")
+        if image.format != "uchar":
+            image = image.cast("uchar")
+    return image

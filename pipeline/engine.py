@@ -1,0 +1,157 @@
+"""Run a job: probe, plan, decode once, apply every variant's ops, encode.
+
+Synchronous and CPU-bound; libvips releases the GIL while it computes, so callers run it in a
+thread or process pool. Every failure surfaces as a ``PipelineError`` subclass.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyvips
+
+from pipeline.compile import Plan, compile_plan
+from pipeline.decode import SourceInfo, decode, probe
+from pipeline.encode import encode, resolve_format
+from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, OutputTooLarge, PipelineError
+from pipeline.ops import AssetResolver, OpContext, apply_step
+from pipeline.spec.job import JobSpec
+from pipeline.spec.limits import Limits
+from pipeline.vips import configure_vips
+
+__all__ = ["JobOutput", "VariantOutput", "process"]
+
+
+@dataclass(frozen=True, slots=True)
+class VariantOutput:
+    id: str
+    format: str
+    content_type: str
+    width: int
+    height: int
+    data: bytes
+
+    @property
+    def bytes(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutput:
+    source: SourceInfo
+    plan: Plan
+    variants: tuple[VariantOutput, ...]
+
+
+# Called after each variant is encoded (progress bars, per-variant spans and uploads).
+VariantHook = Callable[[VariantOutput], None]
+
+
+class _Deadline:
+    """Kills libvips evaluation from its progress signal once the job's time is up."""
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+        self.seconds = seconds
+
+    @property
+    def passed(self) -> bool:
+        return time.monotonic() > self.at
+
+    def watch(self, image: pyvips.Image) -> pyvips.Image:
+        image.set_progress(True)
+        image.signal_connect("eval", self._on_eval)
+        return image
+
+    def _on_eval(self, image: pyvips.Image, _progress: object) -> None:
+        if self.passed:
+            image.set_kill(True)
+
+    def check(self) -> None:
+        if self.passed:
+            raise DeadlineExceeded(f"processing took longer than {self.seconds:g} s")
+
+
+def process(
+    data: bytes,
+    spec: JobSpec,
+    *,
+    limits: Limits | None = None,
+    assets: AssetResolver | None = None,
+    on_variant: VariantHook | None = None,
+) -> JobOutput:
+    configure_vips()
+    limits = limits or Limits()
+    deadline = _Deadline(limits.deadline_seconds)
+    info = probe(data, limits, auto_orient=spec.auto_orient)
+    plan = compile_plan(spec, info.width, info.height)
+    ctx = OpContext(limits=limits, assets=assets)
+
+    source = decode(data, plan, auto_orient=spec.auto_orient)
+    if plan.materialize_source:
+        source = _evaluate(_materialize, source, deadline=deadline, what="decoding the source")
+    images: dict[str | None, pyvips.Image] = {None: source}
+    outputs = []
+    for node in plan.nodes:
+        variant = node.variant
+        image = images[node.parent]
+        for step in variant.steps:
+            deadline.check()
+            image = _apply(image, step, ctx)
+            _check_size(image, limits, variant.id)
+        what = f"variant '{variant.id}'"
+        if node.materialize:
+            image = _evaluate(_materialize, image, deadline=deadline, what=what)
+        images[variant.id] = image
+        fmt = resolve_format(variant, info.format)
+        encoded, content_type = _evaluate(encode, image, variant, fmt, deadline=deadline, what=what)
+        out = VariantOutput(variant.id, fmt, content_type, image.width, image.height, encoded)
+        outputs.append(out)
+        if on_variant is not None:
+            on_variant(out)
+    return JobOutput(info, plan, tuple(outputs))
+
+
+def _apply(image: pyvips.Image, step: object, ctx: OpContext) -> pyvips.Image:
+    try:
+        return apply_step(image, step, ctx)  # type: ignore[arg-type]
+    except PipelineError:
+        raise
+    except pyvips.Error as exc:
+        op = getattr(step, "__struct_config__", None)
+        name = op.tag if op is not None else type(step).__name__
+        raise InvalidOperation(f"step '{name}' cannot be applied to this image", detail=str(exc)) from None
+
+
+def _check_size(image: pyvips.Image, limits: Limits, variant_id: str) -> None:
+    w, h = image.width, image.height
+    if max(w, h) > limits.max_output_dimension or w * h > limits.max_output_pixels:
+        raise OutputTooLarge(
+            f"variant '{variant_id}' would be {w}x{h}; the limits are {limits.max_output_dimension} px a side "
+            f"and {limits.max_output_pixels} pixels"
+        )
+
+
+def _materialize(image: pyvips.Image) -> pyvips.Image:
+    return image.copy_memory()
+
+
+def _evaluate(
+    work: Callable[..., Any],
+    image: pyvips.Image,
+    *args: Any,
+    deadline: _Deadline,
+    what: str,
+    **kwargs: Any,
+) -> Any:
+    """Compute pixels: the only place libvips does real work, so the deadline watches here."""
+    try:
+        return work(deadline.watch(image), *args, **kwargs)
+    except pyvips.Error as exc:
+        if deadline.passed:
+            raise DeadlineExceeded(f"processing took longer than {deadline.seconds:g} s") from None
+        # Pixels are computed lazily, so a corrupt or truncated source surfaces here.
+        raise CorruptImage(f"the image data is corrupt or truncated ({what} failed)", detail=str(exc)) from None

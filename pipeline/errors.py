@@ -1,0 +1,93 @@
+"""Typed failures of the pipeline.
+
+Every error has a stable machine-readable ``code`` (stored on failed jobs, sent in webhooks)
+and a ``public`` message that is safe to show a client. Internal detail (libvips messages)
+travels separately in ``detail`` for logs only.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import msgspec
+
+__all__ = [
+    "AssetNotFound",
+    "CorruptImage",
+    "DeadlineExceeded",
+    "FieldError",
+    "ImageError",
+    "ImageTooLarge",
+    "InvalidOperation",
+    "OutputTooLarge",
+    "PipelineError",
+    "SpecError",
+    "UnsupportedFormat",
+]
+
+
+class PipelineError(Exception):
+    code: ClassVar[str] = "pipeline_error"
+
+    def __init__(self, public: str, *, detail: str | None = None) -> None:
+        super().__init__(public)
+        self.public = public
+        self.detail = detail
+
+
+class FieldError(msgspec.Struct, frozen=True):
+    """One problem in a spec, located by a JSONPath-like ``path`` such as ``$.pipeline[2].steps[0].width``."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class SpecError(PipelineError):
+    code = "invalid_spec"
+
+    def __init__(self, errors: list[FieldError] | tuple[FieldError, ...]) -> None:
+        self.errors = tuple(errors)
+        super().__init__("; ".join(str(e) for e in self.errors) or "invalid spec")
+
+    @classmethod
+    def at(cls, path: str, message: str) -> SpecError:
+        return cls([FieldError(path, message)])
+
+
+class ImageError(PipelineError):
+    """The source image (or an asset) cannot be processed as asked."""
+
+    code = "image_error"
+
+
+class UnsupportedFormat(ImageError):
+    code = "unsupported_format"
+
+
+class CorruptImage(ImageError):
+    code = "corrupt_image"
+
+
+class ImageTooLarge(ImageError):
+    code = "image_too_large"
+
+
+class OutputTooLarge(ImageError):
+    code = "output_too_large"
+
+
+class InvalidOperation(ImageError):
+    """A step is valid on its own but impossible for this image (a crop box outside it, say)."""
+
+    code = "invalid_operation"
+
+
+class AssetNotFound(ImageError):
+    code = "asset_not_found"
+
+
+class DeadlineExceeded(ImageError):
+    code = "deadline_exceeded"

@@ -1,0 +1,124 @@
+"""Pure size arithmetic for every op, shared by the planner (predicted sizes, shrink-on-load) and
+by the libvips ops (which apply exactly these numbers), so predictions and outputs agree."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pipeline.errors import InvalidOperation
+from pipeline.spec.steps import Crop, Pad, Resize, Rotate, StepBase
+
+__all__ = ["Box", "ResizePlan", "crop_box", "gravity_offset", "output_size", "resize_plan", "rotated_size"]
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    left: int
+    top: int
+    width: int
+    height: int
+
+
+@dataclass(frozen=True, slots=True)
+class ResizePlan:
+    """Scale the input to ``scaled``, then crop (cover) or pad (contain) it to ``final``."""
+
+    scale_x: float
+    scale_y: float
+    scaled: tuple[int, int]
+    final: tuple[int, int]
+
+
+def _dim(n: float) -> int:
+    return max(1, round(n))
+
+
+def resize_plan(step: Resize, width: int, height: int) -> ResizePlan:
+    tw, th = step.width, step.height
+    sx = tw / width if tw is not None else None
+    sy = th / height if th is not None else None
+    if step.fit == "fill":
+        fx = sx if sx is not None else sy
+        fy = sy if sy is not None else sx
+        assert fx is not None and fy is not None  # the struct requires width or height
+        if step.without_enlargement:
+            fx, fy = min(fx, 1.0), min(fy, 1.0)
+        scaled = (_dim(width * fx), _dim(height * fy))
+        return ResizePlan(fx, fy, scaled, scaled)
+
+    candidates = [s for s in (sx, sy) if s is not None]
+    s = max(candidates) if step.fit in ("cover", "outside") else min(candidates)
+    if step.without_enlargement:
+        s = min(s, 1.0)
+    scaled = (_dim(width * s), _dim(height * s))
+    final = scaled
+    if tw is not None and th is not None:
+        if step.fit == "cover":
+            final = (min(tw, scaled[0]), min(th, scaled[1]))
+        elif step.fit == "contain":
+            final = (tw, th)
+    return ResizePlan(s, s, scaled, final)
+
+
+def gravity_offset(gravity: str, outer: tuple[int, int], inner: tuple[int, int], margin: int = 0) -> tuple[int, int]:
+    """Top-left of an ``inner`` box placed inside ``outer`` by a compass gravity."""
+    free_x, free_y = outer[0] - inner[0], outer[1] - inner[1]
+    x, y = free_x // 2, free_y // 2
+    if "west" in gravity:
+        x = margin
+    elif "east" in gravity:
+        x = free_x - margin
+    if gravity.startswith("north"):
+        y = margin
+    elif gravity.startswith("south"):
+        y = free_y - margin
+    return x, y
+
+
+def crop_box(step: Crop, width: int, height: int) -> Box:
+    """The region a non-smart crop keeps. Smart gravities choose only the offset at run time."""
+    ratio = step.ratio
+    if ratio is not None:
+        rw, rh = ratio
+        if width * rh > height * rw:
+            cw, ch = min(width, _dim(height * rw / rh)), height
+        else:
+            cw, ch = width, min(height, _dim(width * rh / rw))
+    else:
+        assert step.width is not None and step.height is not None
+        cw, ch = step.width, step.height
+        if step.left is not None and step.top is not None:
+            if step.left + cw > width or step.top + ch > height:
+                raise InvalidOperation(
+                    f"crop box {cw}x{ch}+{step.left}+{step.top} lies outside the {width}x{height} image"
+                )
+            return Box(step.left, step.top, cw, ch)
+        cw, ch = min(cw, width), min(ch, height)
+    gravity = step.gravity if step.gravity not in ("attention", "entropy") else "centre"
+    x, y = gravity_offset(gravity, (width, height), (cw, ch))
+    return Box(x, y, cw, ch)
+
+
+def rotated_size(step: Rotate, width: int, height: int) -> tuple[int, int]:
+    angle = step.angle % 360
+    if angle % 90 == 0:
+        return (height, width) if angle in (90, 270) else (width, height)
+    rad = math.radians(angle)
+    c, s = abs(math.cos(rad)), abs(math.sin(rad))
+    # libvips sizes an affine's output as its rounded bounding box
+    return _dim(width * c + height * s), _dim(width * s + height * c)
+
+
+def output_size(step: StepBase, width: int, height: int) -> tuple[int, int]:
+    """The size ``step`` turns a ``width`` x ``height`` image into."""
+    if isinstance(step, Resize):
+        return resize_plan(step, width, height).final
+    if isinstance(step, Crop):
+        box = crop_box(step, width, height)
+        return box.width, box.height
+    if isinstance(step, Rotate):
+        return rotated_size(step, width, height)
+    if isinstance(step, Pad):
+        return width + step.left + step.right, height + step.top + step.bottom
+    return width, height

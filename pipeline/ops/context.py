@@ -1,0 +1,23 @@
+"""What an op may use beyond its image and step: assets for watermarks, and the limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pyvips
+
+from pipeline.spec.limits import Limits
+
+__all__ = ["AssetResolver", "OpContext"]
+
+# Returns the bytes stored under an asset key; raises KeyError when there is none.
+AssetResolver = Callable[[str], bytes]
+
+
+@dataclass
+class OpContext:
+    limits: Limits
+    assets: AssetResolver | None = None
+    # Decoded assets, so a logo used by eight variants is read and decoded once per job.
+    asset_cache: dict[str, pyvips.Image] = field(default_factory=dict)

@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+import pyvips
+
+from pipeline.geometry import crop_box
+from pipeline.ops.context import OpContext
+from pipeline.spec.steps import Crop
+
+
+def apply(image: pyvips.Image, step: Crop, ctx: OpContext) -> pyvips.Image:
+    box = crop_box(step, image.width, image.height)
+    if step.gravity in ("attention", "entropy"):
+        return image.smartcrop(box.width, box.height, interesting=step.gravity)
+    if (box.width, box.height) == (image.width, image.height):
+        return image
+    return image.extract_area(box.left, box.top, box.width, box.height)

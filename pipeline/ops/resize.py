@@ -1,0 +1,38 @@
+"""Scale, then crop (cover) or pad (contain) to the box; smart gravities use libvips' smartcrop."""
+
+from __future__ import annotations
+
+import pyvips
+
+from pipeline.geometry import gravity_offset, resize_plan
+from pipeline.ops._color import background
+from pipeline.ops.context import OpContext
+from pipeline.spec.steps import Resize
+
+
+def scale(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
+    """Resize to exactly ``width`` x ``height`` (alpha premultiplied so edges don't darken)."""
+    if (width, height) == (image.width, image.height):
+        return image
+    hscale, vscale = width / image.width, height / image.height
+    if not image.hasalpha():
+        return image.resize(hscale, vscale=vscale)
+    out = image.premultiply().resize(hscale, vscale=vscale).unpremultiply()
+    return out.cast(image.format)
+
+
+def apply(image: pyvips.Image, step: Resize, ctx: OpContext) -> pyvips.Image:
+    plan = resize_plan(step, image.width, image.height)
+    out = scale(image, *plan.scaled)
+    fw, fh = plan.final
+    if (fw, fh) == (out.width, out.height):
+        return out
+    if step.fit == "cover":
+        if step.gravity in ("attention", "entropy"):
+            return out.smartcrop(fw, fh, interesting=step.gravity)
+        x, y = gravity_offset(step.gravity, (out.width, out.height), (fw, fh))
+        return out.extract_area(x, y, fw, fh)
+    # contain: centre the scaled image on a box-sized canvas
+    out, colour = background(out, step.background)
+    x, y = gravity_offset("centre", (fw, fh), (out.width, out.height))
+    return out.embed(x, y, fw, fh, extend="background", background=colour)

@@ -1,0 +1,178 @@
+"""Turn client bytes into a validated ``JobSpec``, or a ``SpecError`` naming every bad field path.
+
+Three passes, each reporting JSONPath-like locations:
+1. syntax and shape (msgspec, strict structs, per-field bounds),
+2. the compact single-step form rewritten into the full form (errors mapped back to its paths),
+3. whole-job rules: deployment limits, unique ids, ``from`` references forming a DAG.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import msgspec
+
+from pipeline.errors import FieldError, SpecError
+from pipeline.spec.job import JobSpec
+from pipeline.spec.limits import Limits
+from pipeline.spec.steps import Crop, Pad, Resize, Watermark
+from pipeline.spec.variant import Variant
+
+__all__ = ["decode_job_spec", "encode_job_spec", "topological_order"]
+
+_VARIANT_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(Variant)) - {"steps"}
+_MSGSPEC_AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
+_COMPACT_STEP = re.compile(r"^(\$\.pipeline\[\d+\])\.steps\[0\](.*)$")
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_TYPE_NAME = re.compile(r"(Expected|got) `([^`]*)`")
+
+
+def decode_job_spec(data: bytes | str | Any, limits: Limits | None = None) -> JobSpec:
+    """Validate a spec given as JSON bytes/str or as already-decoded JSON values."""
+    limits = limits or Limits()
+    if isinstance(data, bytes | bytearray | memoryview | str):
+        try:
+            raw = msgspec.json.decode(data)
+        except msgspec.DecodeError as exc:
+            raise SpecError.at("$", f"not valid JSON: {exc}") from None
+    else:
+        raw = data
+    _check_metadata_values(raw)
+    raw, compact = _expand_compact(raw)
+    try:
+        spec = msgspec.convert(raw, JobSpec)
+    except msgspec.ValidationError as exc:
+        raise SpecError([_field_error(str(exc), compact)]) from None
+    errors = _job_rules(spec, limits, compact)
+    if errors:
+        raise SpecError(errors)
+    return spec
+
+
+def encode_job_spec(spec: JobSpec) -> bytes:
+    """The normalised spec: full form, every default written out."""
+    return msgspec.json.encode(spec)
+
+
+def topological_order(spec: JobSpec) -> list[Variant]:
+    """Variants ordered so every ``from`` parent precedes its children (spec must be validated)."""
+    by_id = {v.id: v for v in spec.pipeline}
+    done: dict[str, None] = {}
+
+    def visit(v: Variant) -> None:
+        if v.id in done:
+            return
+        if v.from_ is not None:
+            visit(by_id[v.from_])
+        done[v.id] = None
+
+    for v in spec.pipeline:
+        visit(v)
+    return [by_id[i] for i in done]
+
+
+def _check_metadata_values(raw: Any) -> None:
+    """msgspec reports a bad dict value at ``$.metadata[...]``; name the key instead."""
+    metadata = raw.get("metadata") if isinstance(raw, dict) else None
+    if not isinstance(metadata, dict):
+        return
+    for key, value in metadata.items():
+        if not isinstance(value, str | int | float | bool | None):
+            path = f"$.metadata.{key}" if _PLAIN_KEY.match(str(key)) else f"$.metadata[{json.dumps(key)}]"
+            raise SpecError.at(path, f"Expected str | int | float | bool | null, got {type(value).__name__}")
+
+
+def _expand_compact(raw: Any) -> tuple[Any, frozenset[int]]:
+    """Rewrite ``{"id", "action": op, ...op fields, ...output fields}`` into ``{"id", "steps": [op]}``."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("pipeline"), list):
+        return raw, frozenset()
+    compact: set[int] = set()
+    items = []
+    for i, item in enumerate(raw["pipeline"]):
+        if isinstance(item, dict) and "action" in item:
+            if "steps" in item:
+                raise SpecError.at(f"$.pipeline[{i}]", "use either `action` (compact form) or `steps`, not both")
+            step = {k: v for k, v in item.items() if k not in _VARIANT_FIELDS and k != "action"}
+            step = {"op": item["action"], **step}
+            item = {k: v for k, v in item.items() if k in _VARIANT_FIELDS}  # noqa: PLW2901
+            item["steps"] = [step]
+            compact.add(i)
+        items.append(item)
+    return {**raw, "pipeline": items}, frozenset(compact)
+
+
+def _field_error(text: str, compact: frozenset[int]) -> FieldError:
+    m = _MSGSPEC_AT.match(text)
+    assert m is not None  # the pattern matches any string
+    message, path = _TYPE_NAME.sub(r"\1 \2", m.group("msg")).replace("`", "'"), m.group("path") or "$"
+    if compact:
+        path = _compact_path(path, compact)
+    return FieldError(path, message)
+
+
+def _compact_path(path: str, compact: frozenset[int]) -> str:
+    m = _COMPACT_STEP.match(path)
+    if m is None or int(m.group(1)[len("$.pipeline[") : -1]) not in compact:
+        return path
+    rest = ".action" if m.group(2) == ".op" else m.group(2)
+    return m.group(1) + rest
+
+
+def _job_rules(spec: JobSpec, limits: Limits, compact: frozenset[int]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    if len(spec.pipeline) > limits.max_variants:
+        errors.append(FieldError("$.pipeline", f"at most {limits.max_variants} variants per job"))
+    if spec.metadata is not None and len(msgspec.json.encode(spec.metadata)) > 4096:
+        errors.append(FieldError("$.metadata", "at most 4096 bytes of JSON"))
+
+    index: dict[str, int] = {}
+    for i, v in enumerate(spec.pipeline):
+        if v.id in index:
+            errors.append(FieldError(f"$.pipeline[{i}].id", f"duplicate id '{v.id}' (also $.pipeline[{index[v.id]}])"))
+        else:
+            index[v.id] = i
+        if len(v.steps) > limits.max_steps:
+            errors.append(FieldError(f"$.pipeline[{i}].steps", f"at most {limits.max_steps} steps per variant"))
+        for j, step in enumerate(v.steps):
+            base = f"$.pipeline[{i}]" if i in compact else f"$.pipeline[{i}].steps[{j}]"
+            errors.extend(_step_limits(step, base, limits))
+
+    for i, v in enumerate(spec.pipeline):
+        if v.from_ is None:
+            continue
+        if v.from_ not in index:
+            errors.append(FieldError(f"$.pipeline[{i}].from", f"no variant has id '{v.from_}'"))
+            continue
+        cycle = _cycle_from(spec, v.id, index)
+        if cycle:
+            errors.append(FieldError(f"$.pipeline[{i}].from", "cycle: " + " -> ".join(cycle)))
+    return errors
+
+
+def _cycle_from(spec: JobSpec, start: str, index: dict[str, int]) -> list[str]:
+    seen = [start]
+    current = spec.pipeline[index[start]].from_
+    while current is not None and current in index:
+        if current == start:
+            return [*seen, start]
+        if current in seen:  # a cycle further up; reported at its own members
+            return []
+        seen.append(current)
+        current = spec.pipeline[index[current]].from_
+    return []
+
+
+def _step_limits(step: object, base: str, limits: Limits) -> list[FieldError]:
+    cap = limits.max_output_dimension
+    fields: tuple[str, ...] = ()
+    if isinstance(step, Resize | Crop | Watermark):
+        fields = ("width", "height")
+    elif isinstance(step, Pad):
+        fields = ("top", "right", "bottom", "left")
+    return [
+        FieldError(f"{base}.{name}", f"must be <= {cap} on this deployment")
+        for name in fields
+        if (getattr(step, name, None) or 0) > cap
+    ]

@@ -1,0 +1,44 @@
+"""The job spec: the document a client posts."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct
+
+from pipeline.spec.variant import Variant
+
+__all__ = ["SPEC_VERSION", "JobSpec", "Metadata"]
+
+SPEC_VERSION = 1
+
+WebhookUrl = Annotated[
+    str,
+    Meta(
+        pattern=r"^https?://[^\s/?#]+[^\s]*$",
+        max_length=2048,
+        description="Receives job.succeeded / job.failed, signed per Standard Webhooks.",
+        examples=["https://example.com/hooks/pixelflow"],
+    ),
+]
+MetadataKey = Annotated[str, Meta(min_length=1, max_length=64)]
+MetadataValue = Annotated[str, Meta(max_length=1024)] | int | float | bool | None
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue],
+    Meta(max_length=32, description="Opaque client data, echoed back in the job and its webhooks."),
+]
+Pipeline = Annotated[list[Variant], Meta(min_length=1, description="The output variants.")]
+
+
+class JobSpec(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    version: Literal[1]
+    pipeline: Pipeline
+    webhook_url: WebhookUrl | None = None
+    metadata: Metadata | None = None
+    auto_orient: bool = True
+
+    def variant(self, variant_id: str) -> Variant:
+        for v in self.pipeline:
+            if v.id == variant_id:
+                return v
+        raise KeyError(variant_id)

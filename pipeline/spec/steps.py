@@ -1,0 +1,220 @@
+"""The operations a variant's ``steps`` may contain, one frozen struct per op.
+
+The ``op`` field is the explicit wire tag. Cross-field rules live in ``__post_init__`` and name
+the fields involved; msgspec reports them at the step's path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from msgspec import Meta, Struct
+
+from pipeline.spec.types import (
+    Angle,
+    Color,
+    Dimension,
+    Factor,
+    FitMode,
+    FontSize,
+    Gravity,
+    Hue,
+    Margin,
+    Offset,
+    Opacity,
+    Padding,
+    Sigma,
+    SmartGravity,
+)
+
+__all__ = [
+    "STEP_TYPES",
+    "Blur",
+    "Crop",
+    "Flip",
+    "Flop",
+    "Grayscale",
+    "Modulate",
+    "Pad",
+    "Resize",
+    "Rotate",
+    "Sharpen",
+    "Step",
+    "StepBase",
+    "Watermark",
+]
+
+AspectRatio = Annotated[
+    str,
+    Meta(
+        pattern=r"^[1-9][0-9]{0,4}:[1-9][0-9]{0,4}$",
+        description="width:height, e.g. 16:9.",
+        examples=["16:9"],
+    ),
+]
+AssetKey = Annotated[
+    str,
+    Meta(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9/._-]{0,511}$",
+        description="Object key of an image in the job's asset store (the bucket, or --assets DIR locally).",
+        examples=["brand/logo.png"],
+    ),
+]
+WatermarkText = Annotated[str, Meta(min_length=1, max_length=256)]
+SharpenSigma = Annotated[float, Meta(gt=0, le=10, description="Sharpening radius in pixels.")]
+SharpenAmount = Annotated[float, Meta(ge=0, le=100)]
+_SMART = ("attention", "entropy")
+
+
+class StepBase(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="op"):
+    """Common base: strict, immutable, tagged by ``op``."""
+
+
+class Resize(StepBase, tag="resize"):
+    """Scale to ``width`` and/or ``height``.
+
+    fit: ``cover`` fills the box and crops the excess (at ``gravity``, which may be the smart
+    ``attention``/``entropy``); ``contain`` fits inside and pads to the box with ``background``;
+    ``fill`` stretches; ``inside`` fits inside without padding; ``outside`` covers without cropping.
+    """
+
+    width: Dimension | None = None
+    height: Dimension | None = None
+    fit: FitMode = "cover"
+    gravity: SmartGravity = "centre"
+    without_enlargement: bool = False
+    background: Color | None = None
+
+    def __post_init__(self) -> None:
+        if self.width is None and self.height is None:
+            raise ValueError("resize needs `width`, `height` or both")
+        if self.gravity != "centre" and (self.fit != "cover" or self.width is None or self.height is None):
+            raise ValueError("`gravity` only applies to fit `cover` with both `width` and `height`")
+        if self.background is not None and self.fit != "contain":
+            raise ValueError("`background` only applies to fit `contain`")
+
+
+class Crop(StepBase, tag="crop"):
+    """Cut a box: ``width`` x ``height`` at ``left``/``top`` (or placed by ``gravity``), or the largest
+    region of ``aspect_ratio`` placed by ``gravity``."""
+
+    left: Offset | None = None
+    top: Offset | None = None
+    width: Dimension | None = None
+    height: Dimension | None = None
+    aspect_ratio: AspectRatio | None = None
+    gravity: SmartGravity = "centre"
+
+    def __post_init__(self) -> None:
+        box = self.width is not None or self.height is not None
+        if self.aspect_ratio is not None and box:
+            raise ValueError("crop takes either `aspect_ratio` or `width`/`height`, not both")
+        if self.aspect_ratio is None and (self.width is None or self.height is None):
+            raise ValueError("crop needs both `width` and `height`, or `aspect_ratio`")
+        if (self.left is None) != (self.top is None):
+            raise ValueError("crop needs both `left` and `top`, or neither")
+        if self.left is not None:
+            if self.aspect_ratio is not None:
+                raise ValueError("`left`/`top` go with `width`/`height`, not `aspect_ratio`")
+            if self.gravity != "centre":
+                raise ValueError("`gravity` has no effect when `left`/`top` place the box")
+
+    @property
+    def ratio(self) -> tuple[int, int] | None:
+        if self.aspect_ratio is None:
+            return None
+        w, h = self.aspect_ratio.split(":")
+        return int(w), int(h)
+
+
+class Rotate(StepBase, tag="rotate"):
+    """Rotate clockwise; corners uncovered by angles other than multiples of 90 are ``background``."""
+
+    angle: Angle
+    background: Color | None = None
+
+    @property
+    def right_angle(self) -> bool:
+        return self.angle % 90 == 0
+
+
+class Flip(StepBase, tag="flip"):
+    """Mirror top to bottom."""
+
+
+class Flop(StepBase, tag="flop"):
+    """Mirror left to right."""
+
+
+class Blur(StepBase, tag="blur"):
+    sigma: Sigma
+
+
+class Sharpen(StepBase, tag="sharpen"):
+    """Unsharp mask in LAB: ``flat`` sharpens flat areas, ``jagged`` sharpens edges."""
+
+    sigma: SharpenSigma = 1.0
+    flat: SharpenAmount = 1.0
+    jagged: SharpenAmount = 2.0
+
+
+class Grayscale(StepBase, tag="grayscale"):
+    pass
+
+
+class Modulate(StepBase, tag="modulate"):
+    brightness: Factor = 1.0
+    saturation: Factor = 1.0
+    hue: Hue = 0.0
+
+
+class Pad(StepBase, tag="pad"):
+    """Extend the canvas on each side (sharp calls this ``extend``)."""
+
+    top: Padding = 0
+    right: Padding = 0
+    bottom: Padding = 0
+    left: Padding = 0
+    background: Color | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.top or self.right or self.bottom or self.left):
+            raise ValueError("pad needs at least one of `top`, `right`, `bottom`, `left` above 0")
+
+
+class Watermark(StepBase, tag="watermark"):
+    """Overlay ``text`` or an ``image`` (an asset key) at ``gravity``, ``margin`` pixels from the edge."""
+
+    text: WatermarkText | None = None
+    image: AssetKey | None = None
+    font: Literal["sans", "serif", "monospace"] | None = None
+    font_size: FontSize | None = None
+    color: Color | None = None
+    width: Dimension | None = None
+    opacity: Opacity = 0.5
+    gravity: Gravity = "southeast"
+    margin: Margin = 16
+
+    def __post_init__(self) -> None:
+        if (self.text is None) == (self.image is None):
+            raise ValueError("watermark needs exactly one of `text` or `image`")
+        if self.text is not None and self.width is not None:
+            raise ValueError("`width` scales an `image` watermark; text is sized by `font_size`")
+        if self.image is not None:
+            if self.font is not None or self.font_size is not None or self.color is not None:
+                raise ValueError("`font`, `font_size` and `color` only apply to a `text` watermark")
+            if ".." in self.image.split("/"):
+                raise ValueError("`image` must not contain '..' segments")
+        if self.text is not None and _CONTROL.search(self.text):
+            raise ValueError("`text` must not contain control characters")
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+Step = Resize | Crop | Rotate | Flip | Flop | Blur | Sharpen | Grayscale | Modulate | Pad | Watermark
+STEP_TYPES: tuple[type[StepBase], ...] = Step.__args__  # type: ignore[attr-defined]
+
+# Ops whose result does not depend on the scale of their input, so shrink-on-load may run
+# before them; crop boxes and blur radii are in pixels and so are not scale-free.
+SCALE_FREE: frozenset[type[StepBase]] = frozenset({Flip, Flop, Grayscale, Modulate})

@@ -1,0 +1,82 @@
+"""Every bounded scalar of the DSL, named once. The JSON Schema is generated from these."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from msgspec import Meta
+
+__all__ = [
+    "Angle",
+    "Color",
+    "Dimension",
+    "Effort",
+    "Factor",
+    "FitMode",
+    "FontSize",
+    "Gravity",
+    "Hue",
+    "Margin",
+    "Offset",
+    "Opacity",
+    "OutputFormat",
+    "Padding",
+    "Quality",
+    "Sigma",
+    "SmartGravity",
+    "VariantId",
+]
+
+# The static ceiling; deployments lower it with Limits.max_output_dimension.
+MAX_DIMENSION = 16384
+
+Dimension = Annotated[int, Meta(ge=1, le=MAX_DIMENSION, description="Pixels.")]
+Offset = Annotated[int, Meta(ge=0, le=MAX_DIMENSION * 8, description="Pixels from the left or top edge.")]
+Padding = Annotated[int, Meta(ge=0, le=MAX_DIMENSION, description="Pixels added on one side.")]
+Margin = Annotated[int, Meta(ge=0, le=4096, description="Pixels between a watermark and the edge.")]
+VariantId = Annotated[
+    str,
+    Meta(
+        pattern=r"^[a-z0-9_-]{1,64}$",
+        min_length=1,
+        max_length=64,
+        description="Lower-case letters, digits, '_' and '-'; unique within a job.",
+        examples=["thumb_small"],
+    ),
+]
+Color = Annotated[
+    str,
+    Meta(
+        pattern=r"^#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$",
+        description="#rrggbb or #rrggbbaa.",
+        examples=["#ffffff", "#00000080"],
+    ),
+]
+Quality = Annotated[int, Meta(ge=1, le=100, description="Encoder quality, 1 (smallest) to 100 (best).")]
+Effort = Annotated[
+    int,
+    Meta(ge=0, le=10, description="CPU spent on compression: webp 0-6, avif 0-9, png 0-9, gif 1-10."),
+]
+Sigma = Annotated[float, Meta(gt=0, le=100, description="Gaussian sigma in pixels.")]
+Angle = Annotated[float, Meta(ge=-360, le=360, description="Degrees clockwise.")]
+Factor = Annotated[float, Meta(ge=0, le=10, description="Multiplier; 1 leaves the image unchanged.")]
+Hue = Annotated[float, Meta(ge=-360, le=360, description="Hue rotation in degrees.")]
+Opacity = Annotated[float, Meta(ge=0, le=1, description="0 is invisible, 1 is opaque.")]
+FontSize = Annotated[int, Meta(ge=4, le=1024, description="Text height in pixels.")]
+
+Gravity = Literal["centre", "north", "northeast", "east", "southeast", "south", "southwest", "west", "northwest"]
+SmartGravity = Literal[
+    "centre",
+    "north",
+    "northeast",
+    "east",
+    "southeast",
+    "south",
+    "southwest",
+    "west",
+    "northwest",
+    "attention",
+    "entropy",
+]
+FitMode = Literal["cover", "contain", "fill", "inside", "outside"]
+OutputFormat = Literal["auto", "jpeg", "png", "webp", "avif", "gif", "tiff"]

@@ -1,0 +1,47 @@
+"""Process-wide libvips settings, applied once per process before the first image."""
+
+from __future__ import annotations
+
+import threading
+
+import pyvips
+
+__all__ = ["configure_vips"]
+
+# Loaders for the formats `pipeline.sniff` admits. Everything else stays blocked even if a
+# crafted file gets past sniffing (libvips picks loaders by content, not by our label).
+_ALLOWED_LOADERS = (
+    "VipsForeignLoadJpeg",
+    "VipsForeignLoadPng",
+    "VipsForeignLoadNsgif",
+    "VipsForeignLoadWebp",
+    "VipsForeignLoadTiff",
+    "VipsForeignLoadHeif",
+    "VipsForeignLoadSvg",
+    "VipsForeignLoadVips",  # libvips' own format: used only for copy_memory temporaries
+)
+
+_lock = threading.Lock()
+_done = False
+
+
+def configure_vips(*, concurrency: int | None = None, cache_max_ops: int = 64) -> None:
+    """Block untrusted and unused loaders, keep the operation cache small.
+
+    The cache is keyed on operation arguments, which for a stream of different images is
+    mostly misses and memory, so it stays small.
+    """
+    global _done  # noqa: PLW0603
+    with _lock:
+        if _done:
+            return
+        pyvips.block_untrusted_set(True)
+        pyvips.operation_block_set("VipsForeignLoad", True)
+        for loader in _ALLOWED_LOADERS:
+            pyvips.operation_block_set(loader, False)
+        pyvips.cache_set_max(cache_max_ops)
+        pyvips.cache_set_max_mem(64 * 1024 * 1024)
+        pyvips.cache_set_max_files(0)
+        if concurrency:
+            pyvips.concurrency_set(concurrency)
+        _done = True

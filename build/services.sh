@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install (never start) the servers the integration tests run: Redis and PostgreSQL from Debian,
+# LocalStack's S3 in its own virtualenv (it pins older libraries than PixelFlow uses).
+# Idempotent; tests/conftest.py starts and stops the servers on free loopback ports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+# Debian starts the packaged services on install; the tests run their own instances.
+if command -v systemctl >/dev/null 2>&1; then
+  systemctl stop redis-server postgresql >/dev/null 2>&1 || true
+fi
+
+stamp=.venv-localstack/.pixelflow-installed
+if [ ! -x .venv-localstack/bin/python ] || [ build/localstack-requirements.txt -nt "$stamp" ]; then
+  python3 -m venv .venv-localstack
+  .venv-localstack/bin/python -m pip install -q --upgrade pip >/dev/null
+  .venv-localstack/bin/python -m pip install -q -r build/localstack-requirements.txt
+  touch "$stamp"
+fi

@@ -1,1 +1,2 @@
-"""infra"""
+"""Infrastructure shared by both planes: settings, database, object storage, queue names,
+webhook signing, logging. Depends on no plane."""

@@ -1,0 +1,59 @@
+"""PostgreSQL: the connection pool and plain-SQL migrations."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+__all__ = ["migrate", "open_pool", "pending_migrations"]
+
+_LOCK_ID = 0x50_49_58_46  # "PIXF": one migrator at a time
+
+
+async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
+    pool = AsyncConnectionPool(
+        url, min_size=min_size, max_size=max_size, kwargs={"row_factory": dict_row, "autocommit": True}, open=False
+    )
+    await pool.open(wait=True, timeout=30)
+    return pool
+
+
+def _migrations() -> list[tuple[str, str]]:
+    files = resources.files("infra") / "migrations"
+    return sorted((f.name.removesuffix(".sql"), f.read_text()) for f in files.iterdir() if f.name.endswith(".sql"))
+
+
+def pending_migrations(url: str) -> list[str]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        applied = _applied(conn)
+    return [name for name, _ in _migrations() if name not in applied]
+
+
+def _applied(conn: psycopg.Connection) -> set[str]:
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations"
+        " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+    )
+    return {row[0] for row in conn.execute("SELECT name FROM schema_migrations")}
+
+
+def migrate(url: str) -> list[str]:
+    """Apply pending migrations in order, each in its own transaction; returns what was applied."""
+    done = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_LOCK_ID,))
+        try:
+            applied = _applied(conn)
+            for name, sql in _migrations():
+                if name in applied:
+                    continue
+                with conn.transaction():
+                    conn.execute(sql)  # type: ignore[arg-type] - our own files, not user input
+                    conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
+                done.append(name)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_ID,))
+    return done

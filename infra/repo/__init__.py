@@ -1,0 +1,18 @@
+"""SQL for both planes, one module per aggregate. Plain SQL with psycopg 3; no ORM."""
+
+from infra.repo.clients import ApiKey, Client, ClientRepo
+from infra.repo.deliveries import Attempt, Delivery, DeliveryRepo
+from infra.repo.jobs import Job, JobPage, JobRepo, VariantRecord
+
+__all__ = [
+    "ApiKey",
+    "Attempt",
+    "Client",
+    "ClientRepo",
+    "Delivery",
+    "DeliveryRepo",
+    "Job",
+    "JobPage",
+    "JobRepo",
+    "VariantRecord",
+]

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import msgspec
+from psycopg_pool import AsyncConnectionPool
+
+from infra.keys import hash_key, new_key
+from infra.webhooks import new_secret
+
+__all__ = ["ApiKey", "Client", "ClientRepo"]
+
+
+class Client(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    name: str
+
+
+class ApiKey(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    client_id: uuid.UUID
+    client_name: str
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class ClientRepo:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def create(self, name: str) -> tuple[Client, str]:
+        """A new client and its first webhook secret."""
+        client = Client(uuid.uuid4(), name)
+        secret = new_secret()
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("INSERT INTO clients (id, name) VALUES (%s, %s)", (client.id, name))
+            await conn.execute(
+                "INSERT INTO webhook_secrets (id, client_id, secret) VALUES (%s, %s, %s)",
+                (uuid.uuid4(), client.id, secret),
+            )
+        return client, secret
+
+    async def by_name(self, name: str) -> Client | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT id, name FROM clients WHERE name = %s", (name,))).fetchone()
+        return Client(**row) if row else None
+
+    async def rotate_secret(self, client_id: uuid.UUID, *, grace_hours: float = 24) -> str:
+        """Add a new secret; the current ones stay valid for ``grace_hours`` while receivers switch."""
+        secret = new_secret()
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE webhook_secrets SET expires_at = now() + make_interval(secs => %s)"
+                " WHERE client_id = %s AND (expires_at IS NULL OR expires_at > now() + make_interval(secs => %s))",
+                (grace_hours * 3600, client_id, grace_hours * 3600),
+            )
+            await conn.execute(
+                "INSERT INTO webhook_secrets (id, client_id, secret) VALUES (%s, %s, %s)",
+                (uuid.uuid4(), client_id, secret),
+            )
+        return secret
+
+    async def active_secrets(self, client_id: uuid.UUID) -> list[str]:
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT secret FROM webhook_secrets WHERE client_id = %s AND (expires_at IS NULL OR expires_at > now())"
+                    " ORDER BY created_at DESC",
+                    (client_id,),
+                )
+            ).fetchall()
+        return [r["secret"] for r in rows]
+
+    async def create_key(self, client_id: uuid.UUID, name: str = "") -> tuple[ApiKey, str]:
+        key, prefix = new_key()
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "WITH k AS (INSERT INTO api_keys (id, client_id, name, prefix, key_hash) VALUES (%s, %s, %s, %s, %s)"
+                    " RETURNING *) SELECT k.id, k.client_id, c.name AS client_name, k.name, k.prefix, k.created_at,"
+                    " k.revoked_at FROM k JOIN clients c ON c.id = k.client_id",
+                    (uuid.uuid4(), client_id, name, prefix, hash_key(key)),
+                )
+            ).fetchone()
+        assert row is not None
+        return ApiKey(**row), key
+
+    async def list_keys(self, client_id: uuid.UUID | None = None) -> list[ApiKey]:
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT k.id, k.client_id, c.name AS client_name, k.name, k.prefix, k.created_at, k.revoked_at"
+                    " FROM api_keys k JOIN clients c ON c.id = k.client_id"
+                    " WHERE %(client)s::uuid IS NULL OR k.client_id = %(client)s ORDER BY k.created_at",
+                    {"client": client_id},
+                )
+            ).fetchall()
+        return [ApiKey(**r) for r in rows]
+
+    async def revoke_key(self, key_id: uuid.UUID) -> bool:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", (key_id,)
+            )
+        return cur.rowcount == 1
+
+    async def authenticate(self, key: str) -> tuple[Client, uuid.UUID] | None:
+        """The client and key id for a live key, or None."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    "SELECT c.id, c.name, k.id AS key_id FROM api_keys k JOIN clients c ON c.id = k.client_id"
+                    " WHERE k.key_hash = %s AND k.revoked_at IS NULL",
+                    (hash_key(key),),
+                )
+            ).fetchone()
+        if row is None:
+            return None
+        return Client(row["id"], row["name"]), row["key_id"]

@@ -1,0 +1,291 @@
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+__all__ = ["ACTIVE", "TERMINAL", "Job", "JobPage", "JobRepo", "NewDelivery", "VariantRecord"]
+
+Status = Literal["created", "queued", "processing", "succeeded", "failed", "canceled"]
+TERMINAL = frozenset({"succeeded", "failed", "canceled"})
+ACTIVE = ("queued", "processing")
+
+
+class VariantRecord(msgspec.Struct, frozen=True):
+    variant_id: str
+    format: str
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+    object_key: str
+
+
+class Job(msgspec.Struct, frozen=True):
+    id: uuid.UUID
+    client_id: uuid.UUID
+    status: Status
+    spec: dict[str, Any]
+    spec_sha256: bytes
+    idempotency_key: str | None
+    source_key: str
+    source_bytes: int | None
+    source_format: str | None
+    source_width: int | None
+    source_height: int | None
+    attempts: int
+    error_code: str | None
+    error_message: str | None
+    trace_context: dict[str, str] | None
+    created_at: datetime
+    queued_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    variants: tuple[VariantRecord, ...] = ()
+
+
+class JobPage(msgspec.Struct, frozen=True):
+    jobs: list[Job]
+    next_cursor: tuple[datetime, uuid.UUID] | None
+
+
+class NewDelivery(msgspec.Struct, frozen=True):
+    event: str
+    url: str
+    payload: dict[str, Any]
+
+
+_JOB = msgspec.structs.fields(Job)
+_COLUMNS = ", ".join(f.name for f in _JOB if f.name != "variants")
+
+
+def _job(row: dict[str, Any], variants: list[dict[str, Any]] | None = None) -> Job:
+    return Job(**row, variants=tuple(VariantRecord(**v) for v in variants or ()))
+
+
+class JobRepo:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def create(
+        self,
+        *,
+        client_id: uuid.UUID,
+        spec: bytes,
+        spec_sha256: bytes,
+        idempotency_key: str | None,
+        trace_context: dict[str, str] | None = None,
+    ) -> tuple[Job, bool]:
+        """Insert a job; with an idempotency key already used by this client, return that job instead."""
+        job_id = uuid.uuid4()
+        source_key = f"sources/{client_id}/{job_id}"
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    f"INSERT INTO jobs (id, client_id, status, spec, spec_sha256, idempotency_key, source_key, trace_context)"
+                    f" VALUES (%s, %s, 'created', %s::jsonb, %s, %s, %s, %s)"
+                    f" ON CONFLICT (client_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
+                    (job_id, client_id, spec.decode(), spec_sha256, idempotency_key, source_key, Jsonb(trace_context)),
+                )
+            ).fetchone()
+            if row is not None:
+                return _job(row), True
+            row = await (
+                await conn.execute(
+                    f"SELECT {_COLUMNS} FROM jobs WHERE client_id = %s AND idempotency_key = %s",
+                    (client_id, idempotency_key),
+                )
+            ).fetchone()
+        assert row is not None
+        return _job(row), False
+
+    async def get(self, job_id: uuid.UUID, client_id: uuid.UUID | None = None) -> Job | None:
+        async with self.pool.connection() as conn:
+            return await self._get(conn, job_id, client_id)
+
+    async def _get(self, conn: AsyncConnection, job_id: uuid.UUID, client_id: uuid.UUID | None = None) -> Job | None:
+        row = await (
+            await conn.execute(
+                f"SELECT {_COLUMNS} FROM jobs WHERE id = %(id)s AND (%(client)s::uuid IS NULL OR client_id = %(client)s)",
+                {"id": job_id, "client": client_id},
+            )
+        ).fetchone()
+        if row is None:
+            return None
+        variants = await (
+            await conn.execute(
+                "SELECT variant_id, format, content_type, width, height, bytes, object_key FROM variants"
+                " WHERE job_id = %s ORDER BY created_at, variant_id",
+                (job_id,),
+            )
+        ).fetchall()
+        return _job(row, variants)
+
+    async def list(
+        self,
+        client_id: uuid.UUID,
+        *,
+        status: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        after: tuple[datetime, uuid.UUID] | None = None,
+        limit: int = 50,
+    ) -> JobPage:
+        """Newest first; keyset pagination on (created_at, id) so pages stay stable under inserts."""
+        params: dict[str, Any] = {
+            "client": client_id,
+            "status": status,
+            "after_ts": after[0] if after else None,
+            "after_id": after[1] if after else None,
+            "created_after": created_after,
+            "created_before": created_before,
+            "limit": limit + 1,
+        }
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    f"SELECT {_COLUMNS} FROM jobs WHERE client_id = %(client)s"
+                    " AND (%(status)s::text IS NULL OR status = %(status)s)"
+                    " AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)"
+                    " AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)"
+                    " AND (%(after_ts)s::timestamptz IS NULL OR (created_at, id) < (%(after_ts)s, %(after_id)s::uuid))"
+                    " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+                    params,
+                )
+            ).fetchall()
+        jobs = [_job(r) for r in rows[:limit]]
+        more = len(rows) > limit
+        return JobPage(jobs, (jobs[-1].created_at, jobs[-1].id) if more and jobs else None)
+
+    async def start(
+        self,
+        job_id: uuid.UUID,
+        client_id: uuid.UUID,
+        *,
+        max_active: int,
+        source_bytes: int,
+        source_format: str,
+        enqueue: Callable[[], Awaitable[object]],
+    ) -> Job | Literal["busy"] | None:
+        """``created`` -> ``queued`` and enqueue, atomically: if enqueueing fails the job stays ``created``.
+
+        Runs under a lock on the client row so concurrent starts cannot exceed ``max_active``.
+        Returns None when the job is not in ``created`` (the caller reports its current state).
+        """
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM clients WHERE id = %s FOR UPDATE", (client_id,))
+            active = await (
+                await conn.execute(
+                    "SELECT count(*) AS n FROM jobs WHERE client_id = %s AND status IN ('queued', 'processing')",
+                    (client_id,),
+                )
+            ).fetchone()
+            assert active is not None
+            if active["n"] >= max_active:
+                return "busy"
+            row = await (
+                await conn.execute(
+                    f"UPDATE jobs SET status = 'queued', queued_at = now(), updated_at = now(), source_bytes = %s,"
+                    f" source_format = %s WHERE id = %s AND client_id = %s AND status = 'created' RETURNING {_COLUMNS}",
+                    (source_bytes, source_format, job_id, client_id),
+                )
+            ).fetchone()
+            if row is None:
+                return None
+            await enqueue()
+        return _job(row)
+
+    async def fail(
+        self, job_id: uuid.UUID, code: str, message: str, delivery: NewDelivery | None = None
+    ) -> uuid.UUID | bool:
+        """Mark a non-terminal job failed; returns the webhook delivery id when one was recorded,
+        True when failed without a delivery, False when the job was already terminal."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "UPDATE jobs SET status = 'failed', error_code = %s, error_message = %s, finished_at = now(),"
+                " updated_at = now() WHERE id = %s AND status NOT IN ('succeeded', 'failed', 'canceled')",
+                (code, message, job_id),
+            )
+            if cur.rowcount != 1:
+                return False
+            if delivery is None:
+                return True
+            return await _insert_delivery(conn, job_id, delivery)
+
+    async def cancel(self, job_id: uuid.UUID, client_id: uuid.UUID) -> bool:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "UPDATE jobs SET status = 'canceled', finished_at = now(), updated_at = now()"
+                " WHERE id = %s AND client_id = %s AND status IN ('created', 'queued', 'processing')",
+                (job_id, client_id),
+            )
+        return cur.rowcount == 1
+
+    async def claim(self, job_id: uuid.UUID) -> Job | None:
+        """The worker's start: count the attempt. None if the job is terminal (done, canceled) or gone."""
+        async with self.pool.connection() as conn:
+            row = await (
+                await conn.execute(
+                    f"UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
+                    f" started_at = coalesce(started_at, now()), updated_at = now()"
+                    f" WHERE id = %s AND status IN ('created', 'queued', 'processing') RETURNING {_COLUMNS}",
+                    (job_id,),
+                )
+            ).fetchone()
+        return _job(row) if row else None
+
+    async def status(self, job_id: uuid.UUID) -> str | None:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("SELECT status FROM jobs WHERE id = %s", (job_id,))).fetchone()
+        return row["status"] if row else None
+
+    async def succeed(
+        self,
+        job_id: uuid.UUID,
+        variants: list[VariantRecord],
+        *,
+        source: tuple[str, int, int],
+        delivery: NewDelivery | None,
+    ) -> uuid.UUID | bool:
+        """Record variants and mark succeeded in one transaction. False if the job was canceled or
+        finished meanwhile (nothing is written); else the delivery id (or True without a webhook)."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now(), error_code = NULL,"
+                " error_message = NULL, source_format = %s, source_width = %s, source_height = %s"
+                " WHERE id = %s AND status = 'processing'",
+                (*source, job_id),
+            )
+            if cur.rowcount != 1:
+                return False
+            async with conn.cursor() as c:
+                await c.executemany(
+                    "INSERT INTO variants (job_id, variant_id, format, content_type, width, height, bytes, object_key)"
+                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (job_id, variant_id) DO UPDATE SET"
+                    " format = excluded.format, content_type = excluded.content_type, width = excluded.width,"
+                    " height = excluded.height, bytes = excluded.bytes, object_key = excluded.object_key",
+                    [
+                        (job_id, v.variant_id, v.format, v.content_type, v.width, v.height, v.bytes, v.object_key)
+                        for v in variants
+                    ],
+                )
+            if delivery is None:
+                return True
+            return await _insert_delivery(conn, job_id, delivery)
+
+
+async def _insert_delivery(conn: AsyncConnection, job_id: uuid.UUID, d: NewDelivery) -> uuid.UUID:
+    delivery_id = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO webhook_deliveries (id, job_id, event, url, payload, status, next_attempt_at)"
+        " VALUES (%s, %s, %s, %s, %s, 'pending', now())",
+        (delivery_id, job_id, d.event, d.url, Jsonb(d.payload)),
+    )
+    return delivery_id

@@ -1,0 +1,138 @@
+"""Settings from ``PIXELFLOW_*`` environment variables, validated once per process.
+
+Every field maps to ``PIXELFLOW_<FIELD>`` (upper-case). ``load_settings()`` is called by each
+composition root (API app, worker, CLI); nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import Meta, Struct
+
+from pipeline.spec import Limits
+
+__all__ = ["Settings", "SettingsError", "load_settings"]
+
+PREFIX = "PIXELFLOW_"
+Seconds = Annotated[float, Meta(gt=0)]
+PositiveInt = Annotated[int, Meta(ge=1)]
+
+
+class SettingsError(ValueError):
+    pass
+
+
+class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    # connections
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/pixelflow"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # object storage: "s3" (MinIO, AWS, any S3 API) or "local" (a directory; URLs served by the API)
+    storage: Literal["s3", "local"] = "s3"
+    s3_endpoint: str = "127.0.0.1:9000"  # host:port the services use
+    s3_public_endpoint: str | None = None  # host:port clients use in presigned URLs (signature covers it)
+    s3_secure: bool = False
+    s3_public_secure: bool | None = None
+    s3_access_key: str = "minioadmin"
+    s3_secret_key: str = "minioadmin"  # noqa: S105 - MinIO's documented development default
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "pixelflow"
+    local_storage_dir: str = ".pixelflow/storage"
+    # HTTP API
+    public_base_url: str = "http://127.0.0.1:8000"  # how clients reach the API (local-storage URLs)
+    url_signing_secret: str | None = None  # signs local-storage URLs; required with storage=local
+    presign_expiry_seconds: Annotated[int, Meta(ge=60, le=7 * 24 * 3600)] = 3600
+    max_request_body_bytes: PositiveInt = 1024 * 1024
+    max_inline_upload_bytes: PositiveInt = 10 * 1024 * 1024
+    # per-key rate limit for job creation (GCRA): `rate_limit_per_minute` sustained, bursts of `rate_limit_burst`
+    rate_limit_per_minute: PositiveInt = 120
+    rate_limit_burst: PositiveInt = 30
+    max_concurrent_jobs_per_client: PositiveInt = 50
+    # queue and workers
+    queue_name: str = "pixelflow:queue"
+    worker_concurrency: PositiveInt = 2
+    worker_poll_delay: Seconds = 0.05
+    job_timeout_seconds: Seconds = 120.0
+    job_max_tries: PositiveInt = 5
+    # webhooks
+    webhook_timeout_seconds: Seconds = 10.0
+    webhook_max_attempts: PositiveInt = 12  # the long schedule, spanning about a day
+    webhook_backoff_base_seconds: Seconds = 30.0
+    webhook_backoff_max_seconds: Seconds = 6 * 3600.0
+    webhook_allow_private: bool = False  # allow receivers on private/loopback addresses (tests, LANs)
+    # pipeline limits
+    max_variants: PositiveInt = 32
+    max_steps: PositiveInt = 16
+    max_output_dimension: Annotated[int, Meta(ge=1, le=16384)] = 16384
+    max_output_pixels: PositiveInt = 100_000_000
+    max_source_pixels: PositiveInt = 100_000_000
+    max_source_bytes: PositiveInt = 50 * 1024 * 1024
+    max_frames: PositiveInt = 256
+    deadline_seconds: Seconds = 60.0
+    # observability
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+
+    def __post_init__(self) -> None:
+        if self.storage == "local" and not self.url_signing_secret:
+            raise ValueError("PIXELFLOW_URL_SIGNING_SECRET is required with PIXELFLOW_STORAGE=local")
+        if self.deadline_seconds >= self.job_timeout_seconds:
+            raise ValueError("PIXELFLOW_DEADLINE_SECONDS must be below PIXELFLOW_JOB_TIMEOUT_SECONDS")
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            max_variants=self.max_variants,
+            max_steps=self.max_steps,
+            max_output_dimension=self.max_output_dimension,
+            max_output_pixels=self.max_output_pixels,
+            max_source_pixels=self.max_source_pixels,
+            max_source_bytes=self.max_source_bytes,
+            max_frames=self.max_frames,
+            deadline_seconds=self.deadline_seconds,
+        )
+
+    def redacted(self) -> dict[str, object]:
+        """For logs: every value, secrets masked."""
+        out = msgspec.structs.asdict(self)
+        for key in ("s3_secret_key", "url_signing_secret"):
+            if out.get(key):
+                out[key] = "***"
+        for key in ("database_url", "redis_url"):
+            out[key] = _mask_password(str(out[key]))
+        return out
+
+
+def _mask_password(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
+
+
+_FIELDS = {f.name: f for f in msgspec.structs.fields(Settings)}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read ``PIXELFLOW_*`` variables; unknown ones are an error (a typo must not be ignored)."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = {}
+    for key, value in env.items():
+        if not key.startswith(PREFIX):
+            continue
+        name = key[len(PREFIX) :].lower()
+        if name not in _FIELDS:
+            raise SettingsError(f"unknown setting {key}")
+        raw[name] = value
+    raw.update(overrides)
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        for name in _FIELDS:
+            message = message.replace(f"`$.{name}`", f"{PREFIX}{name.upper()}")
+        raise SettingsError(f"invalid settings: {message}") from None

@@ -1,0 +1,70 @@
+"""The storage port. Keys are opaque strings chosen by PixelFlow, never by clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
+
+__all__ = [
+    "ObjectInfo",
+    "ObjectNotFound",
+    "ObjectStore",
+    "ObjectTooLarge",
+    "PresignedUpload",
+    "StorageUnavailable",
+    "transient_retry",
+]
+
+
+class StorageUnavailable(Exception):
+    """The store could not be reached or answered with a server error; worth retrying."""
+
+
+class ObjectNotFound(Exception):
+    pass
+
+
+class ObjectTooLarge(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    size: int
+    content_type: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PresignedUpload:
+    method: Literal["PUT", "POST"]
+    url: str
+    expires_at: datetime
+    fields: dict[str, str] = field(default_factory=dict)  # form fields for POST
+    headers: dict[str, str] = field(default_factory=dict)  # headers the client must send with PUT
+
+
+class ObjectStore(Protocol):
+    async def ensure_bucket(self) -> None: ...
+    async def ping(self) -> None: ...
+    def presign_put(self, key: str, *, expires: timedelta, max_bytes: int) -> PresignedUpload: ...
+    def presign_post(self, key: str, *, expires: timedelta, max_bytes: int) -> PresignedUpload | None: ...
+    def presign_get(self, key: str, *, expires: timedelta) -> str: ...
+    async def stat(self, key: str) -> ObjectInfo | None: ...
+    async def read(self, key: str, *, max_bytes: int) -> bytes: ...
+    async def read_head(self, key: str, length: int) -> bytes: ...
+    async def write(self, key: str, data: bytes, content_type: str) -> None: ...
+    async def delete(self, key: str) -> None: ...
+    async def close(self) -> None: ...
+
+
+def transient_retry(max_seconds: float = 20.0) -> AsyncRetrying:
+    """Short in-process retries for a store that is restarting or briefly overloaded."""
+    return AsyncRetrying(
+        retry=retry_if_exception_type(StorageUnavailable),
+        wait=wait_exponential_jitter(initial=0.2, max=3.0),
+        stop=stop_after_delay(max_seconds),
+        reraise=True,
+    )

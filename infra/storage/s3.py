@@ -1,0 +1,151 @@
+"""S3 through the MinIO SDK: runs unchanged against MinIO, AWS S3 or LocalStack.
+
+Two clients: one talks to the internal endpoint; the other only signs URLs for the public
+endpoint (a SigV4 signature covers the host, so the URL must be signed for the host clients use).
+Its region is fixed, so presigning never makes a network call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import urllib3
+from minio import Minio
+from minio.datatypes import PostPolicy
+from minio.error import S3Error
+
+from infra.storage.base import (
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectTooLarge,
+    PresignedUpload,
+    StorageUnavailable,
+    transient_retry,
+)
+
+__all__ = ["S3Store"]
+
+T = TypeVar("T")
+_MISSING = {"NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"}
+
+
+def _http() -> urllib3.PoolManager:
+    # minio's default retries a refused connection for a long time; fail fast and let tenacity
+    # (transient_retry) own the schedule, so a stopped store surfaces in seconds, not minutes.
+    return urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=3.0, read=30.0),
+        maxsize=16,
+        retries=urllib3.Retry(total=2, backoff_factor=0.1, status_forcelist=[500, 502, 503, 504]),
+    )
+
+
+class S3Store:
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        region: str,
+        secure: bool = False,
+        public_endpoint: str | None = None,
+        public_secure: bool | None = None,
+    ) -> None:
+        self.bucket = bucket
+        common = {"access_key": access_key, "secret_key": secret_key, "region": region}
+        public = public_endpoint or endpoint
+        public_tls = secure if public_secure is None else public_secure
+        self._client = Minio(endpoint, secure=secure, http_client=_http(), **common)
+        self._signer = Minio(public, secure=public_tls, **common)
+        self._public_base = f"{'https' if public_tls else 'http'}://{public}"
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        async for attempt in transient_retry():
+            with attempt:
+                return await asyncio.to_thread(self._guard, fn, *args, **kwargs)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _guard(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return fn(*args, **kwargs)
+        except S3Error as exc:
+            if exc.code in _MISSING:
+                raise ObjectNotFound(exc.code) from None
+            if exc.response is not None and exc.response.status >= 500:
+                raise StorageUnavailable(exc.code) from None
+            raise
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageUnavailable(type(exc).__name__) from None
+
+    async def ensure_bucket(self) -> None:
+        if not await self._call(self._client.bucket_exists, self.bucket):
+            try:
+                await self._call(self._client.make_bucket, self.bucket)
+            except S3Error as exc:
+                if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                    raise
+
+    async def ping(self) -> None:
+        await asyncio.to_thread(self._guard, self._client.bucket_exists, self.bucket)
+
+    def presign_put(self, key: str, *, expires: timedelta, max_bytes: int) -> PresignedUpload:
+        url = self._signer.presigned_put_object(self.bucket, key, expires=expires)
+        return PresignedUpload("PUT", url, datetime.now(UTC) + expires)
+
+    def presign_post(self, key: str, *, expires: timedelta, max_bytes: int) -> PresignedUpload | None:
+        expires_at = datetime.now(UTC) + expires
+        policy = PostPolicy(self.bucket, expires_at)
+        policy.add_equals_condition("key", key)
+        policy.add_content_length_range_condition(1, max_bytes)
+        policy.add_starts_with_condition("Content-Type", "image/")
+        fields = self._signer.presigned_post_policy(policy)
+        return PresignedUpload("POST", f"{self._public_base}/{self.bucket}", expires_at, fields={**fields, "key": key})
+
+    def presign_get(self, key: str, *, expires: timedelta) -> str:
+        return self._signer.presigned_get_object(self.bucket, key, expires=expires)
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        try:
+            st = await self._call(self._client.stat_object, self.bucket, key)
+        except ObjectNotFound:
+            return None
+        return ObjectInfo(size=st.size or 0, content_type=st.content_type)
+
+    def _get(self, key: str, offset: int = 0, length: int = 0) -> bytes:
+        response = self._client.get_object(self.bucket, key, offset=offset, length=length)
+        try:
+            return response.read()
+        finally:
+            response.close()
+            response.release_conn()
+
+    async def read(self, key: str, *, max_bytes: int) -> bytes:
+        info = await self.stat(key)
+        if info is None:
+            raise ObjectNotFound(key)
+        if info.size > max_bytes:
+            raise ObjectTooLarge(f"{info.size} bytes")
+        data = await self._call(self._get, key)
+        if len(data) > max_bytes:  # replaced between stat and get
+            raise ObjectTooLarge(f"{len(data)} bytes")
+        return data
+
+    async def read_head(self, key: str, length: int) -> bytes:
+        return await self._call(self._get, key, 0, length)
+
+    async def write(self, key: str, data: bytes, content_type: str) -> None:
+        await self._call(
+            self._client.put_object, self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
+        )
+
+    async def delete(self, key: str) -> None:
+        await self._call(self._client.remove_object, self.bucket, key)
+
+    async def close(self) -> None:
+        return None

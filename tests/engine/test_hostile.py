@@ -21,7 +21,9 @@ def png_header_only(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def animated_gif(frames: int) -> bytes:
@@ -41,7 +43,12 @@ HOSTILE = [
     ("truncated jpeg", lambda j: j[: len(j) // 2], CorruptImage, "corrupt or truncated"),
     ("jpeg header only", lambda j: j[:400], CorruptImage, "corrupt or truncated|cannot be"),
     ("garbage", lambda j: b"\x00" * 1000, UnsupportedFormat, "not a recognised image"),
-    ("random bytes after magic", lambda j: b"\xff\xd8\xff" + bytes(range(256)) * 8, CorruptImage, "corrupt or truncated|cannot be"),
+    (
+        "random bytes after magic",
+        lambda j: b"\xff\xd8\xff" + bytes(range(256)) * 8,
+        CorruptImage,
+        "corrupt or truncated|cannot be",
+    ),
     ("truncated png", lambda j: encode(photo(300, 200), ".png")[:3000], CorruptImage, "corrupt or truncated|cannot be"),
     ("pdf", lambda j: b"%PDF-1.4\n1 0 obj<<>>endobj\n", UnsupportedFormat, "PDF"),
     (
@@ -52,7 +59,12 @@ HOSTILE = [
     ),
     ("jpeg xl", lambda j: b"\xff\x0a\xfa\x7f" + b"\x00" * 64, UnsupportedFormat, "JPEG XL"),
     ("bomb png", lambda j: png_header_only(100_000, 100_000), ImageTooLarge, "100000x100000"),
-    ("svg bomb", lambda j: b'<svg xmlns="http://www.w3.org/2000/svg" width="90000" height="90000"/>', ImageTooLarge, "90000x90000"),
+    (
+        "svg bomb",
+        lambda j: b'<svg xmlns="http://www.w3.org/2000/svg" width="90000" height="90000"/>',
+        ImageTooLarge,
+        "90000x90000",
+    ),
 ]
 
 

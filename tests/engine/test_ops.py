@@ -140,7 +140,14 @@ def test_image_watermark_is_resolved_once_and_scaled(jpeg_600x400: bytes) -> Non
         reads.append(key)
         return {"brand/logo.png": logo}[key]
 
-    mark = {"op": "watermark", "image": "brand/logo.png", "width": 80, "opacity": 1, "gravity": "southwest", "margin": 0}
+    mark = {
+        "op": "watermark",
+        "image": "brand/logo.png",
+        "width": 80,
+        "opacity": 1,
+        "gravity": "southwest",
+        "margin": 0,
+    }
     out = run(
         jpeg_600x400,
         {"id": "a", "steps": [mark], "format": "png"},

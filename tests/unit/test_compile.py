@@ -129,6 +129,8 @@ def test_crop_boxes() -> None:
         crop_box(Crop(left=390, top=0, width=20, height=20), 400, 200)
 
 
-@pytest.mark.parametrize(("angle", "expected"), [(90, (200, 400)), (-90, (200, 400)), (180, (400, 200)), (360, (400, 200))])
+@pytest.mark.parametrize(
+    ("angle", "expected"), [(90, (200, 400)), (-90, (200, 400)), (180, (400, 200)), (360, (400, 200))]
+)
 def test_right_angle_rotation_sizes(angle: float, expected: tuple) -> None:
     assert rotated_size(Rotate(angle=angle), 400, 200) == expected

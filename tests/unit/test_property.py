@@ -28,7 +28,9 @@ scalars = st.one_of(
     st.text(max_size=8),
 )
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4), max_leaves=12
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12,
 )
 steps = st.fixed_dictionaries({"op": st.sampled_from(OPS)}, optional={f: scalars for f in FIELDS})
 variants = st.fixed_dictionaries(

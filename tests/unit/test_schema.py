@@ -26,7 +26,10 @@ def test_schema_is_valid_draft_2020_12() -> None:
 
 
 EXAMPLES = [
-    {"version": 1, "pipeline": [{"id": "thumb_small", "action": "resize", "width": 150, "format": "webp", "quality": 80}]},
+    {
+        "version": 1,
+        "pipeline": [{"id": "thumb_small", "action": "resize", "width": 150, "format": "webp", "quality": 80}],
+    },
     {"version": 1, "pipeline": [{"id": "a", "steps": [{"op": "blur", "sigma": 2}], "format": "png"}]},
     {"version": 1, "pipeline": [{"id": "a"}, {"id": "b", "from": "a", "action": "watermark", "text": "x"}]},
 ]

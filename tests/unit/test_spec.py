@@ -70,8 +70,16 @@ INVALID = [
     ("unknown variant field", job({"id": "a", "size": 3}), "$.pipeline[0]: Object contains unknown field 'size'"),
     ("bad id", job({"id": "Has Spaces"}), "$.pipeline[0].id: Expected str matching regex"),
     ("long id", job({"id": "a" * 65}), "$.pipeline[0].id: Expected str of length <= 64"),
-    ("unknown op", job({"id": "a", "steps": [{"op": "explode"}]}), "$.pipeline[0].steps[0].op: Invalid value 'explode'"),
-    ("missing op", job({"id": "a", "steps": [{"width": 3}]}), "$.pipeline[0].steps[0]: Object missing required field 'op'"),
+    (
+        "unknown op",
+        job({"id": "a", "steps": [{"op": "explode"}]}),
+        "$.pipeline[0].steps[0].op: Invalid value 'explode'",
+    ),
+    (
+        "missing op",
+        job({"id": "a", "steps": [{"width": 3}]}),
+        "$.pipeline[0].steps[0]: Object missing required field 'op'",
+    ),
     (
         "unknown step field",
         job({"id": "a", "steps": [{"op": "blur", "sigma": 1, "radius": 2}]}),
@@ -117,11 +125,23 @@ INVALID = [
         job({"id": "a", "steps": [{"op": "crop", "width": 5, "height": 5, "left": 1, "top": 1, "gravity": "north"}]}),
         "'gravity' has no effect",
     ),
-    ("bad ratio", job({"id": "a", "steps": [{"op": "crop", "aspect_ratio": "0:9"}]}), ".aspect_ratio: Expected str matching"),
+    (
+        "bad ratio",
+        job({"id": "a", "steps": [{"op": "crop", "aspect_ratio": "0:9"}]}),
+        ".aspect_ratio: Expected str matching",
+    ),
     ("rotate needs angle", job({"id": "a", "steps": [{"op": "rotate"}]}), "missing required field 'angle'"),
-    ("bad colour", job({"id": "a", "steps": [{"op": "rotate", "angle": 5, "background": "red"}]}), ".background: Expected str"),
+    (
+        "bad colour",
+        job({"id": "a", "steps": [{"op": "rotate", "angle": 5, "background": "red"}]}),
+        ".background: Expected str",
+    ),
     ("blur sigma zero", job({"id": "a", "steps": [{"op": "blur", "sigma": 0}]}), ".sigma: Expected float > 0"),
-    ("modulate range", job({"id": "a", "steps": [{"op": "modulate", "brightness": 11}]}), ".brightness: Expected float <= 10"),
+    (
+        "modulate range",
+        job({"id": "a", "steps": [{"op": "modulate", "brightness": 11}]}),
+        ".brightness: Expected float <= 10",
+    ),
     ("empty pad", job({"id": "a", "steps": [{"op": "pad"}]}), "pad needs at least one"),
     ("watermark neither", job({"id": "a", "steps": [{"op": "watermark"}]}), "exactly one of 'text' or 'image'"),
     (
@@ -139,7 +159,11 @@ INVALID = [
         job({"id": "a", "steps": [{"op": "watermark", "image": "a.png", "font_size": 20}]}),
         "only apply to a 'text' watermark",
     ),
-    ("watermark control chars", job({"id": "a", "steps": [{"op": "watermark", "text": "a\x00b"}]}), "control characters"),
+    (
+        "watermark control chars",
+        job({"id": "a", "steps": [{"op": "watermark", "text": "a\x00b"}]}),
+        "control characters",
+    ),
     ("bad format", job({"id": "a", "format": "bmp"}), "$.pipeline[0].format: Invalid enum value 'bmp'"),
     ("heic output", job({"id": "a", "format": "heic"}), "$.pipeline[0].format: Invalid enum value 'heic'"),
     ("quality range", job({"id": "a", "format": "jpeg", "quality": 101}), "$.pipeline[0].quality: Expected int <= 100"),
@@ -149,13 +173,29 @@ INVALID = [
     ("progressive webp", job({"id": "a", "format": "webp", "progressive": True}), "'progressive' applies to jpeg"),
     ("effort on jpeg", job({"id": "a", "format": "jpeg", "effort": 3}), "'effort' does not apply to jpeg"),
     ("webp effort range", job({"id": "a", "format": "webp", "effort": 9}), "'effort' for webp must be between 0 and 6"),
-    ("duplicate ids", job({"id": "a"}, {"id": "b"}, {"id": "a"}), "$.pipeline[2].id: duplicate id 'a' (also $.pipeline[0])"),
+    (
+        "duplicate ids",
+        job({"id": "a"}, {"id": "b"}, {"id": "a"}),
+        "$.pipeline[2].id: duplicate id 'a' (also $.pipeline[0])",
+    ),
     ("dangling from", job({"id": "a", "from": "ghost"}), "$.pipeline[0].from: no variant has id 'ghost'"),
     ("self cycle", job({"id": "a", "from": "a"}), "$.pipeline[0].from: cycle: a -> a"),
-    ("cycle", job({"id": "a", "from": "c"}, {"id": "b", "from": "a"}, {"id": "c", "from": "b"}), "cycle: a -> c -> b -> a"),
+    (
+        "cycle",
+        job({"id": "a", "from": "c"}, {"id": "b", "from": "a"}, {"id": "c", "from": "b"}),
+        "cycle: a -> c -> b -> a",
+    ),
     ("webhook scheme", job({"id": "a"}, webhook_url="ftp://x.example"), "$.webhook_url: Expected str matching"),
-    ("metadata type", job({"id": "a"}, metadata={"k": [1]}), "$.metadata.k: Expected str | int | float | bool | null, got list"),
-    ("metadata size", job({"id": "a"}, metadata={f"k{i}": "v" * 1000 for i in range(5)}), "$.metadata: at most 4096 bytes"),
+    (
+        "metadata type",
+        job({"id": "a"}, metadata={"k": [1]}),
+        "$.metadata.k: Expected str | int | float | bool | null, got list",
+    ),
+    (
+        "metadata size",
+        job({"id": "a"}, metadata={f"k{i}": "v" * 1000 for i in range(5)}),
+        "$.metadata: at most 4096 bytes",
+    ),
     ("compact with steps", job({"id": "a", "action": "blur", "sigma": 1, "steps": []}), "$.pipeline[0]: use either"),
     ("compact bad field", job({**COMPACT, "width": 0}), "$.pipeline[0].width: Expected int >= 1"),
     ("compact unknown op", job({**COMPACT, "action": "zoom"}), "$.pipeline[0].action: Invalid value 'zoom'"),
@@ -172,7 +212,10 @@ def test_invalid_specs_name_the_path(doc: object, expected: str) -> None:
 
 def test_every_independent_error_is_reported_together() -> None:
     errors = errors_of(job({"id": "a", "from": "x"}, {"id": "a"}))
-    assert errors == ["$.pipeline[1].id: duplicate id 'a' (also $.pipeline[0])", "$.pipeline[0].from: no variant has id 'x'"]
+    assert errors == [
+        "$.pipeline[1].id: duplicate id 'a' (also $.pipeline[0])",
+        "$.pipeline[0].from: no variant has id 'x'",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -231,7 +274,9 @@ def test_every_op_accepts_its_documented_example() -> None:
 
 
 def test_topological_order_puts_parents_first() -> None:
-    spec = decode_job_spec(json.dumps(job({"id": "c", "from": "b"}, {"id": "b", "from": "a"}, {"id": "a"}, {"id": "d"})))
+    spec = decode_job_spec(
+        json.dumps(job({"id": "c", "from": "b"}, {"id": "b", "from": "a"}, {"id": "a"}, {"id": "d"}))
+    )
     assert [v.id for v in topological_order(spec)] == ["a", "b", "c", "d"]
 
 

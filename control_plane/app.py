@@ -1,0 +1,63 @@
+"""The API's composition root: ``create_app(settings)`` wires every dependency; nothing happens
+at import time."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from litestar import Litestar, Request
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+
+from control_plane.auth import provide_principal
+from control_plane.problems import problem_response
+from control_plane.routes.health import healthz, readyz
+from control_plane.routes.jobs import JobsController
+from control_plane.routes.specs import validate_spec
+from control_plane.routes.storage import storage_get, storage_put
+from control_plane.routes.uploads import upload_and_start
+from control_plane.services import Services, open_services
+from infra.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings) -> Litestar:
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with open_services(settings) as services:
+            app.state.services = services
+            yield
+
+    def provide_services(state: State) -> Services:
+        return state.services
+
+    async def principal(request: Request, services: Services):
+        return await provide_principal(request, services)
+
+    handlers: list = [JobsController, upload_and_start, validate_spec, healthz, readyz]
+    if settings.storage == "local":
+        handlers += [storage_put, storage_get]
+
+    return Litestar(
+        route_handlers=handlers,
+        lifespan=[lifespan],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False), "principal": Provide(principal)},
+        exception_handlers={Exception: problem_response},
+        request_max_body_size=max(settings.max_request_body_bytes, settings.max_inline_upload_bytes + 64 * 1024),
+        openapi_config=OpenAPIConfig(
+            title="PixelFlow",
+            version="1.0.0",
+            description="Declarative image pipelines: one decode, many variants, direct-to-S3 uploads, signed webhooks.",
+            components=Components(
+                security_schemes={
+                    "apiKey": SecurityScheme(type="http", scheme="bearer", description="PixelFlow API key")
+                }
+            ),
+            security=[{"apiKey": []}],
+        ),
+        debug=False,
+    )

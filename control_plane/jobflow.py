@@ -1,0 +1,119 @@
+"""Creating and starting jobs: the rules shared by ``/v1/jobs`` and the one-call ``/v1/uploads``."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from control_plane.auth import Principal
+from control_plane.problems import (
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    TooManyRequests,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from control_plane.ratelimit import Decision
+from control_plane.services import Services
+from infra.netguard import BlockedDestination, check_literal
+from infra.queue import PROCESS_JOB, enqueue
+from infra.repo import Job
+from pipeline.errors import FieldError, UnsupportedFormat
+from pipeline.sniff import SNIFF_BYTES, sniff
+from pipeline.spec import decode_job_spec, encode_job_spec
+
+__all__ = ["create_job", "rate_limit", "start_job"]
+
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+async def rate_limit(services: Services, principal: Principal) -> Decision:
+    decision = await services.limiter.hit(str(principal.key_id))
+    if not decision.allowed:
+        raise TooManyRequests(
+            f"job creation is limited to {services.settings.rate_limit_per_minute} per minute per key",
+            headers=decision.headers(),
+        )
+    return decision
+
+
+async def create_job(
+    services: Services, principal: Principal, body: Any, idempotency_key: str | None
+) -> tuple[Job, bool]:
+    """Validate and store a job. Same idempotency key and same spec: the stored job, not a new one."""
+    settings = services.settings
+    spec = decode_job_spec(body, settings.limits)
+    if spec.webhook_url is not None:
+        try:
+            check_literal(spec.webhook_url, allow_private=settings.webhook_allow_private)
+        except BlockedDestination as exc:
+            raise Unprocessable(
+                "the webhook URL is not allowed", code="invalid_spec", errors=[FieldError("$.webhook_url", str(exc))]
+            ) from None
+    if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+        raise Unprocessable("Idempotency-Key must be 1-255 printable ASCII characters", code="invalid_idempotency_key")
+    normal = encode_job_spec(spec)
+    digest = hashlib.sha256(normal).digest()
+    job, created = await services.jobs.create(
+        client_id=principal.client.id, spec=normal, spec_sha256=digest, idempotency_key=idempotency_key
+    )
+    if not created and job.spec_sha256 != digest:
+        raise Conflict("this Idempotency-Key was already used with a different spec", code="idempotency_key_reused")
+    return job, created
+
+
+async def start_job(services: Services, principal: Principal, job_id: uuid.UUID) -> Job:
+    """Check the uploaded original and enqueue the job once. Starting again is harmless."""
+    settings = services.settings
+    job = await services.jobs.get(job_id, principal.client.id)
+    if job is None:
+        raise NotFound("no such job")
+    if job.status in ("queued", "processing", "succeeded"):
+        return job
+    if job.status in ("failed", "canceled"):
+        raise Conflict(f"the job is {job.status} and cannot be started", code=f"job_{job.status}")
+
+    info = await services.store.stat(job.source_key)
+    if info is None:
+        raise Conflict("upload the original to the job's upload URL before starting it", code="upload_missing")
+    if info.size > settings.max_source_bytes:
+        await services.store.delete(job.source_key)
+        message = f"the upload is {info.size} bytes; the limit is {settings.max_source_bytes}"
+        await services.jobs.fail(job.id, "source_too_large", message)
+        raise PayloadTooLarge(message, code="source_too_large")
+    try:
+        source_format = sniff(await services.store.read_head(job.source_key, SNIFF_BYTES))
+    except UnsupportedFormat as exc:
+        await services.jobs.fail(job.id, exc.code, exc.public)
+        raise UnsupportedMediaType(exc.public, code=exc.code) from None
+
+    async def push() -> None:
+        await enqueue(services.queue, PROCESS_JOB, str(job.id))
+
+    started = await services.jobs.start(
+        job.id,
+        principal.client.id,
+        max_active=settings.max_concurrent_jobs_per_client,
+        source_bytes=info.size,
+        source_format=source_format,
+        enqueue=push,
+    )
+    if started == "busy":
+        raise TooManyRequests(
+            f"at most {settings.max_concurrent_jobs_per_client} jobs may be queued or processing at once",
+            code="too_many_active_jobs",
+            headers={"Retry-After": "5"},
+        )
+    if started is None:  # another request started (or canceled) it meanwhile
+        current = await services.jobs.get(job.id, principal.client.id)
+        assert current is not None
+        return current
+    return started
+
+
+def url_expiry(services: Services) -> timedelta:
+    return timedelta(seconds=services.settings.presign_expiry_seconds)

@@ -1,0 +1,168 @@
+"""RFC 9457 problem details. Every error the API returns is rendered here, from one table.
+
+Our own errors carry their status and public message. Foreign exceptions (spec and image errors
+from the pipeline, Litestar's own) are mapped by ``_FOREIGN``. Anything else is a 500 whose
+detail is logged under an id, never returned.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from pipeline.errors import FieldError, ImageTooLarge, PipelineError, SpecError, UnsupportedFormat
+
+__all__ = [
+    "ApiError",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "PayloadTooLarge",
+    "Problem",
+    "ServiceUnavailable",
+    "TooManyRequests",
+    "Unauthorized",
+    "UnsupportedMediaType",
+    "problem_response",
+]
+
+log = logging.getLogger("pixelflow.api")
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://pixelflow.dev/problems/"
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    type: str
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
+    code: str | None = None
+    errors: list[FieldError] | None = None
+
+
+class ApiError(Exception):
+    status = 500
+    code = "internal_error"
+    title = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+        errors: list[FieldError] | None = None,
+    ) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail
+        self.code = code or self.code
+        self.headers = headers or {}
+        self.errors = errors
+
+
+class Unauthorized(ApiError):
+    status, code, title = 401, "unauthorized", "Missing or invalid API key"
+
+
+class Forbidden(ApiError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(ApiError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(ApiError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status, code, title = 413, "payload_too_large", "Payload too large"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code, title = 415, "unsupported_format", "Unsupported image format"
+
+
+class Unprocessable(ApiError):
+    status, code, title = 422, "unprocessable", "Unprocessable request"
+
+
+class TooManyRequests(ApiError):
+    status, code, title = 429, "rate_limited", "Too many requests"
+
+
+class ServiceUnavailable(ApiError):
+    status, code, title = 503, "unavailable", "Service unavailable"
+
+
+def _from_spec_error(exc: SpecError) -> ApiError:
+    return Unprocessable("the job spec is invalid", code="invalid_spec", errors=list(exc.errors))
+
+
+def _from_pipeline_error(exc: PipelineError) -> ApiError:
+    if isinstance(exc, UnsupportedFormat):
+        return UnsupportedMediaType(exc.public, code=exc.code)
+    if isinstance(exc, ImageTooLarge):
+        return PayloadTooLarge(exc.public, code=exc.code)
+    return Unprocessable(exc.public, code=exc.code)
+
+
+def _from_validation(exc: ValidationException) -> ApiError:
+    errors = [
+        FieldError(f"$.{e['key']}" if e.get("key") else "$", str(e.get("message", "invalid")))
+        for e in (exc.extra if isinstance(exc.extra, list) else [])
+        if isinstance(e, dict)
+    ]
+    error = ApiError("the request is invalid", code="invalid_request", errors=errors or None)
+    error.status, error.title = 400, "Invalid request"
+    return error
+
+
+def _from_http(exc: HTTPException) -> ApiError:
+    error = ApiError(exc.detail if exc.status_code < 500 else None, code=_HTTP_CODES.get(exc.status_code, "http_error"))
+    error.status = exc.status_code
+    error.title = _HTTP_TITLES.get(exc.status_code, "HTTP error")
+    error.headers = dict(exc.headers or {})
+    return error
+
+
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+_HTTP_TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+
+# Foreign exception type -> how to render it. Checked in order; first isinstance match wins.
+_FOREIGN: list[tuple[type[Exception], Any]] = [
+    (SpecError, _from_spec_error),
+    (PipelineError, _from_pipeline_error),
+    (ValidationException, _from_validation),
+    (HTTPException, _from_http),
+]
+
+
+def problem_response(request: Request, exc: Exception) -> Response[Problem]:
+    error = exc if isinstance(exc, ApiError) else None
+    if error is None:
+        for kind, convert in _FOREIGN:
+            if isinstance(exc, kind):
+                error = convert(exc)
+                break
+    if error is None:
+        incident = uuid.uuid4().hex[:12]
+        log.exception("unhandled error", extra={"incident": incident, "path": request.url.path})
+        error = ApiError(f"an internal error occurred (incident {incident})")
+    body = Problem(
+        type=TYPE_BASE + error.code,
+        title=error.title,
+        status=error.status,
+        detail=error.detail,
+        instance=request.url.path,
+        code=error.code,
+        errors=error.errors,
+    )
+    return Response(body, status_code=error.status, media_type=PROBLEM_JSON, headers=error.headers)

@@ -1,0 +1,48 @@
+"""Liveness and readiness. Readiness checks each dependency with a short timeout."""
+
+from __future__ import annotations
+
+import asyncio
+
+import msgspec
+from litestar import Response, get
+
+from control_plane.services import Services
+
+__all__ = ["healthz", "readyz"]
+
+
+class Health(msgspec.Struct):
+    status: str
+    checks: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+@get("/healthz", tags=["health"], summary="The process is up", include_in_schema=True)
+async def healthz() -> Health:
+    return Health("ok")
+
+
+async def _check(name: str, coro: object) -> tuple[str, str]:
+    try:
+        await asyncio.wait_for(coro, timeout=2.0)  # type: ignore[arg-type]
+    except Exception as exc:
+        return name, f"error: {type(exc).__name__}"
+    return name, "ok"
+
+
+async def _db(services: Services) -> None:
+    async with services.pool.connection(timeout=2.0) as conn:
+        await conn.execute("SELECT 1")
+
+
+@get("/readyz", tags=["health"], summary="PostgreSQL, Redis and object storage are reachable")
+async def readyz(services: Services) -> Response[Health]:
+    results = dict(
+        await asyncio.gather(
+            _check("postgres", _db(services)),
+            _check("redis", services.queue.ping()),
+            _check("storage", services.store.ping()),
+        )
+    )
+    ok = all(v == "ok" for v in results.values())
+    return Response(Health("ok" if ok else "unavailable", results), status_code=200 if ok else 503)

@@ -1,0 +1,166 @@
+"""``/v1/jobs``: create, start, inspect, list, cancel, download, webhook deliveries."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from litestar import Controller, Response, get, post
+from litestar.openapi.spec import Example
+from litestar.params import Body, Parameter
+from litestar.response import Redirect
+
+from control_plane.auth import Principal
+from control_plane.jobflow import create_job, rate_limit, start_job, url_expiry
+from control_plane.problems import Conflict, NotFound, Unprocessable
+from control_plane.services import Services
+from control_plane.views import DeliveryView, JobList, JobView, delivery_view, job_view, upload_view
+from infra.queue import SEND_WEBHOOK, enqueue
+from infra.repo.jobs import TERMINAL
+
+__all__ = ["JobsController"]
+
+SPEC_EXAMPLE = {
+    "version": 1,
+    "webhook_url": "https://example.com/hooks/pixelflow",
+    "metadata": {"product_id": "sku-1234"},
+    "pipeline": [
+        {"id": "large", "steps": [{"op": "resize", "width": 2048, "fit": "inside"}], "format": "webp", "quality": 80},
+        {"id": "thumb_small", "action": "resize", "width": 150, "format": "webp", "quality": 80},
+    ],
+}
+SpecBody = Annotated[
+    dict[str, Any],
+    Body(
+        title="Job spec",
+        description="A PixelFlow job spec; its JSON Schema is published at schemas/job-spec.v1.json.",
+        examples=[Example(summary="Two variants", value=SPEC_EXAMPLE)],
+    ),
+]
+
+
+def _cursor(value: tuple[datetime, uuid.UUID] | None) -> str | None:
+    if value is None:
+        return None
+    return base64.urlsafe_b64encode(f"{value[0].isoformat()}|{value[1]}".encode()).decode()
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        ts, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
+        return datetime.fromisoformat(ts), uuid.UUID(job_id)
+    except (ValueError, UnicodeDecodeError):
+        raise Unprocessable("the cursor is not one this API returned", code="invalid_cursor") from None
+
+
+class JobsController(Controller):
+    path = "/v1/jobs"
+    tags = ["jobs"]
+
+    @post("/", status_code=201, summary="Create a job and get its upload URL")
+    async def create(
+        self,
+        services: Services,
+        principal: Principal,
+        data: SpecBody,
+        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None,
+    ) -> Response[JobView]:
+        decision = await rate_limit(services, principal)
+        job, created = await create_job(services, principal, data, idempotency_key)
+        expiry = url_expiry(services)
+        upload = None
+        if job.status == "created":
+            upload = upload_view(
+                services.store, job.source_key, expires=expiry, max_bytes=services.settings.max_source_bytes
+            )
+        headers = decision.headers()
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(
+            job_view(job, services.store, url_expiry=expiry, upload=upload),
+            status_code=201 if created else 200,
+            headers=headers,
+        )
+
+    @post("/{job_id:uuid}/start", status_code=202, summary="Check the upload and queue the job")
+    async def start(self, services: Services, principal: Principal, job_id: uuid.UUID) -> JobView:
+        job = await start_job(services, principal, job_id)
+        return job_view(job, services.store, url_expiry=url_expiry(services))
+
+    @get("/{job_id:uuid}", summary="A job's status and variants")
+    async def get_job(self, services: Services, principal: Principal, job_id: uuid.UUID) -> JobView:
+        job = await services.jobs.get(job_id, principal.client.id)
+        if job is None:
+            raise NotFound("no such job")
+        expiry = url_expiry(services)
+        upload = None
+        if job.status == "created":
+            upload = upload_view(
+                services.store, job.source_key, expires=expiry, max_bytes=services.settings.max_source_bytes
+            )
+        return job_view(job, services.store, url_expiry=expiry, upload=upload)
+
+    @get("/", summary="List your jobs, newest first")
+    async def list_jobs(
+        self,
+        services: Services,
+        principal: Principal,
+        status: Annotated[
+            str | None,
+            Parameter(pattern="^(created|queued|processing|succeeded|failed|canceled)$", required=False),
+        ] = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        cursor: str | None = None,
+        limit: Annotated[int, Parameter(ge=1, le=100)] = 50,
+    ) -> JobList:
+        page = await services.jobs.list(
+            principal.client.id,
+            status=status,
+            created_after=created_after,
+            created_before=created_before,
+            after=_parse_cursor(cursor) if cursor else None,
+            limit=limit,
+        )
+        expiry = url_expiry(services)
+        return JobList([job_view(j, services.store, url_expiry=expiry) for j in page.jobs], _cursor(page.next_cursor))
+
+    @post("/{job_id:uuid}/cancel", status_code=200, summary="Cancel a job that has not finished")
+    async def cancel(self, services: Services, principal: Principal, job_id: uuid.UUID) -> JobView:
+        if not await services.jobs.cancel(job_id, principal.client.id):
+            job = await services.jobs.get(job_id, principal.client.id)
+            if job is None:
+                raise NotFound("no such job")
+            if job.status in TERMINAL:
+                raise Conflict(f"the job already {job.status}", code=f"job_{job.status}")
+        job = await services.jobs.get(job_id, principal.client.id)
+        assert job is not None
+        return job_view(job, services.store, url_expiry=url_expiry(services))
+
+    @get("/{job_id:uuid}/variants/{variant_id:str}", status_code=302, summary="Download a variant")
+    async def download(self, services: Services, principal: Principal, job_id: uuid.UUID, variant_id: str) -> Redirect:
+        job = await services.jobs.get(job_id, principal.client.id)
+        variant = next((v for v in job.variants if v.variant_id == variant_id), None) if job else None
+        if variant is None:
+            raise NotFound("no such job or variant")
+        return Redirect(services.store.presign_get(variant.object_key, expires=url_expiry(services)), status_code=302)
+
+    @get("/{job_id:uuid}/deliveries", summary="Webhook deliveries for a job, with every attempt")
+    async def deliveries(self, services: Services, principal: Principal, job_id: uuid.UUID) -> list[DeliveryView]:
+        if await services.jobs.get(job_id, principal.client.id) is None:
+            raise NotFound("no such job")
+        return [delivery_view(d) for d in await services.deliveries.for_job(job_id)]
+
+    @post("/{job_id:uuid}/deliveries/redeliver", status_code=202, summary="Send the job's last webhook again")
+    async def redeliver(self, services: Services, principal: Principal, job_id: uuid.UUID) -> DeliveryView:
+        if await services.jobs.get(job_id, principal.client.id) is None:
+            raise NotFound("no such job")
+        delivery_id = await services.deliveries.redeliver(job_id)
+        if delivery_id is None:
+            raise Conflict("the job has not sent a webhook yet", code="no_delivery")
+        await enqueue(services.queue, SEND_WEBHOOK, str(delivery_id))
+        delivery = await services.deliveries.get(delivery_id)
+        assert delivery is not None
+        return delivery_view(delivery)

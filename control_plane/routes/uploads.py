@@ -1,0 +1,57 @@
+"""``POST /v1/uploads``: create, upload and start in one multipart call, for small files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import msgspec
+from litestar import Response, post
+from litestar.datastructures import UploadFile
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
+
+from control_plane.auth import Principal
+from control_plane.jobflow import create_job, rate_limit, start_job, url_expiry
+from control_plane.problems import PayloadTooLarge, Unprocessable
+from control_plane.services import Services
+from control_plane.views import JobView, job_view
+from pipeline.errors import SpecError
+from pipeline.sniff import CONTENT_TYPES, SNIFF_BYTES, sniff
+
+__all__ = ["upload_and_start"]
+
+
+@dataclass
+class UploadForm:
+    file: UploadFile
+    spec: str  # the job spec as JSON text
+
+
+@post("/v1/uploads", status_code=202, tags=["jobs"], summary="Create, upload and start a job in one call")
+async def upload_and_start(
+    services: Services,
+    principal: Principal,
+    data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+    idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None,
+) -> Response[JobView]:
+    settings = services.settings
+    decision = await rate_limit(services, principal)
+    cap = min(settings.max_inline_upload_bytes, settings.max_source_bytes)
+    content = await data.file.read(cap + 1)
+    if len(content) > cap:
+        raise PayloadTooLarge(f"inline uploads are limited to {cap} bytes; use POST /v1/jobs for larger files")
+    if not content:
+        raise Unprocessable("the file part is empty", code="empty_upload")
+    source_format = sniff(content[:SNIFF_BYTES])  # UnsupportedFormat renders as 415
+    try:
+        body = msgspec.json.decode(data.spec)
+    except msgspec.DecodeError as exc:
+        raise SpecError.at("$", f"not valid JSON: {exc}") from None
+    job, created = await create_job(services, principal, body, idempotency_key)
+    if created or job.status == "created":
+        await services.store.write(job.source_key, content, CONTENT_TYPES[source_format])
+    job = await start_job(services, principal, job.id)
+    return Response(
+        job_view(job, services.store, url_expiry=url_expiry(services)), status_code=202, headers=decision.headers()
+    )

@@ -1,0 +1,52 @@
+"""The API's dependencies, opened once in the app's lifespan and closed in reverse order."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from arq.connections import ArqRedis
+from psycopg_pool import AsyncConnectionPool
+
+from control_plane.ratelimit import RateLimiter
+from infra.db import open_pool
+from infra.queue import open_queue
+from infra.repo import ClientRepo, DeliveryRepo, JobRepo
+from infra.settings import Settings
+from infra.storage import ObjectStore, open_store
+
+__all__ = ["Services", "open_services"]
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    pool: AsyncConnectionPool
+    queue: ArqRedis
+    store: ObjectStore
+    clients: ClientRepo
+    jobs: JobRepo
+    deliveries: DeliveryRepo
+    limiter: RateLimiter
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    pool = await open_pool(settings.database_url, max_size=20)
+    try:
+        queue = await open_queue(settings.redis_url, settings.queue_name)
+        try:
+            store = open_store(settings)
+            try:
+                await store.ensure_bucket()
+                limiter = RateLimiter(queue, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst)
+                yield Services(
+                    settings, pool, queue, store, ClientRepo(pool), JobRepo(pool), DeliveryRepo(pool), limiter
+                )
+            finally:
+                await store.close()
+        finally:
+            await queue.aclose()
+    finally:
+        await pool.close()

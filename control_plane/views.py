@@ -1,0 +1,156 @@
+"""What the API returns. msgspec structs, so Litestar serialises them and documents them in OpenAPI."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from infra.repo import Delivery, Job
+from infra.storage import ObjectStore, PresignedUpload
+
+__all__ = ["DeliveryView", "JobList", "JobView", "UploadView", "delivery_view", "job_view", "upload_view"]
+
+
+class UploadTarget(msgspec.Struct):
+    method: str
+    url: str
+    expires_at: datetime
+    fields: dict[str, str] | None = None
+
+
+class UploadView(msgspec.Struct):
+    """Upload the original with ``put`` (any HTTP client: ``PUT`` the bytes to ``url``), or from a
+    browser form with ``post`` where the store supports it (the policy enforces the size limit)."""
+
+    put: UploadTarget
+    post: UploadTarget | None
+    max_bytes: int
+
+
+class ErrorView(msgspec.Struct):
+    code: str
+    message: str
+
+
+class SourceView(msgspec.Struct):
+    bytes: int | None
+    format: str | None
+    width: int | None
+    height: int | None
+
+
+class VariantView(msgspec.Struct):
+    id: str
+    format: str
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+    url: str
+
+
+class JobView(msgspec.Struct, omit_defaults=True):
+    id: uuid.UUID
+    status: str
+    created_at: datetime
+    attempts: int
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: ErrorView | None = None
+    metadata: dict[str, Any] | None = None
+    source: SourceView | None = None
+    variants: list[VariantView] = msgspec.field(default_factory=list)
+    upload: UploadView | None = None
+
+
+class JobList(msgspec.Struct):
+    jobs: list[JobView]
+    next_cursor: str | None
+
+
+class AttemptView(msgspec.Struct):
+    attempt: int
+    at: datetime
+    response_status: int | None
+    error: str | None
+    duration_ms: int
+
+
+class DeliveryView(msgspec.Struct):
+    id: uuid.UUID
+    event: str
+    url: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
+    history: list[AttemptView]
+
+
+def _target(u: PresignedUpload) -> UploadTarget:
+    return UploadTarget(u.method, u.url, u.expires_at, u.fields or None)
+
+
+def upload_view(store: ObjectStore, key: str, *, expires: timedelta, max_bytes: int) -> UploadView:
+    post = store.presign_post(key, expires=expires, max_bytes=max_bytes)
+    return UploadView(
+        put=_target(store.presign_put(key, expires=expires, max_bytes=max_bytes)),
+        post=_target(post) if post else None,
+        max_bytes=max_bytes,
+    )
+
+
+def job_view(job: Job, store: ObjectStore, *, url_expiry: timedelta, upload: UploadView | None = None) -> JobView:
+    error = ErrorView(job.error_code, job.error_message or "") if job.error_code else None
+    source = (
+        SourceView(job.source_bytes, job.source_format, job.source_width, job.source_height)
+        if job.source_bytes is not None
+        else None
+    )
+    variants = [
+        VariantView(
+            v.variant_id,
+            v.format,
+            v.content_type,
+            v.width,
+            v.height,
+            v.bytes,
+            store.presign_get(v.object_key, expires=url_expiry),
+        )
+        for v in job.variants
+    ]
+    return JobView(
+        id=job.id,
+        status=job.status,
+        created_at=job.created_at,
+        attempts=job.attempts,
+        queued_at=job.queued_at,
+        started_at=job.started_at,
+        finished_at=job.finished_at,
+        error=error,
+        metadata=job.spec.get("metadata"),
+        source=source,
+        variants=variants,
+        upload=upload,
+    )
+
+
+def delivery_view(d: Delivery) -> DeliveryView:
+    return DeliveryView(
+        d.id,
+        d.event,
+        d.url,
+        d.status,
+        d.attempts,
+        d.last_error,
+        d.next_attempt_at,
+        d.created_at,
+        d.delivered_at,
+        [AttemptView(a.attempt, a.at, a.response_status, a.error, a.duration_ms) for a in d.history],
+    )

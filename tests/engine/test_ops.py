@@ -161,7 +161,7 @@ def test_image_watermark_is_resolved_once_and_scaled(jpeg_600x400: bytes) -> Non
 
 
 def test_missing_watermark_asset_is_a_typed_error(jpeg_600x400: bytes) -> None:
-    with pytest.raises(AssetNotFound, match="'nope.png' does not exist"):
+    with pytest.raises(AssetNotFound, match=r"'nope\.png' does not exist"):
         run(jpeg_600x400, {"id": "a", "action": "watermark", "image": "nope.png"}, assets=lambda key: {}[key])
     with pytest.raises(AssetNotFound, match="no asset store"):
         run(jpeg_600x400, {"id": "a", "action": "watermark", "image": "nope.png"})

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyvips
 import pytest
+import pyvips
 
 from tests.imagegen import encode, photo
 

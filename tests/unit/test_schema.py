@@ -42,7 +42,7 @@ INVALID = [
 ]
 
 
-@pytest.mark.parametrize("doc", EXAMPLES + [json.loads((ROOT / "examples" / "job.json").read_text())])
+@pytest.mark.parametrize("doc", [*EXAMPLES, json.loads((ROOT / "examples" / "job.json").read_text())])
 def test_schema_and_decoder_accept_the_examples(doc: dict) -> None:
     jsonschema.validate(doc, job_spec_schema())
     decode_job_spec(doc)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -35,9 +35,6 @@ def create_app(settings: Settings) -> Litestar:
     def provide_services(state: State) -> Services:
         return state.services
 
-    async def principal(request: Request, services: Services):
-        return await provide_principal(request, services)
-
     handlers: list = [JobsController, upload_and_start, validate_spec, healthz, readyz]
     if settings.storage == "local":
         handlers += [storage_put, storage_get]
@@ -45,7 +42,10 @@ def create_app(settings: Settings) -> Litestar:
     return Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],
-        dependencies={"services": Provide(provide_services, sync_to_thread=False), "principal": Provide(principal)},
+        dependencies={
+            "services": Provide(provide_services, sync_to_thread=False),
+            "principal": Provide(provide_principal),
+        },
         exception_handlers={Exception: problem_response},
         request_max_body_size=max(settings.max_request_body_bytes, settings.max_inline_upload_bytes + 64 * 1024),
         openapi_config=OpenAPIConfig(

@@ -6,12 +6,13 @@ import uuid
 from dataclasses import dataclass
 
 from litestar import Request
+from litestar.di import NamedDependency
 
 from control_plane.problems import Unauthorized
-from control_plane.services import Services
+from control_plane.services import ServicesDep
 from infra.repo import Client
 
-__all__ = ["Principal", "provide_principal"]
+__all__ = ["Principal", "PrincipalDep", "provide_principal"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pixelflow"'}
 
@@ -22,7 +23,7 @@ class Principal:
     key_id: uuid.UUID
 
 
-async def provide_principal(request: Request, services: Services) -> Principal:
+async def provide_principal(request: Request, services: ServicesDep) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     key = key.strip()
@@ -32,3 +33,6 @@ async def provide_principal(request: Request, services: Services) -> Principal:
     if found is None:
         raise Unauthorized("the API key is unknown or revoked", headers=_CHALLENGE)
     return Principal(*found)
+
+
+PrincipalDep = NamedDependency[Principal]

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
+from litestar.di import NamedDependency
 from psycopg_pool import AsyncConnectionPool
 
 from control_plane.ratelimit import RateLimiter
@@ -16,7 +17,7 @@ from infra.repo import ClientRepo, DeliveryRepo, JobRepo
 from infra.settings import Settings
 from infra.storage import ObjectStore, open_store
 
-__all__ = ["Services", "open_services"]
+__all__ = ["Services", "ServicesDep", "open_services"]
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,6 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             await queue.aclose()
     finally:
         await pool.close()
+
+
+ServicesDep = NamedDependency[Services]

@@ -40,8 +40,17 @@ async def open_queue(url: str, queue_name: str) -> ArqRedis:
 
 
 async def enqueue(
-    queue: ArqRedis, task: str, key: str, *args: Any, defer_until: datetime | None = None, job_id: str | None = None
+    queue: ArqRedis,
+    task: str,
+    key: str,
+    *args: Any,
+    queue_name: str | None = None,
+    defer_until: datetime | None = None,
+    job_id: str | None = None,
 ) -> bool:
-    """Enqueue ``task`` once per ``job_id`` (default ``task:key``); False if it is already queued or running."""
-    job = await queue.enqueue_job(task, key, *args, _job_id=job_id or f"{task}:{key}", _defer_until=defer_until)
+    """Enqueue ``task`` once per ``job_id`` (default ``task:key``); False if it is already queued,
+    running, or finished within arq's result-retention window."""
+    job = await queue.enqueue_job(
+        task, key, *args, _job_id=job_id or f"{task}:{key}", _queue_name=queue_name, _defer_until=defer_until
+    )
     return job is not None

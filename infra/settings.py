@@ -57,6 +57,7 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     worker_poll_delay: Seconds = 0.05
     job_timeout_seconds: Seconds = 120.0
     job_max_tries: PositiveInt = 5
+    sweep_interval_seconds: Annotated[int, Meta(ge=1, le=60)] = 60  # re-queue work whose queue entry was lost
     # webhooks
     webhook_timeout_seconds: Seconds = 10.0
     webhook_max_attempts: PositiveInt = 12  # the long schedule, spanning about a day
@@ -81,6 +82,11 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("PIXELFLOW_URL_SIGNING_SECRET is required with PIXELFLOW_STORAGE=local")
         if self.deadline_seconds >= self.job_timeout_seconds:
             raise ValueError("PIXELFLOW_DEADLINE_SECONDS must be below PIXELFLOW_JOB_TIMEOUT_SECONDS")
+
+    @property
+    def webhook_queue_name(self) -> str:
+        # Webhooks have their own queue so slow receivers never hold up image processing.
+        return f"{self.queue_name}:webhooks"
 
     @property
     def limits(self) -> Limits:

@@ -9,13 +9,13 @@ from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post
 from litestar.openapi.spec import Example
-from litestar.params import Body, Parameter
+from litestar.params import Body, FromPath, FromQuery, HeaderParameter, QueryParameter
 from litestar.response import Redirect
 
-from control_plane.auth import Principal
+from control_plane.auth import PrincipalDep
 from control_plane.jobflow import create_job, rate_limit, start_job, url_expiry
 from control_plane.problems import Conflict, NotFound, Unprocessable
-from control_plane.services import Services
+from control_plane.services import ServicesDep
 from control_plane.views import DeliveryView, JobList, JobView, delivery_view, job_view, upload_view
 from infra.queue import SEND_WEBHOOK, enqueue
 from infra.repo.jobs import TERMINAL
@@ -62,10 +62,10 @@ class JobsController(Controller):
     @post("/", status_code=201, summary="Create a job and get its upload URL")
     async def create(
         self,
-        services: Services,
-        principal: Principal,
+        services: ServicesDep,
+        principal: PrincipalDep,
         data: SpecBody,
-        idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None,
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> Response[JobView]:
         decision = await rate_limit(services, principal)
         job, created = await create_job(services, principal, data, idempotency_key)
@@ -85,12 +85,12 @@ class JobsController(Controller):
         )
 
     @post("/{job_id:uuid}/start", status_code=202, summary="Check the upload and queue the job")
-    async def start(self, services: Services, principal: Principal, job_id: uuid.UUID) -> JobView:
+    async def start(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
         job = await start_job(services, principal, job_id)
         return job_view(job, services.store, url_expiry=url_expiry(services))
 
     @get("/{job_id:uuid}", summary="A job's status and variants")
-    async def get_job(self, services: Services, principal: Principal, job_id: uuid.UUID) -> JobView:
+    async def get_job(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
         job = await services.jobs.get(job_id, principal.client.id)
         if job is None:
             raise NotFound("no such job")
@@ -105,16 +105,16 @@ class JobsController(Controller):
     @get("/", summary="List your jobs, newest first")
     async def list_jobs(
         self,
-        services: Services,
-        principal: Principal,
+        services: ServicesDep,
+        principal: PrincipalDep,
         status: Annotated[
             str | None,
-            Parameter(pattern="^(created|queued|processing|succeeded|failed|canceled)$", required=False),
+            QueryParameter(pattern="^(created|queued|processing|succeeded|failed|canceled)$", required=False),
         ] = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        cursor: str | None = None,
-        limit: Annotated[int, Parameter(ge=1, le=100)] = 50,
+        created_after: FromQuery[datetime | None] = None,
+        created_before: FromQuery[datetime | None] = None,
+        cursor: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
     ) -> JobList:
         page = await services.jobs.list(
             principal.client.id,
@@ -128,7 +128,7 @@ class JobsController(Controller):
         return JobList([job_view(j, services.store, url_expiry=expiry) for j in page.jobs], _cursor(page.next_cursor))
 
     @post("/{job_id:uuid}/cancel", status_code=200, summary="Cancel a job that has not finished")
-    async def cancel(self, services: Services, principal: Principal, job_id: uuid.UUID) -> JobView:
+    async def cancel(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
         if not await services.jobs.cancel(job_id, principal.client.id):
             job = await services.jobs.get(job_id, principal.client.id)
             if job is None:
@@ -140,7 +140,9 @@ class JobsController(Controller):
         return job_view(job, services.store, url_expiry=url_expiry(services))
 
     @get("/{job_id:uuid}/variants/{variant_id:str}", status_code=302, summary="Download a variant")
-    async def download(self, services: Services, principal: Principal, job_id: uuid.UUID, variant_id: str) -> Redirect:
+    async def download(
+        self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID], variant_id: FromPath[str]
+    ) -> Redirect:
         job = await services.jobs.get(job_id, principal.client.id)
         variant = next((v for v in job.variants if v.variant_id == variant_id), None) if job else None
         if variant is None:
@@ -148,19 +150,23 @@ class JobsController(Controller):
         return Redirect(services.store.presign_get(variant.object_key, expires=url_expiry(services)), status_code=302)
 
     @get("/{job_id:uuid}/deliveries", summary="Webhook deliveries for a job, with every attempt")
-    async def deliveries(self, services: Services, principal: Principal, job_id: uuid.UUID) -> list[DeliveryView]:
+    async def deliveries(
+        self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
+    ) -> list[DeliveryView]:
         if await services.jobs.get(job_id, principal.client.id) is None:
             raise NotFound("no such job")
         return [delivery_view(d) for d in await services.deliveries.for_job(job_id)]
 
     @post("/{job_id:uuid}/deliveries/redeliver", status_code=202, summary="Send the job's last webhook again")
-    async def redeliver(self, services: Services, principal: Principal, job_id: uuid.UUID) -> DeliveryView:
+    async def redeliver(
+        self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
+    ) -> DeliveryView:
         if await services.jobs.get(job_id, principal.client.id) is None:
             raise NotFound("no such job")
         delivery_id = await services.deliveries.redeliver(job_id)
         if delivery_id is None:
             raise Conflict("the job has not sent a webhook yet", code="no_delivery")
-        await enqueue(services.queue, SEND_WEBHOOK, str(delivery_id))
+        await enqueue(services.queue, SEND_WEBHOOK, str(delivery_id), queue_name=services.settings.webhook_queue_name)
         delivery = await services.deliveries.get(delivery_id)
         assert delivery is not None
         return delivery_view(delivery)

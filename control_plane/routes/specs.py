@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import post
+from litestar.params import JSONBody
 from msgspec import Meta
 
-from control_plane.auth import Principal
-from control_plane.services import Services
+from control_plane.auth import PrincipalDep
+from control_plane.services import ServicesDep
 from pipeline.compile import compile_plan
 from pipeline.errors import PipelineError
 from pipeline.sniff import SourceFormat
@@ -47,7 +48,9 @@ class ValidateResponse(msgspec.Struct):
 
 
 @post("/v1/specs/validate", status_code=200, tags=["specs"], summary="Validate a spec and preview output sizes")
-async def validate_spec(services: Services, principal: Principal, data: ValidateRequest) -> ValidateResponse:
+async def validate_spec(
+    services: ServicesDep, principal: PrincipalDep, data: JSONBody[ValidateRequest]
+) -> ValidateResponse:
     spec = decode_job_spec(data.spec, services.settings.limits)  # SpecError renders as 422 with paths
     normal = msgspec.json.decode(encode_job_spec(spec))
     src_format = data.source.format if data.source else None

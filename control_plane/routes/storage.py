@@ -5,18 +5,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Request, Response, get, put
-from litestar.params import Parameter
+from litestar.params import FromPath, FromQuery, QueryParameter
 
 from control_plane.problems import Forbidden, NotFound, PayloadTooLarge
-from control_plane.services import Services
+from control_plane.services import ServicesDep
 from infra.storage.local import LocalStore
 
 __all__ = ["storage_get", "storage_put"]
 
-Sig = Annotated[str, Parameter(query="sig")]
 
-
-def _local(services: Services) -> LocalStore:
+def _local(services: ServicesDep) -> LocalStore:
     store = services.store
     if not isinstance(store, LocalStore):
         raise NotFound("this deployment stores objects in S3")
@@ -25,13 +23,18 @@ def _local(services: Services) -> LocalStore:
 
 @put("/v1/storage/{key:path}", status_code=200, include_in_schema=False, request_max_body_size=None)
 async def storage_put(
-    request: Request, services: Services, key: str, expires: str, sig: Sig, max: str = "0"
+    request: Request,
+    services: ServicesDep,
+    key: FromPath[str],
+    expires: FromQuery[str],
+    sig: FromQuery[str],
+    max_bytes: Annotated[str, QueryParameter(name="max")] = "0",
 ) -> Response[None]:
     store = _local(services)
     key = key.lstrip("/")
-    if not store.signer.verify("PUT", key, expires, max, sig):
+    if not store.signer.verify("PUT", key, expires, max_bytes, sig):
         raise Forbidden("the upload URL is invalid or expired", code="signature_invalid")
-    cap = int(max)
+    cap = int(max_bytes)
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -43,10 +46,16 @@ async def storage_put(
 
 
 @get("/v1/storage/{key:path}", include_in_schema=False)
-async def storage_get(services: Services, key: str, expires: str, sig: Sig, max: str = "0") -> Response[bytes]:
+async def storage_get(
+    services: ServicesDep,
+    key: FromPath[str],
+    expires: FromQuery[str],
+    sig: FromQuery[str],
+    max_bytes: Annotated[str, QueryParameter(name="max")] = "0",
+) -> Response[bytes]:
     store = _local(services)
     key = key.lstrip("/")
-    if not store.signer.verify("GET", key, expires, max, sig):
+    if not store.signer.verify("GET", key, expires, max_bytes, sig):
         raise Forbidden("the download URL is invalid or expired", code="signature_invalid")
     info = await store.stat(key)
     if info is None:

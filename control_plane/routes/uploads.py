@@ -9,12 +9,12 @@ import msgspec
 from litestar import Response, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter
+from litestar.params import Body, HeaderParameter
 
-from control_plane.auth import Principal
+from control_plane.auth import PrincipalDep
 from control_plane.jobflow import create_job, rate_limit, start_job, url_expiry
 from control_plane.problems import PayloadTooLarge, Unprocessable
-from control_plane.services import Services
+from control_plane.services import ServicesDep
 from control_plane.views import JobView, job_view
 from pipeline.errors import SpecError
 from pipeline.sniff import CONTENT_TYPES, SNIFF_BYTES, sniff
@@ -30,10 +30,10 @@ class UploadForm:
 
 @post("/v1/uploads", status_code=202, tags=["jobs"], summary="Create, upload and start a job in one call")
 async def upload_and_start(
-    services: Services,
-    principal: Principal,
+    services: ServicesDep,
+    principal: PrincipalDep,
     data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
-    idempotency_key: Annotated[str | None, Parameter(header="Idempotency-Key")] = None,
+    idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
 ) -> Response[JobView]:
     settings = services.settings
     decision = await rate_limit(services, principal)

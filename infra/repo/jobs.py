@@ -241,6 +241,18 @@ class JobRepo:
             ).fetchone()
         return _job(row) if row else None
 
+    async def stalled(self, *, older_than_seconds: float, limit: int = 100) -> list[uuid.UUID]:
+        """Queued or processing jobs untouched for a while: their queue entry may have been lost."""
+        async with self.pool.connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT id FROM jobs WHERE status IN ('queued', 'processing')"
+                    " AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at LIMIT %s",
+                    (older_than_seconds, limit),
+                )
+            ).fetchall()
+        return [r["id"] for r in rows]
+
     async def status(self, job_id: uuid.UUID) -> str | None:
         async with self.pool.connection() as conn:
             row = await (await conn.execute("SELECT status FROM jobs WHERE id = %s", (job_id,))).fetchone()

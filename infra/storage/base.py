@@ -64,7 +64,7 @@ def transient_retry(max_seconds: float = 20.0) -> AsyncRetrying:
     """Short in-process retries for a store that is restarting or briefly overloaded."""
     return AsyncRetrying(
         retry=retry_if_exception_type(StorageUnavailable),
-        wait=wait_exponential_jitter(initial=0.2, max=3.0),
+        wait=wait_exponential_jitter(multiplier=0.2, max=3.0),
         stop=stop_after_delay(max_seconds),
         reraise=True,
     )

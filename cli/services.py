@@ -1,0 +1,199 @@
+"""Subcommands that run or manage the service: ``api``, ``worker``, ``db``, ``clients``, ``keys``, ``up``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+__all__ = ["register"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    api = sub.add_parser("api", help="run the HTTP API (control plane)")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    api.set_defaults(handler=cmd_api)
+
+    worker = sub.add_parser("worker", help="run an image-processing and webhook worker (data plane)")
+    worker.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+    worker.set_defaults(handler=cmd_worker)
+
+    db = sub.add_parser("db", help="database schema")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("migrate", help="apply pending SQL migrations").set_defaults(handler=cmd_migrate)
+
+    clients = sub.add_parser("clients", help="tenants")
+    c_sub = clients.add_subparsers(dest="clients_command", required=True)
+    create = c_sub.add_parser("create", help="create a client; prints its webhook signing secret once")
+    create.add_argument("name")
+    create.set_defaults(handler=cmd_clients_create)
+    rotate = c_sub.add_parser("rotate-secret", help="add a new webhook secret; old ones stay valid for a grace period")
+    rotate.add_argument("name")
+    rotate.add_argument("--grace-hours", type=float, default=24.0)
+    rotate.set_defaults(handler=cmd_clients_rotate)
+
+    keys = sub.add_parser("keys", help="API keys")
+    k_sub = keys.add_subparsers(dest="keys_command", required=True)
+    kc = k_sub.add_parser("create", help="create an API key for a client; prints it once")
+    kc.add_argument("client")
+    kc.add_argument("--name", default="")
+    kc.set_defaults(handler=cmd_keys_create)
+    kl = k_sub.add_parser("list", help="list keys (prefixes only)")
+    kl.add_argument("--client")
+    kl.set_defaults(handler=cmd_keys_list)
+    kr = k_sub.add_parser("revoke", help="revoke a key by id")
+    kr.add_argument("key_id", type=uuid.UUID)
+    kr.set_defaults(handler=cmd_keys_revoke)
+
+    up = sub.add_parser("up", help="bring the whole stack up on this machine and run a demo job to a webhook")
+    up.add_argument("--keep-running", action="store_true", help="leave the API and worker running after the demo")
+    up.set_defaults(handler=cmd_up)
+
+
+def _settings() -> Any:
+    from infra.logs import configure_logging
+    from infra.settings import SettingsError, load_settings
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"pixelflow: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    settings = _settings()
+    if args.workers > 1:
+        uvicorn.run("cli.services:app_factory", factory=True, host=args.host, port=args.port, workers=args.workers,
+                    log_level=settings.log_level.lower(), proxy_headers=True)  # fmt: skip
+        return 0
+    from control_plane.app import create_app
+
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=settings.log_level.lower())
+    return 0
+
+
+def app_factory() -> Any:
+    from control_plane.app import create_app
+
+    return create_app(_settings())
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from data_plane.worker import run_worker
+
+    asyncio.run(run_worker(_settings(), burst=args.burst))
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from infra.db import migrate
+
+    applied = migrate(_settings().database_url)
+    print("applied: " + ", ".join(applied) if applied else "the schema is up to date")
+    return 0
+
+
+def _with_pool(work: Callable[[Any], Awaitable[int]]) -> int:
+    from infra.db import open_pool
+
+    settings = _settings()
+
+    async def main() -> int:
+        pool = await open_pool(settings.database_url, max_size=2)
+        try:
+            return await work(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(main())
+
+
+def cmd_clients_create(args: argparse.Namespace) -> int:
+    from infra.repo import ClientRepo
+
+    async def work(pool: Any) -> int:
+        client, secret = await ClientRepo(pool).create(args.name)
+        print(f"client {client.name} {client.id}")
+        print(f"webhook secret (shown once): {secret}")
+        return 0
+
+    return _with_pool(work)
+
+
+async def _client(repo: Any, name: str) -> Any:
+    client = await repo.by_name(name)
+    if client is None:
+        print(f"pixelflow: no client named {name!r}", file=sys.stderr)
+        raise SystemExit(1)
+    return client
+
+
+def cmd_clients_rotate(args: argparse.Namespace) -> int:
+    from infra.repo import ClientRepo
+
+    async def work(pool: Any) -> int:
+        repo = ClientRepo(pool)
+        client = await _client(repo, args.name)
+        secret = await repo.rotate_secret(client.id, grace_hours=args.grace_hours)
+        print(f"new webhook secret (shown once): {secret}")
+        print(f"previous secrets stay valid for {args.grace_hours:g} h")
+        return 0
+
+    return _with_pool(work)
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from infra.repo import ClientRepo
+
+    async def work(pool: Any) -> int:
+        repo = ClientRepo(pool)
+        client = await _client(repo, args.client)
+        key, plaintext = await repo.create_key(client.id, args.name)
+        print(f"key {key.id} for {client.name} ({key.prefix}…)")
+        print(f"API key (shown once): {plaintext}")
+        return 0
+
+    return _with_pool(work)
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    from infra.repo import ClientRepo
+
+    async def work(pool: Any) -> int:
+        repo = ClientRepo(pool)
+        client_id = (await _client(repo, args.client)).id if args.client else None
+        for k in await repo.list_keys(client_id):
+            state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
+            print(f"{k.id}  {k.client_name:<20} {k.prefix}…  {k.name or '-':<16} {state}")
+        return 0
+
+    return _with_pool(work)
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from infra.repo import ClientRepo
+
+    async def work(pool: Any) -> int:
+        if await ClientRepo(pool).revoke_key(args.key_id):
+            print(f"revoked {args.key_id}")
+            return 0
+        print(f"pixelflow: no active key {args.key_id}", file=sys.stderr)
+        return 1
+
+    return _with_pool(work)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from cli.stack import run_demo_stack
+
+    return run_demo_stack(keep_running=args.keep_running)

@@ -1,0 +1,150 @@
+"""The ``process_job`` task: source from storage, one engine run, variants to storage, results
+recorded, webhook queued. Safe to run more than once for the same job (arq is at-least-once):
+output keys are deterministic and the final write is conditional on the job still processing."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import uuid
+from functools import partial
+from typing import Any
+
+import psycopg
+import redis.exceptions
+from arq import Retry
+
+from data_plane.deps import WorkerDeps
+from data_plane.payloads import job_event
+from infra.queue import SEND_WEBHOOK, enqueue
+from infra.repo import Job, VariantRecord
+from infra.storage import ObjectNotFound, ObjectTooLarge, StorageUnavailable
+from pipeline.encode import EXTENSIONS
+from pipeline.errors import PipelineError
+from pipeline.spec import JobSpec, decode_job_spec
+from pipeline.spec.steps import Watermark
+
+__all__ = ["TRANSIENT", "output_key", "process_job"]
+
+log = logging.getLogger("pixelflow.worker")
+
+# Infrastructure hiccups: retried by arq with a delay, never reported to the client as their fault.
+TRANSIENT: tuple[type[BaseException], ...] = (
+    StorageUnavailable,
+    psycopg.OperationalError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    OSError,
+)
+
+
+def output_key(job: Job, variant_id: str, fmt: str) -> str:
+    return f"outputs/{job.client_id}/{job.id}/{variant_id}{EXTENSIONS[fmt]}"
+
+
+def asset_key(job: Job, key: str) -> str:
+    return f"assets/{job.client_id}/{key}"
+
+
+async def process_job(ctx: dict[str, Any], job_id: str) -> str:
+    deps: WorkerDeps = ctx["deps"]
+    try:
+        job = await deps.jobs.claim(uuid.UUID(job_id))
+    except TRANSIENT as exc:
+        raise Retry(defer=_backoff(ctx)) from exc
+    if job is None:
+        return "skipped"  # finished, canceled or deleted: nothing to do
+    log.info("job started", extra={"job_id": job_id, "attempt": job.attempts})
+    try:
+        return await _run(deps, job)
+    except PipelineError as exc:
+        log.info("job failed", extra={"job_id": job_id, "reason": exc.code, "detail": exc.detail})
+        await _fail(deps, job, exc.code, exc.public)
+        return f"failed:{exc.code}"
+    except ObjectNotFound:
+        await _fail(deps, job, "source_missing", "the uploaded original is no longer in storage")
+        return "failed:source_missing"
+    except ObjectTooLarge as exc:
+        await _fail(deps, job, "source_too_large", f"the original is too large ({exc})")
+        return "failed:source_too_large"
+    except TRANSIENT as exc:
+        if ctx.get("job_try", 1) >= deps.settings.job_max_tries:
+            log.error("job gave up", extra={"job_id": job_id, "error": type(exc).__name__})
+            await _fail(deps, job, "infrastructure_error", "storage or database stayed unavailable; try again later")
+            return "failed:infrastructure_error"
+        log.warning("job will retry", extra={"job_id": job_id, "error": type(exc).__name__})
+        raise Retry(defer=_backoff(ctx)) from exc
+
+
+async def _run(deps: WorkerDeps, job: Job) -> str:
+    settings = deps.settings
+    limits = settings.limits
+    spec = decode_job_spec(job.spec, limits)
+    data = await deps.store.read(job.source_key, max_bytes=limits.max_source_bytes)
+    assets = await _fetch_assets(deps, job, spec)
+
+    from pipeline.engine import process  # the worker is the only process that loads libvips
+
+    loop = asyncio.get_running_loop()
+    result = await loop.run_in_executor(
+        deps.executor, partial(process, data, spec, limits=limits, assets=assets.__getitem__)
+    )
+    records = [
+        VariantRecord(v.id, v.format, v.content_type, v.width, v.height, v.bytes, output_key(job, v.id, v.format))
+        for v in result.variants
+    ]
+    await asyncio.gather(
+        *(deps.store.write(r.object_key, v.data, v.content_type) for r, v in zip(records, result.variants, strict=True))
+    )
+    delivery = await _delivery(deps, job, "succeeded", variants=records)
+    src = result.source
+    outcome = await deps.jobs.succeed(job.id, records, source=(src.format, src.width, src.height), delivery=delivery)
+    if outcome is False:
+        log.info("job canceled while processing; results discarded", extra={"job_id": str(job.id)})
+        return "canceled"
+    if isinstance(outcome, uuid.UUID):
+        await _queue_webhook(deps, outcome)
+    log.info("job succeeded", extra={"job_id": str(job.id), "variants": len(records)})
+    return "succeeded"
+
+
+async def _fetch_assets(deps: WorkerDeps, job: Job, spec: JobSpec) -> dict[str, bytes]:
+    """Watermark images, read before the engine runs (it is synchronous and knows no storage).
+    Keys resolve inside the client's own ``assets/`` prefix; a missing one is left out so the
+    engine reports it as ``asset_not_found``."""
+    keys = {s.image for v in spec.pipeline for s in v.steps if isinstance(s, Watermark) and s.image}
+    found: dict[str, bytes] = {}
+    for key in keys:
+        try:
+            found[key] = await deps.store.read(asset_key(job, key), max_bytes=deps.settings.max_source_bytes)
+        except (ObjectNotFound, ObjectTooLarge):
+            continue
+    return found
+
+
+async def _delivery(deps: WorkerDeps, job: Job, status: str, **kwargs: Any):
+    url = job.spec.get("webhook_url")
+    if url and await deps.deliveries.endpoint_disabled(job.client_id, url):
+        return None
+    return job_event(job, deps.store, status=status, **kwargs)
+
+
+async def _fail(deps: WorkerDeps, job: Job, code: str, message: str) -> None:
+    delivery = await _delivery(deps, job, "failed", error=(code, message))
+    outcome = await deps.jobs.fail(job.id, code, message, delivery)
+    if isinstance(outcome, uuid.UUID):
+        await _queue_webhook(deps, outcome)
+
+
+async def _queue_webhook(deps: WorkerDeps, delivery_id: uuid.UUID) -> None:
+    try:
+        await enqueue(deps.queue, SEND_WEBHOOK, str(delivery_id), queue_name=deps.settings.webhook_queue_name)
+    except TRANSIENT:
+        # The delivery row is committed; the sweeper re-queues overdue deliveries.
+        log.warning("webhook enqueue failed; the sweeper will retry", extra={"delivery_id": str(delivery_id)})
+
+
+def _backoff(ctx: dict[str, Any]) -> float:
+    attempt = ctx.get("job_try", 1)
+    return min(60.0, 2.0**attempt) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security

@@ -1,0 +1,103 @@
+"""The worker's composition root: two arq workers in one process, one for image jobs (bounded by
+``PIXELFLOW_WORKER_CONCURRENCY``) and one for webhooks (I/O only), sharing one set of dependencies."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from arq import cron
+from arq.worker import Worker, func
+
+from data_plane.deps import WorkerDeps, open_deps
+from data_plane.processing import process_job
+from data_plane.webhooks import send_webhook, sweep_deliveries
+from infra.queue import PROCESS_JOB, SEND_WEBHOOK, deserialize, enqueue, serialize
+from infra.settings import Settings
+
+__all__ = ["build_workers", "run_worker"]
+
+log = logging.getLogger("pixelflow.worker")
+
+
+async def sweep_jobs(ctx: dict[str, Any]) -> int:
+    """Re-queue jobs whose queue entry was lost (Redis restarted without persistence).
+    Enqueueing is idempotent per job id, so a job still in the queue is left alone."""
+    deps: WorkerDeps = ctx["deps"]
+    stale = await deps.jobs.stalled(older_than_seconds=deps.settings.job_timeout_seconds + 30)
+    requeued = 0
+    for job_id in stale:
+        requeued += await enqueue(deps.queue, PROCESS_JOB, str(job_id))
+    if requeued:
+        log.warning("re-queued stalled jobs", extra={"count": requeued})
+    return requeued
+
+
+def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) -> tuple[Worker, Worker]:
+    seconds = set(range(0, 60, settings.sweep_interval_seconds))
+    common: dict[str, Any] = {
+        "redis_pool": deps.queue,
+        "job_serializer": serialize,
+        "job_deserializer": deserialize,
+        "ctx": {"deps": deps},
+        "handle_signals": False,
+        "burst": burst,
+        "poll_delay": settings.worker_poll_delay,
+        "keep_result": 3600,
+    }
+    images = Worker(
+        functions=[
+            func(process_job, name=PROCESS_JOB, max_tries=settings.job_max_tries, timeout=settings.job_timeout_seconds)
+        ],
+        cron_jobs=[cron(sweep_jobs, second=seconds, run_at_startup=True, unique=True)],
+        queue_name=settings.queue_name,
+        max_jobs=settings.worker_concurrency,
+        job_timeout=settings.job_timeout_seconds,
+        **common,
+    )
+    webhooks = Worker(
+        functions=[func(send_webhook, name=SEND_WEBHOOK, max_tries=settings.webhook_max_attempts + 1, timeout=120)],
+        cron_jobs=[cron(sweep_deliveries, second=seconds, run_at_startup=True, unique=True)],
+        queue_name=settings.webhook_queue_name,
+        max_jobs=32,
+        **common,
+    )
+    return images, webhooks
+
+
+async def run_worker(settings: Settings, *, burst: bool = False) -> None:
+    from pipeline.vips import configure_vips
+
+    # One libvips thread per job: parallelism comes from concurrent jobs and worker processes.
+    configure_vips(concurrency=1)
+    async with open_deps(settings) as deps:
+        workers = build_workers(settings, deps, burst=burst)
+        tasks = [asyncio.create_task(w.async_run()) for w in workers]
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        log.info("worker started", extra={"concurrency": settings.worker_concurrency, "queue": settings.queue_name})
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+        if burst and not stop.is_set():
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await _drain(workers, grace=min(30.0, settings.job_timeout_seconds))
+        for t in [*tasks, waiter]:
+            t.cancel()
+        await asyncio.gather(*tasks, waiter, return_exceptions=True)
+        log.info("worker stopped")
+
+
+async def _drain(workers: tuple[Worker, ...], *, grace: float) -> None:
+    """Stop taking jobs, let running ones finish for ``grace`` seconds, then cancel the rest
+    (arq re-queues a cancelled job, so nothing is lost)."""
+    for w in workers:
+        w.allow_pick_jobs = False
+    running = [t for w in workers for t in w.tasks.values() if not t.done()]
+    if running:
+        await asyncio.wait(running, timeout=grace)
+    for w in workers:
+        w.handle_sig(signal.SIGTERM)

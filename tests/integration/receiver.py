@@ -1,0 +1,80 @@
+"""A real HTTP webhook receiver on 127.0.0.1 that records deliveries and answers from a script."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from cli.stack import free_port
+
+__all__ = ["Received", "WebhookReceiver"]
+
+
+@dataclass(frozen=True)
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float
+
+
+class WebhookReceiver:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: list[Received] = []
+        self.script: dict[str, list[tuple[int, dict[str, str]]]] = {}  # path -> responses, then 200s
+        self._lock = threading.Condition()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length", 0)))
+                with outer._lock:
+                    outer.received.append(
+                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
+                    )
+                    queue = outer.script.get(self.path, [])
+                    status, headers = queue.pop(0) if queue else (200, {})
+                    outer._lock.notify_all()
+                self.send_response(status)
+                for k, v in headers.items():
+                    self.send_header(k, v)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> WebhookReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def respond(self, path: str, *responses: int | tuple[int, dict[str, str]]) -> None:
+        self.script[path] = [r if isinstance(r, tuple) else (r, {}) for r in responses]
+
+    def at(self, path: str) -> list[Received]:
+        with self._lock:
+            return [r for r in self.received if r.path == path]
+
+    def wait(self, path: str, count: int = 1, timeout: float = 30.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while len([r for r in self.received if r.path == path]) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    got = len([r for r in self.received if r.path == path])
+                    raise TimeoutError(f"{path}: {got} of {count} deliveries after {timeout} s")
+                self._lock.wait(left)
+            return [r for r in self.received if r.path == path]

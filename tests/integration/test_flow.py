@@ -1,0 +1,114 @@
+"""The whole path on real services: create -> PUT to S3 -> start -> worker -> webhook -> download."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import pyvips
+from standardwebhooks.webhooks import Webhook
+
+from tests.imagegen import encode, photo
+from tests.integration.conftest import Tenant, WorkerProcess, wait_status
+from tests.integration.receiver import WebhookReceiver
+
+pytestmark = pytest.mark.integration
+
+
+def spec(webhook: str | None = None, **extra: object) -> dict:
+    doc: dict = {
+        "version": 1,
+        "metadata": {"order": 42, "sku": "abc"},
+        "pipeline": [
+            {
+                "id": "large",
+                "steps": [{"op": "resize", "width": 640, "fit": "inside"}],
+                "format": "webp",
+                "quality": 80,
+            },
+            {"id": "thumb", "action": "resize", "width": 120, "height": 120, "format": "jpeg"},
+            {"id": "gray", "from": "large", "action": "grayscale", "format": "png"},
+        ],
+        **extra,
+    }
+    if webhook:
+        doc["webhook_url"] = webhook
+    return doc
+
+
+async def create_and_upload(t: Tenant, body: dict, data: bytes) -> dict:
+    created = await t.http.post("/v1/jobs", json=body)
+    assert created.status_code == 201, created.text
+    job = created.json()
+    put = job["upload"]["put"]
+    async with httpx.AsyncClient() as plain:  # a plain client: no API key goes to S3
+        r = await plain.put(put["url"], content=data, headers={"Content-Type": "image/jpeg"})
+    assert r.status_code == 200, r.text
+    return job
+
+
+async def test_full_flow_with_signed_webhook(tenant: Tenant, worker: WorkerProcess, receiver: WebhookReceiver) -> None:
+    source = encode(photo(1600, 1200, seed=11), ".jpg", Q=85)
+    job = await create_and_upload(tenant, spec(receiver.url(f"/flow/{tenant.name}")), source)
+    assert job["status"] == "created"
+    assert job["upload"]["max_bytes"] == 3 * 1024 * 1024
+    assert job["upload"]["post"]["fields"]["key"].startswith("sources/")
+
+    started = await tenant.http.post(f"/v1/jobs/{job['id']}/start")
+    assert started.status_code == 202, started.text
+    assert started.json()["status"] in ("queued", "processing", "succeeded")
+
+    (delivery,) = receiver.wait(f"/flow/{tenant.name}", 1, timeout=60)
+    event = Webhook(tenant.secret).verify(delivery.body, delivery.headers)  # third-party verifier
+    assert event["type"] == "job.succeeded"
+    data = event["data"]
+    assert data["job_id"] == job["id"] and data["status"] == "succeeded"
+    assert data["metadata"] == {"order": 42, "sku": "abc"}
+    sizes = {v["id"]: (v["format"], v["width"], v["height"]) for v in data["variants"]}
+    assert sizes == {"large": ("webp", 640, 480), "thumb": ("jpeg", 120, 120), "gray": ("png", 640, 480)}
+
+    final = await wait_status(tenant, job["id"], {"succeeded"})
+    assert final["attempts"] == 1
+    assert final["source"] == {"bytes": len(source), "format": "jpeg", "width": 1600, "height": 1200}
+    async with httpx.AsyncClient() as plain:
+        for v in final["variants"]:
+            body = (await plain.get(v["url"])).content
+            image = pyvips.Image.new_from_buffer(body, "")
+            assert (image.width, image.height, len(body)) == (v["width"], v["height"], v["bytes"])
+        gray = next(v for v in final["variants"] if v["id"] == "gray")
+        assert pyvips.Image.new_from_buffer((await plain.get(gray["url"])).content, "").bands == 1
+
+    redirect = await tenant.http.get(f"/v1/jobs/{job['id']}/variants/thumb", follow_redirects=False)
+    assert redirect.status_code == 302
+    async with httpx.AsyncClient() as plain:
+        assert (await plain.get(redirect.headers["location"])).content[:3] == b"\xff\xd8\xff"
+
+    deliveries = (await tenant.http.get(f"/v1/jobs/{job['id']}/deliveries")).json()
+    assert [(d["event"], d["status"], d["attempts"]) for d in deliveries] == [("job.succeeded", "delivered", 1)]
+    assert deliveries[0]["history"][0]["response_status"] == 200
+
+
+async def test_start_twice_is_harmless_and_queues_once(tenant: Tenant, worker: WorkerProcess) -> None:
+    job = await create_and_upload(tenant, spec(), encode(photo(300, 200), ".jpg"))
+    first = await tenant.http.post(f"/v1/jobs/{job['id']}/start")
+    second = await tenant.http.post(f"/v1/jobs/{job['id']}/start")
+    assert first.status_code == second.status_code == 202
+    final = await wait_status(tenant, job["id"], {"succeeded", "failed"})
+    assert final["status"] == "succeeded" and final["attempts"] == 1
+    again = await tenant.http.post(f"/v1/jobs/{job['id']}/start")
+    assert again.status_code == 202 and again.json()["status"] == "succeeded"
+
+
+async def test_multipart_upload_creates_and_starts(tenant: Tenant, worker: WorkerProcess) -> None:
+    source = encode(photo(400, 300), ".png")
+    r = await tenant.http.post(
+        "/v1/uploads",
+        files={"file": ("in.png", source, "image/png")},
+        data={"spec": json.dumps(spec())},
+    )
+    assert r.status_code == 202, r.text
+    final = await wait_status(tenant, r.json()["id"], {"succeeded", "failed"})
+    assert final["status"] == "succeeded"
+    assert final["source"]["format"] == "png"
+    assert {v["id"] for v in final["variants"]} == {"large", "thumb", "gray"}

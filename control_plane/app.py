@@ -18,7 +18,7 @@ from control_plane.routes.health import healthz, readyz
 from control_plane.routes.jobs import JobsController
 from control_plane.routes.specs import validate_spec
 from control_plane.routes.storage import storage_get, storage_put
-from control_plane.routes.uploads import upload_and_start
+from control_plane.routes.uploads import upload_route
 from control_plane.services import Services, open_services
 from infra.settings import Settings
 
@@ -35,7 +35,8 @@ def create_app(settings: Settings) -> Litestar:
     def provide_services(state: State) -> Services:
         return state.services
 
-    handlers: list = [JobsController, upload_and_start, validate_spec, healthz, readyz]
+    inline_cap = min(settings.max_inline_upload_bytes, settings.max_source_bytes)
+    handlers: list = [JobsController, upload_route(inline_cap + 64 * 1024), validate_spec, healthz, readyz]
     if settings.storage == "local":
         handlers += [storage_put, storage_get]
 
@@ -47,7 +48,7 @@ def create_app(settings: Settings) -> Litestar:
             "principal": Provide(provide_principal),
         },
         exception_handlers={Exception: problem_response},
-        request_max_body_size=max(settings.max_request_body_bytes, settings.max_inline_upload_bytes + 64 * 1024),
+        request_max_body_size=settings.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
             title="PixelFlow",
             version="1.0.0",

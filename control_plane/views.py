@@ -52,7 +52,7 @@ class VariantView(msgspec.Struct):
     url: str
 
 
-class JobView(msgspec.Struct, omit_defaults=True):
+class JobView(msgspec.Struct):
     id: uuid.UUID
     status: str
     created_at: datetime

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import msgspec
 from litestar import Response, post
+from litestar.handlers import HTTPRouteHandler
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, HeaderParameter
@@ -19,7 +20,7 @@ from control_plane.views import JobView, job_view
 from pipeline.errors import SpecError
 from pipeline.sniff import CONTENT_TYPES, SNIFF_BYTES, sniff
 
-__all__ = ["upload_and_start"]
+__all__ = ["upload_route"]
 
 
 @dataclass
@@ -28,7 +29,6 @@ class UploadForm:
     spec: str  # the job spec as JSON text
 
 
-@post("/v1/uploads", status_code=202, tags=["jobs"], summary="Create, upload and start a job in one call")
 async def upload_and_start(
     services: ServicesDep,
     principal: PrincipalDep,
@@ -55,3 +55,15 @@ async def upload_and_start(
     return Response(
         job_view(job, services.store, url_expiry=url_expiry(services)), status_code=202, headers=decision.headers()
     )
+
+
+def upload_route(max_body_bytes: int) -> HTTPRouteHandler:
+    """The route with its own body limit: larger than the API's JSON limit, bounded by the
+    inline-upload setting (Litestar parses multipart into memory, so the cap must hold before it)."""
+    return post(
+        "/v1/uploads",
+        status_code=202,
+        tags=["jobs"],
+        summary="Create, upload and start a job in one call",
+        request_max_body_size=max_body_bytes,
+    )(upload_and_start)

@@ -30,9 +30,8 @@ log = logging.getLogger("pixelflow.webhooks")
 
 
 class _RetryableResponse(Exception):
-    def __init__(self, status: int, retry_after: float | None) -> None:
-        super().__init__(f"receiver answered {status}")
-        self.status = status
+    def __init__(self, error: str, retry_after: float | None) -> None:
+        super().__init__(error)
         self.retry_after = retry_after
 
 
@@ -98,7 +97,7 @@ async def send_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
         if status == 410:
             raise _Gone
         if error is not None:
-            raise _RetryableResponse(status or 0, retry_after)
+            raise _RetryableResponse(error, retry_after)
 
     last: _RetryableResponse | None = None
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pyvips
@@ -35,6 +36,8 @@ def configure_vips(*, concurrency: int | None = None, cache_max_ops: int = 64) -
     with _lock:
         if _done:
             return
+        # libvips reports every finished threadpool at INFO; that is noise in a service's logs.
+        logging.getLogger("pyvips").setLevel(logging.WARNING)
         pyvips.block_untrusted_set(True)
         pyvips.operation_block_set("VipsForeignLoad", True)
         for loader in _ALLOWED_LOADERS:

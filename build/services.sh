@@ -18,6 +18,8 @@ if command -v systemctl >/dev/null 2>&1; then
   systemctl stop redis-server postgresql >/dev/null 2>&1 || true
 fi
 
+[ "${1:-}" = "--no-localstack" ] && exit 0
+
 stamp=.venv-localstack/.pixelflow-installed
 if [ ! -x .venv-localstack/bin/python ] || [ build/localstack-requirements.txt -nt "$stamp" ]; then
   python3 -m venv .venv-localstack

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib import resources
+from pathlib import Path
 
 import psycopg
 from psycopg.rows import dict_row
@@ -21,9 +21,11 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Async
     return pool
 
 
+_MIGRATIONS = Path(__file__).with_name("migrations")
+
+
 def _migrations() -> list[tuple[str, str]]:
-    files = resources.files("infra") / "migrations"
-    return sorted((f.name.removesuffix(".sql"), f.read_text()) for f in files.iterdir() if f.name.endswith(".sql"))
+    return sorted((f.stem, f.read_text()) for f in _MIGRATIONS.glob("*.sql"))
 
 
 def pending_migrations(url: str) -> list[str]:

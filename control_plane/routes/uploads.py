@@ -7,9 +7,9 @@ from typing import Annotated
 
 import msgspec
 from litestar import Response, post
-from litestar.handlers import HTTPRouteHandler
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
+from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, HeaderParameter
 
 from control_plane.auth import PrincipalDep

@@ -20,11 +20,11 @@ import httpx
 import pytest
 import uvicorn
 
+from cli.receiver import WebhookReceiver
 from cli.stack import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 from infra.db import migrate, open_pool
 from infra.repo import ClientRepo
 from infra.settings import Settings, load_settings
-from tests.integration.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +74,7 @@ def _env(redis: RedisServer, pg: PostgresServer, s3: LocalStackS3, api_port: int
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     workdir = Path(tempfile.mkdtemp(prefix="pixelflow-it-"))
-    os.chmod(workdir, 0o755)  # PostgreSQL runs as the postgres user and must reach its data dir
+    os.chmod(workdir, 0o755)
     redis = RedisServer(workdir / "redis")
     pg = PostgresServer(workdir / "pg")
     s3 = LocalStackS3(workdir / "s3")

@@ -9,9 +9,9 @@ import pytest
 import pyvips
 from standardwebhooks.webhooks import Webhook
 
+from cli.receiver import WebhookReceiver
 from tests.imagegen import encode, photo
 from tests.integration.conftest import Tenant, WorkerProcess, wait_status
-from tests.integration.receiver import WebhookReceiver
 
 pytestmark = pytest.mark.integration
 

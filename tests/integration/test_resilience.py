@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
+from cli.receiver import WebhookReceiver
 from cli.stack import free_port
 from tests.imagegen import encode, photo
 from tests.integration.conftest import ApiServer, Stack, WorkerProcess, make_tenant, wait_status
-from tests.integration.receiver import WebhookReceiver
 from tests.integration.test_flow import create_and_upload
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ import asyncio
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from cli.receiver import WebhookReceiver
 from tests.imagegen import encode, photo
 from tests.integration.conftest import Tenant, WorkerProcess, wait_status
-from tests.integration.receiver import WebhookReceiver
 from tests.integration.test_flow import create_and_upload, spec
 
 pytestmark = pytest.mark.integration

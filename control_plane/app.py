@@ -14,6 +14,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from control_plane.auth import provide_principal
 from control_plane.problems import problem_response
+from control_plane.routes.assets import create_asset_upload
 from control_plane.routes.health import healthz, readyz
 from control_plane.routes.jobs import JobsController
 from control_plane.routes.specs import validate_spec
@@ -36,7 +37,14 @@ def create_app(settings: Settings) -> Litestar:
         return state.services
 
     inline_cap = min(settings.max_inline_upload_bytes, settings.max_source_bytes)
-    handlers: list = [JobsController, upload_route(inline_cap + 64 * 1024), validate_spec, healthz, readyz]
+    handlers: list = [
+        JobsController,
+        upload_route(inline_cap + 64 * 1024),
+        validate_spec,
+        create_asset_upload,
+        healthz,
+        readyz,
+    ]
     if settings.storage == "local":
         handlers += [storage_put, storage_get]
 

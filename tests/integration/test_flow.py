@@ -112,3 +112,34 @@ async def test_multipart_upload_creates_and_starts(tenant: Tenant, worker: Worke
     assert final["status"] == "succeeded"
     assert final["source"]["format"] == "png"
     assert {v["id"] for v in final["variants"]} == {"large", "thumb", "gray"}
+
+
+async def test_watermark_image_from_the_clients_assets(tenant: Tenant, worker: WorkerProcess) -> None:
+    logo = pyvips.Image.black(40, 20, bands=3).new_from_image([0, 255, 0]).copy(interpretation="srgb")
+    asset = await tenant.http.post("/v1/assets", json={"key": "brand/logo.png"})
+    assert asset.status_code == 201, asset.text
+    async with httpx.AsyncClient() as plain:
+        r = await plain.put(asset.json()["upload"]["put"]["url"], content=logo.write_to_buffer(".png"))
+        assert r.status_code == 200
+    mark = {"op": "watermark", "image": "brand/logo.png", "opacity": 1, "gravity": "northwest", "margin": 0}
+    body = {
+        "version": 1,
+        "pipeline": [
+            {"id": "marked", "steps": [mark], "format": "png"},
+            {"id": "missing", "steps": [{**mark, "image": "nope.png"}], "format": "png"},
+        ],
+    }
+    job = await create_and_upload(tenant, {**body, "pipeline": body["pipeline"][:1]}, encode(photo(200, 100), ".png"))
+    await tenant.http.post(f"/v1/jobs/{job['id']}/start")
+    final = await wait_status(tenant, job["id"], {"succeeded", "failed"})
+    assert final["status"] == "succeeded", final
+    async with httpx.AsyncClient() as plain:
+        image = pyvips.Image.new_from_buffer((await plain.get(final["variants"][0]["url"])).content, "").copy_memory()
+    corner = image.crop(0, 0, 40, 20)
+    assert corner[1].avg() > 250 and corner[0].avg() < 5
+
+    bad = await create_and_upload(tenant, {**body, "pipeline": body["pipeline"][1:]}, encode(photo(200, 100), ".png"))
+    await tenant.http.post(f"/v1/jobs/{bad['id']}/start")
+    failed = await wait_status(tenant, bad["id"], {"succeeded", "failed"})
+    assert failed["error"]["code"] == "asset_not_found"
+    assert (await tenant.http.post("/v1/assets", json={"key": "../x.png"})).status_code in (400, 422)

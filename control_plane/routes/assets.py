@@ -1,0 +1,43 @@
+"""``POST /v1/assets``: an upload URL for a watermark image, stored in the client's own asset space.
+Specs then name it by key (``{"op": "watermark", "image": "brand/logo.png"}``)."""
+
+from __future__ import annotations
+
+import msgspec
+from litestar import post
+from litestar.params import JSONBody
+
+from control_plane.auth import PrincipalDep
+from control_plane.jobflow import url_expiry
+from control_plane.problems import Unprocessable
+from control_plane.services import ServicesDep
+from control_plane.views import UploadView, upload_view
+from pipeline.errors import FieldError
+from pipeline.spec.steps import AssetKey
+
+__all__ = ["AssetUpload", "create_asset_upload"]
+
+
+class AssetRequest(msgspec.Struct, forbid_unknown_fields=True):
+    key: AssetKey
+
+
+class AssetUpload(msgspec.Struct):
+    key: str
+    upload: UploadView
+
+
+MAX_ASSET_BYTES = 5 * 1024 * 1024
+
+
+@post("/v1/assets", status_code=201, tags=["assets"], summary="Get an upload URL for a watermark image")
+async def create_asset_upload(
+    services: ServicesDep, principal: PrincipalDep, data: JSONBody[AssetRequest]
+) -> AssetUpload:
+    if ".." in data.key.split("/"):
+        raise Unprocessable(
+            "invalid asset key", code="invalid_request", errors=[FieldError("$.key", "must not contain '..'")]
+        )
+    object_key = f"assets/{principal.client.id}/{data.key}"
+    cap = min(MAX_ASSET_BYTES, services.settings.max_source_bytes)
+    return AssetUpload(data.key, upload_view(services.store, object_key, expires=url_expiry(services), max_bytes=cap))

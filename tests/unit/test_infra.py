@@ -137,3 +137,13 @@ def test_logs_never_carry_keys_or_secrets() -> None:
     assert key not in line and secret not in line
     assert record["api_key"] == "[redacted]" and record["job_id"] == "j1"
     assert "Bearer [redacted]" in record["msg"]
+
+
+def test_every_setting_is_documented() -> None:
+    import msgspec
+
+    from infra.settings import Settings
+
+    doc = (ROOT / "docs" / "OPERATIONS.md").read_text()
+    missing = [f.name for f in msgspec.structs.fields(Settings) if f"`PIXELFLOW_{f.name.upper()}`" not in doc]
+    assert missing == []

@@ -81,7 +81,9 @@ def latency(paths: list[Path], repeats: int) -> dict:
                     impl.run(data, spec)
                     per_source.append(time.perf_counter() - t)
                 times[name].append(statistics.mean(per_source))
-        results[wname] = {n: {"median_s": statistics.median(v), "bytes_first_source": sizes[n]} for n, v in times.items()}
+        results[wname] = {
+            n: {"median_s": statistics.median(v), "bytes_first_source": sizes[n]} for n, v in times.items()
+        }
     return results
 
 
@@ -106,7 +108,9 @@ def throughput(paths: list[Path], rounds: int) -> dict:
             for procs in (1, 2):
                 tasks = [(name, wname, d) for _ in range(rounds) for d in sources]
                 # spawn, not fork: a forked child inherits libvips' thread pool in a locked state
-                with ProcessPoolExecutor(procs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker) as pool:
+                with ProcessPoolExecutor(
+                    procs, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker
+                ) as pool:
                     list(pool.map(_one, tasks[:procs]))  # start-up and warm-up outside the timing
                     t = time.perf_counter()
                     list(pool.map(_one, tasks))
@@ -122,10 +126,10 @@ def peak_rss(path: Path) -> dict:
         for name in IMPLS:
             code = (
                 # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec from the parent
-                "import sys; sys.path.insert(0, %r); from bench.workloads import IMPLS, WORKLOADS; "
-                "IMPLS[%r].run(open(%r, 'rb').read(), WORKLOADS[%r]); "
+                f"import sys; sys.path.insert(0, {str(ROOT)!r}); from bench.workloads import IMPLS, WORKLOADS; "
+                f"IMPLS[{name!r}].run(open({str(path)!r}, 'rb').read(), WORKLOADS[{wname!r}]); "
                 "print(next(l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')))"
-            ) % (str(ROOT), name, str(path), wname)
+            )
             env = {**os.environ, "VIPS_CONCURRENCY": "1"}
             res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
             out[wname][name] = int(res.stdout.strip()) / 1024
@@ -174,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
     text = report(lat, thr, rss, machine)
     print(text)
     if args.json:
-        args.json.write_text(json.dumps({"latency": lat, "throughput": thr, "peak_rss_mb": rss, "machine": machine}, indent=2))
+        args.json.write_text(
+            json.dumps({"latency": lat, "throughput": thr, "peak_rss_mb": rss, "machine": machine}, indent=2)
+        )
     return 0
 
 

@@ -17,7 +17,13 @@ W_THREE = {
     "version": 1,
     "pipeline": [
         {"id": "xl", "steps": [{"op": "resize", "width": 2048, "fit": "inside"}], "format": "webp", "quality": 80},
-        {"id": "m", "steps": [{"op": "resize", "width": 800, "fit": "inside"}], "format": "jpeg", "quality": 75, "progressive": True},
+        {
+            "id": "m",
+            "steps": [{"op": "resize", "width": 800, "fit": "inside"}],
+            "format": "jpeg",
+            "quality": 75,
+            "progressive": True,
+        },
         {"id": "sq", "steps": [{"op": "resize", "width": 200, "height": 200}], "format": "webp", "quality": 70},
     ],
 }
@@ -57,14 +63,16 @@ def pixelflow(data: bytes, spec: dict) -> Output:
 # -- hand-written pyvips -----------------------------------------------------------------------
 
 
-def _vips_encode(img, v: dict) -> bytes:  # noqa: ANN001
+def _vips_encode(img, v: dict) -> bytes:
     fmt, q = v["format"], v.get("quality")
     if fmt == "webp":
         return img.write_to_buffer(".webp", Q=q or 80, effort=4, keep="none")
-    return img.write_to_buffer(".jpg", Q=q or 80, interlace=v.get("progressive", False), optimize_coding=True, keep="none")
+    return img.write_to_buffer(
+        ".jpg", Q=q or 80, interlace=v.get("progressive", False), optimize_coding=True, keep="none"
+    )
 
 
-def _vips_steps(img, steps: list[dict]):  # noqa: ANN001, ANN202
+def _vips_steps(img, steps: list[dict]):
     import html
 
     import pyvips
@@ -85,7 +93,11 @@ def _vips_steps(img, steps: list[dict]):  # noqa: ANN001, ANN202
             img = img.gaussblur(s["sigma"]).cast("uchar")
         elif op == "watermark":
             mask = pyvips.Image.text(html.escape(s["text"]), font=f"sans {s['font_size']}", dpi=72)
-            overlay = mask.new_from_image([255, 255, 255]).copy(interpretation="srgb").bandjoin((mask * s["opacity"]).cast("uchar"))
+            overlay = (
+                mask.new_from_image([255, 255, 255])
+                .copy(interpretation="srgb")
+                .bandjoin((mask * s["opacity"]).cast("uchar"))
+            )
             x, y = img.width - overlay.width - s["margin"], img.height - overlay.height - s["margin"]
             img = img.composite2(overlay, "over", x=x, y=y).cast("uchar").extract_band(0, n=img.bands)
     return img
@@ -154,7 +166,7 @@ def vips_careful(data: bytes, spec: dict) -> Output:
 # -- Pillow ------------------------------------------------------------------------------------
 
 
-def _pil_steps(img, steps: list[dict]):  # noqa: ANN001, ANN202
+def _pil_steps(img, steps: list[dict]):
     from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
     for s in steps:
@@ -162,7 +174,9 @@ def _pil_steps(img, steps: list[dict]):  # noqa: ANN001, ANN202
         if op == "resize":
             w, h = s["width"], s.get("height")
             if h is None:
-                img = img.resize((w, max(1, round(img.height * w / img.width))), Image.Resampling.LANCZOS, reducing_gap=3.0)
+                img = img.resize(
+                    (w, max(1, round(img.height * w / img.width))), Image.Resampling.LANCZOS, reducing_gap=3.0
+                )
             else:
                 scale = max(w / img.width, h / img.height)
                 sw, sh = max(w, round(img.width * scale)), max(h, round(img.height * scale))
@@ -184,7 +198,7 @@ def _pil_steps(img, steps: list[dict]):  # noqa: ANN001, ANN202
     return img
 
 
-def _pil_encode(img, v: dict) -> bytes:  # noqa: ANN001
+def _pil_encode(img, v: dict) -> bytes:
     buf = io.BytesIO()
     q = v.get("quality") or 80
     if v["format"] == "webp":
@@ -201,7 +215,10 @@ def pillow(data: bytes, spec: dict) -> Output:
 
     variants = _norm(spec)
     img = Image.open(io.BytesIO(data))
-    need = max(max(s["width"] / img.width, (s.get("height") or 0) / img.height) for s in (v["steps"][0] for v in variants if "from" not in v))
+    need = max(
+        max(s["width"] / img.width, (s.get("height") or 0) / img.height)
+        for s in (v["steps"][0] for v in variants if "from" not in v)
+    )
     if img.format == "JPEG":
         img.draft("RGB", (int(img.width * need) + 1, int(img.height * need) + 1))
     img = img.convert("RGB")

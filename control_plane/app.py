@@ -11,6 +11,9 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from opentelemetry.sdk.trace import TracerProvider
 
 from control_plane.auth import provide_principal
 from control_plane.problems import problem_response
@@ -22,11 +25,21 @@ from control_plane.routes.storage import storage_get, storage_put
 from control_plane.routes.uploads import upload_route
 from control_plane.services import Services, open_services
 from infra.settings import Settings
+from infra.telemetry import configure_tracing
 
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings) -> Litestar:
+def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = None) -> Litestar:
+    """``tracer_provider`` overrides the one ``PIXELFLOW_OTEL_EXPORTER`` would install (tests)."""
+    provider = tracer_provider or configure_tracing(settings.otel_exporter, "pixelflow-api")
+    plugins: list = []
+    if provider is not None:
+        plugins.append(
+            OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=provider, exclude=["/metrics", "/healthz"]))
+        )
+    prometheus = PrometheusConfig(app_name="pixelflow", prefix="pixelflow_http", group_path=True, exclude=["/metrics"])
+
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with open_services(settings) as services:
@@ -44,6 +57,7 @@ def create_app(settings: Settings) -> Litestar:
         create_asset_upload,
         healthz,
         readyz,
+        PrometheusController,
     ]
     if settings.storage == "local":
         handlers += [storage_put, storage_get]
@@ -56,6 +70,8 @@ def create_app(settings: Settings) -> Litestar:
             "principal": Provide(provide_principal),
         },
         exception_handlers={Exception: problem_response},
+        middleware=[prometheus.middleware],
+        plugins=plugins,
         request_max_body_size=settings.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
             title="PixelFlow",

@@ -8,6 +8,8 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from opentelemetry import trace
+
 from control_plane.auth import Principal
 from control_plane.problems import (
     Conflict,
@@ -19,9 +21,11 @@ from control_plane.problems import (
 )
 from control_plane.ratelimit import Decision
 from control_plane.services import Services
+from infra.metrics import JOBS_CREATED, JOBS_STARTED, RATE_LIMITED
 from infra.netguard import BlockedDestination, check_literal
 from infra.queue import PROCESS_JOB, enqueue
 from infra.repo import Job
+from infra.telemetry import carrier, parent, tracer
 from pipeline.errors import FieldError, UnsupportedFormat
 from pipeline.sniff import SNIFF_BYTES, sniff
 from pipeline.spec import decode_job_spec, encode_job_spec
@@ -34,6 +38,7 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 async def rate_limit(services: Services, principal: Principal) -> Decision:
     decision = await services.limiter.hit(str(principal.key_id))
     if not decision.allowed:
+        RATE_LIMITED.labels(principal.client.name).inc()
         raise TooManyRequests(
             f"job creation is limited to {services.settings.rate_limit_per_minute} per minute per key",
             headers=decision.headers(),
@@ -59,8 +64,14 @@ async def create_job(
     normal = encode_job_spec(spec)
     digest = hashlib.sha256(normal).digest()
     job, created = await services.jobs.create(
-        client_id=principal.client.id, spec=normal, spec_sha256=digest, idempotency_key=idempotency_key
+        client_id=principal.client.id,
+        spec=normal,
+        spec_sha256=digest,
+        idempotency_key=idempotency_key,
+        trace_context=carrier(),  # the job's trace starts at this request
     )
+    if created:
+        JOBS_CREATED.inc()
     if not created and job.spec_sha256 != digest:
         raise Conflict("this Idempotency-Key was already used with a different spec", code="idempotency_key_reused")
     return job, created
@@ -91,17 +102,25 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
         await services.jobs.fail(job.id, exc.code, exc.public)
         raise UnsupportedMediaType(exc.public, code=exc.code) from None
 
-    async def push() -> None:
-        await enqueue(services.queue, PROCESS_JOB, str(job.id))
+    # The job keeps one trace: this span joins the trace begun at creation, links the /start
+    # request's own trace, and its context rides in the queue message to the worker.
+    this_request = trace.get_current_span().get_span_context()
+    links = [trace.Link(this_request)] if this_request.is_valid else []
+    with tracer.start_as_current_span(
+        "job.start", context=parent(job.trace_context), links=links, attributes={"job.id": str(job.id)}
+    ):
 
-    started = await services.jobs.start(
-        job.id,
-        principal.client.id,
-        max_active=settings.max_concurrent_jobs_per_client,
-        source_bytes=info.size,
-        source_format=source_format,
-        enqueue=push,
-    )
+        async def push() -> None:
+            await enqueue(services.queue, PROCESS_JOB, str(job.id), carrier())
+
+        started = await services.jobs.start(
+            job.id,
+            principal.client.id,
+            max_active=settings.max_concurrent_jobs_per_client,
+            source_bytes=info.size,
+            source_format=source_format,
+            enqueue=push,
+        )
     if started == "busy":
         raise TooManyRequests(
             f"at most {settings.max_concurrent_jobs_per_client} jobs may be queued or processing at once",
@@ -112,6 +131,7 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
         current = await services.jobs.get(job.id, principal.client.id)
         assert current is not None
         return current
+    JOBS_STARTED.inc()
     return started
 
 

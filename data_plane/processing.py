@@ -7,19 +7,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import redis.exceptions
 from arq import Retry
+from opentelemetry import context as otel_context
 
 from data_plane.deps import WorkerDeps
 from data_plane.payloads import job_event
+from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
 from infra.queue import SEND_WEBHOOK, enqueue
 from infra.repo import Job, VariantRecord
 from infra.storage import ObjectNotFound, ObjectTooLarge, StorageUnavailable
+from infra.telemetry import carrier, parent, span
 from pipeline.encode import EXTENSIONS
 from pipeline.errors import PipelineError
 from pipeline.spec import JobSpec, decode_job_spec
@@ -28,6 +35,7 @@ from pipeline.spec.steps import Watermark
 __all__ = ["TRANSIENT", "output_key", "process_job"]
 
 log = logging.getLogger("pixelflow.worker")
+T = TypeVar("T")
 
 # Infrastructure hiccups: retried by arq with a delay, never reported to the client as their fault.
 TRANSIENT: tuple[type[BaseException], ...] = (
@@ -47,7 +55,18 @@ def asset_key(job: Job, key: str) -> str:
     return f"assets/{job.client_id}/{key}"
 
 
-async def process_job(ctx: dict[str, Any], job_id: str) -> str:
+async def process_job(ctx: dict[str, Any], job_id: str, trace_headers: dict[str, str] | None = None) -> str:
+    """``trace_headers``: W3C context of the ``/start`` request, so the worker's spans join the job's trace."""
+    with span("job.process", context=parent(trace_headers), job_id=job_id, attempt=ctx.get("job_try", 1)):
+        started = time.perf_counter()
+        outcome = await _process(ctx, job_id)
+        status, _, reason = outcome.partition(":")
+        JOB_DURATION.observe(time.perf_counter() - started)
+        JOBS_FINISHED.labels(status, reason or status).inc()
+        return outcome
+
+
+async def _process(ctx: dict[str, Any], job_id: str) -> str:
     deps: WorkerDeps = ctx["deps"]
     try:
         job = await deps.jobs.claim(uuid.UUID(job_id))
@@ -55,6 +74,8 @@ async def process_job(ctx: dict[str, Any], job_id: str) -> str:
         raise Retry(defer=_backoff(ctx)) from exc
     if job is None:
         return "skipped"  # finished, canceled or deleted: nothing to do
+    if job.attempts == 1 and job.queued_at is not None:
+        QUEUE_WAIT.observe(max(0.0, (datetime.now(UTC) - job.queued_at).total_seconds()))
     log.info("job started", extra={"job_id": job_id, "attempt": job.attempts})
     try:
         return await _run(deps, job)
@@ -81,22 +102,28 @@ async def _run(deps: WorkerDeps, job: Job) -> str:
     settings = deps.settings
     limits = settings.limits
     spec = decode_job_spec(job.spec, limits)
-    data = await deps.store.read(job.source_key, max_bytes=limits.max_source_bytes)
+    with span("storage.get", key=job.source_key):
+        data = await deps.store.read(job.source_key, max_bytes=limits.max_source_bytes)
     assets = await _fetch_assets(deps, job, spec)
 
     from pipeline.engine import process  # the worker is the only process that loads libvips
 
     loop = asyncio.get_running_loop()
-    result = await loop.run_in_executor(
-        deps.executor, partial(process, data, spec, limits=limits, assets=assets.__getitem__)
-    )
+    run = partial(process, data, spec, limits=limits, assets=assets.__getitem__, observe=_observe)
+    result = await loop.run_in_executor(deps.executor, in_context(otel_context.get_current(), run))
     records = [
         VariantRecord(v.id, v.format, v.content_type, v.width, v.height, v.bytes, output_key(job, v.id, v.format))
         for v in result.variants
     ]
-    await asyncio.gather(
-        *(deps.store.write(r.object_key, v.data, v.content_type) for r, v in zip(records, result.variants, strict=True))
-    )
+
+    async def put(record: VariantRecord, data: bytes) -> None:
+        with span("storage.put", key=record.object_key, bytes=record.bytes):
+            await deps.store.write(record.object_key, data, record.content_type)
+
+    await asyncio.gather(*(put(r, v.data) for r, v in zip(records, result.variants, strict=True)))
+    for r in records:
+        VARIANTS.labels(r.format).inc()
+        OUTPUT_BYTES.labels(r.format).inc(r.bytes)
     delivery = await _delivery(deps, job, "succeeded", variants=records)
     src = result.source
     outcome = await deps.jobs.succeed(job.id, records, source=(src.format, src.width, src.height), delivery=delivery)
@@ -139,10 +166,29 @@ async def _fail(deps: WorkerDeps, job: Job, code: str, message: str) -> None:
 
 async def _queue_webhook(deps: WorkerDeps, delivery_id: uuid.UUID) -> None:
     try:
-        await enqueue(deps.queue, SEND_WEBHOOK, str(delivery_id), queue_name=deps.settings.webhook_queue_name)
+        await enqueue(
+            deps.queue, SEND_WEBHOOK, str(delivery_id), carrier(), queue_name=deps.settings.webhook_queue_name
+        )
     except TRANSIENT:
         # The delivery row is committed; the sweeper re-queues overdue deliveries.
         log.warning("webhook enqueue failed; the sweeper will retry", extra={"delivery_id": str(delivery_id)})
+
+
+def _observe(name: str, attributes: dict[str, object]) -> AbstractContextManager[object]:
+    return span(name, **{k.replace(".", "_"): v for k, v in attributes.items()})
+
+
+def in_context(ctx: otel_context.Context, fn: Callable[[], T]) -> Callable[[], T]:
+    """``fn`` run under ``ctx``: executor threads do not inherit the caller's trace context."""
+
+    def run() -> T:
+        token = otel_context.attach(ctx)
+        try:
+            return fn()
+        finally:
+            otel_context.detach(token)
+
+    return run
 
 
 def _backoff(ctx: dict[str, Any]) -> float:

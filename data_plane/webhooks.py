@@ -21,7 +21,9 @@ from arq import Retry
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from data_plane.deps import WorkerDeps
+from infra.metrics import WEBHOOK_DELIVERIES
 from infra.netguard import BlockedDestination, resolve_public
+from infra.telemetry import carrier, parent, span
 from infra.webhooks import signature_headers
 
 __all__ = ["backoff_seconds", "send_webhook", "sweep_deliveries"]
@@ -58,7 +60,12 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
-async def send_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
+async def send_webhook(ctx: dict[str, Any], delivery_id: str, trace_headers: dict[str, str] | None = None) -> str:
+    with span("webhook.deliver", context=parent(trace_headers), delivery_id=delivery_id, round=ctx.get("job_try", 1)):
+        return await _deliver(ctx, delivery_id)
+
+
+async def _deliver(ctx: dict[str, Any], delivery_id: str) -> str:
     deps: WorkerDeps = ctx["deps"]
     settings = deps.settings
     delivery = await deps.deliveries.get(uuid.UUID(delivery_id))
@@ -78,20 +85,25 @@ async def send_webhook(ctx: dict[str, Any], delivery_id: str) -> str:
     secrets = await deps.clients.active_secrets(delivery.client_id)
 
     async def attempt() -> None:
-        headers = signature_headers(secrets, str(delivery.id), int(time.time()), body)
-        started = time.perf_counter()
-        status: int | None = None
-        error: str | None = None
-        retry_after: float | None = None
-        try:
-            response = await deps.http.post(delivery.url, content=body, headers=headers)
-            status = response.status_code
-            retry_after = _retry_after(response.headers.get("retry-after"))
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: the receiver could not be reached"
-        duration = int((time.perf_counter() - started) * 1000)
-        if status is not None and not 200 <= status < 300:
-            error = f"receiver answered {status}"
+        with span("webhook.attempt", url=delivery.url) as s:
+            headers = signature_headers(secrets, str(delivery.id), int(time.time()), body) | carrier()
+            started = time.perf_counter()
+            status: int | None = None
+            error: str | None = None
+            retry_after: float | None = None
+            try:
+                response = await deps.http.post(delivery.url, content=body, headers=headers)
+                status = response.status_code
+                retry_after = _retry_after(response.headers.get("retry-after"))
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: the receiver could not be reached"
+            duration = int((time.perf_counter() - started) * 1000)
+            if status is not None and not 200 <= status < 300:
+                error = f"receiver answered {status}"
+            s.set_attribute("http.response.status_code", status or 0)
+            WEBHOOK_DELIVERIES.labels(
+                "delivered" if error is None else "unreachable" if status is None else f"http_{status // 100}xx"
+            ).inc()
         await deps.deliveries.record_attempt(delivery.id, response_status=status, error=error, duration_ms=duration)
         log.info("webhook attempt", extra={"delivery_id": delivery_id, "status": status, "duration_ms": duration})
         if status == 410:

@@ -10,12 +10,15 @@ from typing import Any
 
 from arq import cron
 from arq.worker import Worker, func
+from prometheus_client import start_http_server
 
 from data_plane.deps import WorkerDeps, open_deps
 from data_plane.processing import process_job
 from data_plane.webhooks import send_webhook, sweep_deliveries
+from infra.metrics import QUEUE_DEPTH, VIPS_MEMORY
 from infra.queue import PROCESS_JOB, SEND_WEBHOOK, deserialize, enqueue, serialize
 from infra.settings import Settings
+from infra.telemetry import configure_tracing
 
 __all__ = ["build_workers", "run_worker"]
 
@@ -24,15 +27,28 @@ log = logging.getLogger("pixelflow.worker")
 
 async def sweep_jobs(ctx: dict[str, Any]) -> int:
     """Re-queue jobs whose queue entry was lost (Redis restarted without persistence).
-    Enqueueing is idempotent per job id, so a job still in the queue is left alone."""
+    Enqueueing is idempotent per job id: a job still queued or running in arq is left alone, so
+    a short threshold is safe."""
     deps: WorkerDeps = ctx["deps"]
-    stale = await deps.jobs.stalled(older_than_seconds=deps.settings.job_timeout_seconds + 30)
+    await _update_gauges(deps)
+    stale = await deps.jobs.stalled(older_than_seconds=2 * deps.settings.sweep_interval_seconds)
     requeued = 0
     for job_id in stale:
         requeued += await enqueue(deps.queue, PROCESS_JOB, str(job_id))
     if requeued:
         log.warning("re-queued stalled jobs", extra={"count": requeued})
     return requeued
+
+
+async def _update_gauges(deps: WorkerDeps) -> None:
+    from pipeline.vips import vips_memory
+
+    for name in (deps.settings.queue_name, deps.settings.webhook_queue_name):
+        QUEUE_DEPTH.labels(name).set(await deps.queue.zcard(name))
+    memory = vips_memory()
+    if memory is not None:
+        VIPS_MEMORY.labels("current").set(memory[0])
+        VIPS_MEMORY.labels("highwater").set(memory[1])
 
 
 def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) -> tuple[Worker, Worker]:
@@ -72,6 +88,9 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
 
     # One libvips thread per job: parallelism comes from concurrent jobs and worker processes.
     configure_vips(concurrency=1)
+    configure_tracing(settings.otel_exporter, "pixelflow-worker")
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port)
     async with open_deps(settings) as deps:
         workers = build_workers(settings, deps, burst=burst)
         tasks = [asyncio.create_task(w.async_run()) for w in workers]

@@ -12,6 +12,8 @@ import re
 import sys
 from datetime import UTC, datetime
 
+from opentelemetry import trace
+
 __all__ = ["configure_logging"]
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
@@ -31,6 +33,10 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": _scrub(record.getMessage()),
         }
+        ctx = trace.get_current_span().get_span_context()
+        if ctx.is_valid:
+            out["trace_id"] = format(ctx.trace_id, "032x")
+            out["span_id"] = format(ctx.span_id, "016x")
         for key, value in vars(record).items():
             if key in _STANDARD or key.startswith("_"):
                 continue

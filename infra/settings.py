@@ -76,6 +76,8 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # observability
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
+    otel_exporter: Literal["none", "console", "otlp"] = "none"  # otlp reads OTEL_EXPORTER_OTLP_* variables
+    worker_metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 0  # 0: no /metrics server in the worker
 
     def __post_init__(self) -> None:
         if self.storage == "local" and not self.url_signing_secret:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,8 +47,15 @@ class JobOutput:
     variants: tuple[VariantOutput, ...]
 
 
-# Called after each variant is encoded (progress bars, per-variant spans and uploads).
+# Called after each variant is encoded (progress bars, uploads).
 VariantHook = Callable[[VariantOutput], None]
+# Wraps each stage for tracing: observe("pipeline.decode", {...}) returns a context manager. The
+# engine stays free of any telemetry library; the caller decides what a stage becomes.
+Observer = Callable[[str, dict[str, object]], AbstractContextManager[object]]
+
+
+def _no_observer(name: str, attributes: dict[str, object]) -> AbstractContextManager[object]:
+    return nullcontext()
 
 
 class _Deadline:
@@ -82,32 +90,36 @@ def process(
     limits: Limits | None = None,
     assets: AssetResolver | None = None,
     on_variant: VariantHook | None = None,
+    observe: Observer = _no_observer,
 ) -> JobOutput:
     configure_vips()
     limits = limits or Limits()
     deadline = _Deadline(limits.deadline_seconds)
-    info = probe(data, limits, auto_orient=spec.auto_orient)
-    plan = compile_plan(spec, info.width, info.height)
+    with observe("pipeline.probe", {"source.bytes": len(data)}):
+        info = probe(data, limits, auto_orient=spec.auto_orient)
+        plan = compile_plan(spec, info.width, info.height)
     ctx = OpContext(limits=limits, assets=assets)
 
-    source = decode(data, plan, auto_orient=spec.auto_orient)
-    if plan.materialize_source:
-        source = _evaluate(_materialize, source, deadline=deadline, what="decoding the source")
+    with observe("pipeline.decode", {"source.format": info.format, "decode.width": plan.decode_size[0]}):
+        source = decode(data, plan, auto_orient=spec.auto_orient)
+        if plan.materialize_source:
+            source = _evaluate(_materialize, source, deadline=deadline, what="decoding the source")
     images: dict[str | None, pyvips.Image] = {None: source}
     outputs = []
     for node in plan.nodes:
         variant = node.variant
-        image = images[node.parent]
-        for step in variant.steps:
-            deadline.check()
-            image = _apply(image, step, ctx)
-            _check_size(image, limits, variant.id)
-        what = f"variant '{variant.id}'"
-        if node.materialize:
-            image = _evaluate(_materialize, image, deadline=deadline, what=what)
-        images[variant.id] = image
-        fmt = resolve_format(variant, info.format)
-        encoded, content_type = _evaluate(encode, image, variant, fmt, deadline=deadline, what=what)
+        with observe("pipeline.variant", {"variant.id": variant.id, "variant.steps": len(variant.steps)}):
+            image = images[node.parent]
+            for step in variant.steps:
+                deadline.check()
+                image = _apply(image, step, ctx)
+                _check_size(image, limits, variant.id)
+            what = f"variant '{variant.id}'"
+            if node.materialize:
+                image = _evaluate(_materialize, image, deadline=deadline, what=what)
+            images[variant.id] = image
+            fmt = resolve_format(variant, info.format)
+            encoded, content_type = _evaluate(encode, image, variant, fmt, deadline=deadline, what=what)
         out = VariantOutput(variant.id, fmt, content_type, image.width, image.height, encoded)
         outputs.append(out)
         if on_variant is not None:

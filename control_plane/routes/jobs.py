@@ -19,6 +19,7 @@ from control_plane.services import ServicesDep
 from control_plane.views import DeliveryView, JobList, JobView, delivery_view, job_view, upload_view
 from infra.queue import SEND_WEBHOOK, enqueue
 from infra.repo.jobs import TERMINAL
+from infra.telemetry import carrier
 
 __all__ = ["JobsController"]
 
@@ -166,7 +167,9 @@ class JobsController(Controller):
         delivery_id = await services.deliveries.redeliver(job_id)
         if delivery_id is None:
             raise Conflict("the job has not sent a webhook yet", code="no_delivery")
-        await enqueue(services.queue, SEND_WEBHOOK, str(delivery_id), queue_name=services.settings.webhook_queue_name)
+        await enqueue(
+            services.queue, SEND_WEBHOOK, str(delivery_id), carrier(), queue_name=services.settings.webhook_queue_name
+        )
         delivery = await services.deliveries.get(delivery_id)
         assert delivery is not None
         return delivery_view(delivery)

@@ -93,10 +93,11 @@ def stack() -> Iterator[Stack]:
 
 
 class ApiServer:
-    def __init__(self, settings: Settings, port: int) -> None:
+    def __init__(self, settings: Settings, port: int, **app_options: object) -> None:
         from control_plane.app import create_app
 
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        app = create_app(settings, **app_options)  # type: ignore[arg-type]
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://127.0.0.1:{port}"

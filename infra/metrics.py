@@ -1,0 +1,34 @@
+"""Prometheus metrics shared by the API and the worker. Defining them registers them in the
+default registry (no I/O); each process exposes its own ``/metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "JOBS_CREATED",
+    "JOBS_FINISHED",
+    "JOBS_STARTED",
+    "JOB_DURATION",
+    "OUTPUT_BYTES",
+    "QUEUE_DEPTH",
+    "QUEUE_WAIT",
+    "RATE_LIMITED",
+    "VARIANTS",
+    "VIPS_MEMORY",
+    "WEBHOOK_DELIVERIES",
+]
+
+_SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+JOBS_CREATED = Counter("pixelflow_jobs_created", "Jobs created through the API")
+JOBS_STARTED = Counter("pixelflow_jobs_started", "Jobs queued by /start")
+JOBS_FINISHED = Counter("pixelflow_jobs_finished", "Jobs finished by workers", ["status", "reason"])
+JOB_DURATION = Histogram("pixelflow_job_duration_seconds", "Worker time per job run", buckets=_SECONDS)
+QUEUE_WAIT = Histogram("pixelflow_queue_wait_seconds", "From queued to picked up by a worker", buckets=_SECONDS)
+QUEUE_DEPTH = Gauge("pixelflow_queue_depth", "Entries waiting in a queue", ["queue"])
+VARIANTS = Counter("pixelflow_variants", "Variants written", ["format"])
+OUTPUT_BYTES = Counter("pixelflow_output_bytes", "Bytes of variants written", ["format"])
+WEBHOOK_DELIVERIES = Counter("pixelflow_webhook_attempts", "Webhook HTTP attempts by outcome", ["outcome"])
+RATE_LIMITED = Counter("pixelflow_rate_limited", "Requests refused by the per-key rate limit", ["client"])
+VIPS_MEMORY = Gauge("pixelflow_vips_memory_bytes", "Memory allocated by libvips", ["kind"])

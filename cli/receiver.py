@@ -21,8 +21,8 @@ class Received:
 
 
 class WebhookReceiver:
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.received: list[Received] = []
         self.script: dict[str, list[tuple[int, dict[str, str]]]] = {}  # path -> responses, then 200s
         self._lock = threading.Condition()

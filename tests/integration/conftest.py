@@ -170,6 +170,9 @@ class Tenant:
     http: httpx.AsyncClient
 
 
+ISSUED_KEYS: list[str] = []  # every key the suite created, for the no-secrets-in-logs check
+
+
 async def make_tenant(stack: Stack, api: ApiServer) -> Tenant:
     pool = await open_pool(stack.env["PIXELFLOW_DATABASE_URL"], max_size=1)
     try:
@@ -179,6 +182,7 @@ async def make_tenant(stack: Stack, api: ApiServer) -> Tenant:
         key, plaintext = await repo.create_key(client.id, "tests")
     finally:
         await pool.close()
+    ISSUED_KEYS.extend([plaintext, secret])
     http = httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {plaintext}"}, timeout=30)
     return Tenant(client.id, name, plaintext, key.id, secret, http)
 

@@ -12,9 +12,13 @@ import uuid
 from typing import Any
 
 import msgspec
+import psycopg
+import psycopg_pool
+import redis.exceptions
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
+from infra.storage import StorageUnavailable
 from pipeline.errors import FieldError, ImageTooLarge, PipelineError, SpecError, UnsupportedFormat
 
 __all__ = [
@@ -133,6 +137,12 @@ def _from_http(exc: HTTPException) -> ApiError:
     return error
 
 
+def _from_outage(exc: Exception) -> ApiError:
+    # A dependency is down (restart, failover): tell clients to retry instead of a bare 500.
+    log.warning("dependency unavailable", extra={"error": type(exc).__name__})
+    return ServiceUnavailable("a backing service is briefly unavailable; retry shortly", headers={"Retry-After": "5"})
+
+
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 _HTTP_TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
 
@@ -142,6 +152,11 @@ _FOREIGN: list[tuple[type[Exception], Any]] = [
     (PipelineError, _from_pipeline_error),
     (ValidationException, _from_validation),
     (HTTPException, _from_http),
+    (psycopg.OperationalError, _from_outage),
+    (psycopg_pool.PoolTimeout, _from_outage),
+    (redis.exceptions.ConnectionError, _from_outage),
+    (redis.exceptions.TimeoutError, _from_outage),
+    (StorageUnavailable, _from_outage),
 ]
 
 

@@ -92,22 +92,47 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port)
     async with open_deps(settings) as deps:
-        workers = build_workers(settings, deps, burst=burst)
-        tasks = [asyncio.create_task(w.async_run()) for w in workers]
+        if burst:
+            await asyncio.gather(*(w.async_run() for w in build_workers(settings, deps, burst=True)))
+            return
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        current: list[Worker | None] = [None, None]
         log.info("worker started", extra={"concurrency": settings.worker_concurrency, "queue": settings.queue_name})
-        waiter = asyncio.create_task(stop.wait())
-        await asyncio.wait([waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
-        if burst and not stop.is_set():
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await _drain(workers, grace=min(30.0, settings.job_timeout_seconds))
-        for t in [*tasks, waiter]:
+        supervisors = [asyncio.create_task(_supervise(settings, deps, i, current, stop)) for i in range(2)]
+        await stop.wait()
+        live = tuple(w for w in current if w is not None)
+        await _drain(live, grace=min(30.0, settings.job_timeout_seconds))
+        for t in supervisors:
             t.cancel()
-        await asyncio.gather(*tasks, waiter, return_exceptions=True)
+        await asyncio.gather(*supervisors, return_exceptions=True)
         log.info("worker stopped")
+
+
+async def _supervise(
+    settings: Settings, deps: WorkerDeps, index: int, current: list[Worker | None], stop: asyncio.Event
+) -> None:
+    """Keep one arq worker running. arq's poll loop ends on a Redis error (a restart, a failover);
+    the process must outlive that, so the worker is rebuilt with backoff once Redis answers again.
+    Jobs it was running carry on; their results are in PostgreSQL either way."""
+    delay = 0.5
+    while not stop.is_set():
+        worker = build_workers(settings, deps)[index]
+        current[index] = worker
+        run = asyncio.create_task(worker.async_run())
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait([run, waiter], return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            return  # run_worker drains this worker
+        waiter.cancel()
+        error = None if run.cancelled() else run.exception()
+        log.warning("queue worker stopped; restarting", extra={"queue": worker.queue_name, "error": repr(error)})
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 10.0)
+        if error is None:
+            delay = 0.5
 
 
 async def _drain(workers: tuple[Worker, ...], *, grace: float) -> None:

@@ -48,12 +48,13 @@ async def isolated(stack: Stack, name: str, **overrides: str) -> AsyncIterator[t
 
 
 async def retrying(call: Callable, attempts: int = 60) -> httpx.Response:
-    """Clients retry while a dependency is down (the API answers 5xx then, never hangs)."""
+    """Clients retry while a dependency is down (the API answers 503 + Retry-After then, never hangs)."""
     for _ in range(attempts):
         try:
             r = await call()
             if r.status_code < 500:
                 return r
+            assert r.status_code == 503 and r.headers.get("retry-after"), (r.status_code, r.text)
         except httpx.TransportError:
             pass
         await asyncio.sleep(0.5)
@@ -86,15 +87,21 @@ def source() -> bytes:
 
 
 async def test_redis_restart_loses_the_queue_but_no_job(stack: Stack, source: bytes) -> None:
-    async with isolated(stack, "redis") as (t, _workers):
+    async with isolated(stack, "redis") as (t, workers):
+        # running workers ride out a Redis restart
+        stack.redis.restart()
+        await asyncio.sleep(2)
+        assert all(w.proc is not None and w.proc.poll() is None for w in workers), "a worker died with Redis"
+        ids = [await submit(t, None, source) for _ in range(JOBS // 2)]
+        await settle(t, ids, "redis restart under running workers", timeout=60)
         # queue jobs while no worker can run them, then lose Redis' memory
-        for w in _workers:
+        for w in workers:
             w.stop()
         ids = [await submit(t, None, source) for _ in range(JOBS)]
         stack.redis.restart()  # no persistence: every queue entry is gone
-        for w in _workers:
+        for w in workers:
             w.start()
-        await settle(t, ids, "redis restart", timeout=90)  # the sweeper re-queues them
+        await settle(t, ids, "redis restart, queue wiped", timeout=90)  # the sweeper re-queues them
         await t.http.aclose()
 
 

@@ -15,7 +15,14 @@ _LOCK_ID = 0x50_49_58_46  # "PIXF": one migrator at a time
 
 async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:
     pool = AsyncConnectionPool(
-        url, min_size=min_size, max_size=max_size, kwargs={"row_factory": dict_row, "autocommit": True}, open=False
+        url,
+        min_size=min_size,
+        max_size=max_size,
+        kwargs={"row_factory": dict_row, "autocommit": True},
+        # Idle connections die with a database restart or failover; checking on checkout costs one
+        # loopback round trip and turns "first request after a restart fails" into a reconnect.
+        check=AsyncConnectionPool.check_connection,
+        open=False,
     )
     await pool.open(wait=True, timeout=30)
     return pool

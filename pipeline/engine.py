@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import pyvips
@@ -91,7 +93,9 @@ def process(
     assets: AssetResolver | None = None,
     on_variant: VariantHook | None = None,
     observe: Observer = _no_observer,
+    parallel: int | None = None,
 ) -> JobOutput:
+    """``parallel``: encoder threads (default: libvips' thread count for this process)."""
     configure_vips()
     limits = limits or Limits()
     deadline = _Deadline(limits.deadline_seconds)
@@ -105,25 +109,42 @@ def process(
         if plan.materialize_source:
             source = _evaluate(_materialize, source, deadline=deadline, what="decoding the source")
     images: dict[str | None, pyvips.Image] = {None: source}
-    outputs = []
-    for node in plan.nodes:
-        variant = node.variant
-        with observe("pipeline.variant", {"variant.id": variant.id, "variant.steps": len(variant.steps)}):
-            image = images[node.parent]
-            for step in variant.steps:
-                deadline.check()
-                image = _apply(image, step, ctx)
-                _check_size(image, limits, variant.id)
-            what = f"variant '{variant.id}'"
-            if node.materialize:
-                image = _evaluate(_materialize, image, deadline=deadline, what=what)
-            images[variant.id] = image
-            fmt = resolve_format(variant, info.format)
-            encoded, content_type = _evaluate(encode, image, variant, fmt, deadline=deadline, what=what)
-        out = VariantOutput(variant.id, fmt, content_type, image.width, image.height, encoded)
-        outputs.append(out)
-        if on_variant is not None:
-            on_variant(out)
+    # Encoders (libwebp, libjpeg, ...) are single-threaded and dominate a job's time, so with
+    # spare libvips threads the variants are encoded concurrently while the main thread builds
+    # the next variant. Workers run one libvips thread per job and stay sequential.
+    workers = parallel if parallel is not None else pyvips.concurrency_get()
+    pool = (
+        ThreadPoolExecutor(workers, thread_name_prefix="pixelflow-encode")
+        if workers > 1 and len(plan.nodes) > 1
+        else None
+    )
+    pending: list[tuple[str, str, pyvips.Image, Future[tuple[bytes, str]] | tuple[bytes, str]]] = []
+    try:
+        for node in plan.nodes:
+            variant = node.variant
+            with observe("pipeline.variant", {"variant.id": variant.id, "variant.steps": len(variant.steps)}):
+                image = images[node.parent]
+                for step in variant.steps:
+                    deadline.check()
+                    image = _apply(image, step, ctx)
+                    _check_size(image, limits, variant.id)
+                what = f"variant '{variant.id}'"
+                if node.materialize:
+                    image = _evaluate(_materialize, image, deadline=deadline, what=what)
+                images[variant.id] = image
+                fmt = resolve_format(variant, info.format)
+                job = partial(_evaluate, encode, image, variant, fmt, deadline=deadline, what=what)
+                pending.append((variant.id, fmt, image, pool.submit(job) if pool else job()))
+        outputs = []
+        for variant_id, fmt, image, result in pending:
+            encoded, content_type = result.result() if isinstance(result, Future) else result
+            out = VariantOutput(variant_id, fmt, content_type, image.width, image.height, encoded)
+            outputs.append(out)
+            if on_variant is not None:
+                on_variant(out)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
     return JobOutput(info, plan, tuple(outputs))
 
 

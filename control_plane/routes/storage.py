@@ -21,6 +21,16 @@ def _local(services: ServicesDep) -> LocalStore:
     return store
 
 
+def _verified(
+    services: ServicesDep, method: str, key: str, expires: str, max_bytes: str, sig: str
+) -> tuple[LocalStore, str]:
+    store = _local(services)
+    key = key.lstrip("/")
+    if not store.signer.verify(method, key, expires, max_bytes, sig):
+        raise Forbidden("the URL is invalid or expired", code="signature_invalid")
+    return store, key
+
+
 @put("/v1/storage/{key:path}", status_code=200, include_in_schema=False, request_max_body_size=None)
 async def storage_put(
     request: Request,
@@ -30,10 +40,7 @@ async def storage_put(
     sig: FromQuery[str],
     max_bytes: Annotated[str, QueryParameter(name="max")] = "0",
 ) -> Response[None]:
-    store = _local(services)
-    key = key.lstrip("/")
-    if not store.signer.verify("PUT", key, expires, max_bytes, sig):
-        raise Forbidden("the upload URL is invalid or expired", code="signature_invalid")
+    store, key = _verified(services, "PUT", key, expires, max_bytes, sig)
     cap = int(max_bytes)
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -53,10 +60,7 @@ async def storage_get(
     sig: FromQuery[str],
     max_bytes: Annotated[str, QueryParameter(name="max")] = "0",
 ) -> Response[bytes]:
-    store = _local(services)
-    key = key.lstrip("/")
-    if not store.signer.verify("GET", key, expires, max_bytes, sig):
-        raise Forbidden("the download URL is invalid or expired", code="signature_invalid")
+    store, key = _verified(services, "GET", key, expires, max_bytes, sig)
     info = await store.stat(key)
     if info is None:
         raise NotFound("no such object")

@@ -7,6 +7,7 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from infra.keys import hash_key, new_key
+from infra.repo._sql import fetch_all, fetch_one
 from infra.webhooks import new_secret
 
 __all__ = ["ApiKey", "Client", "ClientRepo"]
@@ -44,8 +45,7 @@ class ClientRepo:
         return client, secret
 
     async def by_name(self, name: str) -> Client | None:
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute("SELECT id, name FROM clients WHERE name = %s", (name,))).fetchone()
+        row = await fetch_one(self.pool, "SELECT id, name FROM clients WHERE name = %s", (name,))
         return Client(**row) if row else None
 
     async def rotate_secret(self, client_id: uuid.UUID, *, grace_hours: float = 24) -> str:
@@ -64,40 +64,34 @@ class ClientRepo:
         return secret
 
     async def active_secrets(self, client_id: uuid.UUID) -> list[str]:
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT secret FROM webhook_secrets WHERE client_id = %s AND (expires_at IS NULL OR expires_at > now())"
-                    " ORDER BY created_at DESC",
-                    (client_id,),
-                )
-            ).fetchall()
+        rows = await fetch_all(
+            self.pool,
+            "SELECT secret FROM webhook_secrets WHERE client_id = %s AND (expires_at IS NULL OR expires_at > now())"
+            " ORDER BY created_at DESC",
+            (client_id,),
+        )
         return [r["secret"] for r in rows]
 
     async def create_key(self, client_id: uuid.UUID, name: str = "") -> tuple[ApiKey, str]:
         key, prefix = new_key()
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "WITH k AS (INSERT INTO api_keys (id, client_id, name, prefix, key_hash) VALUES (%s, %s, %s, %s, %s)"
-                    " RETURNING *) SELECT k.id, k.client_id, c.name AS client_name, k.name, k.prefix, k.created_at,"
-                    " k.revoked_at FROM k JOIN clients c ON c.id = k.client_id",
-                    (uuid.uuid4(), client_id, name, prefix, hash_key(key)),
-                )
-            ).fetchone()
+        row = await fetch_one(
+            self.pool,
+            "WITH k AS (INSERT INTO api_keys (id, client_id, name, prefix, key_hash) VALUES (%s, %s, %s, %s, %s)"
+            " RETURNING *) SELECT k.id, k.client_id, c.name AS client_name, k.name, k.prefix, k.created_at,"
+            " k.revoked_at FROM k JOIN clients c ON c.id = k.client_id",
+            (uuid.uuid4(), client_id, name, prefix, hash_key(key)),
+        )
         assert row is not None
         return ApiKey(**row), key
 
     async def list_keys(self, client_id: uuid.UUID | None = None) -> list[ApiKey]:
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT k.id, k.client_id, c.name AS client_name, k.name, k.prefix, k.created_at, k.revoked_at"
-                    " FROM api_keys k JOIN clients c ON c.id = k.client_id"
-                    " WHERE %(client)s::uuid IS NULL OR k.client_id = %(client)s ORDER BY k.created_at",
-                    {"client": client_id},
-                )
-            ).fetchall()
+        rows = await fetch_all(
+            self.pool,
+            "SELECT k.id, k.client_id, c.name AS client_name, k.name, k.prefix, k.created_at, k.revoked_at"
+            " FROM api_keys k JOIN clients c ON c.id = k.client_id"
+            " WHERE %(client)s::uuid IS NULL OR k.client_id = %(client)s ORDER BY k.created_at",
+            {"client": client_id},
+        )
         return [ApiKey(**r) for r in rows]
 
     async def revoke_key(self, key_id: uuid.UUID) -> bool:
@@ -109,14 +103,12 @@ class ClientRepo:
 
     async def authenticate(self, key: str) -> tuple[Client, uuid.UUID] | None:
         """The client and key id for a live key, or None."""
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT c.id, c.name, k.id AS key_id FROM api_keys k JOIN clients c ON c.id = k.client_id"
-                    " WHERE k.key_hash = %s AND k.revoked_at IS NULL",
-                    (hash_key(key),),
-                )
-            ).fetchone()
+        row = await fetch_one(
+            self.pool,
+            "SELECT c.id, c.name, k.id AS key_id FROM api_keys k JOIN clients c ON c.id = k.client_id"
+            " WHERE k.key_hash = %s AND k.revoked_at IS NULL",
+            (hash_key(key),),
+        )
         if row is None:
             return None
         return Client(row["id"], row["name"]), row["key_id"]

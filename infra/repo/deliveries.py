@@ -7,6 +7,8 @@ from typing import Any, Literal
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
+from infra.repo._sql import execute, fetch_all, fetch_one
+
 __all__ = ["Attempt", "Delivery", "DeliveryRepo"]
 
 
@@ -45,8 +47,7 @@ class DeliveryRepo:
         self.pool = pool
 
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute(f"{_SELECT} WHERE d.id = %s", (delivery_id,))).fetchone()
+        row = await fetch_one(self.pool, f"{_SELECT} WHERE d.id = %s", (delivery_id,))
         return Delivery(**row) if row else None
 
     async def for_job(self, job_id: uuid.UUID) -> list[Delivery]:
@@ -87,62 +88,54 @@ class DeliveryRepo:
         return row["attempts"]
 
     async def mark_delivered(self, delivery_id: uuid.UUID) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now(), next_attempt_at = NULL,"
-                " last_error = NULL WHERE id = %s",
-                (delivery_id,),
-            )
+        await execute(
+            self.pool,
+            "UPDATE webhook_deliveries SET status = 'delivered', delivered_at = now(), next_attempt_at = NULL,"
+            " last_error = NULL WHERE id = %s",
+            (delivery_id,),
+        )
 
     async def mark_failed(self, delivery_id: uuid.UUID, error: str) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, last_error = %s WHERE id = %s",
-                (error, delivery_id),
-            )
+        await execute(
+            self.pool,
+            "UPDATE webhook_deliveries SET status = 'failed', next_attempt_at = NULL, last_error = %s WHERE id = %s",
+            (error, delivery_id),
+        )
 
     async def schedule(self, delivery_id: uuid.UUID, at: datetime) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute("UPDATE webhook_deliveries SET next_attempt_at = %s WHERE id = %s", (at, delivery_id))
+        await execute(self.pool, "UPDATE webhook_deliveries SET next_attempt_at = %s WHERE id = %s", (at, delivery_id))
 
     async def overdue(self, *, grace_seconds: float, limit: int = 100) -> list[uuid.UUID]:
         """Pending deliveries whose attempt is well past due: their queue entry was lost."""
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT id FROM webhook_deliveries WHERE status = 'pending'"
-                    " AND next_attempt_at < now() - make_interval(secs => %s) ORDER BY next_attempt_at LIMIT %s",
-                    (grace_seconds, limit),
-                )
-            ).fetchall()
+        rows = await fetch_all(
+            self.pool,
+            "SELECT id FROM webhook_deliveries WHERE status = 'pending'"
+            " AND next_attempt_at < now() - make_interval(secs => %s) ORDER BY next_attempt_at LIMIT %s",
+            (grace_seconds, limit),
+        )
         return [r["id"] for r in rows]
 
     async def redeliver(self, job_id: uuid.UUID) -> uuid.UUID | None:
         """A new pending delivery repeating the job's latest event, or None if it never had one."""
         new_id = uuid.uuid4()
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "INSERT INTO webhook_deliveries (id, job_id, event, url, payload, status, next_attempt_at)"
-                    " SELECT %s, job_id, event, url, payload, 'pending', now() FROM webhook_deliveries"
-                    " WHERE job_id = %s ORDER BY created_at DESC LIMIT 1 RETURNING id",
-                    (new_id, job_id),
-                )
-            ).fetchone()
+        row = await fetch_one(
+            self.pool,
+            "INSERT INTO webhook_deliveries (id, job_id, event, url, payload, status, next_attempt_at)"
+            " SELECT %s, job_id, event, url, payload, 'pending', now() FROM webhook_deliveries"
+            " WHERE job_id = %s ORDER BY created_at DESC LIMIT 1 RETURNING id",
+            (new_id, job_id),
+        )
         return row["id"] if row else None
 
     async def disable_endpoint(self, client_id: uuid.UUID, url: str) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "INSERT INTO disabled_endpoints (client_id, url) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                (client_id, url),
-            )
+        await execute(
+            self.pool,
+            "INSERT INTO disabled_endpoints (client_id, url) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+            (client_id, url),
+        )
 
     async def endpoint_disabled(self, client_id: uuid.UUID, url: str) -> bool:
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    "SELECT 1 FROM disabled_endpoints WHERE client_id = %s AND url = %s", (client_id, url)
-                )
-            ).fetchone()
+        row = await fetch_one(
+            self.pool, "SELECT 1 FROM disabled_endpoints WHERE client_id = %s AND url = %s", (client_id, url)
+        )
         return row is not None

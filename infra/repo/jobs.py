@@ -10,6 +10,8 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from infra.repo._sql import execute, fetch_all, fetch_one
+
 __all__ = ["ACTIVE", "TERMINAL", "Job", "JobPage", "JobRepo", "NewDelivery", "VariantRecord"]
 
 Status = Literal["created", "queued", "processing", "succeeded", "failed", "canceled"]
@@ -220,42 +222,37 @@ class JobRepo:
             return await _insert_delivery(conn, job_id, delivery)
 
     async def cancel(self, job_id: uuid.UUID, client_id: uuid.UUID) -> bool:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE jobs SET status = 'canceled', finished_at = now(), updated_at = now()"
-                " WHERE id = %s AND client_id = %s AND status IN ('created', 'queued', 'processing')",
-                (job_id, client_id),
-            )
-        return cur.rowcount == 1
+        changed = await execute(
+            self.pool,
+            "UPDATE jobs SET status = 'canceled', finished_at = now(), updated_at = now()"
+            " WHERE id = %s AND client_id = %s AND status IN ('created', 'queued', 'processing')",
+            (job_id, client_id),
+        )
+        return changed == 1
 
     async def claim(self, job_id: uuid.UUID) -> Job | None:
         """The worker's start: count the attempt. None if the job is terminal (done, canceled) or gone."""
-        async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
-                    f" started_at = coalesce(started_at, now()), updated_at = now()"
-                    f" WHERE id = %s AND status IN ('created', 'queued', 'processing') RETURNING {_COLUMNS}",
-                    (job_id,),
-                )
-            ).fetchone()
+        row = await fetch_one(
+            self.pool,
+            f"UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
+            f" started_at = coalesce(started_at, now()), updated_at = now()"
+            f" WHERE id = %s AND status IN ('created', 'queued', 'processing') RETURNING {_COLUMNS}",
+            (job_id,),
+        )
         return _job(row) if row else None
 
     async def stalled(self, *, older_than_seconds: float, limit: int = 100) -> list[uuid.UUID]:
         """Queued or processing jobs untouched for a while: their queue entry may have been lost."""
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    "SELECT id FROM jobs WHERE status IN ('queued', 'processing')"
-                    " AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at LIMIT %s",
-                    (older_than_seconds, limit),
-                )
-            ).fetchall()
+        rows = await fetch_all(
+            self.pool,
+            "SELECT id FROM jobs WHERE status IN ('queued', 'processing')"
+            " AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at LIMIT %s",
+            (older_than_seconds, limit),
+        )
         return [r["id"] for r in rows]
 
     async def status(self, job_id: uuid.UUID) -> str | None:
-        async with self.pool.connection() as conn:
-            row = await (await conn.execute("SELECT status FROM jobs WHERE id = %s", (job_id,))).fetchone()
+        row = await fetch_one(self.pool, "SELECT status FROM jobs WHERE id = %s", (job_id,))
         return row["status"] if row else None
 
     async def succeed(

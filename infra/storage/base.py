@@ -15,6 +15,7 @@ __all__ = [
     "ObjectTooLarge",
     "PresignedUpload",
     "StorageUnavailable",
+    "require_within",
     "transient_retry",
 ]
 
@@ -58,6 +59,15 @@ class ObjectStore(Protocol):
     async def write(self, key: str, data: bytes, content_type: str) -> None: ...
     async def delete(self, key: str) -> None: ...
     async def close(self) -> None: ...
+
+
+def require_within(info: ObjectInfo | None, key: str, max_bytes: int) -> ObjectInfo:
+    """The object's info, or the error a reader of at most ``max_bytes`` must raise."""
+    if info is None:
+        raise ObjectNotFound(key)
+    if info.size > max_bytes:
+        raise ObjectTooLarge(f"{info.size} bytes")
+    return info
 
 
 def transient_retry(max_seconds: float = 20.0) -> AsyncRetrying:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from infra.storage.base import ObjectInfo, ObjectNotFound, ObjectTooLarge, PresignedUpload
+from infra.storage.base import ObjectInfo, ObjectNotFound, PresignedUpload, require_within
 
 __all__ = ["LocalStore", "UrlSigner"]
 
@@ -75,11 +75,7 @@ class LocalStore:
             return None
 
     async def read(self, key: str, *, max_bytes: int) -> bytes:
-        info = await self.stat(key)
-        if info is None:
-            raise ObjectNotFound(key)
-        if info.size > max_bytes:
-            raise ObjectTooLarge(f"{info.size} bytes")
+        require_within(await self.stat(key), key, max_bytes)
         return await asyncio.to_thread(self._path(key).read_bytes)
 
     async def read_head(self, key: str, length: int) -> bytes:

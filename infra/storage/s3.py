@@ -24,6 +24,7 @@ from infra.storage.base import (
     ObjectTooLarge,
     PresignedUpload,
     StorageUnavailable,
+    require_within,
     transient_retry,
 )
 
@@ -126,11 +127,7 @@ class S3Store:
             response.release_conn()
 
     async def read(self, key: str, *, max_bytes: int) -> bytes:
-        info = await self.stat(key)
-        if info is None:
-            raise ObjectNotFound(key)
-        if info.size > max_bytes:
-            raise ObjectTooLarge(f"{info.size} bytes")
+        require_within(await self.stat(key), key, max_bytes)
         data = await self._call(self._get, key)
         if len(data) > max_bytes:  # replaced between stat and get
             raise ObjectTooLarge(f"{len(data)} bytes")

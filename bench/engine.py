@@ -136,7 +136,30 @@ def peak_rss(path: Path) -> dict:
     return out
 
 
-def report(lat: dict, thr: dict, rss: dict, machine: str) -> str:
+THUMBOR_PYTHON = ROOT / ".venv-thumbor" / "bin" / "python"
+
+
+def thumbor(paths: list[Path], repeats: int) -> dict | None:
+    """thumbor's engine on workload `one` (its own venv: bench/setup-thumbor.sh), or None if absent."""
+    if not THUMBOR_PYTHON.exists():
+        return None
+    runs = []
+    for _ in range(repeats):
+        res = subprocess.run(
+            [str(THUMBOR_PYTHON), str(ROOT / "bench" / "thumbor_runner.py"), *map(str, paths)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        runs.append(json.loads(res.stdout))
+    return {
+        "median_s": statistics.median(r["mean_s"] for r in runs),
+        "bytes_first_source": runs[0]["bytes"],
+        "rss_mb": max(r["rss_mb"] for r in runs),
+    }
+
+
+def report(lat: dict, thr: dict, rss: dict, machine: str, thumbor_one: dict | None = None) -> str:
     lines = [f"Machine: {machine}", ""]
     for wname in WORKLOADS:
         pf = lat[wname]["pixelflow"]["median_s"]
@@ -152,6 +175,12 @@ def report(lat: dict, thr: dict, rss: dict, machine: str) -> str:
                 f"| {name} | {m:.3f} | {m / pf:.2f}x | {thr[wname][name][1]:.2f} | {thr[wname][name][2]:.2f} | "
                 f"{rss[wname][name]:.0f} | {lat[wname][name]['bytes_first_source']:,} |"
             )
+        if wname == "one" and thumbor_one is not None:
+            m = thumbor_one["median_s"]
+            lines.append(
+                f"| thumbor 7.8 (PIL engine) | {m:.3f} | {m / pf:.2f}x | — | — | {thumbor_one['rss_mb']:.0f} | "
+                f"{thumbor_one['bytes_first_source']:,} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -162,24 +191,31 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--rounds", type=int, default=2, help="passes over the corpus for throughput")
     ap.add_argument("--json", type=Path, help="also write raw results here")
+    ap.add_argument("--workloads", nargs="+", choices=sorted(WORKLOADS), help="run only these workloads")
     args = ap.parse_args(argv)
     repeats, rounds = (1, 1) if args.quick else (args.repeats, args.rounds)
+    for name in set(WORKLOADS) - set(args.workloads or WORKLOADS):
+        del WORKLOADS[name]
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_corpus(Path(tmp), args.quick)
         check_outputs_match(paths)
         lat = latency(paths, repeats)
         thr = throughput(paths, rounds)
         rss = peak_rss(paths[0])
+        thumbor_one = thumbor(paths, repeats) if "one" in WORKLOADS else None
     import platform
 
     import pyvips
 
     machine = f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}, libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}"
-    text = report(lat, thr, rss, machine)
+    text = report(lat, thr, rss, machine, thumbor_one)
     print(text)
     if args.json:
         args.json.write_text(
-            json.dumps({"latency": lat, "throughput": thr, "peak_rss_mb": rss, "machine": machine}, indent=2)
+            json.dumps(
+                {"latency": lat, "throughput": thr, "peak_rss_mb": rss, "thumbor_one": thumbor_one, "machine": machine},
+                indent=2,
+            )
         )
     return 0
 

@@ -23,7 +23,7 @@ from opentelemetry import context as otel_context
 from data_plane.deps import WorkerDeps
 from data_plane.payloads import job_event
 from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
-from infra.queue import SEND_WEBHOOK, enqueue
+from infra.queue import SEND_WEBHOOK
 from infra.repo import Job, VariantRecord
 from infra.storage import ObjectNotFound, ObjectTooLarge, StorageUnavailable
 from infra.telemetry import carrier, parent, span
@@ -165,13 +165,42 @@ async def _fail(deps: WorkerDeps, job: Job, code: str, message: str) -> None:
 
 
 async def _queue_webhook(deps: WorkerDeps, delivery_id: uuid.UUID) -> None:
+    """Make the first attempt right away from this event loop (no queue hop: lower latency);
+    later rounds go through the webhook queue. If this process dies first, the delivery row is
+    committed and the sweeper queues it."""
+    task = asyncio.create_task(_first_attempt(deps, str(delivery_id), carrier()))
+    _IN_FLIGHT.add(task)
+    task.add_done_callback(_IN_FLIGHT.discard)
+
+
+_IN_FLIGHT: set[asyncio.Task[None]] = set()  # strong references, so pending sends are not collected
+
+
+async def _first_attempt(deps: WorkerDeps, delivery_id: str, trace_headers: dict[str, str]) -> None:
+    from data_plane.webhooks import send_webhook
+
+    queue_name = deps.settings.webhook_queue_name
     try:
-        await enqueue(
-            deps.queue, SEND_WEBHOOK, str(delivery_id), carrier(), queue_name=deps.settings.webhook_queue_name
+        await send_webhook({"deps": deps, "job_try": 1}, delivery_id, trace_headers)
+        return
+    except Retry as retry:
+        defer = retry.defer_score / 1000 if retry.defer_score else None
+        job_try = 2
+    except Exception:
+        log.warning("inline webhook attempt failed; queueing it", extra={"delivery_id": delivery_id}, exc_info=True)
+        defer, job_try = None, 1
+    try:
+        await deps.queue.enqueue_job(
+            SEND_WEBHOOK,
+            delivery_id,
+            trace_headers,
+            _job_id=f"{SEND_WEBHOOK}:{delivery_id}",
+            _queue_name=queue_name,
+            _defer_by=defer,
+            _job_try=job_try,
         )
     except TRANSIENT:
-        # The delivery row is committed; the sweeper re-queues overdue deliveries.
-        log.warning("webhook enqueue failed; the sweeper will retry", extra={"delivery_id": str(delivery_id)})
+        log.warning("webhook enqueue failed; the sweeper will retry", extra={"delivery_id": delivery_id})
 
 
 def _observe(name: str, attributes: dict[str, object]) -> AbstractContextManager[object]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pyvips
 
-from pipeline.sniff import CONTENT_TYPES
+from pipeline.sniff import AUTO_FORMAT, CONTENT_TYPES
 from pipeline.spec.variant import EFFORT_RANGE, Variant
 
 __all__ = ["DEFAULT_QUALITY", "EXTENSIONS", "encode", "resolve_format"]
@@ -15,20 +15,11 @@ DEFAULT_QUALITY = {"jpeg": 80, "webp": 80, "avif": 50, "tiff": 85}
 # AVIF effort above ~4 costs seconds per megapixel for little gain; webp 4 is libwebp's default.
 DEFAULT_EFFORT = {"webp": 4, "avif": 2, "png": 6, "gif": 7}
 EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "avif": ".avif", "gif": ".gif", "tiff": ".tif"}
-_AUTO = {
-    "jpeg": "jpeg",
-    "png": "png",
-    "webp": "webp",
-    "avif": "avif",
-    "gif": "gif",
-    "tiff": "tiff",
-    "svg": "png",
-}
 
 
 def resolve_format(variant: Variant, source_format: str) -> str:
     """``auto`` keeps the source's format; vector SVG becomes PNG."""
-    return _AUTO[source_format] if variant.format == "auto" else variant.format
+    return AUTO_FORMAT[source_format] if variant.format == "auto" else variant.format
 
 
 def _effort(variant: Variant, fmt: str) -> int:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pipeline.errors import UnsupportedFormat
 
-__all__ = ["CONTENT_TYPES", "SNIFF_BYTES", "SourceFormat", "sniff"]
+__all__ = ["AUTO_FORMAT", "CONTENT_TYPES", "SNIFF_BYTES", "SourceFormat", "sniff"]
 
 SourceFormat = Literal["jpeg", "png", "gif", "webp", "tiff", "avif", "svg"]
 SNIFF_BYTES = 4096
@@ -25,6 +25,17 @@ CONTENT_TYPES: dict[str, str] = {
     "tiff": "image/tiff",
     "avif": "image/avif",
     "svg": "image/svg+xml",
+}
+
+# What output format `auto` picks for each source: the same one, except vector SVG becomes PNG.
+AUTO_FORMAT: dict[str, str] = {
+    "jpeg": "jpeg",
+    "png": "png",
+    "gif": "gif",
+    "webp": "webp",
+    "tiff": "tiff",
+    "avif": "avif",
+    "svg": "png",
 }
 
 _REFUSED = {

@@ -13,12 +13,10 @@ from control_plane.auth import PrincipalDep
 from control_plane.services import ServicesDep
 from pipeline.compile import compile_plan
 from pipeline.errors import PipelineError
-from pipeline.sniff import SourceFormat
+from pipeline.sniff import AUTO_FORMAT, SourceFormat
 from pipeline.spec import decode_job_spec, encode_job_spec
 
 __all__ = ["validate_spec"]
-
-_AUTO = {"jpeg": "jpeg", "png": "png", "webp": "webp", "avif": "avif", "gif": "gif", "tiff": "tiff", "svg": "png"}
 
 
 class SourceSize(msgspec.Struct, forbid_unknown_fields=True):
@@ -56,7 +54,7 @@ async def validate_spec(
     src_format = data.source.format if data.source else None
 
     def fmt(v: Any) -> str | None:
-        return v.format if v.format != "auto" else (_AUTO[src_format] if src_format else None)
+        return v.format if v.format != "auto" else (AUTO_FORMAT[src_format] if src_format else None)
 
     if data.source is None:
         return ValidateResponse(True, normal, [PlannedVariant(v.id, fmt(v)) for v in spec.pipeline])

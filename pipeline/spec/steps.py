@@ -214,7 +214,3 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 Step = Resize | Crop | Rotate | Flip | Flop | Blur | Sharpen | Grayscale | Modulate | Pad | Watermark
 STEP_TYPES: tuple[type[StepBase], ...] = Step.__args__  # type: ignore[attr-defined]
-
-# Ops whose result does not depend on the scale of their input, so shrink-on-load may run
-# before them; crop boxes and blur radii are in pixels and so are not scale-free.
-SCALE_FREE: frozenset[type[StepBase]] = frozenset({Flip, Flop, Grayscale, Modulate})

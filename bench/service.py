@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from cli.receiver import WebhookReceiver
-from cli.stack import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
+from cli.stack import LocalStackS3, PostgresServer, RedisServer, create_client_with_key, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PIXELFLOW = str(Path(sys.executable).with_name("pixelflow"))
@@ -86,15 +86,7 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 async def make_key(env: dict[str, str]) -> tuple[str, str]:
-    from infra.db import open_pool
-    from infra.repo import ClientRepo
-
-    pool = await open_pool(env["PIXELFLOW_DATABASE_URL"], max_size=1)
-    try:
-        client, secret = await ClientRepo(pool).create(f"bench-{time.time_ns()}")
-        _, key = await ClientRepo(pool).create_key(client.id)
-    finally:
-        await pool.close()
+    _, _, key, secret = await create_client_with_key(env["PIXELFLOW_DATABASE_URL"], f"bench-{time.time_ns()}")
     return key, secret
 
 

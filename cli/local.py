@@ -129,13 +129,10 @@ def _asset_resolver(root: Path | None) -> Callable[[str], bytes] | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        spec_bytes = args.spec.read_bytes()
-    except OSError as exc:
-        print(f"pixelflow: cannot read {args.spec}: {exc.strerror}", file=sys.stderr)
+    spec = _load_spec(args.spec)
+    if spec is None:
         return 2
-    if _load_spec(args.spec) is None:
-        return 2
+    spec_bytes = encode_job_spec(spec)  # the normalised form travels to the worker processes
     assets = args.assets or args.spec.parent
     jobs = args.jobs or min(len(args.inputs), os.cpu_count() or 1)
     total, failed = len(args.inputs), 0

@@ -16,10 +16,19 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-__all__ = ["LocalStackS3", "PostgresServer", "RedisServer", "free_port", "run_demo_stack", "wait_for"]
+__all__ = [
+    "LocalStackS3",
+    "PostgresServer",
+    "RedisServer",
+    "create_client_with_key",
+    "free_port",
+    "run_demo_stack",
+    "wait_for",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -291,20 +300,29 @@ def run_demo_stack(*, keep_running: bool = False) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+async def create_client_with_key(database_url: str, name: str, key_name: str = "") -> tuple[Any, Any, str, str]:
+    """A new client with one API key: (client, key record, the key, the webhook secret).
+    For the demo, the tests and the benchmarks; operators use ``pixelflow clients|keys``."""
+    from infra.db import open_pool
+    from infra.repo import ClientRepo
+
+    pool = await open_pool(database_url, max_size=1)
+    try:
+        repo = ClientRepo(pool)
+        client, secret = await repo.create(name)
+        key, plaintext = await repo.create_key(client.id, key_name)
+    finally:
+        await pool.close()
+    return client, key, plaintext, secret
+
+
 async def _demo_job(api: str, env: dict[str, str]) -> int:
     import json
 
     from cli.receiver import WebhookReceiver
-    from infra.db import open_pool
-    from infra.repo import ClientRepo
     from infra.webhooks import verify
 
-    pool = await open_pool(env["PIXELFLOW_DATABASE_URL"], max_size=1)
-    try:
-        client, secret = await ClientRepo(pool).create("demo")
-        _, key = await ClientRepo(pool).create_key(client.id, "demo")
-    finally:
-        await pool.close()
+    _, _, key, secret = await create_client_with_key(env["PIXELFLOW_DATABASE_URL"], "demo", "demo")
     print(f"created client 'demo' and an API key ({key[:10]}…)")
     spec = json.loads((ROOT / "examples" / "job.json").read_text())
     for variant in spec["pipeline"]:  # the demo has no asset store; keep the text watermark only

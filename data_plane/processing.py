@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable
@@ -20,6 +19,7 @@ import redis.exceptions
 from arq import Retry
 from opentelemetry import context as otel_context
 
+from data_plane.backoff import backoff_seconds
 from data_plane.deps import WorkerDeps
 from data_plane.payloads import job_event
 from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
@@ -221,5 +221,4 @@ def in_context(ctx: otel_context.Context, fn: Callable[[], T]) -> Callable[[], T
 
 
 def _backoff(ctx: dict[str, Any]) -> float:
-    attempt = ctx.get("job_try", 1)
-    return min(60.0, 2.0**attempt) * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
+    return backoff_seconds(ctx.get("job_try", 1), base=2.0, cap=60.0)

@@ -8,7 +8,6 @@ Every HTTP attempt is recorded. A 410 Gone disables the endpoint for the client.
 from __future__ import annotations
 
 import logging
-import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -20,13 +19,14 @@ import msgspec
 from arq import Retry
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
+from data_plane.backoff import backoff_seconds
 from data_plane.deps import WorkerDeps
 from infra.metrics import WEBHOOK_DELIVERIES
 from infra.netguard import BlockedDestination, resolve_public
 from infra.telemetry import carrier, parent, span
 from infra.webhooks import signature_headers
 
-__all__ = ["backoff_seconds", "send_webhook", "sweep_deliveries"]
+__all__ = ["send_webhook", "sweep_deliveries"]
 
 log = logging.getLogger("pixelflow.webhooks")
 
@@ -39,12 +39,6 @@ class _RetryableResponse(Exception):
 
 class _Gone(Exception):
     pass
-
-
-def backoff_seconds(attempt: int, *, base: float, cap: float) -> float:
-    """Exponential with jitter: attempt 1 waits about ``base``, doubling up to ``cap``."""
-    ceiling = min(cap, base * 2 ** (attempt - 1))
-    return ceiling * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
 
 
 def _retry_after(value: str | None) -> float | None:

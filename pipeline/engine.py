@@ -80,9 +80,12 @@ class _Deadline:
         if self.passed:
             image.set_kill(True)
 
+    def exceeded(self) -> DeadlineExceeded:
+        return DeadlineExceeded(f"processing took longer than {self.seconds:g} s")
+
     def check(self) -> None:
         if self.passed:
-            raise DeadlineExceeded(f"processing took longer than {self.seconds:g} s")
+            raise self.exceeded()
 
 
 def process(
@@ -185,6 +188,6 @@ def _evaluate(
         return work(deadline.watch(image), *args, **kwargs)
     except pyvips.Error as exc:
         if deadline.passed:
-            raise DeadlineExceeded(f"processing took longer than {deadline.seconds:g} s") from None
+            raise deadline.exceeded() from None
         # Pixels are computed lazily, so a corrupt or truncated source surfaces here.
         raise CorruptImage(f"the image data is corrupt or truncated ({what} failed)", detail=str(exc)) from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get, post
@@ -16,8 +16,17 @@ from control_plane.auth import PrincipalDep
 from control_plane.jobflow import create_job, rate_limit, start_job, url_expiry
 from control_plane.problems import Conflict, NotFound, Unprocessable
 from control_plane.services import ServicesDep
-from control_plane.views import DeliveryView, JobList, JobView, delivery_view, job_view, upload_view
+from control_plane.views import (
+    DeliveryView,
+    JobList,
+    JobView,
+    UploadView,
+    delivery_view,
+    job_view,
+    upload_view,
+)
 from infra.queue import SEND_WEBHOOK, enqueue
+from infra.repo import Job
 from infra.repo.jobs import TERMINAL
 from infra.telemetry import carrier
 
@@ -40,6 +49,13 @@ SpecBody = Annotated[
         examples=[Example(summary="Two variants", value=SPEC_EXAMPLE)],
     ),
 ]
+
+
+def _pending_upload(services: ServicesDep, job: Job, expiry: timedelta) -> UploadView | None:
+    """Upload URLs while the job still waits for its original; none once it has started."""
+    if job.status != "created":
+        return None
+    return upload_view(services.store, job.source_key, expires=expiry, max_bytes=services.settings.max_source_bytes)
 
 
 def _cursor(value: tuple[datetime, uuid.UUID] | None) -> str | None:
@@ -71,11 +87,7 @@ class JobsController(Controller):
         decision = await rate_limit(services, principal)
         job, created = await create_job(services, principal, data, idempotency_key)
         expiry = url_expiry(services)
-        upload = None
-        if job.status == "created":
-            upload = upload_view(
-                services.store, job.source_key, expires=expiry, max_bytes=services.settings.max_source_bytes
-            )
+        upload = _pending_upload(services, job, expiry)
         headers = decision.headers()
         if not created:
             headers["Idempotent-Replayed"] = "true"
@@ -96,11 +108,7 @@ class JobsController(Controller):
         if job is None:
             raise NotFound("no such job")
         expiry = url_expiry(services)
-        upload = None
-        if job.status == "created":
-            upload = upload_view(
-                services.store, job.source_key, expires=expiry, max_bytes=services.settings.max_source_bytes
-            )
+        upload = _pending_upload(services, job, expiry)
         return job_view(job, services.store, url_expiry=expiry, upload=upload)
 
     @get("/", summary="List your jobs, newest first")

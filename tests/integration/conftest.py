@@ -21,9 +21,8 @@ import pytest
 import uvicorn
 
 from cli.receiver import WebhookReceiver
-from cli.stack import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
-from infra.db import migrate, open_pool
-from infra.repo import ClientRepo
+from cli.stack import LocalStackS3, PostgresServer, RedisServer, create_client_with_key, free_port, wait_for
+from infra.db import migrate
 from infra.settings import Settings, load_settings
 
 pytestmark = pytest.mark.integration
@@ -174,14 +173,8 @@ ISSUED_KEYS: list[str] = []  # every key the suite created, for the no-secrets-i
 
 
 async def make_tenant(stack: Stack, api: ApiServer) -> Tenant:
-    pool = await open_pool(stack.env["PIXELFLOW_DATABASE_URL"], max_size=1)
-    try:
-        repo = ClientRepo(pool)
-        name = f"tenant-{uuid.uuid4().hex[:8]}"
-        client, secret = await repo.create(name)
-        key, plaintext = await repo.create_key(client.id, "tests")
-    finally:
-        await pool.close()
+    name = f"tenant-{uuid.uuid4().hex[:8]}"
+    client, key, plaintext, secret = await create_client_with_key(stack.env["PIXELFLOW_DATABASE_URL"], name, "tests")
     ISSUED_KEYS.extend([plaintext, secret])
     http = httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {plaintext}"}, timeout=30)
     return Tenant(client.id, name, plaintext, key.id, secret, http)

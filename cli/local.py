@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import sys
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from infra.settings import SettingsError, load_settings
+from pipeline.encode import EXTENSIONS
 from pipeline.errors import PipelineError, SpecError
-from pipeline.spec import JobSpec, Limits, decode_job_spec, encode_job_spec
+from pipeline.sandbox import EngineRequest, Sandbox, SandboxConfig
+from pipeline.spec import JobSpec, Limits, asset_keys, decode_job_spec, encode_job_spec
 
 __all__ = ["register"]
 
@@ -39,9 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     schema.set_defaults(handler=cmd_schema)
 
 
-def _load_spec(path: Path) -> JobSpec | None:
+def _load_spec(path: Path, limits: Limits | None = None) -> JobSpec | None:
     try:
-        return decode_job_spec(path.read_bytes(), Limits())
+        return decode_job_spec(path.read_bytes(), limits or Limits())
     except OSError as exc:
         print(f"pixelflow: cannot read {path}: {exc.strerror}", file=sys.stderr)
     except SpecError as exc:
@@ -91,15 +94,12 @@ class _Result:
     error: str | None = None
 
 
-def _process_one(spec_bytes: bytes, source: Path, out_dir: Path, assets: Path | None) -> _Result:
-    from pipeline.encode import EXTENSIONS
-    from pipeline.engine import process
-
+def _process_one(sandbox: Sandbox, spec: JobSpec, source: Path, out_dir: Path, assets: Path | None, limits: Limits) -> _Result:
     started = time.perf_counter()
     try:
-        spec = decode_job_spec(spec_bytes)
         data = source.read_bytes()
-        result = process(data, spec, assets=_asset_resolver(assets))
+        request = EngineRequest(data, encode_job_spec(spec), limits, _read_assets(spec, assets))
+        result = sandbox.run(request, timeout=limits.deadline_seconds)
     except PipelineError as exc:
         return _Result(str(source), time.perf_counter() - started, error_code=exc.code, error=exc.public)
     except OSError as exc:
@@ -114,39 +114,55 @@ def _process_one(spec_bytes: bytes, source: Path, out_dir: Path, assets: Path | 
     return _Result(str(source), time.perf_counter() - started, tuple(written))
 
 
-def _asset_resolver(root: Path | None) -> Callable[[str], bytes] | None:
+def _read_assets(spec: JobSpec, root: Path | None) -> dict[str, bytes]:
+    """Watermark images the spec names, read from ``root`` (never outside it); a missing one is
+    left out so the engine reports ``asset_not_found``."""
     if root is None:
-        return None
+        return {}
     base = root.resolve()
-
-    def resolve(key: str) -> bytes:
+    found = {}
+    for key in asset_keys(spec):
         path = (base / key).resolve()
-        if not path.is_relative_to(base) or not path.is_file():
-            raise KeyError(key)
-        return path.read_bytes()
-
-    return resolve
+        if path.is_relative_to(base) and path.is_file():
+            found[key] = path.read_bytes()
+    return found
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    spec = _load_spec(args.spec)
+    try:
+        limits = load_settings().limits  # the service's limits and deadline, from the same variables
+    except SettingsError as exc:
+        print(f"pixelflow: {exc}", file=sys.stderr)
+        return 2
+    spec = _load_spec(args.spec, limits)
     if spec is None:
         return 2
-    spec_bytes = encode_job_spec(spec)  # the normalised form travels to the worker processes
     assets = args.assets or args.spec.parent
-    jobs = args.jobs or min(len(args.inputs), os.cpu_count() or 1)
+    jobs = max(1, args.jobs or min(len(args.inputs), os.cpu_count() or 1))
     total, failed = len(args.inputs), 0
-    results: list[_Result] = []
-    if jobs <= 1:
-        for source in args.inputs:
-            results.append(_process_one(spec_bytes, source, args.out, assets))
-            failed += _report(results[-1], len(results), total, args.json)
-    else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(_process_one, spec_bytes, s, args.out, assets) for s in args.inputs]
+    # Each image runs in a killable engine process, so the deadline holds inside any encoder.
+    sandboxes: queue.SimpleQueue[Sandbox] = queue.SimpleQueue()
+    config = SandboxConfig(vips_concurrency=None if jobs == 1 else 1)
+    for _ in range(jobs):
+        sandbox = Sandbox(config)
+        sandbox.start()
+        sandboxes.put(sandbox)
+
+    def one(source: Path) -> _Result:
+        sandbox = sandboxes.get()
+        try:
+            return _process_one(sandbox, spec, source, args.out, assets, limits)
+        finally:
+            sandboxes.put(sandbox)
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(one, s) for s in args.inputs]
             for done, fut in enumerate(as_completed(futures), 1):
-                results.append(fut.result())
-                failed += _report(results[-1], done, total, args.json)
+                failed += _report(fut.result(), done, total, args.json)
+    finally:
+        while not sandboxes.empty():
+            sandboxes.get().close()
     if total > 1 and not args.json:
         print(f"{total - failed}/{total} images processed, {failed} failed", file=sys.stderr)
     return 1 if failed else 0

@@ -21,9 +21,10 @@ from control_plane.problems import (
 )
 from control_plane.ratelimit import Decision
 from control_plane.services import Services
+from infra.lifecycle import JobStatus
 from infra.metrics import JOBS_CREATED, JOBS_STARTED, RATE_LIMITED
 from infra.netguard import BlockedDestination, check_literal
-from infra.queue import PROCESS_JOB, enqueue
+from infra.queue import dispatch_job
 from infra.repo import Job
 from infra.telemetry import carrier, parent, tracer
 from pipeline.errors import FieldError, UnsupportedFormat
@@ -83,10 +84,10 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
     job = await services.jobs.get(job_id, principal.client.id)
     if job is None:
         raise NotFound("no such job")
-    if job.status in ("queued", "processing", "succeeded"):
-        return job
-    if job.status in ("failed", "canceled"):
-        raise Conflict(f"the job is {job.status} and cannot be started", code=f"job_{job.status}")
+    if job.status != JobStatus.CREATED:
+        if job.status in (JobStatus.FAILED, JobStatus.CANCELED):
+            raise Conflict(f"the job is {job.status} and cannot be started", code=f"job_{job.status}")
+        return job  # queued, processing or succeeded: starting again is harmless
 
     info = await services.store.stat(job.source_key)
     if info is None:
@@ -110,8 +111,9 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
         "job.start", context=parent(job.trace_context), links=links, attributes={"job.id": str(job.id)}
     ):
 
-        async def push() -> None:
-            await enqueue(services.queue, PROCESS_JOB, str(job.id), carrier())
+        async def push(queued: Job) -> None:
+            assert queued.dispatch is not None
+            await dispatch_job(services.queue, queued.id, queued.dispatch, carrier())
 
         started = await services.jobs.start(
             job.id,

@@ -12,13 +12,10 @@ import uuid
 from typing import Any
 
 import msgspec
-import psycopg
-import psycopg_pool
-import redis.exceptions
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from infra.storage import StorageUnavailable
+from infra.outages import TRANSIENT
 from pipeline.errors import FieldError, ImageTooLarge, PipelineError, SpecError, UnsupportedFormat
 
 __all__ = [
@@ -152,11 +149,7 @@ _FOREIGN: list[tuple[type[Exception], Any]] = [
     (PipelineError, _from_pipeline_error),
     (ValidationException, _from_validation),
     (HTTPException, _from_http),
-    (psycopg.OperationalError, _from_outage),
-    (psycopg_pool.PoolTimeout, _from_outage),
-    (redis.exceptions.ConnectionError, _from_outage),
-    (redis.exceptions.TimeoutError, _from_outage),
-    (StorageUnavailable, _from_outage),
+    *((kind, _from_outage) for kind in TRANSIENT),
 ]
 
 

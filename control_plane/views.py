@@ -8,6 +8,7 @@ from typing import Any
 
 import msgspec
 
+from infra.events import PublicVariant, public_variant
 from infra.repo import Delivery, Job
 from infra.storage import ObjectStore, PresignedUpload
 
@@ -42,16 +43,6 @@ class SourceView(msgspec.Struct):
     height: int | None
 
 
-class VariantView(msgspec.Struct):
-    id: str
-    format: str
-    content_type: str
-    width: int
-    height: int
-    bytes: int
-    url: str
-
-
 class JobView(msgspec.Struct):
     id: uuid.UUID
     status: str
@@ -63,7 +54,7 @@ class JobView(msgspec.Struct):
     error: ErrorView | None = None
     metadata: dict[str, Any] | None = None
     source: SourceView | None = None
-    variants: list[VariantView] = msgspec.field(default_factory=list)
+    variants: list[PublicVariant] = msgspec.field(default_factory=list)
     upload: UploadView | None = None
 
 
@@ -82,6 +73,7 @@ class AttemptView(msgspec.Struct):
 
 class DeliveryView(msgspec.Struct):
     id: uuid.UUID
+    webhook_id: uuid.UUID  # the `webhook-id` header: shared by a redelivery and the original
     event: str
     url: str
     status: str
@@ -113,18 +105,7 @@ def job_view(job: Job, store: ObjectStore, *, url_expiry: timedelta, upload: Upl
         if job.source_bytes is not None
         else None
     )
-    variants = [
-        VariantView(
-            v.variant_id,
-            v.format,
-            v.content_type,
-            v.width,
-            v.height,
-            v.bytes,
-            store.presign_get(v.object_key, expires=url_expiry),
-        )
-        for v in job.variants
-    ]
+    variants = [public_variant(v, store, expires=url_expiry) for v in job.variants]
     return JobView(
         id=job.id,
         status=job.status,
@@ -144,6 +125,7 @@ def job_view(job: Job, store: ObjectStore, *, url_expiry: timedelta, upload: Upl
 def delivery_view(d: Delivery) -> DeliveryView:
     return DeliveryView(
         d.id,
+        d.message_id,
         d.event,
         d.url,
         d.status,

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
 from arq.connections import ArqRedis
 from psycopg_pool import AsyncConnectionPool
 
+from data_plane.engine_pool import EnginePool, sandbox_config
 from infra.db import open_pool
 from infra.queue import open_queue
 from infra.repo import ClientRepo, DeliveryRepo, JobRepo
@@ -30,35 +30,29 @@ class WorkerDeps:
     deliveries: DeliveryRepo
     clients: ClientRepo
     http: httpx.AsyncClient
-    # libvips releases the GIL while it computes, so threads give real parallelism and keep the
-    # event loop free for queue heartbeats, uploads and webhooks.
-    executor: ThreadPoolExecutor
+    engines: EnginePool
 
 
 @asynccontextmanager
 async def open_deps(settings: Settings) -> AsyncIterator[WorkerDeps]:
-    pool = await open_pool(settings.database_url, max_size=settings.worker_concurrency + 8)
-    executor = ThreadPoolExecutor(max_workers=settings.worker_concurrency, thread_name_prefix="pixelflow-vips")
-    try:
+    async with AsyncExitStack() as stack:
+        pool = await open_pool(settings.database_url, max_size=settings.worker_concurrency + 8)
+        stack.push_async_callback(pool.close)
         queue = await open_queue(settings.redis_url, settings.queue_name)
-        try:
-            store = open_store(settings)
-            http = httpx.AsyncClient(
-                timeout=httpx.Timeout(settings.webhook_timeout_seconds),
-                follow_redirects=False,  # a redirect could point anywhere, past the SSRF guard
-                headers={"User-Agent": "PixelFlow-Webhooks/1", "Content-Type": "application/json"},
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
-            )
-            try:
-                await store.ensure_bucket()
-                yield WorkerDeps(
-                    settings, pool, queue, store, JobRepo(pool), DeliveryRepo(pool), ClientRepo(pool), http, executor
-                )
-            finally:
-                await http.aclose()
-                await store.close()
-        finally:
-            await queue.aclose()
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)
-        await pool.close()
+        stack.push_async_callback(queue.aclose)
+        store = open_store(settings)
+        stack.push_async_callback(store.close)
+        http = httpx.AsyncClient(
+            timeout=httpx.Timeout(settings.webhook_timeout_seconds),
+            follow_redirects=False,  # a redirect could point anywhere, past the SSRF guard
+            headers={"User-Agent": "PixelFlow-Webhooks/1", "Content-Type": "application/json"},
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+        )
+        stack.push_async_callback(http.aclose)
+        engines = EnginePool(sandbox_config(settings), settings.worker_concurrency)
+        stack.push_async_callback(engines.close)
+        await engines.start()
+        await store.ensure_bucket()
+        yield WorkerDeps(
+            settings, pool, queue, store, JobRepo(pool), DeliveryRepo(pool), ClientRepo(pool), http, engines
+        )

@@ -1,6 +1,14 @@
-"""The ``process_job`` task: source from storage, one engine run, variants to storage, results
-recorded, webhook queued. Safe to run more than once for the same job (arq is at-least-once):
-output keys are deterministic and the final write is conditional on the job still processing."""
+"""The ``process_job`` task: one run of a job. Claim it under the message's dispatch token, hold
+its lease, fetch the source, run the engine in a killable child, store the variants, record the
+result and send the webhook.
+
+Every run ends the job or hands it on: the engine's failures, a dead or runaway child and
+anything unexpected end it ``failed`` with a reason; storage or database outages hand it back
+for a later run (``failed``/``infrastructure_error`` after ``job_max_tries``); a cancel stops the
+child at once. Safe under at-least-once delivery: only the message holding the job's current
+dispatch can claim it, output keys are deterministic, and results are committed only while this
+run still holds the job.
+"""
 
 from __future__ import annotations
 
@@ -8,43 +16,45 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
-import psycopg
-import redis.exceptions
+import msgspec
 from arq import Retry
-from opentelemetry import context as otel_context
 
 from data_plane.backoff import backoff_seconds
 from data_plane.deps import WorkerDeps
-from data_plane.payloads import job_event
+from data_plane.lease import Lease
+from data_plane.webhooks import start_delivery
+from infra.events import job_delivery
+from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
-from infra.queue import SEND_WEBHOOK
+from infra.outages import TRANSIENT
+from infra.queue import dispatch_job
 from infra.repo import Job, VariantRecord
-from infra.storage import ObjectNotFound, ObjectTooLarge, StorageUnavailable
-from infra.telemetry import carrier, parent, span
+from infra.storage import ObjectNotFound, ObjectTooLarge
+from infra.telemetry import parent, span
 from pipeline.encode import EXTENSIONS
-from pipeline.errors import PipelineError
-from pipeline.spec import JobSpec, decode_job_spec
-from pipeline.spec.steps import Watermark
+from pipeline.errors import DeadlineExceeded, InternalError, PipelineError
+from pipeline.sandbox import EngineCanceled, EngineRequest
+from pipeline.spec import JobSpec, asset_keys, decode_job_spec
 
-__all__ = ["TRANSIENT", "output_key", "process_job"]
+__all__ = ["Outcome", "fail_job", "hand_back", "output_key", "process_job", "run_job"]
 
 log = logging.getLogger("pixelflow.worker")
-T = TypeVar("T")
 
-# Infrastructure hiccups: retried by arq with a delay, never reported to the client as their fault.
-TRANSIENT: tuple[type[BaseException], ...] = (
-    StorageUnavailable,
-    psycopg.OperationalError,
-    redis.exceptions.ConnectionError,
-    redis.exceptions.TimeoutError,
-    OSError,
-)
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one run ended. ``status`` is the job's status afterwards, or ``skipped`` when this
+    message could not claim the job (finished, canceled, or handed to a newer message)."""
+
+    status: str
+    reason: str
+
+
+_SKIPPED = Outcome("skipped", "not_claimable")
 
 
 def output_key(job: Job, variant_id: str, fmt: str) -> str:
@@ -55,62 +65,83 @@ def asset_key(job: Job, key: str) -> str:
     return f"assets/{job.client_id}/{key}"
 
 
-async def process_job(ctx: dict[str, Any], job_id: str, trace_headers: dict[str, str] | None = None) -> str:
+async def process_job(
+    ctx: dict[str, Any], job_id: str, dispatch: str, trace_headers: dict[str, str] | None = None
+) -> str:
     """``trace_headers``: W3C context of the ``/start`` request, so the worker's spans join the job's trace."""
     with span("job.process", context=parent(trace_headers), job_id=job_id, attempt=ctx.get("job_try", 1)):
         started = time.perf_counter()
-        outcome = await _process(ctx, job_id)
-        status, _, reason = outcome.partition(":")
+        outcome = await run_job(
+            ctx["deps"], uuid.UUID(job_id), uuid.UUID(dispatch), trace_headers, job_try=ctx.get("job_try", 1)
+        )
         JOB_DURATION.observe(time.perf_counter() - started)
-        JOBS_FINISHED.labels(status, reason or status).inc()
-        return outcome
+        JOBS_FINISHED.labels(outcome.status, outcome.reason).inc()
+        return outcome.status
 
 
-async def _process(ctx: dict[str, Any], job_id: str) -> str:
-    deps: WorkerDeps = ctx["deps"]
+async def run_job(
+    deps: WorkerDeps, job_id: uuid.UUID, dispatch: uuid.UUID, trace_headers: dict[str, str] | None, *, job_try: int
+) -> Outcome:
+    settings = deps.settings
     try:
-        job = await deps.jobs.claim(uuid.UUID(job_id))
+        job = await deps.jobs.claim(job_id, dispatch, lease_seconds=settings.lease_seconds)
     except TRANSIENT as exc:
-        raise Retry(defer=_backoff(ctx)) from exc
+        # Still queued under this dispatch, so arq running this same message again is safe.
+        raise Retry(defer=backoff_seconds(job_try, base=2.0, cap=60.0)) from exc
     if job is None:
-        return "skipped"  # finished, canceled or deleted: nothing to do
+        return _SKIPPED
     if job.attempts == 1 and job.queued_at is not None:
         QUEUE_WAIT.observe(max(0.0, (datetime.now(UTC) - job.queued_at).total_seconds()))
-    log.info("job started", extra={"job_id": job_id, "attempt": job.attempts})
-    try:
-        return await _run(deps, job)
-    except PipelineError as exc:
-        log.info("job failed", extra={"job_id": job_id, "reason": exc.code, "detail": exc.detail})
-        await _fail(deps, job, exc.code, exc.public)
-        return f"failed:{exc.code}"
-    except ObjectNotFound:
-        await _fail(deps, job, "source_missing", "the uploaded original is no longer in storage")
-        return "failed:source_missing"
-    except ObjectTooLarge as exc:
-        await _fail(deps, job, "source_too_large", f"the original is too large ({exc})")
-        return "failed:source_too_large"
-    except TRANSIENT as exc:
-        if ctx.get("job_try", 1) >= deps.settings.job_max_tries:
-            log.error("job gave up", extra={"job_id": job_id, "error": type(exc).__name__})
-            await _fail(deps, job, "infrastructure_error", "storage or database stayed unavailable; try again later")
-            return "failed:infrastructure_error"
-        log.warning("job will retry", extra={"job_id": job_id, "error": type(exc).__name__})
-        raise Retry(defer=_backoff(ctx)) from exc
+    log.info("job started", extra={"job_id": str(job_id), "attempt": job.attempts})
+    key = str(job_id)
+    async with Lease(deps.jobs, job_id, dispatch, settings.lease_seconds, on_lost=lambda: deps.engines.cancel(key)):
+        try:
+            return await _run(deps, job, dispatch)
+        except EngineCanceled:
+            # The API recorded the cancel and queued job.canceled; or the lease went to another run.
+            log.info("job stopped: canceled", extra={"job_id": key})
+            return Outcome(JobStatus.CANCELED, JobStatus.CANCELED)
+        except PipelineError as exc:
+            return await fail_job(deps, job, dispatch, exc.code, exc.public, detail=exc.detail)
+        except ObjectNotFound:
+            return await fail_job(deps, job, dispatch, Reason.SOURCE_MISSING, "the uploaded original is no longer in storage")
+        except ObjectTooLarge as exc:
+            return await fail_job(deps, job, dispatch, Reason.SOURCE_TOO_LARGE, f"the original is too large ({exc})")
+        except TRANSIENT as exc:
+            if job.attempts >= settings.job_max_tries:
+                log.error("job gave up", extra={"job_id": key, "error": type(exc).__name__})
+                message = "storage or database stayed unavailable; try again later"
+                return await fail_job(deps, job, dispatch, Reason.INFRASTRUCTURE_ERROR, message)
+            log.warning("job will retry", extra={"job_id": key, "error": type(exc).__name__})
+            await hand_back(deps, job, dispatch, trace_headers, defer=backoff_seconds(job.attempts, base=2.0, cap=60.0))
+            return Outcome(JobStatus.QUEUED, "retry")
+        except asyncio.CancelledError:
+            # The drain on SIGTERM, or arq's timeout (a run stuck in I/O). The engine pool has
+            # killed the child already; another run takes the job.
+            log.warning("job run interrupted; handing it back", extra={"job_id": key})
+            await hand_back(deps, job, dispatch, trace_headers)
+            raise
+        except Exception as exc:
+            incident = uuid.uuid4().hex[:12]
+            log.exception("job failed unexpectedly", extra={"job_id": key, "incident": incident})
+            public = f"an internal error occurred (incident {incident})"
+            return await fail_job(deps, job, dispatch, InternalError.code, public, detail=repr(exc))
 
 
-async def _run(deps: WorkerDeps, job: Job) -> str:
+async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     settings = deps.settings
-    limits = settings.limits
-    spec = decode_job_spec(job.spec, limits)
+    began = time.monotonic()  # the deadline counts from the claim: fetching the source is part of it
+    spec = decode_job_spec(job.spec, settings.limits)
     with span("storage.get", key=job.source_key):
-        data = await deps.store.read(job.source_key, max_bytes=limits.max_source_bytes)
+        data = await deps.store.read(job.source_key, max_bytes=settings.max_source_bytes)
     assets = await _fetch_assets(deps, job, spec)
-
-    from pipeline.engine import process  # the worker is the only process that loads libvips
-
-    loop = asyncio.get_running_loop()
-    run = partial(process, data, spec, limits=limits, assets=assets.__getitem__, observe=_observe)
-    result = await loop.run_in_executor(deps.executor, in_context(otel_context.get_current(), run))
+    remaining = settings.deadline_seconds - (time.monotonic() - began)
+    if remaining <= 0:
+        raise DeadlineExceeded(f"processing took longer than {settings.deadline_seconds:g} s")
+    limits = msgspec.structs.replace(settings.limits, deadline_seconds=remaining)
+    request = EngineRequest(data, msgspec.json.encode(job.spec), limits, assets)
+    del data
+    result = await deps.engines.run(str(job.id), request, timeout=remaining)
     records = [
         VariantRecord(v.id, v.format, v.content_type, v.width, v.height, v.bytes, output_key(job, v.id, v.format))
         for v in result.variants
@@ -124,25 +155,26 @@ async def _run(deps: WorkerDeps, job: Job) -> str:
     for r in records:
         VARIANTS.labels(r.format).inc()
         OUTPUT_BYTES.labels(r.format).inc(r.bytes)
-    delivery = await _delivery(deps, job, "succeeded", variants=records)
+    delivery = await job_delivery(deps.deliveries, job, deps.store, status=JobStatus.SUCCEEDED, variants=records)
     src = result.source
-    outcome = await deps.jobs.succeed(job.id, records, source=(src.format, src.width, src.height), delivery=delivery)
-    if outcome is False:
-        log.info("job canceled while processing; results discarded", extra={"job_id": str(job.id)})
-        return "canceled"
-    if isinstance(outcome, uuid.UUID):
-        await _queue_webhook(deps, outcome)
+    recorded = await deps.jobs.succeed(
+        job.id, dispatch, records, source=(src.format, src.width, src.height), delivery=delivery
+    )
+    if recorded is False:
+        log.info("job canceled or handed on while processing; results discarded", extra={"job_id": str(job.id)})
+        return Outcome(JobStatus.CANCELED, JobStatus.CANCELED)
+    if isinstance(recorded, uuid.UUID):
+        start_delivery(deps, recorded)
     log.info("job succeeded", extra={"job_id": str(job.id), "variants": len(records)})
-    return "succeeded"
+    return Outcome(JobStatus.SUCCEEDED, JobStatus.SUCCEEDED)
 
 
 async def _fetch_assets(deps: WorkerDeps, job: Job, spec: JobSpec) -> dict[str, bytes]:
-    """Watermark images, read before the engine runs (it is synchronous and knows no storage).
-    Keys resolve inside the client's own ``assets/`` prefix; a missing one is left out so the
-    engine reports it as ``asset_not_found``."""
-    keys = {s.image for v in spec.pipeline for s in v.steps if isinstance(s, Watermark) and s.image}
+    """Watermark images, read before the engine runs (it knows no storage). Keys resolve inside
+    the client's own ``assets/`` prefix; a missing one is left out so the engine reports it as
+    ``asset_not_found``."""
     found: dict[str, bytes] = {}
-    for key in keys:
+    for key in asset_keys(spec):
         try:
             found[key] = await deps.store.read(asset_key(job, key), max_bytes=deps.settings.max_source_bytes)
         except (ObjectNotFound, ObjectTooLarge):
@@ -150,75 +182,32 @@ async def _fetch_assets(deps: WorkerDeps, job: Job, spec: JobSpec) -> dict[str, 
     return found
 
 
-async def _delivery(deps: WorkerDeps, job: Job, status: str, **kwargs: Any):
-    url = job.spec.get("webhook_url")
-    if url and await deps.deliveries.endpoint_disabled(job.client_id, url):
-        return None
-    return job_event(job, deps.store, status=status, **kwargs)
+async def fail_job(
+    deps: WorkerDeps, job: Job, dispatch: uuid.UUID, code: str, message: str, *, detail: str | None = None
+) -> Outcome:
+    """End the job ``failed`` (if this run still holds it) and send ``job.failed``."""
+    log.info("job failed", extra={"job_id": str(job.id), "reason": code, "detail": detail})
+    delivery = await job_delivery(deps.deliveries, job, deps.store, status=JobStatus.FAILED, error=(code, message))
+    recorded = await deps.jobs.fail(job.id, code, message, delivery, dispatch=dispatch)
+    if recorded is False:
+        return Outcome(JobStatus.CANCELED, JobStatus.CANCELED)
+    if isinstance(recorded, uuid.UUID):
+        start_delivery(deps, recorded)
+    return Outcome(JobStatus.FAILED, str(code))
 
 
-async def _fail(deps: WorkerDeps, job: Job, code: str, message: str) -> None:
-    delivery = await _delivery(deps, job, "failed", error=(code, message))
-    outcome = await deps.jobs.fail(job.id, code, message, delivery)
-    if isinstance(outcome, uuid.UUID):
-        await _queue_webhook(deps, outcome)
 
-
-async def _queue_webhook(deps: WorkerDeps, delivery_id: uuid.UUID) -> None:
-    """Make the first attempt right away from this event loop (no queue hop: lower latency);
-    later rounds go through the webhook queue. If this process dies first, the delivery row is
-    committed and the sweeper queues it."""
-    task = asyncio.create_task(_first_attempt(deps, str(delivery_id), carrier()))
-    _IN_FLIGHT.add(task)
-    task.add_done_callback(_IN_FLIGHT.discard)
-
-
-_IN_FLIGHT: set[asyncio.Task[None]] = set()  # strong references, so pending sends are not collected
-
-
-async def _first_attempt(deps: WorkerDeps, delivery_id: str, trace_headers: dict[str, str]) -> None:
-    from data_plane.webhooks import send_webhook
-
-    queue_name = deps.settings.webhook_queue_name
+async def hand_back(
+    deps: WorkerDeps, job: Job, dispatch: uuid.UUID | None, trace_headers: dict[str, str] | None, *, defer: float | None = None
+) -> bool:
+    """Queue the job for another run under a new dispatch. If Redis is down, the job stays
+    ``queued`` in PostgreSQL and the sweeper sends the message later."""
+    requeued = await deps.jobs.hand_back(job.id, dispatch)
+    if requeued is None or requeued.dispatch is None:
+        return False
     try:
-        await send_webhook({"deps": deps, "job_try": 1}, delivery_id, trace_headers)
-        return
-    except Retry as retry:
-        defer = retry.defer_score / 1000 if retry.defer_score else None
-        job_try = 2
-    except Exception:
-        log.warning("inline webhook attempt failed; queueing it", extra={"delivery_id": delivery_id}, exc_info=True)
-        defer, job_try = None, 1
-    try:
-        await deps.queue.enqueue_job(
-            SEND_WEBHOOK,
-            delivery_id,
-            trace_headers,
-            _job_id=f"{SEND_WEBHOOK}:{delivery_id}",
-            _queue_name=queue_name,
-            _defer_by=defer,
-            _job_try=job_try,
-        )
+        await dispatch_job(deps.queue, requeued.id, requeued.dispatch, trace_headers, defer_by=defer)
     except TRANSIENT:
-        log.warning("webhook enqueue failed; the sweeper will retry", extra={"delivery_id": delivery_id})
+        log.warning("re-queue failed; the sweeper will retry", extra={"job_id": str(job.id)})
+    return True
 
-
-def _observe(name: str, attributes: dict[str, object]) -> AbstractContextManager[object]:
-    return span(name, **{k.replace(".", "_"): v for k, v in attributes.items()})
-
-
-def in_context(ctx: otel_context.Context, fn: Callable[[], T]) -> Callable[[], T]:
-    """``fn`` run under ``ctx``: executor threads do not inherit the caller's trace context."""
-
-    def run() -> T:
-        token = otel_context.attach(ctx)
-        try:
-            return fn()
-        finally:
-            otel_context.detach(token)
-
-    return run
-
-
-def _backoff(ctx: dict[str, Any]) -> float:
-    return backoff_seconds(ctx.get("job_try", 1), base=2.0, cap=60.0)

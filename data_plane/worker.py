@@ -14,41 +14,16 @@ from prometheus_client import start_http_server
 
 from data_plane.deps import WorkerDeps, open_deps
 from data_plane.processing import process_job
+from data_plane.sweeper import sweep_jobs
 from data_plane.webhooks import send_webhook, sweep_deliveries
-from infra.metrics import QUEUE_DEPTH, VIPS_MEMORY
-from infra.queue import PROCESS_JOB, SEND_WEBHOOK, deserialize, enqueue, serialize
+from infra.outages import TRANSIENT
+from infra.queue import PROCESS_JOB, SEND_WEBHOOK, cancel_channel, deserialize, serialize
 from infra.settings import Settings
 from infra.telemetry import configure_tracing
 
 __all__ = ["build_workers", "run_worker"]
 
 log = logging.getLogger("pixelflow.worker")
-
-
-async def sweep_jobs(ctx: dict[str, Any]) -> int:
-    """Re-queue jobs whose queue entry was lost (Redis restarted without persistence).
-    Enqueueing is idempotent per job id: a job still queued or running in arq is left alone, so
-    a short threshold is safe."""
-    deps: WorkerDeps = ctx["deps"]
-    await _update_gauges(deps)
-    stale = await deps.jobs.stalled(older_than_seconds=2 * deps.settings.sweep_interval_seconds)
-    requeued = 0
-    for job_id in stale:
-        requeued += await enqueue(deps.queue, PROCESS_JOB, str(job_id))
-    if requeued:
-        log.warning("re-queued stalled jobs", extra={"count": requeued})
-    return requeued
-
-
-async def _update_gauges(deps: WorkerDeps) -> None:
-    from pipeline.vips import vips_memory
-
-    for name in (deps.settings.queue_name, deps.settings.webhook_queue_name):
-        QUEUE_DEPTH.labels(name).set(await deps.queue.zcard(name))
-    memory = vips_memory()
-    if memory is not None:
-        VIPS_MEMORY.labels("current").set(memory[0])
-        VIPS_MEMORY.labels("highwater").set(memory[1])
 
 
 def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) -> tuple[Worker, Worker]:
@@ -84,10 +59,6 @@ def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) 
 
 
 async def run_worker(settings: Settings, *, burst: bool = False) -> None:
-    from pipeline.vips import configure_vips
-
-    # One libvips thread per job: parallelism comes from concurrent jobs and worker processes.
-    configure_vips(concurrency=1)
     configure_tracing(settings.otel_exporter, "pixelflow-worker")
     if settings.worker_metrics_port:
         start_http_server(settings.worker_metrics_port)
@@ -102,12 +73,13 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
         current: list[Worker | None] = [None, None]
         log.info("worker started", extra={"concurrency": settings.worker_concurrency, "queue": settings.queue_name})
         supervisors = [asyncio.create_task(_supervise(settings, deps, i, current, stop)) for i in range(2)]
+        cancels = asyncio.create_task(_listen_for_cancels(deps, stop))
         await stop.wait()
         live = tuple(w for w in current if w is not None)
-        await _drain(live, grace=min(30.0, settings.job_timeout_seconds))
-        for t in supervisors:
+        await _drain(live, grace=settings.worker_drain_seconds)
+        for t in (*supervisors, cancels):
             t.cancel()
-        await asyncio.gather(*supervisors, return_exceptions=True)
+        await asyncio.gather(*supervisors, cancels, return_exceptions=True)
         log.info("worker stopped")
 
 
@@ -135,9 +107,28 @@ async def _supervise(
             delay = 0.5
 
 
+async def _listen_for_cancels(deps: WorkerDeps, stop: asyncio.Event) -> None:
+    """Kill the engine of a job the API canceled, within milliseconds of the cancel. Redis
+    pub/sub is fire-and-forget, so while it is down the lease renewal notices the cancel instead."""
+    channel = cancel_channel(deps.settings.queue_name)
+    delay = 0.5
+    while not stop.is_set():
+        try:
+            async with deps.queue.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.subscribe(channel)
+                delay = 0.5
+                async for message in pubsub.listen():
+                    job_id = message["data"].decode() if isinstance(message["data"], bytes) else str(message["data"])
+                    if deps.engines.cancel(job_id):
+                        log.info("job canceled; engine stopped", extra={"job_id": job_id})
+        except TRANSIENT:
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
 async def _drain(workers: tuple[Worker, ...], *, grace: float) -> None:
-    """Stop taking jobs, let running ones finish for ``grace`` seconds, then cancel the rest
-    (arq re-queues a cancelled job, so nothing is lost)."""
+    """Stop taking jobs, let running ones finish for ``grace`` seconds, then stop the rest: their
+    engines are killed and the jobs handed back for another worker, so nothing is lost."""
     for w in workers:
         w.allow_pick_jobs = False
     running = [t for w in workers for t in w.tasks.values() if not t.done()]
@@ -145,3 +136,5 @@ async def _drain(workers: tuple[Worker, ...], *, grace: float) -> None:
         await asyncio.wait(running, timeout=grace)
     for w in workers:
         w.handle_sig(signal.SIGTERM)
+    if running:
+        await asyncio.wait(running, timeout=10)  # the hand-backs: a few database writes

@@ -6,6 +6,8 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
+    "ENGINE_MEMORY",
+    "ENGINE_RESTARTS",
     "JOBS_CREATED",
     "JOBS_FINISHED",
     "JOBS_STARTED",
@@ -15,7 +17,6 @@ __all__ = [
     "QUEUE_WAIT",
     "RATE_LIMITED",
     "VARIANTS",
-    "VIPS_MEMORY",
     "WEBHOOK_DELIVERIES",
 ]
 
@@ -31,4 +32,8 @@ VARIANTS = Counter("pixelflow_variants", "Variants written", ["format"])
 OUTPUT_BYTES = Counter("pixelflow_output_bytes", "Bytes of variants written", ["format"])
 WEBHOOK_DELIVERIES = Counter("pixelflow_webhook_attempts", "Webhook HTTP attempts by outcome", ["outcome"])
 RATE_LIMITED = Counter("pixelflow_rate_limited", "Requests refused by the per-key rate limit", ["client"])
-VIPS_MEMORY = Gauge("pixelflow_vips_memory_bytes", "Memory allocated by libvips", ["kind"])
+# One series per engine slot (bounded by PIXELFLOW_WORKER_CONCURRENCY).
+ENGINE_MEMORY = Gauge("pixelflow_engine_rss_bytes", "Resident memory of each engine child process", ["slot"])
+ENGINE_RESTARTS = Counter(
+    "pixelflow_engine_restarts", "Engine children replaced, by why", ["reason"]
+)  # reason: deadline, memory, canceled, crashed, recycled

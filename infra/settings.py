@@ -55,9 +55,14 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     queue_name: str = "pixelflow:queue"
     worker_concurrency: PositiveInt = 2
     worker_poll_delay: Seconds = 0.05
-    job_timeout_seconds: Seconds = 120.0
-    job_max_tries: PositiveInt = 5
-    sweep_interval_seconds: Annotated[int, Meta(ge=1, le=60)] = 60  # re-queue work whose queue entry was lost
+    job_max_tries: PositiveInt = 5  # runs of one job (transient errors, lost workers) before it fails
+    lease_seconds: Annotated[float, Meta(ge=1)] = 30.0  # a running job's lease; renewed every third of it
+    sweep_interval_seconds: Annotated[int, Meta(ge=1, le=60)] = 10  # re-queue lapsed leases and lost queue entries
+    worker_drain_seconds: Annotated[float, Meta(ge=0)] = 30.0  # on SIGTERM, running jobs may finish this long
+    # the engine runs in one child process per concurrent job
+    engine_memory_limit_mb: Annotated[int, Meta(ge=64)] = 2048  # a child above this is killed: out_of_memory
+    engine_recycle_rss_mb: Annotated[int, Meta(ge=64)] = 768  # a child left above this after a job is replaced
+    engine_max_jobs: PositiveInt = 200  # jobs per child before it is replaced
     # webhooks
     webhook_timeout_seconds: Seconds = 10.0
     webhook_max_attempts: PositiveInt = 12  # the long schedule, spanning about a day
@@ -82,13 +87,19 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     def __post_init__(self) -> None:
         if self.storage == "local" and not self.url_signing_secret:
             raise ValueError("PIXELFLOW_URL_SIGNING_SECRET is required with PIXELFLOW_STORAGE=local")
-        if self.deadline_seconds >= self.job_timeout_seconds:
-            raise ValueError("PIXELFLOW_DEADLINE_SECONDS must be below PIXELFLOW_JOB_TIMEOUT_SECONDS")
+        if self.engine_recycle_rss_mb > self.engine_memory_limit_mb:
+            raise ValueError("PIXELFLOW_ENGINE_RECYCLE_RSS_MB must not exceed PIXELFLOW_ENGINE_MEMORY_LIMIT_MB")
 
     @property
     def webhook_queue_name(self) -> str:
         # Webhooks have their own queue so slow receivers never hold up image processing.
         return f"{self.queue_name}:webhooks"
+
+    @property
+    def job_timeout_seconds(self) -> float:
+        """arq's limit per run: the engine's deadline plus room for storage and database I/O.
+        The deadline ends a job; this only catches a run stuck in I/O, which is then handed back."""
+        return self.deadline_seconds + 120.0
 
     @property
     def limits(self) -> Limits:

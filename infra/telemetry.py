@@ -15,7 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 
-__all__ = ["carrier", "configure_tracing", "parent", "span", "tracer"]
+__all__ = ["carrier", "configure_tracing", "parent", "record_span", "span", "tracer"]
 
 _lock = threading.Lock()
 tracer = trace.get_tracer("pixelflow")
@@ -58,6 +58,11 @@ def parent(headers: Mapping[str, str] | None) -> otel_context.Context | None:
 def span(name: str, *, context: otel_context.Context | None = None, **attributes: Any) -> Iterator[trace.Span]:
     with tracer.start_as_current_span(name, context=context, attributes=_clean(attributes)) as s:
         yield s
+
+
+def record_span(name: str, start_ns: int, end_ns: int, attributes: dict[str, Any]) -> None:
+    """A span timed elsewhere (the engine's child process), as a child of the current span."""
+    tracer.start_span(name, attributes=_clean(attributes), start_time=start_ns).end(end_time=end_ns)
 
 
 def _clean(attributes: dict[str, Any]) -> dict[str, Any]:

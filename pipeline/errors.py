@@ -15,14 +15,18 @@ __all__ = [
     "AssetNotFound",
     "CorruptImage",
     "DeadlineExceeded",
+    "EngineCrashed",
     "FieldError",
     "ImageError",
     "ImageTooLarge",
+    "InternalError",
     "InvalidOperation",
+    "OutOfMemory",
     "OutputTooLarge",
     "PipelineError",
     "SpecError",
     "UnsupportedFormat",
+    "rebuild_error",
 ]
 
 
@@ -91,3 +95,38 @@ class AssetNotFound(ImageError):
 
 class DeadlineExceeded(ImageError):
     code = "deadline_exceeded"
+
+
+class OutOfMemory(ImageError):
+    """The engine process passed its memory cap (a decompression bomb, or a spec too big for it)."""
+
+    code = "out_of_memory"
+
+
+class EngineCrashed(PipelineError):
+    """The engine process died (a decoder fault, the kernel's OOM killer): not the client's spec."""
+
+    code = "engine_crashed"
+
+
+class InternalError(PipelineError):
+    """A failure nobody anticipated: the detail goes to the logs under an incident id, never to the client."""
+
+    code = "internal_error"
+
+
+def _subclasses(cls: type[PipelineError]) -> list[type[PipelineError]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+def rebuild_error(code: str, public: str, detail: str | None) -> PipelineError:
+    """The typed error for a ``code`` that crossed a process boundary as plain fields."""
+    cls = next((c for c in _subclasses(PipelineError) if c.code == code), PipelineError)
+    err = cls.__new__(cls)
+    PipelineError.__init__(err, public, detail=detail)
+    if isinstance(err, SpecError):
+        err.errors = ()
+    return err

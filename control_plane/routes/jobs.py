@@ -25,9 +25,10 @@ from control_plane.views import (
     job_view,
     upload_view,
 )
-from infra.queue import SEND_WEBHOOK, enqueue
+from infra.events import job_delivery
+from infra.lifecycle import TERMINAL, JobStatus
+from infra.queue import announce_cancel, queue_webhook
 from infra.repo import Job
-from infra.repo.jobs import TERMINAL
 from infra.telemetry import carrier
 
 __all__ = ["JobsController"]
@@ -53,7 +54,7 @@ SpecBody = Annotated[
 
 def _pending_upload(services: ServicesDep, job: Job, expiry: timedelta) -> UploadView | None:
     """Upload URLs while the job still waits for its original; none once it has started."""
-    if job.status != "created":
+    if job.status != JobStatus.CREATED:
         return None
     return upload_view(services.store, job.source_key, expires=expiry, max_bytes=services.settings.max_source_bytes)
 
@@ -118,7 +119,7 @@ class JobsController(Controller):
         principal: PrincipalDep,
         status: Annotated[
             str | None,
-            QueryParameter(pattern="^(created|queued|processing|succeeded|failed|canceled)$", required=False),
+            QueryParameter(pattern=f"^({'|'.join(JobStatus)})$", required=False),
         ] = None,
         created_after: FromQuery[datetime | None] = None,
         created_before: FromQuery[datetime | None] = None,
@@ -138,12 +139,24 @@ class JobsController(Controller):
 
     @post("/{job_id:uuid}/cancel", status_code=200, summary="Cancel a job that has not finished")
     async def cancel(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
-        if not await services.jobs.cancel(job_id, principal.client.id):
+        """A running job's engine is stopped within a second; the job ends ``canceled`` and its
+        webhook receives ``job.canceled``."""
+        job = await services.jobs.get(job_id, principal.client.id)
+        if job is None:
+            raise NotFound("no such job")
+        if job.status in TERMINAL:
+            raise Conflict(f"the job already {job.status}", code=f"job_{job.status}")
+        delivery = await job_delivery(services.deliveries, job, services.store, status=JobStatus.CANCELED)
+        recorded = await services.jobs.cancel(job_id, principal.client.id, delivery)
+        if recorded is False:  # it finished meanwhile
             job = await services.jobs.get(job_id, principal.client.id)
-            if job is None:
-                raise NotFound("no such job")
-            if job.status in TERMINAL:
-                raise Conflict(f"the job already {job.status}", code=f"job_{job.status}")
+            assert job is not None
+            raise Conflict(f"the job already {job.status}", code=f"job_{job.status}")
+        settings = services.settings
+        if job.status == JobStatus.PROCESSING:
+            await announce_cancel(services.queue, settings.queue_name, job_id)
+        if isinstance(recorded, uuid.UUID):
+            await queue_webhook(services.queue, settings.webhook_queue_name, recorded, carrier())
         job = await services.jobs.get(job_id, principal.client.id)
         assert job is not None
         return job_view(job, services.store, url_expiry=url_expiry(services))
@@ -175,9 +188,7 @@ class JobsController(Controller):
         delivery_id = await services.deliveries.redeliver(job_id)
         if delivery_id is None:
             raise Conflict("the job has not sent a webhook yet", code="no_delivery")
-        await enqueue(
-            services.queue, SEND_WEBHOOK, str(delivery_id), carrier(), queue_name=services.settings.webhook_queue_name
-        )
+        await queue_webhook(services.queue, services.settings.webhook_queue_name, delivery_id, carrier())
         delivery = await services.deliveries.get(delivery_id)
         assert delivery is not None
         return delivery_view(delivery)

@@ -17,6 +17,7 @@ from control_plane.jobflow import create_job, rate_limit, start_job, url_expiry
 from control_plane.problems import PayloadTooLarge, Unprocessable
 from control_plane.services import ServicesDep
 from control_plane.views import JobView, job_view
+from infra.lifecycle import JobStatus
 from pipeline.errors import SpecError
 from pipeline.sniff import CONTENT_TYPES, SNIFF_BYTES, sniff
 
@@ -49,7 +50,7 @@ async def upload_and_start(
     except msgspec.DecodeError as exc:
         raise SpecError.at("$", f"not valid JSON: {exc}") from None
     job, created = await create_job(services, principal, body, idempotency_key)
-    if created or job.status == "created":
+    if created or job.status == JobStatus.CREATED:
         await services.store.write(job.source_key, content, CONTENT_TYPES[source_format])
     job = await start_job(services, principal, job.id)
     return Response(

@@ -22,6 +22,7 @@ class Attempt(msgspec.Struct, frozen=True):
 
 class Delivery(msgspec.Struct, frozen=True):
     id: uuid.UUID
+    message_id: uuid.UUID  # sent as webhook-id: the same for every sending of one event
     job_id: uuid.UUID
     client_id: uuid.UUID
     event: str
@@ -37,7 +38,7 @@ class Delivery(msgspec.Struct, frozen=True):
 
 
 _SELECT = (
-    "SELECT d.id, d.job_id, j.client_id, d.event, d.url, d.payload, d.status, d.attempts, d.last_error,"
+    "SELECT d.id, d.message_id, d.job_id, j.client_id, d.event, d.url, d.payload, d.status, d.attempts, d.last_error,"
     " d.next_attempt_at, d.created_at, d.delivered_at FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id"
 )
 
@@ -116,12 +117,14 @@ class DeliveryRepo:
         return [r["id"] for r in rows]
 
     async def redeliver(self, job_id: uuid.UUID) -> uuid.UUID | None:
-        """A new pending delivery repeating the job's latest event, or None if it never had one."""
+        """A new pending delivery repeating the job's latest event under the same ``webhook-id``
+        (Standard Webhooks: the id names the message, so receivers deduplicate on it), or None if
+        the job never had one."""
         new_id = uuid.uuid4()
         row = await fetch_one(
             self.pool,
-            "INSERT INTO webhook_deliveries (id, job_id, event, url, payload, status, next_attempt_at)"
-            " SELECT %s, job_id, event, url, payload, 'pending', now() FROM webhook_deliveries"
+            "INSERT INTO webhook_deliveries (id, message_id, job_id, event, url, payload, status, next_attempt_at)"
+            " SELECT %s, message_id, job_id, event, url, payload, 'pending', now() FROM webhook_deliveries"
             " WHERE job_id = %s ORDER BY created_at DESC LIMIT 1 RETURNING id",
             (new_id, job_id),
         )

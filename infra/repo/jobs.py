@@ -10,13 +10,12 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from infra.lifecycle import ACTIVE, CANCELABLE, TERMINAL, JobStatus, sql_set
 from infra.repo._sql import execute, fetch_all, fetch_one
 
-__all__ = ["ACTIVE", "TERMINAL", "Job", "JobPage", "JobRepo", "NewDelivery", "VariantRecord"]
+__all__ = ["Job", "JobPage", "JobRepo", "NewDelivery", "VariantRecord"]
 
-Status = Literal["created", "queued", "processing", "succeeded", "failed", "canceled"]
-TERMINAL = frozenset({"succeeded", "failed", "canceled"})
-ACTIVE = ("queued", "processing")
+_ACTIVE, _TERMINAL, _CANCELABLE = sql_set(ACTIVE), sql_set(TERMINAL), sql_set(CANCELABLE)
 
 
 class VariantRecord(msgspec.Struct, frozen=True):
@@ -32,7 +31,7 @@ class VariantRecord(msgspec.Struct, frozen=True):
 class Job(msgspec.Struct, frozen=True):
     id: uuid.UUID
     client_id: uuid.UUID
-    status: Status
+    status: JobStatus
     spec: dict[str, Any]
     spec_sha256: bytes
     idempotency_key: str | None
@@ -45,6 +44,8 @@ class Job(msgspec.Struct, frozen=True):
     error_code: str | None
     error_message: str | None
     trace_context: dict[str, str] | None
+    dispatch: uuid.UUID | None
+    lease_expires_at: datetime | None
     created_at: datetime
     queued_at: datetime | None
     started_at: datetime | None
@@ -89,22 +90,20 @@ class JobRepo:
         job_id = uuid.uuid4()
         source_key = f"sources/{client_id}/{job_id}"
         async with self.pool.connection() as conn:
-            row = await (
-                await conn.execute(
-                    f"INSERT INTO jobs (id, client_id, status, spec, spec_sha256, idempotency_key, source_key, trace_context)"
-                    f" VALUES (%s, %s, 'created', %s::jsonb, %s, %s, %s, %s)"
-                    f" ON CONFLICT (client_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
-                    (job_id, client_id, spec.decode(), spec_sha256, idempotency_key, source_key, Jsonb(trace_context)),
-                )
-            ).fetchone()
+            row = await _one(
+                conn,
+                f"INSERT INTO jobs (id, client_id, status, spec, spec_sha256, idempotency_key, source_key, trace_context)"
+                f" VALUES (%s, %s, 'created', %s::jsonb, %s, %s, %s, %s)"
+                f" ON CONFLICT (client_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
+                (job_id, client_id, spec.decode(), spec_sha256, idempotency_key, source_key, Jsonb(trace_context)),
+            )
             if row is not None:
                 return _job(row), True
-            row = await (
-                await conn.execute(
-                    f"SELECT {_COLUMNS} FROM jobs WHERE client_id = %s AND idempotency_key = %s",
-                    (client_id, idempotency_key),
-                )
-            ).fetchone()
+            row = await _one(
+                conn,
+                f"SELECT {_COLUMNS} FROM jobs WHERE client_id = %s AND idempotency_key = %s",
+                (client_id, idempotency_key),
+            )
         assert row is not None
         return _job(row), False
 
@@ -113,12 +112,11 @@ class JobRepo:
             return await self._get(conn, job_id, client_id)
 
     async def _get(self, conn: AsyncConnection, job_id: uuid.UUID, client_id: uuid.UUID | None = None) -> Job | None:
-        row = await (
-            await conn.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE id = %(id)s AND (%(client)s::uuid IS NULL OR client_id = %(client)s)",
-                {"id": job_id, "client": client_id},
-            )
-        ).fetchone()
+        row = await _one(
+            conn,
+            f"SELECT {_COLUMNS} FROM jobs WHERE id = %(id)s AND (%(client)s::uuid IS NULL OR client_id = %(client)s)",
+            {"id": job_id, "client": client_id},
+        )
         if row is None:
             return None
         variants = await (
@@ -174,7 +172,7 @@ class JobRepo:
         max_active: int,
         source_bytes: int,
         source_format: str,
-        enqueue: Callable[[], Awaitable[object]],
+        enqueue: Callable[[Job], Awaitable[object]],
     ) -> Job | Literal["busy"] | None:
         """``created`` -> ``queued`` and enqueue, atomically: if enqueueing fails the job stays ``created``.
 
@@ -183,37 +181,43 @@ class JobRepo:
         """
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT 1 FROM clients WHERE id = %s FOR UPDATE", (client_id,))
-            active = await (
-                await conn.execute(
-                    "SELECT count(*) AS n FROM jobs WHERE client_id = %s AND status IN ('queued', 'processing')",
-                    (client_id,),
-                )
-            ).fetchone()
+            active = await _one(
+                conn, f"SELECT count(*) AS n FROM jobs WHERE client_id = %s AND status IN {_ACTIVE}", (client_id,)
+            )
             assert active is not None
             if active["n"] >= max_active:
                 return "busy"
-            row = await (
-                await conn.execute(
-                    f"UPDATE jobs SET status = 'queued', queued_at = now(), updated_at = now(), source_bytes = %s,"
-                    f" source_format = %s WHERE id = %s AND client_id = %s AND status = 'created' RETURNING {_COLUMNS}",
-                    (source_bytes, source_format, job_id, client_id),
-                )
-            ).fetchone()
+            row = await _one(
+                conn,
+                f"UPDATE jobs SET status = 'queued', queued_at = now(), updated_at = now(), source_bytes = %s,"
+                f" source_format = %s, dispatch = %s WHERE id = %s AND client_id = %s AND status = 'created'"
+                f" RETURNING {_COLUMNS}",
+                (source_bytes, source_format, uuid.uuid4(), job_id, client_id),
+            )
             if row is None:
                 return None
-            await enqueue()
-        return _job(row)
+            job = _job(row)
+            await enqueue(job)
+        return job
 
     async def fail(
-        self, job_id: uuid.UUID, code: str, message: str, delivery: NewDelivery | None = None
+        self,
+        job_id: uuid.UUID,
+        code: str,
+        message: str,
+        delivery: NewDelivery | None = None,
+        *,
+        dispatch: uuid.UUID | None = None,
     ) -> uuid.UUID | bool:
         """Mark a non-terminal job failed; returns the webhook delivery id when one was recorded,
-        True when failed without a delivery, False when the job was already terminal."""
+        True when failed without a delivery, False when the job was already terminal. With
+        ``dispatch``, only while that run still holds the job (a worker's view)."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                "UPDATE jobs SET status = 'failed', error_code = %s, error_message = %s, finished_at = now(),"
-                " updated_at = now() WHERE id = %s AND status NOT IN ('succeeded', 'failed', 'canceled')",
-                (code, message, job_id),
+                f"UPDATE jobs SET status = 'failed', error_code = %s, error_message = %s, finished_at = now(),"
+                f" updated_at = now(), lease_expires_at = NULL WHERE id = %s AND status NOT IN {_TERMINAL}"
+                f" AND (%s::uuid IS NULL OR (dispatch = %s AND status = 'processing'))",
+                (code, message, job_id, dispatch, dispatch),
             )
             if cur.rowcount != 1:
                 return False
@@ -221,56 +225,96 @@ class JobRepo:
                 return True
             return await _insert_delivery(conn, job_id, delivery)
 
-    async def cancel(self, job_id: uuid.UUID, client_id: uuid.UUID) -> bool:
-        changed = await execute(
-            self.pool,
-            "UPDATE jobs SET status = 'canceled', finished_at = now(), updated_at = now()"
-            " WHERE id = %s AND client_id = %s AND status IN ('created', 'queued', 'processing')",
-            (job_id, client_id),
-        )
-        return changed == 1
+    async def cancel(
+        self, job_id: uuid.UUID, client_id: uuid.UUID, delivery: NewDelivery | None = None
+    ) -> uuid.UUID | bool:
+        """Cancel a job that has not finished; like ``fail``, returns the delivery id, True, or False."""
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                f"UPDATE jobs SET status = 'canceled', finished_at = now(), updated_at = now(),"
+                f" lease_expires_at = NULL WHERE id = %s AND client_id = %s AND status IN {_CANCELABLE}",
+                (job_id, client_id),
+            )
+            if cur.rowcount != 1:
+                return False
+            if delivery is None:
+                return True
+            return await _insert_delivery(conn, job_id, delivery)
 
-    async def claim(self, job_id: uuid.UUID) -> Job | None:
-        """The worker's start: count the attempt. None if the job is terminal (done, canceled) or gone."""
+    async def claim(self, job_id: uuid.UUID, dispatch: uuid.UUID, *, lease_seconds: float) -> Job | None:
+        """A worker takes the job for one run: counts the attempt and takes the lease. None unless
+        the job is queued under this very dispatch (stale, duplicated or re-delivered queue
+        entries, canceled and finished jobs all end here)."""
         row = await fetch_one(
             self.pool,
-            f"UPDATE jobs SET status = 'processing', attempts = attempts + 1,"
-            f" started_at = coalesce(started_at, now()), updated_at = now()"
-            f" WHERE id = %s AND status IN ('created', 'queued', 'processing') RETURNING {_COLUMNS}",
-            (job_id,),
+            f"UPDATE jobs SET status = 'processing', attempts = attempts + 1, started_at = coalesce(started_at, now()),"
+            f" updated_at = now(), lease_expires_at = now() + make_interval(secs => %s)"
+            f" WHERE id = %s AND status = 'queued' AND dispatch = %s RETURNING {_COLUMNS}",
+            (lease_seconds, job_id, dispatch),
         )
         return _job(row) if row else None
 
-    async def stalled(self, *, older_than_seconds: float, limit: int = 100) -> list[uuid.UUID]:
-        """Queued or processing jobs untouched for a while: their queue entry may have been lost."""
+    async def renew(self, job_id: uuid.UUID, dispatch: uuid.UUID, *, lease_seconds: float) -> bool:
+        """Extend the lease; False once the run no longer holds the job (canceled, or handed to another run)."""
+        changed = await execute(
+            self.pool,
+            "UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %s)"
+            " WHERE id = %s AND dispatch = %s AND status = 'processing'",
+            (lease_seconds, job_id, dispatch),
+        )
+        return changed == 1
+
+    async def hand_back(self, job_id: uuid.UUID, dispatch: uuid.UUID | None) -> Job | None:
+        """``processing`` -> ``queued`` under a new dispatch, for another run; only while the run
+        ``dispatch`` still holds it (None: whichever run did, for a lapsed lease seen with none).
+        The run that was handed back still counts against ``job_max_tries``."""
+        row = await fetch_one(
+            self.pool,
+            f"UPDATE jobs SET status = 'queued', dispatch = %s, lease_expires_at = NULL, updated_at = now()"
+            f" WHERE id = %s AND status = 'processing' AND (%s::uuid IS NULL OR dispatch = %s) RETURNING {_COLUMNS}",
+            (uuid.uuid4(), job_id, dispatch, dispatch),
+        )
+        return _job(row) if row else None
+
+    async def lapsed(self, *, grace_seconds: float = 0, limit: int = 100) -> list[Job]:
+        """Processing jobs whose lease ran out: their worker died or lost the database."""
         rows = await fetch_all(
             self.pool,
-            "SELECT id FROM jobs WHERE status IN ('queued', 'processing')"
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'processing'"
+            " AND coalesce(lease_expires_at, updated_at) < now() - make_interval(secs => %s)"
+            " ORDER BY lease_expires_at LIMIT %s",
+            (grace_seconds, limit),
+        )
+        return [_job(r) for r in rows]
+
+    async def stalled(self, *, older_than_seconds: float, limit: int = 100) -> list[Job]:
+        """Queued jobs untouched for a while: their queue entry may have been lost (Redis restarted)."""
+        rows = await fetch_all(
+            self.pool,
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'queued'"
             " AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at LIMIT %s",
             (older_than_seconds, limit),
         )
-        return [r["id"] for r in rows]
-
-    async def status(self, job_id: uuid.UUID) -> str | None:
-        row = await fetch_one(self.pool, "SELECT status FROM jobs WHERE id = %s", (job_id,))
-        return row["status"] if row else None
+        return [_job(r) for r in rows]
 
     async def succeed(
         self,
         job_id: uuid.UUID,
+        dispatch: uuid.UUID,
         variants: list[VariantRecord],
         *,
         source: tuple[str, int, int],
         delivery: NewDelivery | None,
     ) -> uuid.UUID | bool:
-        """Record variants and mark succeeded in one transaction. False if the job was canceled or
-        finished meanwhile (nothing is written); else the delivery id (or True without a webhook)."""
+        """Record variants and mark succeeded in one transaction, only while this run holds the
+        job. False if it was canceled or handed on meanwhile (nothing is written); else the
+        delivery id (or True without a webhook)."""
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now(), error_code = NULL,"
-                " error_message = NULL, source_format = %s, source_width = %s, source_height = %s"
-                " WHERE id = %s AND status = 'processing'",
-                (*source, job_id),
+                " error_message = NULL, lease_expires_at = NULL, source_format = %s, source_width = %s,"
+                " source_height = %s WHERE id = %s AND dispatch = %s AND status = 'processing'",
+                (*source, job_id, dispatch),
             )
             if cur.rowcount != 1:
                 return False
@@ -290,11 +334,15 @@ class JobRepo:
             return await _insert_delivery(conn, job_id, delivery)
 
 
+async def _one(conn: AsyncConnection, sql: str, params: Any) -> dict[str, Any] | None:
+    return await (await conn.execute(sql, params)).fetchone()  # type: ignore[arg-type]
+
+
 async def _insert_delivery(conn: AsyncConnection, job_id: uuid.UUID, d: NewDelivery) -> uuid.UUID:
     delivery_id = uuid.uuid4()
     await conn.execute(
-        "INSERT INTO webhook_deliveries (id, job_id, event, url, payload, status, next_attempt_at)"
-        " VALUES (%s, %s, %s, %s, %s, 'pending', now())",
-        (delivery_id, job_id, d.event, d.url, Jsonb(d.payload)),
+        "INSERT INTO webhook_deliveries (id, message_id, job_id, event, url, payload, status, next_attempt_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, 'pending', now())",
+        (delivery_id, delivery_id, job_id, d.event, d.url, Jsonb(d.payload)),
     )
     return delivery_id

@@ -1,6 +1,6 @@
 """The job-spec DSL: strict msgspec structs, decoding with field paths, limits. No libvips here."""
 
-from pipeline.spec.decode import decode_job_spec, encode_job_spec, topological_order
+from pipeline.spec.decode import asset_keys, decode_job_spec, encode_job_spec, topological_order
 from pipeline.spec.job import SPEC_VERSION, JobSpec
 from pipeline.spec.limits import Limits
 from pipeline.spec.steps import STEP_TYPES, Step
@@ -13,6 +13,7 @@ __all__ = [
     "Limits",
     "Step",
     "Variant",
+    "asset_keys",
     "decode_job_spec",
     "encode_job_spec",
     "topological_order",

@@ -20,7 +20,7 @@ from pipeline.spec.limits import Limits
 from pipeline.spec.steps import Crop, Pad, Resize, Watermark
 from pipeline.spec.variant import Variant
 
-__all__ = ["decode_job_spec", "encode_job_spec", "topological_order"]
+__all__ = ["asset_keys", "decode_job_spec", "encode_job_spec", "topological_order"]
 
 _VARIANT_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(Variant)) - {"steps"}
 _MSGSPEC_AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
@@ -176,3 +176,8 @@ def _step_limits(step: object, base: str, limits: Limits) -> list[FieldError]:
         for name in fields
         if (getattr(step, name, None) or 0) > cap
     ]
+
+
+def asset_keys(spec: JobSpec) -> set[str]:
+    """The asset keys the spec's watermark steps name: what a runner reads before the engine starts."""
+    return {s.image for v in spec.pipeline for s in v.steps if isinstance(s, Watermark) and s.image}

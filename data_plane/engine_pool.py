@@ -1,0 +1,90 @@
+"""One sandboxed engine per concurrent job, driven from the event loop.
+
+Each run blocks a thread on its child's pipe while the loop stays free for lease renewals,
+uploads, webhooks and cancel notices. Whatever ends the coroutine (a cancel notice, the drain
+on SIGTERM, arq's own timeout) kills the child, so no work outlives the job that asked for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+
+from infra.metrics import ENGINE_RESTARTS
+from infra.settings import Settings
+from infra.telemetry import record_span
+from pipeline.sandbox import EngineRequest, EngineResult, Sandbox, SandboxConfig
+
+__all__ = ["EnginePool", "sandbox_config"]
+
+_MB = 1024 * 1024
+
+
+def sandbox_config(settings: Settings) -> SandboxConfig:
+    return SandboxConfig(
+        memory_limit_bytes=settings.engine_memory_limit_mb * _MB,
+        recycle_rss_bytes=settings.engine_recycle_rss_mb * _MB,
+        max_jobs=settings.engine_max_jobs,
+        # one libvips thread per job: parallelism comes from concurrent jobs and worker processes
+        vips_concurrency=1,
+    )
+
+
+def _count_restart(reason: str) -> None:
+    ENGINE_RESTARTS.labels(reason).inc()
+
+
+class EnginePool:
+    def __init__(self, config: SandboxConfig, size: int) -> None:
+        self.sandboxes = [Sandbox(config, on_restart=_count_restart) for _ in range(size)]
+        self._threads = ThreadPoolExecutor(size, thread_name_prefix="pixelflow-engine")
+        self._idle: asyncio.Queue[Sandbox] = asyncio.Queue()
+        self._running: dict[str, Sandbox] = {}
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sandbox in self.sandboxes:
+            await loop.run_in_executor(self._threads, sandbox.start)
+            self._idle.put_nowait(sandbox)
+
+    async def run(self, key: str, request: EngineRequest, *, timeout: float) -> EngineResult:
+        """Run ``request`` in an idle child under ``key`` (the job id, for ``cancel``); the child's
+        stages become spans under the current one."""
+        sandbox = await self._idle.get()
+        self._running[key] = sandbox
+        future = asyncio.get_running_loop().run_in_executor(self._threads, partial(sandbox.run, request, timeout=timeout))
+        try:
+            result = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            sandbox.kill()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait([future])  # the child is gone in milliseconds; reuse it only then
+            raise
+        except BaseException as exc:
+            for stage in getattr(exc, "stages", ()):
+                record_span(stage.name, stage.start_ns, stage.end_ns, stage.attributes)
+            raise
+        finally:
+            del self._running[key]
+            self._idle.put_nowait(sandbox)
+        for stage in result.stages:
+            record_span(stage.name, stage.start_ns, stage.end_ns, stage.attributes)
+        return result
+
+    def cancel(self, key: str) -> bool:
+        """Kill the child running ``key`` now; False if this process is not running it."""
+        sandbox = self._running.get(key)
+        return sandbox.kill() if sandbox is not None else False
+
+    def running(self) -> list[str]:
+        return list(self._running)
+
+    def memory(self) -> list[int]:
+        return [rss for s in self.sandboxes if (rss := s.rss()) is not None]
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._threads, s.close) for s in self.sandboxes))
+        self._threads.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,73 @@
+"""Webhook events and the public shape of a variant, shared by the API's views and the webhook
+payloads. An event body is built once, when the job ends, and stored, so every retry and every
+redelivery sends the same bytes under the same ``webhook-id``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+
+from infra.lifecycle import JobStatus
+from infra.repo import DeliveryRepo, Job, VariantRecord
+from infra.repo.jobs import NewDelivery
+from infra.storage import ObjectStore
+
+__all__ = ["EVENTS", "PublicVariant", "job_delivery", "job_event", "public_variant"]
+
+# SigV4 presigned URLs live at most 7 days; receivers needing them later use the API.
+_URL_EXPIRY = timedelta(days=7)
+
+# Every event type a receiver can get: one per terminal status.
+EVENTS = {status: f"job.{status.value}" for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED)}
+
+
+class PublicVariant(msgspec.Struct):
+    id: str
+    format: str
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+    url: str
+
+
+def public_variant(v: VariantRecord, store: ObjectStore, *, expires: timedelta) -> PublicVariant:
+    return PublicVariant(
+        v.variant_id, v.format, v.content_type, v.width, v.height, v.bytes, store.presign_get(v.object_key, expires=expires)
+    )
+
+
+def job_event(
+    job: Job,
+    store: ObjectStore,
+    *,
+    status: JobStatus,
+    variants: list[VariantRecord] | tuple[VariantRecord, ...] = (),
+    error: tuple[str, str] | None = None,
+) -> NewDelivery | None:
+    url = job.spec.get("webhook_url")
+    if not url:
+        return None
+    data: dict[str, Any] = {
+        "job_id": str(job.id),
+        "status": status.value,
+        "attempts": job.attempts,
+        "metadata": job.spec.get("metadata"),
+        "variants": [msgspec.to_builtins(public_variant(v, store, expires=_URL_EXPIRY)) for v in variants],
+        "error": {"code": error[0], "message": error[1]} if error else None,
+    }
+    event = EVENTS[status]
+    payload = {"type": event, "timestamp": datetime.now(UTC).isoformat(), "data": data}
+    return NewDelivery(event=event, url=url, payload=payload)
+
+
+async def job_delivery(
+    deliveries: DeliveryRepo, job: Job, store: ObjectStore, *, status: JobStatus, **kwargs: Any
+) -> NewDelivery | None:
+    """The event to record with the job's final state, unless its endpoint was disabled (410)."""
+    url = job.spec.get("webhook_url")
+    if url and await deliveries.endpoint_disabled(job.client_id, url):
+        return None
+    return job_event(job, store, status=status, **kwargs)

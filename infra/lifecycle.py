@@ -1,0 +1,64 @@
+"""The job lifecycle: its states, the named sets every query and route uses, the transitions
+allowed between them, and the reasons a worker ends a job with.
+
+```
+created --start--> queued --claim--> processing --> succeeded | failed
+   |                 ^                   |
+   |                 +---- hand back ----+   (transient error, drain, lapsed lease)
+   +--------- cancel / fail (any non-terminal state) ---------> canceled | failed
+```
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = [
+    "ACTIVE",
+    "CANCELABLE",
+    "TERMINAL",
+    "TRANSITIONS",
+    "JobStatus",
+    "Reason",
+    "sql_set",
+]
+
+
+class JobStatus(StrEnum):
+    CREATED = "created"
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+# Counted against a client's concurrent-job cap; a worker may be (about to be) running them.
+ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})
+TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
+CANCELABLE = frozenset({JobStatus.CREATED, JobStatus.QUEUED, JobStatus.PROCESSING})
+
+TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
+    JobStatus.CREATED: frozenset({JobStatus.QUEUED, JobStatus.FAILED, JobStatus.CANCELED}),
+    JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.FAILED, JobStatus.CANCELED}),
+    JobStatus.PROCESSING: frozenset(
+        {JobStatus.QUEUED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED}
+    ),
+    JobStatus.SUCCEEDED: frozenset(),
+    JobStatus.FAILED: frozenset(),
+    JobStatus.CANCELED: frozenset(),
+}
+
+
+class Reason(StrEnum):
+    """Failure codes the service adds to the engine's own (``pipeline.errors``)."""
+
+    SOURCE_MISSING = "source_missing"
+    SOURCE_TOO_LARGE = "source_too_large"
+    INFRASTRUCTURE_ERROR = "infrastructure_error"  # storage or database stayed down through every try
+    WORKER_LOST = "worker_lost"  # the worker stopped renewing its lease, `job_max_tries` times
+
+
+def sql_set(states: frozenset[JobStatus]) -> str:
+    """``('a', 'b')`` for an SQL ``IN``: statuses are constants of this module, never input."""
+    return "(" + ", ".join(f"'{s.value}'" for s in sorted(states)) + ")"

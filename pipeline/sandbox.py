@@ -1,0 +1,407 @@
+"""The engine in a child process its caller can kill.
+
+libvips looks at its kill flag only between evaluation steps: single-call encoders (AVIF),
+librsvg and smartcrop never do, and a thread cannot be stopped from outside. A process can. A
+``Sandbox`` owns one pre-spawned child that runs jobs one at a time, and the parent owns the
+clock, the memory cap and cancellation. Every way a run can end is a typed outcome:
+
+- the result, or the ``PipelineError`` the engine raised, rebuilt from its code;
+- the deadline passed: child SIGKILLed, ``DeadlineExceeded``;
+- its RSS passed the cap: child SIGKILLed, ``OutOfMemory``;
+- ``kill()`` from any thread (a cancel): ``EngineCanceled``;
+- the child died by itself (a decoder fault, the kernel's OOM killer): ``EngineCrashed``.
+
+A killed or dead child is replaced at once (spawning one takes ~0.1 s, libvips imported), and
+children are recycled after ``max_jobs`` runs or when a run leaves them above
+``recycle_rss_bytes``, before leaks and allocator fragmentation become the worker's problem.
+
+Bytes cross one pipe as msgpack frames: 50 MB takes ~70 ms here, a typical upload well under 1 ms;
+shared memory would save little against the encode that follows.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import multiprocessing
+import os
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import msgspec
+
+from pipeline.errors import (
+    DeadlineExceeded,
+    EngineCrashed,
+    InternalError,
+    OutOfMemory,
+    PipelineError,
+    rebuild_error,
+)
+from pipeline.spec.limits import Limits
+
+__all__ = [
+    "EngineCanceled",
+    "EngineRequest",
+    "EngineResult",
+    "Sandbox",
+    "SandboxConfig",
+    "SourceResult",
+    "Stage",
+    "VariantResult",
+]
+
+_POLL_SECONDS = 0.05  # how often the parent looks at the clock and the child's memory
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class EngineCanceled(Exception):
+    """The run was stopped with ``Sandbox.kill()``; its work is discarded."""
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxConfig:
+    memory_limit_bytes: int = 2 * 1024**3
+    recycle_rss_bytes: int = 768 * 1024**2
+    max_jobs: int = 200
+    vips_concurrency: int | None = None  # None: libvips' default (one thread per core)
+
+
+class EngineRequest(msgspec.Struct, frozen=True):
+    data: bytes
+    spec: bytes  # the normalised JSON spec
+    limits: Limits
+    assets: dict[str, bytes] = {}
+
+
+class SourceResult(msgspec.Struct, frozen=True):
+    format: str
+    width: int
+    height: int
+    pages: int
+    orientation: int
+    bytes: int
+
+
+class VariantResult(msgspec.Struct, frozen=True):
+    id: str
+    format: str
+    content_type: str
+    width: int
+    height: int
+    data: builtins.bytes  # `bytes` is the property below inside this class body
+
+    @property
+    def bytes(self) -> int:
+        return len(self.data)
+
+
+class Stage(msgspec.Struct, frozen=True, array_like=True):
+    """One engine stage as the child timed it (wall clock, so the parent can replay it as a span)."""
+
+    name: str
+    attributes: dict[str, Any]
+    start_ns: int
+    end_ns: int
+
+
+class EngineResult(msgspec.Struct, frozen=True):
+    source: SourceResult
+    variants: list[VariantResult]
+    stages: list[Stage] = []
+
+
+class _Failure(msgspec.Struct, frozen=True):
+    code: str
+    public: str
+    detail: str | None
+    stages: list[Stage] = []
+
+
+class _Reply(msgspec.Struct, frozen=True):
+    ok: EngineResult | None = None
+    error: _Failure | None = None
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_request = msgspec.msgpack.Decoder(EngineRequest).decode
+_decode_reply = msgspec.msgpack.Decoder(_Reply).decode
+
+_DEADLINE, _MEMORY, _CANCELED = "deadline", "memory", "canceled"
+
+
+class Sandbox:
+    """One engine child. ``run`` is blocking and meant for one thread at a time; ``kill`` may be
+    called from any thread."""
+
+    def __init__(self, config: SandboxConfig | None = None, *, on_restart: Callable[[str], object] | None = None) -> None:
+        """``on_restart(reason)``: called when a child is replaced (deadline, memory, canceled,
+        crashed, recycled), for metrics."""
+        self.config = config or SandboxConfig()
+        self._on_restart = on_restart
+        self._ctx = multiprocessing.get_context("spawn")  # never fork a process that has threads
+        self._lock = threading.Lock()
+        self._proc: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+        self._jobs = 0
+        self._busy = False
+        self._kill_reason: str | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        if self._proc is not None and self._proc.is_alive():
+            return
+        self._discard()
+        parent, child = self._ctx.Pipe()
+        proc = self._ctx.Process(target=_child_main, args=(child, self.config), name="pixelflow-engine", daemon=True)
+        proc.start()
+        child.close()
+        self._proc, self._conn, self._jobs = proc, parent, 0
+
+    def rss(self) -> int | None:
+        pid = self.pid
+        if pid is None:
+            return None
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as f:
+                return int(f.read().split()[1]) * _PAGE
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def run(self, request: EngineRequest, *, timeout: float) -> EngineResult:
+        """Run one job in the child; raises the engine's ``PipelineError``, ``DeadlineExceeded``,
+        ``OutOfMemory``, ``EngineCrashed`` or ``EngineCanceled``."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            self.start()
+            self._busy, self._kill_reason = True, None
+        try:
+            frame = self._exchange(request, deadline)
+        finally:
+            with self._lock:
+                self._busy = False
+        if frame is None:
+            raise self._after_death(timeout)
+        reply = _decode_reply(frame)
+        self._jobs += 1
+        rss = self.rss() or 0
+        if self._jobs >= self.config.max_jobs or rss > self.config.recycle_rss_bytes:
+            self._retire("recycled")
+        if reply.error is not None:
+            raise _ChildError.wrap(rebuild_error(reply.error.code, reply.error.public, reply.error.detail), reply.error)
+        assert reply.ok is not None
+        return reply.ok
+
+    def kill(self, reason: str = _CANCELED) -> bool:
+        """Stop the running job now (SIGKILL). False if nothing was running."""
+        with self._lock:
+            proc = self._proc
+            if proc is None or not self._busy or self._kill_reason is not None:
+                return False
+            self._kill_reason = reason
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        return True
+
+    def close(self) -> None:
+        with self._lock:
+            self._retire(None, respawn=False)
+
+    def _exchange(self, request: EngineRequest, deadline: float) -> bytes | None:
+        assert self._conn is not None
+        try:
+            self._conn.send_bytes(_encode(request))
+        except OSError:  # the child died while idle, or was killed while reading
+            if self._kill_reason is not None:
+                return None
+            self._reap()
+            with self._lock:
+                self.start()
+            assert self._conn is not None
+            self._conn.send_bytes(_encode(request))
+        conn = self._conn
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.kill(_DEADLINE)
+                return None
+            if conn.poll(min(_POLL_SECONDS, remaining)):
+                try:
+                    return conn.recv_bytes()
+                except (EOFError, OSError):
+                    return None  # the child is gone: killed by us, or died
+            rss = self.rss()
+            if rss is not None and rss > self.config.memory_limit_bytes:
+                self.kill(_MEMORY)
+                return None
+
+    def _after_death(self, timeout: float) -> BaseException:
+        reason = self._kill_reason
+        exitcode = self._reap()
+        self._note_restart(reason or "crashed")
+        with self._lock:
+            self.start()  # warm the replacement while the caller reports this one
+        if reason == _DEADLINE:
+            return DeadlineExceeded(f"processing took longer than {timeout:g} s")
+        if reason == _MEMORY:
+            limit = self.config.memory_limit_bytes // 1024**2
+            return OutOfMemory(f"processing needed more than the {limit} MB memory limit")
+        if reason == _CANCELED:
+            return EngineCanceled()
+        how = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
+        return EngineCrashed("the image engine stopped unexpectedly while processing this image", detail=how)
+
+    def _reap(self) -> int | None:
+        proc = self._proc
+        if proc is None:
+            return None
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join(timeout=5)
+        exitcode = proc.exitcode
+        self._discard()
+        return exitcode
+
+    def _retire(self, reason: str | None, *, respawn: bool = True) -> None:
+        """Let the child finish its loop (EOF on its pipe), then replace it."""
+        proc = self._proc
+        if self._conn is not None:
+            self._conn.close()
+        if proc is not None:
+            proc.join(timeout=2)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)
+        self._discard()
+        if reason is not None:
+            self._note_restart(reason)
+        if respawn:
+            self.start()
+
+    def _note_restart(self, reason: str) -> None:
+        if self._on_restart is not None:
+            self._on_restart(reason)
+
+    def _discard(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._proc is not None:
+            with contextlib.suppress(ValueError):
+                self._proc.close()
+        self._proc, self._conn = None, None
+
+
+class _ChildError:
+    """Attaches the stages the child recorded before failing, for tracing failed runs too."""
+
+    @staticmethod
+    def wrap(err: PipelineError, failure: _Failure) -> PipelineError:
+        err.stages = failure.stages  # type: ignore[attr-defined]
+        return err
+
+
+# --- the child ------------------------------------------------------------------------------
+
+
+def _child_main(conn: Connection, config: SandboxConfig) -> None:
+    # Ctrl-C and a SIGTERM to the process group are the parent's to handle: it decides whether a
+    # running job finishes or is handed back. The child ends when its pipe closes.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _die_with_parent()
+    _tune_malloc()
+    from pipeline.engine import process  # libvips loads now, not on the first job
+    from pipeline.vips import configure_vips
+
+    configure_vips(concurrency=config.vips_concurrency)
+    while True:
+        try:
+            frame = conn.recv_bytes()
+        except (EOFError, OSError):
+            return
+        request = _decode_request(frame)
+        del frame
+        reply = _run(process, request, config)
+        del request
+        try:
+            conn.send_bytes(_encode(reply))
+        except OSError:
+            return
+        del reply
+        _trim()
+
+
+def _run(process: Any, request: EngineRequest, config: SandboxConfig) -> _Reply:
+    from pipeline.spec import decode_job_spec
+
+    stages: list[Stage] = []
+
+    @contextlib.contextmanager
+    def observe(name: str, attributes: dict[str, object]) -> Iterator[None]:
+        start = time.time_ns()
+        try:
+            yield
+        finally:
+            stages.append(Stage(name, attributes, start, time.time_ns()))
+
+    try:
+        spec = decode_job_spec(request.spec, request.limits)
+        out = process(request.data, spec, limits=request.limits, assets=request.assets.__getitem__, observe=observe)
+    except PipelineError as exc:
+        if exc.detail and "out of memory" in exc.detail.lower():
+            limit = config.memory_limit_bytes // 1024**2
+            exc = OutOfMemory(f"processing needed more than the {limit} MB memory limit", detail=exc.detail)
+        return _Reply(error=_Failure(exc.code, exc.public, exc.detail, stages))
+    except MemoryError:
+        limit = config.memory_limit_bytes // 1024**2
+        return _Reply(error=_Failure(OutOfMemory.code, f"processing needed more than {limit} MB", None, stages))
+    except Exception:
+        err = InternalError("the image engine failed unexpectedly")
+        return _Reply(error=_Failure(err.code, err.public, traceback.format_exc(), stages))
+    s = out.source
+    return _Reply(
+        ok=EngineResult(
+            SourceResult(s.format, s.width, s.height, s.pages, s.orientation, s.bytes),
+            [VariantResult(v.id, v.format, v.content_type, v.width, v.height, v.data) for v in out.variants],
+            stages,
+        )
+    )
+
+
+def _libc() -> Any:
+    import ctypes
+    import ctypes.util
+
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def _die_with_parent() -> None:
+    """If the worker is SIGKILLed, its engines must not go on burning CPU as orphans."""
+    try:
+        _libc().prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _tune_malloc() -> None:
+    # Two arenas instead of 8 per core: libvips' worker threads otherwise fragment the heap into
+    # hundreds of MB that a long-lived process never returns.
+    with contextlib.suppress(OSError, AttributeError):
+        _libc().mallopt(-8, 2)  # M_ARENA_MAX
+
+
+def _trim() -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        _libc().malloc_trim(0)

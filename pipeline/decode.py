@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pyvips
 
-from pipeline.compile import Plan
+from pipeline.compile import Plan, check_source_size
 from pipeline.errors import CorruptImage, ImageTooLarge
 from pipeline.sniff import SNIFF_BYTES, SourceFormat, sniff
 from pipeline.spec.limits import Limits
@@ -39,10 +39,9 @@ def probe(data: bytes, limits: Limits, *, auto_orient: bool = True) -> SourceInf
         orientation = header.get("orientation") if "orientation" in fields else 1
     except pyvips.Error as exc:
         raise CorruptImage(f"the {fmt} header cannot be read", detail=str(exc)) from None
-    if width * height > limits.max_source_pixels:
-        raise ImageTooLarge(
-            f"source is {width}x{height} ({width * height} pixels); the limit is {limits.max_source_pixels} pixels"
-        )
+    too_large = check_source_size(width, height, limits)
+    if too_large is not None:
+        raise too_large
     if pages > limits.max_frames:
         raise ImageTooLarge(f"source has {pages} frames; the limit is {limits.max_frames}")
     if not 1 <= orientation <= 8:

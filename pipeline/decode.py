@@ -14,6 +14,14 @@ from pipeline.spec.limits import Limits
 __all__ = ["SourceInfo", "decode", "probe"]
 
 _HUGE = 10_000_000  # "no bound" for the side thumbnail does not anchor on
+# How bad loader trouble must be to fail the job. `error` covers data that simply stops (libvips
+# calls that truncated). But a JPEG whose entropy data stops at a marker (truncated, then EOI or
+# any other marker) is only a libjpeg *warning*, "premature end of data segment": libjpeg fills
+# the rest with grey and libvips reports success. So JPEG fails on warnings, as sharp does by
+# default; the price is that a JPEG with libjpeg's other warnings (stray bytes between segments)
+# is refused too, though viewers show it. Not PNG: libpng warns about common, harmless things
+# (a known-incorrect sRGB profile), and its truncations already fail at `error`, as WebP's do.
+_FAIL_ON = {"jpeg": "warning"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +64,19 @@ def decode(data: bytes, plan: Plan, *, auto_orient: bool) -> pyvips.Image:
 
     thumbnail_buffer picks the cheapest route (JPEG DCT scaling, WebP/SVG scale-on-load, pyramid
     levels), applies the EXIF orientation and converts embedded profiles (CMYK included) to sRGB.
-    ``fail_on=error`` goes to the loader itself so truncated data raises instead of turning grey.
+    ``fail_on`` goes to the loader itself so truncated data raises instead of turning grey.
     """
     dw, dh = plan.decode_size
     sw, sh = plan.source_size
     width, height = (dw, _HUGE) if sw >= sh else (_HUGE, dh)
     try:
         image = pyvips.Image.thumbnail_buffer(
-            data, width, height=height, size="down", no_rotate=not auto_orient, option_string="fail_on=error"
+            data,
+            width,
+            height=height,
+            size="down",
+            no_rotate=not auto_orient,
+            option_string=f"fail_on={_FAIL_ON.get(sniff(data[:SNIFF_BYTES]), 'error')}",
         )
     except pyvips.Error as exc:
         raise CorruptImage("the image cannot be decoded", detail=str(exc)) from None

@@ -198,3 +198,12 @@ def test_a_whole_jpeg_still_decodes_when_shrunk_on_load(big_photo: pyvips.Image)
     data = encode(big_photo, ".jpg", Q=90)
     v = run(data, {"id": "a", "action": "resize", "width": 300, "format": "png"}).variants[0]
     assert (v.width, v.height) == (300, 200) and load(v.data).deviate() > 10
+
+
+def test_stray_bytes_between_jpeg_segments_are_refused_too(good_jpeg: bytes) -> None:
+    # The price of failing JPEG loads on libjpeg's warnings (pipeline/decode.py): this file is
+    # viewable, but libjpeg warns about it exactly as it does about data cut short.
+    frame = good_jpeg.index(b"\xff\xc0")
+    with pytest.raises(CorruptImage, match="corrupt or truncated") as info:
+        run(good_jpeg[:frame] + b"\x00\x00" + good_jpeg[frame:], {"id": "a", "action": "resize", "width": 100})
+    assert "extraneous bytes" in (info.value.detail or "")

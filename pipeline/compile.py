@@ -24,7 +24,7 @@ from pipeline.spec.decode import topological_order
 from pipeline.spec.job import JobSpec
 from pipeline.spec.limits import Limits
 from pipeline.spec.steps import Crop, Flip, Flop, Grayscale, Modulate, Resize, Rotate, StepBase
-from pipeline.spec.variant import Variant
+from pipeline.spec.variant import Variant, effective_effort
 
 __all__ = [
     "Plan",
@@ -173,26 +173,14 @@ def plan_issues(
         if v.from_ is not None:
             children[v.from_] = children.get(v.from_, 0) + 1
 
-    sizes: dict[str | None, tuple[int, int]] = {None: decode}
+    sizes: dict[str | None, tuple[int, int] | None] = {None: decode}
     nodes = []
     random_from_source = False
     for v in order:
-        at = f"$.pipeline[{index[v.id]}]"
-        w, h = sizes[v.from_]
-        work = 0.0
-        flagged = False
-        for j, step in enumerate(v.steps):
-            try:
-                after = output_size(step, w, h)
-            except PipelineError as exc:
-                issues.append(PlanIssue(f"{at}.steps[{j}]", exc))
-                return None, tuple(issues)
-            work += step_cost(step, (w, h), after)
-            w, h = after
-            too_large = None if flagged else check_output_size(v.id, w, h, limits)
-            if too_large is not None:  # the engine stops this variant at its first oversized step
-                issues.append(PlanIssue(f"{at}.steps[{j}]", too_large))
-                flagged = True
+        followed = _follow(v, f"$.pipeline[{index[v.id]}]", sizes[v.from_], limits, issues)
+        if followed is None:
+            return None, tuple(issues)
+        (w, h), work = followed
         sizes[v.id] = (w, h)
         if v.from_ is None and any(needs_random_access(s) for s in v.steps):
             random_from_source = True
@@ -224,33 +212,45 @@ def spec_issues(spec: JobSpec, limits: Limits | None = None) -> tuple[PlanIssue,
     known: dict[str | None, tuple[int, int] | None] = {None: None}
     floors: list[tuple[int, PlanNode]] = []
     for v in topological_order(spec):
-        at = f"$.pipeline[{index[v.id]}]"
-        size = known[v.from_]
-        work = 0.0
-        flagged = False
-        for j, step in enumerate(v.steps):
-            if size is None:
-                size = fixed_size(step)
-                if size is not None:  # the input is unknown: charge as if it were already this size
-                    work += step_cost(step, size, size)
-                continue
-            try:
-                after = output_size(step, *size)
-            except PipelineError as exc:
-                issues.append(PlanIssue(f"{at}.steps[{j}]", exc))
-                return tuple(issues)
-            work += step_cost(step, size, after)
-            size = after
-            too_large = None if flagged else check_output_size(v.id, *size, limits)
-            if too_large is not None:
-                issues.append(PlanIssue(f"{at}.steps[{j}]", too_large))
-                flagged = True
+        followed = _follow(v, f"$.pipeline[{index[v.id]}]", known[v.from_], limits, issues)
+        if followed is None:
+            return tuple(issues)
+        size, work = followed
         known[v.id] = size
         if size is not None:
             fmt = output_format(v.format, None)
             floors.append((index[v.id], PlanNode(v, v.from_, False, size, fmt, work, _encode_cost(v, fmt, size))))
     issues.extend(_budget_issues(floors, sum(n.cost for _, n in floors), limits, certain=True))
     return tuple(issues)
+
+
+def _follow(
+    variant: Variant, at: str, size: tuple[int, int] | None, limits: Limits, issues: list[PlanIssue]
+) -> tuple[tuple[int, int] | None, float] | None:
+    """Walk ``variant``'s steps from ``size`` (None: unknown until a step fixes it, see
+    ``spec_issues``): its final size and the cost of its steps, recording each limit it breaks in
+    ``issues``. None when a step is impossible at its size (recorded too)."""
+    work = 0.0
+    flagged = False
+    for j, step in enumerate(variant.steps):
+        if size is None:
+            size = fixed_size(step)
+            if size is None:
+                continue
+            work += step_cost(step, size, size)  # the input is unknown: charge as if it were this size
+        else:
+            try:
+                after = output_size(step, *size)
+            except PipelineError as exc:
+                issues.append(PlanIssue(f"{at}.steps[{j}]", exc))
+                return None
+            work += step_cost(step, size, after)
+            size = after
+        too_large = None if flagged else check_output_size(variant.id, *size, limits)
+        if too_large is not None:  # the engine stops this variant at its first oversized step
+            issues.append(PlanIssue(f"{at}.steps[{j}]", too_large))
+            flagged = True
+    return size, work
 
 
 def _encode_cost(variant: Variant, fmt: str | None, size: tuple[int, int]) -> float:
@@ -273,11 +273,7 @@ def _budget_issues(
     issues = []
     for i, node in sorted(named, key=lambda c: c[0]):
         w, h = node.predicted_size
-        what = (
-            f"encoding {w}x{h} as {node.format or 'auto'}{_effort_note(node)}"
-            if node.encode_cost >= node.steps_cost
-            else f"its steps at up to {w}x{h}"
-        )
+        what = f"encoding {w}x{h} as {_encoder(node)}" if node.encode_cost >= node.steps_cost else "its steps"
         issues.append(
             PlanIssue(
                 f"$.pipeline[{i}]",
@@ -290,5 +286,8 @@ def _budget_issues(
     return issues
 
 
-def _effort_note(node: PlanNode) -> str:
-    return f" at effort {node.variant.effort}" if node.variant.effort is not None else ""
+def _encoder(node: PlanNode) -> str:
+    if node.format is None:
+        return "auto"
+    effort = effective_effort(node.variant, node.format)
+    return node.format if effort is None else f"{node.format} at effort {effort}"

@@ -289,6 +289,9 @@ async def test_dry_run_estimates_cost_and_reports_every_limit(tenant: Tenant) ->
     assert out["valid"] is False
     assert [(e["path"], e["code"]) for e in out["errors"]] == [("$.pipeline[1].steps[0]", "output_too_large")]
     assert out["variants"][1]["width"] == 15000 and "15000x10000" in out["plan_error"]
+    out = (await tenant.http.post("/v1/specs/validate", json={"spec": big})).json()
+    assert out["valid"] is False  # a box that size is too large whatever the source
+    assert (await tenant.http.post("/v1/jobs", json=big)).json()["code"] == "output_too_large"
 
     slow = {"version": 1, "pipeline": [{"id": "a", "format": "avif", "effort": 9}]}
     source = {"width": 8000, "height": 8000, "format": "jpeg"}

@@ -161,6 +161,13 @@ def test_spec_issues_refuse_only_what_every_source_would_break(variant: dict, ov
     assert codes(issues) == ([("$.pipeline[0]", "over_budget")] if over else [])
 
 
+def test_spec_issues_check_the_output_limits_at_fixed_sizes() -> None:
+    s = spec(
+        {"id": "ok", "action": "resize", "width": 100}, {"id": "x", "action": "resize", "width": 15000, "height": 10000}
+    )
+    assert codes(spec_issues(s)) == [("$.pipeline[1].steps[0]", "output_too_large")]
+
+
 def test_spec_issues_follow_fixed_sizes_through_steps_and_from() -> None:
     s = spec(
         {"id": "cheap", "action": "resize", "width": 100},

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from cli.stack import free_port
+from tests.engine.test_hostile import png_header_only
 from tests.imagegen import encode, photo
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
 from tests.integration.test_flow import create_and_upload, spec
@@ -232,6 +233,17 @@ async def test_corrupt_image_fails_the_job_with_a_reason(tenant: Tenant, worker:
     assert final["status"] == "failed"
     assert final["error"]["code"] == "corrupt_image"
     assert final["variants"] == []
+
+
+async def test_job_over_budget_for_its_source_fails_before_decoding(tenant: Tenant, worker: WorkerProcess) -> None:
+    # A header claiming 64 MP and nothing else: decoding it would fail with corrupt_image, so
+    # over_budget shows the worker refused from the header alone.
+    body = {"version": 1, "pipeline": [{"id": "a", "format": "avif", "effort": 4}]}
+    job = await create_and_upload(tenant, body, png_header_only(8000, 8000))
+    assert (await tenant.http.post(f"/v1/jobs/{job['id']}/start")).status_code == 202
+    final = await wait_status(tenant, job["id"], {"succeeded", "failed"})
+    assert (final["status"], final["error"]["code"]) == ("failed", "over_budget")
+    assert "variant 'a'" in final["error"]["message"]
 
 
 async def test_list_filters_and_paginates(tenant: Tenant) -> None:

@@ -27,6 +27,7 @@ from infra.netguard import BlockedDestination, check_literal
 from infra.queue import dispatch_job
 from infra.repo import Job
 from infra.telemetry import carrier, parent, tracer
+from pipeline.compile import spec_issues
 from pipeline.errors import FieldError, UnsupportedFormat
 from pipeline.sniff import SNIFF_BYTES, sniff
 from pipeline.spec import decode_job_spec, encode_job_spec
@@ -53,6 +54,15 @@ async def create_job(
     """Validate and store a job. Same idempotency key and same spec: the stored job, not a new one."""
     settings = services.settings
     spec = decode_job_spec(body, settings.limits)
+    # What fails for every source (an exact 9000x9000 box encoded as AVIF at effort 9) is refused
+    # now; the rest waits for the source's size, which the worker reads from its header.
+    issues = spec_issues(spec, settings.limits)
+    if issues:
+        raise Unprocessable(
+            "the job would break its limits whatever the source",
+            code=issues[0].error.code,
+            errors=[FieldError(i.path, i.error.public) for i in issues],
+        )
     if spec.webhook_url is not None:
         try:
             check_literal(spec.webhook_url, allow_private=settings.webhook_allow_private)

@@ -78,6 +78,7 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     max_source_bytes: PositiveInt = 50 * 1024 * 1024
     max_frames: PositiveInt = 256
     deadline_seconds: Seconds = 60.0
+    max_job_cost: PositiveInt = 120_000  # estimated work per job; cost units ~ CPU-ms (pipeline/cost.py)
     # observability
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -112,6 +113,7 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             max_source_bytes=self.max_source_bytes,
             max_frames=self.max_frames,
             deadline_seconds=self.deadline_seconds,
+            max_job_cost=self.max_job_cost,
         )
 
     def redacted(self) -> dict[str, object]:

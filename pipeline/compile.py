@@ -1,11 +1,14 @@
 """Compile a validated spec plus the source's size into an explicit execution plan.
 
-The plan is a DAG in topological order. It decides three things before any pixel is read:
+The plan is a DAG in topological order. It decides before any pixel is read:
 - the decode scale: shrink-on-load to the size the largest root variant needs, never more;
 - which images are materialised in memory: a decoded source or a variant read by several
   consumers (otherwise libvips would re-run the decode once per consumer), and the source when a
   step needs random access (the decoder streams top to bottom);
-- every variant's predicted output size (shown by the dry-run API).
+- every variant's predicted output size and estimated cost (shown by the dry-run API);
+- whether the job stays within its limits: the source's pixels, every step's output size (the
+  engine checks the same after each step), and the cost budget. ``compile_plan`` raises the first
+  problem, as the engine would fail; ``plan_issues`` lists them all for the dry run.
 """
 
 from __future__ import annotations
@@ -13,13 +16,28 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pipeline.geometry import output_size, resize_plan
+from pipeline.cost import decode_cost, encode_cost, step_cost
+from pipeline.errors import ImageTooLarge, OutputTooLarge, OverBudget, PipelineError
+from pipeline.geometry import fixed_size, output_size, resize_plan
+from pipeline.sniff import AUTO_FORMAT, output_format
 from pipeline.spec.decode import topological_order
 from pipeline.spec.job import JobSpec
+from pipeline.spec.limits import Limits
 from pipeline.spec.steps import Crop, Flip, Flop, Grayscale, Modulate, Resize, Rotate, StepBase
-from pipeline.spec.variant import Variant
+from pipeline.spec.variant import Variant, effective_effort
 
-__all__ = ["Plan", "PlanNode", "compile_plan", "decode_size", "needs_random_access"]
+__all__ = [
+    "Plan",
+    "PlanIssue",
+    "PlanNode",
+    "check_output_size",
+    "check_source_size",
+    "compile_plan",
+    "decode_size",
+    "needs_random_access",
+    "plan_issues",
+    "spec_issues",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +46,13 @@ class PlanNode:
     parent: str | None  # None: the decoded source
     materialize: bool  # keep pre-encode pixels in memory for the variants built `from` this one
     predicted_size: tuple[int, int]
+    format: str | None  # the encoder; None: `auto` while the source's format is unknown
+    steps_cost: float  # cost units (pipeline.cost): this variant's steps
+    encode_cost: float  # and its encoder (for `auto` of unknown source: the cheapest it can be)
+
+    @property
+    def cost(self) -> float:
+        return self.steps_cost + self.encode_cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,10 +61,24 @@ class Plan:
     decode_size: tuple[int, int]
     materialize_source: bool
     nodes: tuple[PlanNode, ...]
+    decode_cost: float
 
     @property
     def decode_scale(self) -> float:
         return self.decode_size[0] / self.source_size[0]
+
+    @property
+    def cost(self) -> float:
+        """The job's estimated work in cost units: one decode plus every variant."""
+        return self.decode_cost + sum(n.cost for n in self.nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanIssue:
+    """A reason the job would fail, located in the spec (``$.source``: the source's size)."""
+
+    path: str
+    error: PipelineError
 
 
 def needs_random_access(step: StepBase) -> bool:
@@ -81,32 +120,174 @@ def decode_size(width: int, height: int, scale: float) -> tuple[int, int]:
     return max(1, round(width * h / height)), h
 
 
-def compile_plan(spec: JobSpec, width: int, height: int) -> Plan:
-    """``width`` x ``height`` is the source as the client sees it (after EXIF auto-orientation)."""
+def check_source_size(width: int, height: int, limits: Limits) -> ImageTooLarge | None:
+    if width * height > limits.max_source_pixels:
+        return ImageTooLarge(
+            f"source is {width}x{height} ({width * height} pixels); the limit is {limits.max_source_pixels} pixels"
+        )
+    return None
+
+
+def check_output_size(variant_id: str, width: int, height: int, limits: Limits) -> OutputTooLarge | None:
+    """The rule the engine applies after every step, in the engine's words."""
+    if max(width, height) > limits.max_output_dimension or width * height > limits.max_output_pixels:
+        return OutputTooLarge(
+            f"variant '{variant_id}' would be {width}x{height}; the limits are {limits.max_output_dimension} px "
+            f"a side and {limits.max_output_pixels} pixels"
+        )
+    return None
+
+
+def compile_plan(
+    spec: JobSpec, width: int, height: int, limits: Limits | None = None, *, source_format: str | None = None
+) -> Plan:
+    """``width`` x ``height`` is the source as the client sees it (after EXIF auto-orientation).
+
+    Raises the job's first problem (see ``plan_issues``) as its typed ``PipelineError``.
+    """
+    plan, issues = plan_issues(spec, width, height, limits, source_format=source_format)
+    if issues:
+        raise issues[0].error
+    assert plan is not None  # no issues: every variant was sized
+    return plan
+
+
+def plan_issues(
+    spec: JobSpec, width: int, height: int, limits: Limits | None = None, *, source_format: str | None = None
+) -> tuple[Plan | None, tuple[PlanIssue, ...]]:
+    """The plan and every reason it would fail, in the order the engine meets them (the plan is
+    None when a step is impossible for this size, e.g. a crop box outside the image)."""
+    limits = limits or Limits()
+    index = {v.id: i for i, v in enumerate(spec.pipeline)}
     order = topological_order(spec)
     roots = [v for v in order if v.from_ is None]
     scale = max(_needed_scale(v, width, height) for v in roots)
     decode = decode_size(width, height, scale)
+    issues: list[PlanIssue] = []
+    too_big = check_source_size(width, height, limits)
+    if too_big is not None:
+        issues.append(PlanIssue("$.source", too_big))
 
     children: dict[str, int] = {}
     for v in order:
         if v.from_ is not None:
             children[v.from_] = children.get(v.from_, 0) + 1
 
-    sizes: dict[str | None, tuple[int, int]] = {None: decode}
+    sizes: dict[str | None, tuple[int, int] | None] = {None: decode}
     nodes = []
     random_from_source = False
     for v in order:
-        w, h = sizes[v.from_]
-        for step in v.steps:
-            w, h = output_size(step, w, h)
+        followed = _follow(v, f"$.pipeline[{index[v.id]}]", sizes[v.from_], limits, issues)
+        if followed is None:
+            return None, tuple(issues)
+        (w, h), work = followed
         sizes[v.id] = (w, h)
         if v.from_ is None and any(needs_random_access(s) for s in v.steps):
             random_from_source = True
-        nodes.append(PlanNode(v, v.from_, children.get(v.id, 0) > 0, (w, h)))
-    return Plan(
+        fmt = output_format(v.format, source_format)
+        encoding = _encode_cost(v, fmt, (w, h))
+        nodes.append(PlanNode(v, v.from_, children.get(v.id, 0) > 0, (w, h), fmt, work, encoding))
+    plan = Plan(
         source_size=(width, height),
         decode_size=decode,
         materialize_source=len(roots) > 1 or random_from_source,
         nodes=tuple(nodes),
+        decode_cost=decode_cost((width, height), decode),
     )
+    costs = [(index[n.variant.id], n) for n in plan.nodes]
+    issues.extend(_budget_issues(costs, plan.cost, limits, certain=False))
+    return plan, tuple(issues)
+
+
+def spec_issues(spec: JobSpec, limits: Limits | None = None) -> tuple[PlanIssue, ...]:
+    """What fails for every source, known before one is uploaded (``POST /v1/jobs``).
+
+    Sizes are followed only from a step that fixes them whatever its input (a resize to an exact
+    box) and through ``from``; a variant's cost counts just that part, so it is the least the
+    variant can cost, and only a spec over budget at that floor is refused.
+    """
+    limits = limits or Limits()
+    index = {v.id: i for i, v in enumerate(spec.pipeline)}
+    issues: list[PlanIssue] = []
+    known: dict[str | None, tuple[int, int] | None] = {None: None}
+    floors: list[tuple[int, PlanNode]] = []
+    for v in topological_order(spec):
+        followed = _follow(v, f"$.pipeline[{index[v.id]}]", known[v.from_], limits, issues)
+        if followed is None:
+            return tuple(issues)
+        size, work = followed
+        known[v.id] = size
+        if size is not None:
+            fmt = output_format(v.format, None)
+            floors.append((index[v.id], PlanNode(v, v.from_, False, size, fmt, work, _encode_cost(v, fmt, size))))
+    issues.extend(_budget_issues(floors, sum(n.cost for _, n in floors), limits, certain=True))
+    return tuple(issues)
+
+
+def _follow(
+    variant: Variant, at: str, size: tuple[int, int] | None, limits: Limits, issues: list[PlanIssue]
+) -> tuple[tuple[int, int] | None, float] | None:
+    """Walk ``variant``'s steps from ``size`` (None: unknown until a step fixes it, see
+    ``spec_issues``): its final size and the cost of its steps, recording each limit it breaks in
+    ``issues``. None when a step is impossible at its size (recorded too)."""
+    work = 0.0
+    flagged = False
+    for j, step in enumerate(variant.steps):
+        if size is None:
+            size = fixed_size(step)
+            if size is None:
+                continue
+            work += step_cost(step, size, size)  # the input is unknown: charge as if it were this size
+        else:
+            try:
+                after = output_size(step, *size)
+            except PipelineError as exc:
+                issues.append(PlanIssue(f"{at}.steps[{j}]", exc))
+                return None
+            work += step_cost(step, size, after)
+            size = after
+        too_large = None if flagged else check_output_size(variant.id, *size, limits)
+        if too_large is not None:  # the engine stops this variant at its first oversized step
+            issues.append(PlanIssue(f"{at}.steps[{j}]", too_large))
+            flagged = True
+    return size, work
+
+
+def _encode_cost(variant: Variant, fmt: str | None, size: tuple[int, int]) -> float:
+    if fmt is not None:
+        return encode_cost(variant, fmt, size)
+    # `auto` before the source is known: the cheapest format it may become, so a refusal is never
+    # the estimate's guess.
+    return min(encode_cost(variant, f, size) for f in set(AUTO_FORMAT.values()))
+
+
+def _budget_issues(
+    costs: list[tuple[int, PlanNode]], total: float, limits: Limits, *, certain: bool
+) -> list[PlanIssue]:
+    """Name the variants that break the budget: each one over it alone, or else the costliest."""
+    budget = limits.max_job_cost
+    if total <= budget or not costs:
+        return []
+    named = [c for c in costs if c[1].cost > budget] or [max(costs, key=lambda c: c[1].cost)]
+    estimate = "at least" if certain else "about"
+    issues = []
+    for i, node in sorted(named, key=lambda c: c[0]):
+        w, h = node.predicted_size
+        what = f"encoding {w}x{h} as {_encoder(node)}" if node.encode_cost >= node.steps_cost else "its steps"
+        issues.append(
+            PlanIssue(
+                f"$.pipeline[{i}]",
+                OverBudget(
+                    f"variant '{node.variant.id}' would cost {estimate} {node.cost:,.0f} units (~CPU-ms), mostly "
+                    f"{what}; the job's {total:,.0f} exceed its budget of {budget:,}"
+                ),
+            )
+        )
+    return issues
+
+
+def _encoder(node: PlanNode) -> str:
+    if node.format is None:
+        return "auto"
+    effort = effective_effort(node.variant, node.format)
+    return node.format if effort is None else f"{node.format} at effort {effort}"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pyvips
 
-from pipeline.compile import Plan
+from pipeline.compile import Plan, check_source_size
 from pipeline.errors import CorruptImage, ImageTooLarge
 from pipeline.sniff import SNIFF_BYTES, SourceFormat, sniff
 from pipeline.spec.limits import Limits
@@ -14,6 +14,14 @@ from pipeline.spec.limits import Limits
 __all__ = ["SourceInfo", "decode", "probe"]
 
 _HUGE = 10_000_000  # "no bound" for the side thumbnail does not anchor on
+# How bad loader trouble must be to fail the job. `error` covers data that simply stops (libvips
+# calls that truncated). But a JPEG whose entropy data stops at a marker (truncated, then EOI or
+# any other marker) is only a libjpeg *warning*, "premature end of data segment": libjpeg fills
+# the rest with grey and libvips reports success. So JPEG fails on warnings, as sharp does by
+# default; the price is that a JPEG with libjpeg's other warnings (stray bytes between segments)
+# is refused too, though viewers show it. Not PNG: libpng warns about common, harmless things
+# (a known-incorrect sRGB profile), and its truncations already fail at `error`, as WebP's do.
+_FAIL_ON = {"jpeg": "warning"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +47,9 @@ def probe(data: bytes, limits: Limits, *, auto_orient: bool = True) -> SourceInf
         orientation = header.get("orientation") if "orientation" in fields else 1
     except pyvips.Error as exc:
         raise CorruptImage(f"the {fmt} header cannot be read", detail=str(exc)) from None
-    if width * height > limits.max_source_pixels:
-        raise ImageTooLarge(
-            f"source is {width}x{height} ({width * height} pixels); the limit is {limits.max_source_pixels} pixels"
-        )
+    too_large = check_source_size(width, height, limits)
+    if too_large is not None:
+        raise too_large
     if pages > limits.max_frames:
         raise ImageTooLarge(f"source has {pages} frames; the limit is {limits.max_frames}")
     if not 1 <= orientation <= 8:
@@ -57,14 +64,19 @@ def decode(data: bytes, plan: Plan, *, auto_orient: bool) -> pyvips.Image:
 
     thumbnail_buffer picks the cheapest route (JPEG DCT scaling, WebP/SVG scale-on-load, pyramid
     levels), applies the EXIF orientation and converts embedded profiles (CMYK included) to sRGB.
-    ``fail_on=error`` goes to the loader itself so truncated data raises instead of turning grey.
+    ``fail_on`` goes to the loader itself so truncated data raises instead of turning grey.
     """
     dw, dh = plan.decode_size
     sw, sh = plan.source_size
     width, height = (dw, _HUGE) if sw >= sh else (_HUGE, dh)
     try:
         image = pyvips.Image.thumbnail_buffer(
-            data, width, height=height, size="down", no_rotate=not auto_orient, option_string="fail_on=error"
+            data,
+            width,
+            height=height,
+            size="down",
+            no_rotate=not auto_orient,
+            option_string=f"fail_on={_FAIL_ON.get(sniff(data[:SNIFF_BYTES]), 'error')}",
         )
     except pyvips.Error as exc:
         raise CorruptImage("the image cannot be decoded", detail=str(exc)) from None

@@ -6,27 +6,20 @@ from typing import Any
 
 import pyvips
 
-from pipeline.sniff import AUTO_FORMAT, CONTENT_TYPES
-from pipeline.spec.variant import EFFORT_RANGE, Variant
+from pipeline.sniff import CONTENT_TYPES, output_format
+from pipeline.spec.variant import Variant, effective_effort
 
 __all__ = ["DEFAULT_QUALITY", "EXTENSIONS", "encode", "resolve_format"]
 
 DEFAULT_QUALITY = {"jpeg": 80, "webp": 80, "avif": 50, "tiff": 85}
-# AVIF effort above ~4 costs seconds per megapixel for little gain; webp 4 is libwebp's default.
-DEFAULT_EFFORT = {"webp": 4, "avif": 2, "png": 6, "gif": 7}
 EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "avif": ".avif", "gif": ".gif", "tiff": ".tif"}
 
 
 def resolve_format(variant: Variant, source_format: str) -> str:
     """``auto`` keeps the source's format; vector SVG becomes PNG."""
-    return AUTO_FORMAT[source_format] if variant.format == "auto" else variant.format
-
-
-def _effort(variant: Variant, fmt: str) -> int:
-    if variant.effort is None:
-        return DEFAULT_EFFORT[fmt]
-    lo, hi = EFFORT_RANGE[fmt]
-    return min(hi, max(lo, variant.effort))  # `auto` may resolve to a format with a narrower range
+    fmt = output_format(variant.format, source_format)
+    assert fmt is not None  # the source's format is known here
+    return fmt
 
 
 def encode(image: pyvips.Image, variant: Variant, fmt: str) -> tuple[bytes, str]:
@@ -40,20 +33,20 @@ def encode(image: pyvips.Image, variant: Variant, fmt: str) -> tuple[bytes, str]
         opts.update(Q=quality, interlace=variant.progressive, optimize_coding=True)
         suffix = ".jpg"
     elif fmt == "png":
-        opts.update(interlace=variant.progressive, compression=_effort(variant, fmt))
+        opts.update(interlace=variant.progressive, compression=effective_effort(variant, fmt))
         suffix = ".png"
     elif fmt == "webp":
-        opts.update(effort=_effort(variant, fmt), lossless=variant.lossless)
+        opts.update(effort=effective_effort(variant, fmt), lossless=variant.lossless)
         if not variant.lossless:
             opts["Q"] = quality
         suffix = ".webp"
     elif fmt == "avif":
-        opts.update(compression="av1", effort=_effort(variant, fmt), lossless=variant.lossless)
+        opts.update(compression="av1", effort=effective_effort(variant, fmt), lossless=variant.lossless)
         if not variant.lossless:
             opts["Q"] = quality
         suffix = ".avif"
     elif fmt == "gif":
-        opts.update(effort=_effort(variant, fmt), interlace=variant.progressive)
+        opts.update(effort=effective_effort(variant, fmt), interlace=variant.progressive)
         suffix = ".gif"
     elif fmt == "tiff":
         opts.update(compression="jpeg" if variant.quality else "deflate", Q=quality)

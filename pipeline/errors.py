@@ -23,6 +23,7 @@ __all__ = [
     "InvalidOperation",
     "OutOfMemory",
     "OutputTooLarge",
+    "OverBudget",
     "PipelineError",
     "SpecError",
     "UnsupportedFormat",
@@ -81,6 +82,12 @@ class ImageTooLarge(ImageError):
 
 class OutputTooLarge(ImageError):
     code = "output_too_large"
+
+
+class OverBudget(ImageError):
+    """The planner estimates more work than the job's budget (``Limits.max_job_cost``)."""
+
+    code = "over_budget"
 
 
 class InvalidOperation(ImageError):

@@ -9,7 +9,16 @@ from dataclasses import dataclass
 from pipeline.errors import InvalidOperation
 from pipeline.spec.steps import Crop, Pad, Resize, Rotate, StepBase
 
-__all__ = ["Box", "ResizePlan", "crop_box", "gravity_offset", "output_size", "resize_plan", "rotated_size"]
+__all__ = [
+    "Box",
+    "ResizePlan",
+    "crop_box",
+    "fixed_size",
+    "gravity_offset",
+    "output_size",
+    "resize_plan",
+    "rotated_size",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,16 @@ def resize_plan(step: Resize, width: int, height: int) -> ResizePlan:
         elif step.fit == "contain":
             final = (tw, th)
     return ResizePlan(s, s, scaled, final)
+
+
+def fixed_size(step: StepBase) -> tuple[int, int] | None:
+    """The size ``step`` produces whatever its input, or None when that depends on the input: a
+    resize to an exact box (``resize_plan`` gives exactly this ``final``; a test holds them together)."""
+    if not isinstance(step, Resize) or step.width is None or step.height is None:
+        return None
+    if step.fit == "contain" or (step.fit in ("cover", "fill") and not step.without_enlargement):
+        return step.width, step.height
+    return None
 
 
 def gravity_offset(gravity: str, outer: tuple[int, int], inner: tuple[int, int], margin: int = 0) -> tuple[int, int]:

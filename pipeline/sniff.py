@@ -12,7 +12,7 @@ from typing import Literal
 
 from pipeline.errors import UnsupportedFormat
 
-__all__ = ["AUTO_FORMAT", "CONTENT_TYPES", "SNIFF_BYTES", "SourceFormat", "sniff"]
+__all__ = ["AUTO_FORMAT", "CONTENT_TYPES", "SNIFF_BYTES", "SourceFormat", "output_format", "sniff"]
 
 SourceFormat = Literal["jpeg", "png", "gif", "webp", "tiff", "avif", "svg"]
 SNIFF_BYTES = 4096
@@ -37,6 +37,14 @@ AUTO_FORMAT: dict[str, str] = {
     "avif": "avif",
     "svg": "png",
 }
+
+
+def output_format(variant_format: str, source_format: str | None) -> str | None:
+    """The format a variant is encoded in; None for `auto` while the source's format is unknown."""
+    if variant_format != "auto":
+        return variant_format
+    return AUTO_FORMAT[source_format] if source_format is not None else None
+
 
 _REFUSED = {
     "heic": "HEIC/HEIF is not supported (this build has no HEVC decoder); convert it to JPEG or AVIF",

@@ -1,4 +1,5 @@
-"""``POST /v1/specs/validate``: a dry run. The normalised spec, and the sizes it will produce."""
+"""``POST /v1/specs/validate``: a dry run. The normalised spec, the sizes and cost it will produce,
+and every limit it would break: the same planner the engine runs, so the two agree."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ from msgspec import Meta
 
 from control_plane.auth import PrincipalDep
 from control_plane.services import ServicesDep
-from pipeline.compile import compile_plan
-from pipeline.errors import PipelineError
-from pipeline.sniff import AUTO_FORMAT, SourceFormat
+from pipeline.compile import PlanIssue, plan_issues, spec_issues
+from pipeline.sniff import SourceFormat, output_format
 from pipeline.spec import decode_job_spec, encode_job_spec
 
 __all__ = ["validate_spec"]
@@ -35,39 +35,60 @@ class PlannedVariant(msgspec.Struct):
     format: str | None  # None: `auto` and no source format given
     width: int | None = None
     height: int | None = None
+    cost: int | None = None  # estimated work of its steps and encoder, in cost units (~CPU-ms)
+
+
+class PlanProblem(msgspec.Struct):
+    """A limit the job would break: where (``$.source`` is the given source size), and the code
+    and message the job would fail with."""
+
+    path: str
+    code: str
+    message: str
 
 
 class ValidateResponse(msgspec.Struct):
-    valid: bool
+    valid: bool  # false: the job would fail before any pixel work, for the reasons in `errors`
     spec: dict[str, Any]
     variants: list[PlannedVariant]
+    max_cost: int  # the job budget
     decode_size: tuple[int, int] | None = None
-    plan_error: str | None = None
+    cost: int | None = None  # the whole job's estimate, given `source`
+    errors: list[PlanProblem] = msgspec.field(default_factory=list)
+    plan_error: str | None = None  # the first error's message
 
 
-@post("/v1/specs/validate", status_code=200, tags=["specs"], summary="Validate a spec and preview output sizes")
+@post("/v1/specs/validate", status_code=200, tags=["specs"], summary="Validate a spec; preview sizes, cost, limits")
 async def validate_spec(
     services: ServicesDep, principal: PrincipalDep, data: JSONBody[ValidateRequest]
 ) -> ValidateResponse:
-    spec = decode_job_spec(data.spec, services.settings.limits)  # SpecError renders as 422 with paths
+    limits = services.settings.limits
+    spec = decode_job_spec(data.spec, limits)  # SpecError renders as 422 with paths
     normal = msgspec.json.decode(encode_job_spec(spec))
-    src_format = data.source.format if data.source else None
-
-    def fmt(v: Any) -> str | None:
-        return v.format if v.format != "auto" else (AUTO_FORMAT[src_format] if src_format else None)
-
-    if data.source is None:
-        return ValidateResponse(True, normal, [PlannedVariant(v.id, fmt(v)) for v in spec.pipeline])
-    try:
-        plan = compile_plan(spec, data.source.width, data.source.height)
-    except PipelineError as exc:  # e.g. a crop box outside a source of this size
-        return ValidateResponse(
-            True, normal, [PlannedVariant(v.id, fmt(v)) for v in spec.pipeline], plan_error=exc.public
-        )
-    sizes = {n.variant.id: n.predicted_size for n in plan.nodes}
+    source = data.source
+    src_format = source.format if source else None
+    variants = {v.id: PlannedVariant(v.id, output_format(v.format, src_format)) for v in spec.pipeline}
+    plan = None
+    if source is None:  # only what fails for every source
+        issues = spec_issues(spec, limits)
+    else:
+        plan, issues = plan_issues(spec, source.width, source.height, limits, source_format=src_format)
+    if plan is not None:
+        for node in plan.nodes:
+            variants[node.variant.id] = PlannedVariant(
+                node.variant.id, node.format, *node.predicted_size, cost=round(node.cost)
+            )
     return ValidateResponse(
-        True,
-        normal,
-        [PlannedVariant(v.id, fmt(v), *sizes[v.id]) for v in spec.pipeline],
-        decode_size=plan.decode_size,
+        valid=not issues,
+        spec=normal,
+        variants=list(variants.values()),
+        max_cost=limits.max_job_cost,
+        decode_size=plan.decode_size if plan else None,
+        cost=round(plan.cost) if plan else None,
+        errors=[_problem(i) for i in issues],
+        plan_error=issues[0].error.public if issues else None,
     )
+
+
+def _problem(issue: PlanIssue) -> PlanProblem:
+    return PlanProblem(issue.path, issue.error.code, issue.error.public)

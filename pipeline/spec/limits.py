@@ -22,3 +22,7 @@ class Limits(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     max_source_bytes: Positive = 50 * 1024 * 1024
     max_frames: Positive = 256
     deadline_seconds: Annotated[float, Meta(gt=0)] = 60.0
+    # The planner's estimate of a job's work, in cost units (about one CPU-millisecond on the
+    # reference core; see pipeline/cost.py). Two minutes of a core: the estimate leans high
+    # (calibrated on grainy images) and the deadline stops whatever it misjudges.
+    max_job_cost: Positive = 120_000

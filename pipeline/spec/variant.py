@@ -10,10 +10,12 @@ from msgspec import Meta, Struct
 from pipeline.spec.steps import Step
 from pipeline.spec.types import Effort, OutputFormat, Quality, VariantId
 
-__all__ = ["EFFORT_RANGE", "Variant"]
+__all__ = ["DEFAULT_EFFORT", "EFFORT_RANGE", "Variant", "effective_effort"]
 
 # The encoders' own effort ranges; `auto` resolves to a format at run time and is clamped then.
 EFFORT_RANGE: dict[str, tuple[int, int]] = {"webp": (0, 6), "avif": (0, 9), "png": (0, 9), "gif": (1, 10)}
+# AVIF effort above ~4 costs seconds per megapixel for little gain; webp 4 is libwebp's default.
+DEFAULT_EFFORT: dict[str, int] = {"webp": 4, "avif": 2, "png": 6, "gif": 7}
 _LOSSLESS = frozenset({"webp", "avif", "auto"})
 _PROGRESSIVE = frozenset({"jpeg", "png", "gif", "auto"})
 _QUALITY = frozenset({"jpeg", "webp", "avif", "tiff", "auto"})
@@ -48,3 +50,14 @@ class Variant(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             lo, hi = EFFORT_RANGE[fmt]
             if not lo <= self.effort <= hi:
                 raise ValueError(f"`effort` for {fmt} must be between {lo} and {hi}")
+
+
+def effective_effort(variant: Variant, fmt: str) -> int | None:
+    """The effort ``fmt``'s encoder runs at (None: it has none): shared by the encoder and the cost
+    estimate, so the planner charges exactly what will run."""
+    if fmt not in EFFORT_RANGE:
+        return None
+    if variant.effort is None:
+        return DEFAULT_EFFORT[fmt]
+    lo, hi = EFFORT_RANGE[fmt]
+    return min(hi, max(lo, variant.effort))  # `auto` may resolve to a format with a narrower range

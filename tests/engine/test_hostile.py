@@ -128,3 +128,82 @@ def test_corrupt_pixels_fail_only_when_read_and_report_the_variant(good_jpeg: by
     # One root variant, so the source is streamed (not materialised) and the error arises at encode.
     with pytest.raises(CorruptImage, match="variant 'only'"):
         run(good_jpeg[: len(good_jpeg) * 2 // 3], {"id": "only", "format": "png"})
+
+
+def claiming(jpeg: bytes, width: int, height: int) -> bytes:
+    """``jpeg`` with its frame header (SOF) patched to claim ``width`` x ``height``."""
+    i = 2
+    while i < len(jpeg):
+        marker, length = jpeg[i + 1], struct.unpack(">H", jpeg[i + 2 : i + 4])[0]
+        if 0xC0 <= marker <= 0xC2:
+            return jpeg[: i + 5] + struct.pack(">HH", height, width) + jpeg[i + 9 :]
+        i += 2 + length
+    raise ValueError("no SOF segment")
+
+
+def scan_start(jpeg: bytes) -> int:
+    return jpeg.index(b"\xff\xda")
+
+
+@pytest.fixture(scope="module")
+def big_photo() -> pyvips.Image:
+    return photo(2400, 1600, seed=4)
+
+
+def truncated_jpeg(progressive: bool, eoi: bool) -> bytes:
+    """A 400x300 JPEG claiming 10000x10000, cut a few hundred bytes into its scan, optionally
+    closed by an EOI marker. libjpeg calls data that stops at a marker only a warning, fills the
+    rest with grey, and libvips used to report success: a 100 MP grey image from 1 KB."""
+    data = claiming(encode(photo(400, 300, seed=1), ".jpg", Q=90, keep="none", interlace=progressive), 10_000, 10_000)
+    cut = data[: scan_start(data) + 300]
+    return cut + b"\xff\xd9" if eoi else cut
+
+
+def cut_webp(data: bytes, drop: int) -> bytes:
+    """``data`` less its last ``drop`` bytes, with the RIFF and bitstream chunk sizes rewritten to
+    match, so the header reads and only the pixels run short."""
+    out = bytearray(data[:-drop])
+    out[4:8] = struct.pack("<I", len(out) - 8)
+    assert out[12:16] in (b"VP8 ", b"VP8L")  # simple format: the bitstream is the first chunk
+    out[16:20] = struct.pack("<I", len(out) - 20)
+    return bytes(out)
+
+
+TRUNCATED = [
+    ("jpeg cut in its scan", lambda p: truncated_jpeg(progressive=False, eoi=False)),
+    ("jpeg cut in its scan, then EOI", lambda p: truncated_jpeg(progressive=False, eoi=True)),
+    ("progressive jpeg cut, then EOI", lambda p: truncated_jpeg(progressive=True, eoi=True)),
+    ("jpeg cut, then a restart marker", lambda p: truncated_jpeg(progressive=False, eoi=False) + b"\xff\xd0"),
+    ("png cut in its IDAT", lambda p: encode(p, ".png", compression=1)[:40_000]),
+    ("png cut, then IEND", lambda p: encode(p, ".png", compression=1)[:40_000] + PNG_IEND),
+    ("interlaced png cut", lambda p: encode(p, ".png", compression=1, interlace=True)[:40_000]),
+    ("webp cut in its bitstream", lambda p: cut_webp(encode(p, ".webp", Q=80, keep="none"), 100)),
+    ("lossless webp cut", lambda p: cut_webp(encode(p, ".webp", lossless=True, effort=0, keep="none"), 3_000_000)),
+]
+PNG_IEND = struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+
+
+@pytest.mark.parametrize("make", [c[1] for c in TRUNCATED], ids=[c[0] for c in TRUNCATED])
+@pytest.mark.parametrize("variants", [1, 2], ids=["streamed", "materialised"])
+def test_truncated_sources_fail_even_when_shrunk_on_load(big_photo: pyvips.Image, make, variants: int) -> None:
+    # 300 px wide from 2400+ px: JPEG DCT-scales, WebP scales on load, PNG is shrunk after decoding.
+    # One variant streams the source into its encoder; two hold the decoded source in memory.
+    wanted = [{"id": "a", "action": "resize", "width": 300}, {"id": "b", "action": "resize", "width": 100}]
+    with pytest.raises(CorruptImage, match="corrupt or truncated") as info:
+        run(make(big_photo), *wanted[:variants])
+    assert info.value.code == "corrupt_image"
+
+
+def test_a_whole_jpeg_still_decodes_when_shrunk_on_load(big_photo: pyvips.Image) -> None:
+    data = encode(big_photo, ".jpg", Q=90)
+    v = run(data, {"id": "a", "action": "resize", "width": 300, "format": "png"}).variants[0]
+    assert (v.width, v.height) == (300, 200) and load(v.data).deviate() > 10
+
+
+def test_stray_bytes_between_jpeg_segments_are_refused_too(good_jpeg: bytes) -> None:
+    # The price of failing JPEG loads on libjpeg's warnings (pipeline/decode.py): this file is
+    # viewable, but libjpeg warns about it exactly as it does about data cut short.
+    frame = good_jpeg.index(b"\xff\xc0")
+    with pytest.raises(CorruptImage, match="corrupt or truncated") as info:
+        run(good_jpeg[:frame] + b"\x00\x00" + good_jpeg[frame:], {"id": "a", "action": "resize", "width": 100})
+    assert "extraneous bytes" in (info.value.detail or "")

@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from cli.stack import free_port
+from tests.engine.test_hostile import png_header_only
 from tests.imagegen import encode, photo
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
 from tests.integration.test_flow import create_and_upload, spec
@@ -234,6 +235,17 @@ async def test_corrupt_image_fails_the_job_with_a_reason(tenant: Tenant, worker:
     assert final["variants"] == []
 
 
+async def test_job_over_budget_for_its_source_fails_before_decoding(tenant: Tenant, worker: WorkerProcess) -> None:
+    # A header claiming 64 MP and nothing else: decoding it would fail with corrupt_image, so
+    # over_budget shows the worker refused from the header alone.
+    body = {"version": 1, "pipeline": [{"id": "a", "format": "avif", "effort": 4}]}
+    job = await create_and_upload(tenant, body, png_header_only(8000, 8000))
+    assert (await tenant.http.post(f"/v1/jobs/{job['id']}/start")).status_code == 202
+    final = await wait_status(tenant, job["id"], {"succeeded", "failed"})
+    assert (final["status"], final["error"]["code"]) == ("failed", "over_budget")
+    assert "variant 'a'" in final["error"]["message"]
+
+
 async def test_list_filters_and_paginates(tenant: Tenant) -> None:
     ids = [(await tenant.http.post("/v1/jobs", json=spec())).json()["id"] for _ in range(5)]
     seen, cursor = [], None
@@ -273,6 +285,54 @@ async def test_dry_run_predicts_sizes(tenant: Tenant) -> None:
     assert out["spec"]["pipeline"][1]["steps"][0]["op"] == "resize"  # normalised from the compact form
     bad = await tenant.http.post("/v1/specs/validate", json={"spec": {"version": 1, "pipeline": []}})
     assert bad.status_code == 422 and bad.json()["errors"][0]["path"] == "$.pipeline"
+
+
+async def test_dry_run_estimates_cost_and_reports_every_limit(tenant: Tenant) -> None:
+    body = {"spec": spec(), "source": {"width": 4000, "height": 3000, "format": "jpeg"}}
+    out = (await tenant.http.post("/v1/specs/validate", json=body)).json()
+    assert out["valid"] is True and out["errors"] == [] and out["max_cost"] == 120_000
+    assert all(v["cost"] > 0 for v in out["variants"]) and out["cost"] > sum(v["cost"] for v in out["variants"])
+
+    # 150 MP: the engine refuses it with output_too_large, so the dry run must not call it valid
+    big = {"version": 1, "pipeline": [{"id": "a"}, {"id": "huge", "action": "resize", "width": 15000, "height": 10000}]}
+    out = (
+        await tenant.http.post("/v1/specs/validate", json={"spec": big, "source": {"width": 600, "height": 400}})
+    ).json()
+    assert out["valid"] is False
+    assert [(e["path"], e["code"]) for e in out["errors"]] == [("$.pipeline[1].steps[0]", "output_too_large")]
+    assert out["variants"][1]["width"] == 15000 and "15000x10000" in out["plan_error"]
+    out = (await tenant.http.post("/v1/specs/validate", json={"spec": big})).json()
+    assert out["valid"] is False  # a box that size is too large whatever the source
+    assert (await tenant.http.post("/v1/jobs", json=big)).json()["code"] == "output_too_large"
+
+    slow = {"version": 1, "pipeline": [{"id": "a", "format": "avif", "effort": 9}]}
+    source = {"width": 8000, "height": 8000, "format": "jpeg"}
+    out = (await tenant.http.post("/v1/specs/validate", json={"spec": slow})).json()
+    assert out["valid"] is True  # cheap or not depends on the source
+    out = (await tenant.http.post("/v1/specs/validate", json={"spec": slow, "source": source})).json()
+    assert out["valid"] is False and out["cost"] > out["max_cost"]
+    assert [(e["path"], e["code"]) for e in out["errors"]] == [("$.pipeline[0]", "over_budget")]
+    huge = {"width": 20000, "height": 20000}
+    out = (await tenant.http.post("/v1/specs/validate", json={"spec": spec(), "source": huge})).json()
+    assert [(e["path"], e["code"]) for e in out["errors"]] == [("$.source", "image_too_large")]
+
+
+async def test_create_over_budget_whatever_the_source_is_422_naming_the_variant(tenant: Tenant) -> None:
+    doc = spec()
+    doc["pipeline"].append(
+        {"id": "poster", "action": "resize", "width": 9000, "height": 9000, "format": "avif", "effort": 9}
+    )
+    r = await tenant.http.post("/v1/jobs", json=doc)
+    assert r.status_code == 422 and r.headers["content-type"].startswith(PROBLEM)
+    problem = r.json()
+    assert problem["code"] == "over_budget"
+    assert [e["path"] for e in problem["errors"]] == ["$.pipeline[3]"]
+    assert "'poster'" in problem["errors"][0]["message"] and "avif" in problem["errors"][0]["message"]
+    out = (await tenant.http.post("/v1/specs/validate", json={"spec": doc})).json()
+    assert out["valid"] is False and out["errors"][0]["path"] == "$.pipeline[3]"
+    # the same output in a fast encoder is fine
+    doc["pipeline"][3] |= {"format": "jpeg", "effort": None}
+    assert (await tenant.http.post("/v1/jobs", json=doc)).status_code == 201
 
 
 async def test_health_and_readiness(api: ApiServer) -> None:

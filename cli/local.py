@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.settings import SettingsError, load_settings
-from pipeline.encode import EXTENSIONS
 from pipeline.errors import PipelineError, SpecError
 from pipeline.sandbox import EngineRequest, Sandbox, SandboxConfig
+from pipeline.sniff import EXTENSIONS
 from pipeline.spec import JobSpec, Limits, asset_keys, decode_job_spec, encode_job_spec
 
 __all__ = ["register"]

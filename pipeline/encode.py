@@ -6,13 +6,12 @@ from typing import Any
 
 import pyvips
 
-from pipeline.sniff import CONTENT_TYPES, output_format
+from pipeline.sniff import CONTENT_TYPES, EXTENSIONS, output_format
 from pipeline.spec.variant import Variant, effective_effort
 
-__all__ = ["DEFAULT_QUALITY", "EXTENSIONS", "encode", "resolve_format"]
+__all__ = ["DEFAULT_QUALITY", "encode", "resolve_format"]
 
 DEFAULT_QUALITY = {"jpeg": 80, "webp": 80, "avif": 50, "tiff": 85}
-EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "avif": ".avif", "gif": ".gif", "tiff": ".tif"}
 
 
 def resolve_format(variant: Variant, source_format: str) -> str:
@@ -31,31 +30,25 @@ def encode(image: pyvips.Image, variant: Variant, fmt: str) -> tuple[bytes, str]
         if image.hasalpha():
             image = image.flatten(background=[255] * (image.bands - 1))
         opts.update(Q=quality, interlace=variant.progressive, optimize_coding=True)
-        suffix = ".jpg"
     elif fmt == "png":
         opts.update(interlace=variant.progressive, compression=effective_effort(variant, fmt))
-        suffix = ".png"
     elif fmt == "webp":
         opts.update(effort=effective_effort(variant, fmt), lossless=variant.lossless)
         if not variant.lossless:
             opts["Q"] = quality
-        suffix = ".webp"
     elif fmt == "avif":
         opts.update(compression="av1", effort=effective_effort(variant, fmt), lossless=variant.lossless)
         if not variant.lossless:
             opts["Q"] = quality
-        suffix = ".avif"
     elif fmt == "gif":
         opts.update(effort=effective_effort(variant, fmt), interlace=variant.progressive)
-        suffix = ".gif"
     elif fmt == "tiff":
         opts.update(compression="jpeg" if variant.quality else "deflate", Q=quality)
         if image.hasalpha() and variant.quality:
             image = image.flatten(background=[255] * (image.bands - 1))
-        suffix = ".tif"
     else:  # pragma: no cover - the spec's Literal admits nothing else
         raise ValueError(fmt)
-    return image.write_to_buffer(suffix, **opts), _content_type(fmt)
+    return image.write_to_buffer(EXTENSIONS[fmt], **opts), _content_type(fmt)
 
 
 def _content_type(fmt: str) -> str:

@@ -16,10 +16,10 @@ from typing import Any
 
 import pyvips
 
-from pipeline.compile import Plan, compile_plan
+from pipeline.compile import Plan, check_output_size, compile_plan
 from pipeline.decode import SourceInfo, decode, probe
 from pipeline.encode import encode, resolve_format
-from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, OutputTooLarge, PipelineError
+from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, PipelineError
 from pipeline.ops import AssetResolver, OpContext, apply_step
 from pipeline.spec.job import JobSpec
 from pipeline.spec.limits import Limits
@@ -104,7 +104,7 @@ def process(
     deadline = _Deadline(limits.deadline_seconds)
     with observe("pipeline.probe", {"source.bytes": len(data)}):
         info = probe(data, limits, auto_orient=spec.auto_orient)
-        plan = compile_plan(spec, info.width, info.height)
+        plan = compile_plan(spec, info.width, info.height, limits, source_format=info.format)
     ctx = OpContext(limits=limits, assets=assets)
 
     with observe("pipeline.decode", {"source.format": info.format, "decode.width": plan.decode_size[0]}):
@@ -163,12 +163,9 @@ def _apply(image: pyvips.Image, step: object, ctx: OpContext) -> pyvips.Image:
 
 
 def _check_size(image: pyvips.Image, limits: Limits, variant_id: str) -> None:
-    w, h = image.width, image.height
-    if max(w, h) > limits.max_output_dimension or w * h > limits.max_output_pixels:
-        raise OutputTooLarge(
-            f"variant '{variant_id}' would be {w}x{h}; the limits are {limits.max_output_dimension} px a side "
-            f"and {limits.max_output_pixels} pixels"
-        )
+    error = check_output_size(variant_id, image.width, image.height, limits)
+    if error is not None:
+        raise error
 
 
 def _materialize(image: pyvips.Image) -> pyvips.Image:

@@ -12,10 +12,13 @@ from typing import Literal
 
 from pipeline.errors import UnsupportedFormat
 
-__all__ = ["AUTO_FORMAT", "CONTENT_TYPES", "SNIFF_BYTES", "SourceFormat", "output_format", "sniff"]
+__all__ = ["AUTO_FORMAT", "CONTENT_TYPES", "EXTENSIONS", "SNIFF_BYTES", "SourceFormat", "output_format", "sniff"]
 
 SourceFormat = Literal["jpeg", "png", "gif", "webp", "tiff", "avif", "svg"]
 SNIFF_BYTES = 4096
+
+# File-name suffix per output format: stored object keys and `pixelflow run` outputs.
+EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "avif": ".avif", "gif": ".gif", "tiff": ".tif"}
 
 CONTENT_TYPES: dict[str, str] = {
     "jpeg": "image/jpeg",

@@ -94,9 +94,13 @@ async def test_redeliver_sends_the_same_event_again(
     assert r.status_code == 202
     got = receiver.wait(path, 2)
     assert got[0].body == got[1].body
-    assert got[0].headers["webhook-id"] != got[1].headers["webhook-id"]
+    # Standard Webhooks: the id names the message, so a redelivery keeps it and receivers dedupe on it
+    assert got[0].headers["webhook-id"] == got[1].headers["webhook-id"]
+    Webhook(tenant.secret).verify(got[1].body, got[1].headers)
     found = await deliveries(tenant, job["id"], {"delivered"})
     assert len(found) == 2
+    assert found[0]["id"] != found[1]["id"] and found[0]["webhook_id"] == found[1]["webhook_id"]
+    assert found[0]["webhook_id"] == got[0].headers["webhook-id"]
 
 
 async def test_failed_job_sends_job_failed_with_the_reason(

@@ -29,8 +29,11 @@ def test_settings_parse_types_and_reject_typos() -> None:
         load_settings({"PIXELFLOW_WORKER_CONCURRENCY": "0"})
     with pytest.raises(SettingsError, match="URL_SIGNING_SECRET is required"):
         load_settings({"PIXELFLOW_STORAGE": "local"})
-    with pytest.raises(SettingsError, match="DEADLINE_SECONDS must be below"):
-        load_settings({"PIXELFLOW_DEADLINE_SECONDS": "200"})
+    with pytest.raises(SettingsError, match="RECYCLE_RSS_MB must not exceed"):
+        load_settings({"PIXELFLOW_ENGINE_RECYCLE_RSS_MB": "4096", "PIXELFLOW_ENGINE_MEMORY_LIMIT_MB": "1024"})
+    with pytest.raises(SettingsError, match="unknown setting PIXELFLOW_JOB_TIMEOUT_SECONDS"):
+        load_settings({"PIXELFLOW_JOB_TIMEOUT_SECONDS": "120"})  # derived from the deadline now
+    assert load_settings({"PIXELFLOW_DEADLINE_SECONDS": "200"}).job_timeout_seconds > 200
 
 
 def test_settings_redact_secrets() -> None:

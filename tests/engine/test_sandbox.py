@@ -1,0 +1,191 @@
+"""The engine in a killable child process: every way a run can end, on real libvips work.
+
+Timings here are bounds on promises (a kill within a second), not performance figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.errors import CorruptImage, DeadlineExceeded, EngineCrashed, OutOfMemory
+from pipeline.sandbox import EngineCanceled, EngineRequest, Sandbox, SandboxConfig
+from pipeline.spec import Limits, decode_job_spec, encode_job_spec
+from tests.imagegen import encode, photo
+
+ROOT = Path(__file__).resolve().parents[2]
+BIG_LIMITS = Limits(max_job_cost=10**9)  # these specs are slow on purpose; the budget is tested elsewhere
+
+
+def spec(*variants: dict) -> bytes:
+    return encode_job_spec(decode_job_spec(json.dumps({"version": 1, "pipeline": list(variants)})))
+
+
+QUICK = spec({"id": "t", "action": "resize", "width": 64, "format": "jpeg"})
+# AVIF at effort 9 takes tens of seconds per megapixel inside one libaom call that never checks
+# libvips' kill flag: only killing the process stops it.
+SLOW = spec({"id": "a", "steps": [], "format": "avif", "effort": 9})
+
+
+@pytest.fixture(scope="module")
+def small_jpeg() -> bytes:
+    return encode(photo(320, 240), ".jpg")
+
+
+@pytest.fixture(scope="module")
+def slow_source() -> bytes:
+    return encode(photo(1600, 1200, seed=3), ".jpg")
+
+
+@pytest.fixture
+def sandbox():
+    sb = Sandbox(SandboxConfig(vips_concurrency=1))
+    sb.start()
+    yield sb
+    sb.close()
+
+
+def _cpu_ticks(pid: int) -> int | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return int(fields[11]) + int(fields[12])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_run_returns_variants_and_stages(sandbox: Sandbox, small_jpeg: bytes) -> None:
+    result = sandbox.run(EngineRequest(small_jpeg, QUICK, Limits()), timeout=30)
+    (v,) = result.variants
+    assert (v.id, v.format, v.width, v.height) == ("t", "jpeg", 64, 48)
+    assert v.data[:2] == b"\xff\xd8" and v.bytes == len(v.data)
+    assert (result.source.format, result.source.width, result.source.height) == ("jpeg", 320, 240)
+    assert {s.name for s in result.stages} >= {"pipeline.probe", "pipeline.decode", "pipeline.variant"}
+    assert all(s.end_ns >= s.start_ns > 0 for s in result.stages)
+
+
+def test_engine_errors_cross_the_boundary_typed(sandbox: Sandbox, small_jpeg: bytes) -> None:
+    with pytest.raises(CorruptImage) as err:
+        sandbox.run(EngineRequest(small_jpeg[: len(small_jpeg) // 3] + b"\xff\xd9", QUICK, Limits()), timeout=30)
+    assert err.value.code == "corrupt_image"
+    pid = sandbox.pid
+    assert sandbox.run(EngineRequest(small_jpeg, QUICK, Limits()), timeout=30).variants  # same child goes on
+    assert sandbox.pid == pid
+
+
+def test_deadline_kills_the_child_inside_a_single_call_encoder(sandbox: Sandbox, slow_source: bytes) -> None:
+    pid = sandbox.pid
+    assert pid is not None
+    started = time.monotonic()
+    with pytest.raises(DeadlineExceeded) as err:
+        sandbox.run(EngineRequest(slow_source, SLOW, BIG_LIMITS), timeout=1.0)
+    elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 2.0, elapsed
+    assert err.value.code == "deadline_exceeded" and "1 s" in err.value.public
+    assert not _alive(pid), "the killed child must be gone"
+    assert sandbox.pid != pid  # a replacement is already starting
+    small = encode(photo(320, 240), ".jpg")
+    assert sandbox.run(EngineRequest(small, QUICK, Limits()), timeout=30).variants
+
+
+def test_kill_from_another_thread_cancels_within_a_second(sandbox: Sandbox, slow_source: bytes) -> None:
+    pid = sandbox.pid
+    assert pid is not None
+    timer = threading.Timer(0.5, sandbox.kill)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(EngineCanceled):
+        sandbox.run(EngineRequest(slow_source, SLOW, BIG_LIMITS), timeout=60)
+    assert time.monotonic() - started < 1.5
+    assert not _alive(pid)
+    assert sandbox.kill() is False  # nothing running now
+
+
+def test_a_child_that_crashes_is_engine_crashed_and_replaced(sandbox: Sandbox, slow_source: bytes) -> None:
+    pid = sandbox.pid
+    assert pid is not None
+    threading.Timer(0.5, os.kill, (pid, signal.SIGSEGV)).start()
+    with pytest.raises(EngineCrashed) as err:
+        sandbox.run(EngineRequest(slow_source, SLOW, BIG_LIMITS), timeout=60)
+    assert err.value.code == "engine_crashed" and err.value.detail == f"signal {signal.SIGSEGV}"
+    small = encode(photo(320, 240), ".jpg")
+    assert sandbox.run(EngineRequest(small, QUICK, Limits()), timeout=30).variants
+
+
+def test_memory_cap_turns_a_runaway_into_out_of_memory() -> None:
+    import pyvips
+
+    # 49 MP that compresses to a few KB; rotating by 33 degrees needs the whole decoded source in
+    # memory (147 MB) and more for the output.
+    flat = pyvips.Image.black(7000, 7000, bands=3).copy(interpretation="srgb").pngsave_buffer(compression=9)
+    rotate = spec({"id": "r", "steps": [{"op": "rotate", "angle": 33}], "format": "png", "effort": 0})
+    sb = Sandbox(SandboxConfig(vips_concurrency=1, memory_limit_bytes=150 * 1024**2, recycle_rss_bytes=100 * 1024**2))
+    try:
+        with pytest.raises(OutOfMemory) as err:
+            sb.run(EngineRequest(flat, rotate, BIG_LIMITS), timeout=60)
+        assert err.value.code == "out_of_memory" and "150 MB" in err.value.public
+        small = encode(photo(320, 240), ".jpg")
+        assert sb.run(EngineRequest(small, QUICK, Limits()), timeout=30).variants
+        assert (sb.rss() or 0) < 150 * 1024**2
+    finally:
+        sb.close()
+
+
+def test_children_are_recycled_after_max_jobs(small_jpeg: bytes) -> None:
+    restarts: list[str] = []
+    sb = Sandbox(SandboxConfig(vips_concurrency=1, max_jobs=2), on_restart=restarts.append)
+    sb.start()
+    try:
+        pids = []
+        for _ in range(5):
+            pids.append(sb.pid)
+            sb.run(EngineRequest(small_jpeg, QUICK, Limits()), timeout=30)
+        assert restarts == ["recycled", "recycled"]
+        assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+    finally:
+        sb.close()
+
+
+def test_children_die_with_their_parent(tmp_path: Path, slow_source: bytes) -> None:
+    """A SIGKILLed worker must not leave its engine burning CPU as an orphan."""
+    source = tmp_path / "slow.jpg"
+    source.write_bytes(slow_source)
+    script = (
+        "import sys, time\n"
+        "from pipeline.sandbox import Sandbox, SandboxConfig, EngineRequest\n"
+        "from pipeline.spec import Limits\n"
+        "from tests.engine.test_sandbox import SLOW\n"
+        "if __name__ == '__main__':\n"
+        "    sb = Sandbox(SandboxConfig(vips_concurrency=1)); sb.start()\n"
+        "    print(sb.pid, flush=True)\n"
+        "    sb.run(EngineRequest(open(sys.argv[1], 'rb').read(), SLOW, Limits(max_job_cost=10**9)), timeout=120)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(source)], stdout=subprocess.PIPE, cwd=ROOT, text=True)
+    try:
+        assert proc.stdout is not None
+        child = int(proc.stdout.readline())
+        time.sleep(1.0)
+        before = _cpu_ticks(child)
+        assert before is not None and _alive(child)
+        proc.kill()
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 2
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), "the engine outlived its killed parent"
+    finally:
+        proc.kill()

@@ -1,0 +1,487 @@
+"""Every job ends, on real services: hard deadlines, cancel that stops work, engine crashes and
+memory caps, a drained worker handing its job back, a lost worker's job failing ``worker_lost``.
+Each test runs an API and workers on a queue of its own, with the settings it needs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from cli.receiver import WebhookReceiver
+from cli.stack import free_port
+from tests.imagegen import encode, photo
+from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
+from tests.integration.test_flow import create_and_upload
+
+pytestmark = pytest.mark.integration
+
+TERMINAL = {"succeeded", "failed", "canceled"}
+# AVIF at effort 9: one libaom call of ~36 s per megapixel on this machine, which never looks at
+# libvips' kill flag. 1600x1200 takes over a minute; 320x240 about 3 s.
+SLOW = {"version": 1, "pipeline": [{"id": "a", "steps": [], "format": "avif", "effort": 9}]}
+QUICK = {"version": 1, "pipeline": [{"id": "t", "action": "resize", "width": 120, "format": "webp"}]}
+
+
+class Lane:
+    def __init__(self, stack: Stack, name: str, settings: dict[str, str], workers: int) -> None:
+        queue = f"pixelflow:life-{name}-{uuid.uuid4().hex[:6]}"
+        self.settings = {"queue_name": queue, **settings}
+        self.env = {**stack.env, **{f"PIXELFLOW_{k.upper()}": v for k, v in self.settings.items()}}
+        self.stack, self.name = stack, name
+        self.api = ApiServer(stack.settings(**self.settings), free_port()).start()
+        self.workers = [self.worker(i).start() for i in range(workers)]
+
+    def worker(self, i: int) -> WorkerProcess:
+        return WorkerProcess(self.env, self.stack.workdir / f"life-{self.name}-{i}.log")
+
+    async def tenant(self) -> Tenant:
+        return await make_tenant(self.stack, self.api)
+
+    def stop(self) -> None:
+        for w in self.workers:
+            w.stop()
+        self.api.stop()
+
+
+@contextlib.asynccontextmanager
+async def lane(stack: Stack, name: str, workers: int = 1, **settings: str) -> AsyncIterator[Lane]:
+    ln = Lane(stack, name, settings, workers)
+    try:
+        yield ln
+    finally:
+        ln.stop()
+
+
+def engines(worker: WorkerProcess) -> list[int]:
+    """The worker's engine child processes."""
+    assert worker.proc is not None
+    pid = worker.proc.pid
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            children += [int(c) for c in (task / "children").read_text().split()]
+    return [c for c in children if b"multiprocessing.spawn" in _cmdline(c) and b"resource_tracker" not in _cmdline(c)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def alive(pid: int) -> bool:
+    st = _stat(pid)
+    return st is not None and st[0] != "Z"
+
+
+def cpu_ticks(pid: int) -> int:
+    st = _stat(pid)
+    return int(st[11]) + int(st[12]) if st else 0
+
+
+def rss_bytes(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+async def busy_engine(worker: WorkerProcess, timeout: float = 20) -> int:
+    """The engine child that is burning CPU now."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        before = {p: cpu_ticks(p) for p in engines(worker)}
+        await asyncio.sleep(0.3)
+        for p, ticks in before.items():
+            if cpu_ticks(p) - ticks >= 10:  # >= 0.1 s of CPU in 0.3 s
+                return p
+    raise AssertionError("no engine child got busy")
+
+
+async def assert_engines_idle(worker: WorkerProcess) -> None:
+    before = {p: cpu_ticks(p) for p in engines(worker)}
+    await asyncio.sleep(1.0)
+    burning = {p: cpu_ticks(p) - t for p, t in before.items() if cpu_ticks(p) - t > 10}
+    assert not burning, f"engine children still using CPU: {burning}"
+
+
+async def start(t: Tenant, body: dict, data: bytes) -> str:
+    job = await create_and_upload(t, body, data)
+    r = await t.http.post(f"/v1/jobs/{job['id']}/start")
+    assert r.status_code == 202, r.text
+    return job["id"]
+
+
+def seconds(a: str, b: str) -> float:
+    return (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()
+
+
+async def test_deadline_ends_the_job_and_its_engine(stack: Stack, receiver: WebhookReceiver) -> None:
+    async with lane(stack, "deadline", deadline_seconds="2") as ln:
+        t = await ln.tenant()
+        path = f"/deadline/{t.name}"
+        job_id = await start(t, {**SLOW, "webhook_url": receiver.url(path)}, encode(photo(1600, 1200, seed=3), ".jpg"))
+        engine = await busy_engine(ln.workers[0])
+        final = await wait_status(t, job_id, TERMINAL, timeout=20)
+        assert final["status"] == "failed" and final["error"]["code"] == "deadline_exceeded", final
+        took = seconds(final["started_at"], final["finished_at"])
+        print(f"\n[deadline 2 s] job ended after {took:.2f} s of processing")
+        assert took < 3.0
+        (got,) = receiver.wait(path, 1)
+        event = Webhook(t.secret).verify(got.body, got.headers)
+        assert event["type"] == "job.failed" and event["data"]["error"]["code"] == "deadline_exceeded"
+        assert not alive(engine)
+        await assert_engines_idle(ln.workers[0])
+        # the worker goes on with a fresh engine
+        quick = await start(t, QUICK, encode(photo(320, 240), ".jpg"))
+        assert (await wait_status(t, quick, TERMINAL))["status"] == "succeeded"
+        await t.http.aclose()
+
+
+async def test_cancel_kills_the_engine_within_a_second(stack: Stack, receiver: WebhookReceiver) -> None:
+    async with lane(stack, "cancel", deadline_seconds="30") as ln:
+        t = await ln.tenant()
+        path = f"/cancel/{t.name}"
+        job_id = await start(t, {**SLOW, "webhook_url": receiver.url(path)}, encode(photo(1600, 1200, seed=3), ".jpg"))
+        engine = await busy_engine(ln.workers[0])
+        asked = time.monotonic()
+        r = await t.http.post(f"/v1/jobs/{job_id}/cancel")
+        assert r.status_code == 200 and r.json()["status"] == "canceled"
+        while alive(engine) and time.monotonic() - asked < 5:
+            await asyncio.sleep(0.02)
+        gone = time.monotonic() - asked
+        print(f"\n[cancel] engine gone {gone * 1000:.0f} ms after the cancel request")
+        assert gone < 1.0
+        (got,) = receiver.wait(path, 1)
+        event = Webhook(t.secret).verify(got.body, got.headers)
+        assert event["type"] == "job.canceled" and event["data"]["status"] == "canceled"
+        await asyncio.sleep(1.5)  # the worker must not overwrite the cancel with a result or send more
+        final = (await t.http.get(f"/v1/jobs/{job_id}")).json()
+        assert final["status"] == "canceled" and final["variants"] == []
+        assert len(receiver.at(path)) == 1
+        await assert_engines_idle(ln.workers[0])
+        # a job canceled before any worker touched it also ends with its webhook
+        queued = await create_and_upload(t, {**QUICK, "webhook_url": receiver.url(path)}, encode(photo(64, 48), ".jpg"))
+        assert (await t.http.post(f"/v1/jobs/{queued['id']}/cancel")).json()["status"] == "canceled"
+        assert [Webhook(t.secret).verify(g.body, g.headers)["type"] for g in receiver.wait(path, 2)] == [
+            "job.canceled",
+            "job.canceled",
+        ]
+        await t.http.aclose()
+
+
+async def test_engine_crash_and_memory_cap_fail_the_job_and_the_worker_goes_on(stack: Stack) -> None:
+    import pyvips
+
+    async with lane(
+        stack, "crash", deadline_seconds="30", engine_memory_limit_mb="150", engine_recycle_rss_mb="120"
+    ) as ln:
+        t = await ln.tenant()
+        job_id = await start(t, SLOW, encode(photo(1600, 1200, seed=3), ".jpg"))
+        engine = await busy_engine(ln.workers[0])
+        os.kill(engine, signal.SIGSEGV)  # what a decoder fault looks like from outside
+        final = await wait_status(t, job_id, TERMINAL, timeout=20)
+        assert final["status"] == "failed" and final["error"]["code"] == "engine_crashed", final
+        assert "signal" not in final["error"]["message"]  # detail stays in the logs
+
+        # 49 MP of flat colour compresses to a few KB; rotating it needs ~150 MB for the source alone
+        flat = pyvips.Image.black(7000, 7000, bands=3).copy(interpretation="srgb").pngsave_buffer(compression=9)
+        rotate = {"version": 1, "pipeline": [{"id": "r", "steps": [{"op": "rotate", "angle": 33}], "format": "png"}]}
+        job_id = await start(t, rotate, flat)
+        final = await wait_status(t, job_id, TERMINAL, timeout=30)
+        assert final["status"] == "failed" and final["error"]["code"] == "out_of_memory", final
+        assert "150 MB" in final["error"]["message"]
+
+        quick = await start(t, QUICK, encode(photo(320, 240), ".jpg"))
+        assert (await wait_status(t, quick, TERMINAL))["status"] == "succeeded"
+        assert ln.workers[0].proc is not None and ln.workers[0].proc.poll() is None
+        await t.http.aclose()
+
+
+async def test_sigterm_hands_the_running_job_back(stack: Stack) -> None:
+    async with lane(stack, "drain", deadline_seconds="30", worker_drain_seconds="0.5") as ln:
+        t = await ln.tenant()
+        job_id = await start(t, SLOW, encode(photo(320, 240, seed=4), ".jpg"))  # ~3 s of AVIF
+        engine = await busy_engine(ln.workers[0])
+        first = ln.workers[0]
+        assert first.proc is not None
+        asked = time.monotonic()
+        first.proc.send_signal(signal.SIGTERM)
+        first.proc.wait(timeout=15)
+        stopped = time.monotonic() - asked
+        print(f"\n[drain 0.5 s] worker exited {stopped:.2f} s after SIGTERM")
+        assert stopped < 0.5 + 5
+        assert not alive(engine)
+        handed = (await t.http.get(f"/v1/jobs/{job_id}")).json()
+        assert handed["status"] == "queued" and handed["attempts"] == 1, handed
+        ln.workers.append(ln.worker(1).start())
+        final = await wait_status(t, job_id, TERMINAL, timeout=60)
+        assert final["status"] == "succeeded" and final["attempts"] == 2, final
+        assert [v["id"] for v in final["variants"]] == ["a"]
+        await t.http.aclose()
+
+
+async def test_a_lost_worker_is_noticed_by_its_lease(stack: Stack, receiver: WebhookReceiver) -> None:
+    """SIGKILL: no cleanup at all. With ``job_max_tries=1`` the job ends ``worker_lost`` within
+    ``lease_seconds + sweep_interval_seconds`` (3 s + 1 s here) of the kill, from the other worker."""
+    async with lane(stack, "lost", workers=2, deadline_seconds="30", job_max_tries="1") as ln:
+        t = await ln.tenant()
+        path = f"/lost/{t.name}"
+        job_id = await start(t, {**SLOW, "webhook_url": receiver.url(path)}, encode(photo(800, 600, seed=5), ".jpg"))
+        owner = None
+        for _ in range(100):
+            for w in ln.workers:
+                with contextlib.suppress(AssertionError):
+                    await busy_engine(w, timeout=0.3)
+                    owner = w
+            if owner:
+                break
+        assert owner is not None
+        killed = time.monotonic()
+        owner.kill()
+        final = await wait_status(t, job_id, TERMINAL, timeout=20)
+        ended = time.monotonic() - killed
+        print(f"\n[worker SIGKILL] job failed worker_lost {ended:.2f} s after the kill (bound 3 s lease + 1 s sweep)")
+        assert final["status"] == "failed" and final["error"]["code"] == "worker_lost", final
+        assert ended < 3 + 1 + 1.5
+        (got,) = receiver.wait(path, 1)
+        assert Webhook(t.secret).verify(got.body, got.headers)["data"]["error"]["code"] == "worker_lost"
+        await t.http.aclose()
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def _ztxt_bomb() -> bytes:
+    """A 64x64 PNG carrying a zTXt chunk that inflates to 300 MB."""
+    import zlib
+
+    import pyvips
+
+    png = pyvips.Image.black(64, 64).pngsave_buffer()
+    z = zlib.compressobj(9)
+    zero = bytes(1 << 20)
+    text = b"".join(z.compress(zero) for _ in range(300)) + z.flush()
+    chunk = _png_chunk(b"zTXt", b"Comment\x00\x00" + text)
+    return png[:33] + chunk + png[33:]  # after the 8-byte signature and the 25-byte IHDR
+
+
+def _truncated_jpeg_claiming(width: int, height: int) -> bytes:
+    """A real JPEG header whose frame claims width x height, a few hundred bytes of scan, then EOI."""
+    import struct
+
+    data = bytearray(encode(photo(64, 48), ".jpg"))
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    sos = data.index(b"\xff\xda")
+    return bytes(data[: sos + 300]) + b"\xff\xd9"
+
+
+def hostile_corpus() -> dict[str, tuple[dict, bytes]]:
+    import pyvips
+
+    def spec(*variants: dict) -> dict:
+        return {"version": 1, "pipeline": list(variants)}
+
+    thumb = {"id": "t", "action": "resize", "width": 200, "format": "png"}
+    filter_bomb = (
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="10000" height="10000"><filter id="f" x="-1" y="-1"'
+        b' width="3" height="3"><feGaussianBlur stdDeviation="900"/><feMorphology radius="300"/>'
+        b'<feGaussianBlur stdDeviation="900"/></filter><rect width="10000" height="10000" filter="url(#f)"/>'
+        b'<rect width="9000" height="9000" filter="url(#f)"/></svg>'
+    )
+    shapes = b"".join(
+        b'<rect x="%d" y="%d" width="7" height="7" fill="#%06x"/>' % (i % 4000, (i * 7) % 4000, i % 0xFFFFFF)
+        for i in range(400_000)
+    )
+    many = b'<svg xmlns="http://www.w3.org/2000/svg" width="4000" height="4000">' + shapes + b"</svg>"
+    heavy = encode(photo(2400, 1800, seed=9), ".jpg", Q=70)
+    return {
+        "svg filter bomb": (spec(thumb), filter_bomb),
+        "svg filter bomb, full size": (spec({"id": "f", "steps": [], "format": "png", "effort": 0}), filter_bomb),
+        "svg 400k shapes": (spec(thumb), many),
+        "100 MP AVIF effort 9": (
+            spec({"id": "a", "steps": [], "format": "avif", "effort": 9}),
+            pyvips.Image.black(10000, 10000).jpegsave_buffer(Q=10),
+        ),
+        "smart crop after heavy steps": (
+            spec(
+                {
+                    "id": "s",
+                    "steps": [
+                        {"op": "rotate", "angle": 33},
+                        {"op": "sharpen", "sigma": 10},
+                        {"op": "blur", "sigma": 40},
+                        {"op": "crop", "aspect_ratio": "1:1", "gravity": "entropy"},
+                    ],
+                    "format": "webp",
+                    "effort": 6,
+                }
+            ),
+            heavy,
+        ),
+        "gif inflation (64 MP in 44 KB)": (
+            spec(thumb),
+            pyvips.Image.black(8000, 8000).gifsave_buffer(bitdepth=1, effort=1),
+        ),
+        "png zTXt inflation (300 MB)": (spec(thumb), _ztxt_bomb()),
+        "truncated jpeg claiming 10000x10000": (spec(thumb), _truncated_jpeg_claiming(10000, 10000)),
+    }
+
+
+async def test_hostile_corpus_ends_within_the_deadline_and_others_still_get_served(stack: Stack) -> None:
+    settings = {
+        "deadline_seconds": "2",
+        "engine_memory_limit_mb": "512",
+        "engine_recycle_rss_mb": "256",
+        "max_source_bytes": str(30 * 1024 * 1024),
+    }
+    async with lane(stack, "hostile", **settings) as ln:
+        attacker, bystander = await ln.tenant(), await ln.tenant()
+        corpus = hostile_corpus()
+        ids: dict[str, str] = {}
+        refused: dict[str, str] = {}
+        for name, (body, data) in corpus.items():
+            created = await attacker.http.post("/v1/jobs", json=body)
+            if created.status_code == 422:  # refused before any work (the budget, say): also an end
+                refused[name] = created.json()["code"]
+                continue
+            job = created.json()
+            async with __import__("httpx").AsyncClient() as plain:
+                assert (await plain.put(job["upload"]["put"]["url"], content=data)).status_code == 200
+            r = await attacker.http.post(f"/v1/jobs/{job['id']}/start")
+            assert r.status_code < 500, r.text
+            ids[name] = job["id"]
+        normal = await start(bystander, QUICK, encode(photo(640, 480), ".jpg"))
+
+        print(f"\n[hostile corpus] {len(corpus)} inputs, deadline 2 s, memory cap 512 MB")
+        for name, code in refused.items():
+            print(f"  {name:<38} refused at create: {code}")
+        for name, job_id in ids.items():
+            final = await wait_status(attacker, job_id, TERMINAL, timeout=60)
+            took = seconds(final["started_at"], final["finished_at"]) if final["started_at"] else 0.0
+            reason = (final["error"] or {}).get("code", final["status"])
+            print(f"  {name:<38} {final['status']:<9} {reason:<20} {took:.2f} s")
+            assert final["status"] in TERMINAL
+            assert final["status"] != "failed" or final["error"]["code"], final
+            assert took <= 2 + 1, (name, took)
+        assert (await wait_status(bystander, normal, TERMINAL, timeout=60))["status"] == "succeeded"
+        await asyncio.sleep(0.5)
+        rss = [rss_bytes(p) for p in engines(ln.workers[0])]
+        print(f"  engine RSS afterwards: {[r // 2**20 for r in rss]} MB (recycled above 256 MB)")
+        assert rss and max(rss) < 256 * 2**20
+        await assert_engines_idle(ln.workers[0])
+        await attacker.http.aclose()
+        await bystander.http.aclose()
+
+
+CHAOS_JOBS = 100
+CHAOS_SPEC = {
+    "version": 1,
+    "pipeline": [
+        {"id": "w", "steps": [{"op": "resize", "width": 1200, "fit": "inside"}], "format": "webp"},
+        {"id": "s", "action": "resize", "width": 96, "height": 96, "format": "jpeg"},
+    ],
+}
+
+
+async def test_chaos_every_job_ends_once(stack: Stack, receiver: WebhookReceiver) -> None:
+    """100 jobs through two worker SIGKILLs and a Redis restart (its queue lost): 0 stuck, 0 lost,
+    0 with two different results, one webhook message per job."""
+    import httpx
+
+    from tests.integration.test_faults import retrying
+
+    async with lane(stack, "chaos", workers=2, deadline_seconds="20") as ln:
+        t = await ln.tenant()
+        path = f"/chaos/{t.name}"
+        data = encode(photo(2000, 1500, seed=11), ".jpg", Q=80)
+        ids: list[str] = []
+        started = time.monotonic()
+
+        async def submit() -> None:
+            job = (
+                await retrying(lambda: t.http.post("/v1/jobs", json={**CHAOS_SPEC, "webhook_url": receiver.url(path)}))
+            ).json()
+            async with httpx.AsyncClient() as plain:
+                await retrying(lambda: plain.put(job["upload"]["put"]["url"], content=data))
+            r = await retrying(lambda: t.http.post(f"/v1/jobs/{job['id']}/start"))
+            assert r.status_code == 202, r.text
+            ids.append(job["id"])
+
+        async def finished() -> int:
+            return len(receiver.at(path))
+
+        async def when(count: int) -> None:
+            while await finished() < count and time.monotonic() - started < 120:
+                await asyncio.sleep(0.05)
+
+        async def chaos() -> list[str]:
+            done = []
+            await when(20)
+            await busy_engine(ln.workers[0])  # kill it mid-job, not between jobs
+            ln.workers[0].kill()
+            ln.workers[0] = ln.worker(10).start()
+            done.append("worker 0 SIGKILL")
+            await when(45)
+            ln.stack.redis.restart()
+            done.append("redis restart")
+            await when(70)
+            await busy_engine(ln.workers[1])
+            ln.workers[1].kill()
+            ln.workers[1] = ln.worker(11).start()
+            done.append("worker 1 SIGKILL")
+            return done
+
+        faults = asyncio.create_task(chaos())
+        for _ in range(CHAOS_JOBS // 10):
+            await asyncio.gather(*(submit() for _ in range(10)))
+        finals = [await wait_status(t, i, TERMINAL, timeout=150) for i in ids]
+        injected = await asyncio.wait_for(faults, timeout=30)
+        took = time.monotonic() - started
+        await asyncio.sleep(2)  # late duplicates would show up now
+        statuses = [f["status"] for f in finals]
+        attempts = [f["attempts"] for f in finals]
+        events: dict[str, set[str]] = {}
+        for got in receiver.at(path):
+            event = Webhook(t.secret).verify(got.body, got.headers)
+            events.setdefault(event["data"]["job_id"], set()).add(got.headers["webhook-id"])
+        print(
+            f"\n[chaos] jobs={len(ids)} faults={injected} in {took:.1f} s: succeeded={statuses.count('succeeded')}"
+            f" failed={statuses.count('failed')} stuck=0 lost={CHAOS_JOBS - len(finals)}"
+            f" re-run={sum(a > 1 for a in attempts)} max_attempts={max(attempts)}"
+            f" webhook_messages={sum(len(v) for v in events.values())}"
+        )
+        assert sum(a > 1 for a in attempts) >= 1, "the kills should have interrupted running jobs"
+        assert len(ids) == CHAOS_JOBS and statuses == ["succeeded"] * CHAOS_JOBS, [f["error"] for f in finals]
+        for f in finals:
+            assert sorted(v["id"] for v in f["variants"]) == ["s", "w"]
+            assert [(v["width"], v["height"]) for v in sorted(f["variants"], key=lambda v: v["id"])] == [
+                (96, 96),
+                (1200, 900),
+            ]
+        assert set(events) == set(ids)
+        assert all(len(v) == 1 for v in events.values()), "a job sent two different webhook messages"
+        await t.http.aclose()

@@ -7,7 +7,7 @@ import threading
 
 import pyvips
 
-__all__ = ["configure_vips", "vips_memory"]
+__all__ = ["configure_vips"]
 
 # Loaders for the formats `pipeline.sniff` admits. Everything else stays blocked even if a
 # crafted file gets past sniffing (libvips picks loaders by content, not by our label).
@@ -48,31 +48,3 @@ def configure_vips(*, concurrency: int | None = None, cache_max_ops: int = 64) -
         if concurrency:
             pyvips.concurrency_set(concurrency)
         _done = True
-
-
-def vips_memory() -> tuple[int, int] | None:
-    """(bytes libvips has allocated now, high-water mark), for metrics; None if unavailable.
-
-    pyvips does not bind these, so they are read from the already-loaded libvips by name.
-    """
-    import ctypes
-    import glob
-    import os
-
-    global _tracked  # noqa: PLW0603
-    if _tracked is None:
-        here = os.path.dirname(pyvips.__file__)
-        candidates = glob.glob(os.path.join(here, "..", "pyvips_binary.libs", "libvips*.so*")) or ["libvips.so.42"]
-        try:
-            lib = ctypes.CDLL(candidates[0])
-            lib.vips_tracked_get_mem.restype = ctypes.c_size_t
-            lib.vips_tracked_get_mem_highwater.restype = ctypes.c_size_t
-            _tracked = lib
-        except OSError:
-            _tracked = False
-    if not _tracked:
-        return None
-    return _tracked.vips_tracked_get_mem(), _tracked.vips_tracked_get_mem_highwater()
-
-
-_tracked = None

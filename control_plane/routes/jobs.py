@@ -26,7 +26,7 @@ from control_plane.views import (
     upload_view,
 )
 from infra.events import job_delivery
-from infra.lifecycle import TERMINAL, JobStatus
+from infra.lifecycle import ACTIVE, TERMINAL, JobStatus
 from infra.queue import announce_cancel, queue_webhook
 from infra.repo import Job
 from infra.telemetry import carrier
@@ -153,7 +153,7 @@ class JobsController(Controller):
             assert job is not None
             raise Conflict(f"the job already {job.status}", code=f"job_{job.status}")
         settings = services.settings
-        if job.status == JobStatus.PROCESSING:
+        if job.status in ACTIVE:  # a worker may have claimed it since we read it
             await announce_cancel(services.queue, settings.queue_name, job_id)
         if isinstance(recorded, uuid.UUID):
             await queue_webhook(services.queue, settings.webhook_queue_name, recorded, carrier())

@@ -18,6 +18,7 @@ from cli.receiver import WebhookReceiver
 from cli.stack import free_port
 from tests.imagegen import encode, photo
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
+from tests.integration.test_webhooks import deliveries
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +42,11 @@ async def isolated(stack: Stack, name: str, **overrides: str) -> AsyncIterator[t
     workers = [WorkerProcess(env, stack.workdir / f"fault-{name}-{i}.log").start() for i in range(2)]
     try:
         yield await make_tenant(stack, api), workers
+    except BaseException:
+        for w in workers:  # what the workers saw, for whoever reads the failure
+            print(f"--- {w.log.name} (last 40 lines)")
+            print("\n".join(w.log.read_text(errors="replace").splitlines()[-40:]))
+        raise
     finally:
         for w in workers:
             w.stop()
@@ -140,6 +146,7 @@ async def test_webhook_receiver_down_for_a_while(stack: Stack, source: bytes) ->
         print(f"[receiver down] events={JOBS} delivered={len(unique)} lost={JOBS - len(unique)}")
         assert len(unique) == JOBS
         for job_id in ids:
-            (d,) = (await t.http.get(f"/v1/jobs/{job_id}/deliveries")).json()
+            # the receiver has the POST a moment before the worker records the answer
+            (d,) = await deliveries(t, job_id, {"delivered", "failed"}, timeout=10)
             assert d["status"] == "delivered" and d["attempts"] >= 2
         await t.http.aclose()

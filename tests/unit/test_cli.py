@@ -16,8 +16,10 @@ ROOT = Path(__file__).resolve().parents[2]
 PIXELFLOW = str(Path(sys.executable).with_name("pixelflow"))
 
 
-def pixelflow(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PIXELFLOW, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+def pixelflow(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PIXELFLOW, *args], cwd=cwd, capture_output=True, text=True, timeout=120, check=False, env=env
+    )
 
 
 def test_run_the_readme_example(tmp_path: Path) -> None:
@@ -94,3 +96,29 @@ def test_watermark_assets_cannot_escape_the_assets_directory(tmp_path: Path, key
     result = pixelflow("run", str(spec), str(image), "-o", str(tmp_path / "out"))
     assert result.returncode == 2
     assert "$.pipeline[0]" in result.stderr
+
+
+def test_run_enforces_the_deadline_inside_a_single_call_encoder(tmp_path: Path) -> None:
+    """AVIF at effort 9 on 1.9 MP runs over a minute in one libaom call; the deadline holds anyway."""
+    import os
+    import time
+
+    source = tmp_path / "big.jpg"
+    source.write_bytes(encode(photo(1600, 1200, seed=3), ".jpg"))
+    spec = tmp_path / "slow.json"
+    spec.write_text(json.dumps({"version": 1, "pipeline": [{"id": "a", "steps": [], "format": "avif", "effort": 9}]}))
+    env = {**os.environ, "PIXELFLOW_DEADLINE_SECONDS": "1.5"}
+    started = time.monotonic()
+    result = pixelflow("run", str(spec), str(source), "-o", str(tmp_path / "out"), env=env)
+    took = time.monotonic() - started
+    assert result.returncode == 1
+    assert "FAILED deadline_exceeded: processing took longer than 1.5 s" in result.stderr
+    assert took < 1.5 + 3  # the deadline, plus starting Python and one engine process
+
+
+def test_run_refuses_invalid_settings(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "PIXELFLOW_DEADLINE_SECONDS": "soon"}
+    result = pixelflow("run", "examples/job.json", "examples/sample.jpg", "-o", str(tmp_path), env=env)
+    assert result.returncode == 2 and "PIXELFLOW_DEADLINE_SECONDS" in result.stderr

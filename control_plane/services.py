@@ -30,6 +30,10 @@ class Services:
     jobs: JobRepo
     deliveries: DeliveryRepo
     limiter: RateLimiter
+    # Each redelivery is a signed POST to a URL the client chose: a burst of 3 per job then one a
+    # minute, and 60 per client then one a second, so the endpoint cannot be turned into a cannon.
+    redeliveries_per_job: RateLimiter
+    redeliveries_per_client: RateLimiter
 
 
 @asynccontextmanager
@@ -43,7 +47,16 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 await store.ensure_bucket()
                 limiter = RateLimiter(queue, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst)
                 yield Services(
-                    settings, pool, queue, store, ClientRepo(pool), JobRepo(pool), DeliveryRepo(pool), limiter
+                    settings,
+                    pool,
+                    queue,
+                    store,
+                    ClientRepo(pool),
+                    JobRepo(pool),
+                    DeliveryRepo(pool),
+                    limiter,
+                    RateLimiter(queue, per_minute=1, burst=3, name="redeliver-job"),
+                    RateLimiter(queue, per_minute=60, burst=60, name="redeliver-client"),
                 )
             finally:
                 await store.close()

@@ -14,7 +14,7 @@ from litestar.response import Redirect
 
 from control_plane.auth import PrincipalDep
 from control_plane.jobflow import create_job, rate_limit, start_job, url_expiry
-from control_plane.problems import Conflict, NotFound, Unprocessable
+from control_plane.problems import Conflict, NotFound, TooManyRequests, Unprocessable
 from control_plane.services import ServicesDep
 from control_plane.views import (
     DeliveryView,
@@ -185,6 +185,15 @@ class JobsController(Controller):
     ) -> DeliveryView:
         if await services.jobs.get(job_id, principal.client.id) is None:
             raise NotFound("no such job")
+        for limiter, key in (
+            (services.redeliveries_per_job, str(job_id)),
+            (services.redeliveries_per_client, str(principal.client.id)),
+        ):
+            decision = await limiter.hit(key)
+            if not decision.allowed:
+                raise TooManyRequests(
+                    f"redeliveries are limited ({limiter.name})", code="redelivery_rate_limited", headers=decision.headers()
+                )
         delivery_id = await services.deliveries.redeliver(job_id)
         if delivery_id is None:
             raise Conflict("the job has not sent a webhook yet", code="no_delivery")

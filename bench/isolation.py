@@ -72,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline", type=Path, required=True, help="a checkout with its own .venv")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=("baseline", "isolated"), help="run one version (for debugging)")
     args = ap.parse_args(argv)
     seq, loaded = (5, 10) if args.quick else (40, 100)
 
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     os.chmod(work, 0o755)
     redis, pg, s3 = RedisServer(work / "redis"), PostgresServer(work / "pg"), LocalStackS3(work / "s3")
     trees = {"baseline": args.baseline.resolve(), "isolated": ROOT}
+    if args.only:
+        trees = {args.only: trees[args.only]}
     results: dict[tuple[str, int], list[dict]] = {}
     try:
         redis.start()
@@ -115,11 +118,16 @@ def main(argv: list[str] | None = None) -> int:
                     r = run_version(tree, envs[name], work, source, workers=workers, seq=seq, loaded=loaded)
                     results.setdefault((name, workers), []).append(r)
                     print(f"  {name:<9} workers={workers} {r}", file=sys.stderr)
+    except BaseException:
+        print(f"failed; logs kept in {work}", file=sys.stderr)
+        work = None  # type: ignore[assignment]
+        raise
     finally:
         s3.stop()
         pg.stop()
         redis.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
     print(render(results, spec_variants=len(SPEC["pipeline"])))
     return 0
 

@@ -67,8 +67,9 @@ class EnginePool:
                 record_span(stage.name, stage.start_ns, stage.end_ns, stage.attributes)
             raise
         finally:
-            del self._running[key]
-            self._idle.put_nowait(sandbox)
+            if self._running.get(key) is sandbox:
+                del self._running[key]
+            self._idle.put_nowait(sandbox)  # always: a sandbox lost here would stall every later job
         for stage in result.stages:
             record_span(stage.name, stage.start_ns, stage.end_ns, stage.attributes)
         return result

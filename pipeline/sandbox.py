@@ -58,6 +58,8 @@ __all__ = [
 ]
 
 _POLL_SECONDS = 0.05  # how often the parent looks at the clock and the child's memory
+_STARTUP_SECONDS = 30.0  # a child starts in ~0.1 s; one that has not said hello by then is stuck
+_HELLO = b"ready"
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -151,6 +153,7 @@ class Sandbox:
         self._conn: Connection | None = None
         self._jobs = 0
         self._busy = False
+        self._ready = False  # the child said it is listening: a request can be sent without blocking
         self._kill_reason: str | None = None
 
     @property
@@ -165,7 +168,7 @@ class Sandbox:
         proc = self._ctx.Process(target=_child_main, args=(child, self.config), name="pixelflow-engine", daemon=True)
         proc.start()
         child.close()
-        self._proc, self._conn, self._jobs = proc, parent, 0
+        self._proc, self._conn, self._jobs, self._ready = proc, parent, 0, False
 
     def rss(self) -> int | None:
         pid = self.pid
@@ -218,6 +221,8 @@ class Sandbox:
 
     def _exchange(self, request: EngineRequest, deadline: float) -> bytes | None:
         assert self._conn is not None
+        if not self._ready and not self._await_ready(min(deadline, time.monotonic() + _STARTUP_SECONDS)):
+            return None
         try:
             self._conn.send_bytes(_encode(request))
         except OSError:  # the child died while idle, or was killed while reading
@@ -226,6 +231,8 @@ class Sandbox:
             self._reap()
             with self._lock:
                 self.start()
+            if not self._await_ready(min(deadline, time.monotonic() + _STARTUP_SECONDS)):
+                return None
             assert self._conn is not None
             self._conn.send_bytes(_encode(request))
         conn = self._conn
@@ -243,6 +250,21 @@ class Sandbox:
             if rss is not None and rss > self.config.memory_limit_bytes:
                 self.kill(_MEMORY)
                 return None
+
+    def _await_ready(self, until: float) -> bool:
+        """Wait for the child's hello, so sending a large request cannot block on a child that
+        never started reading; a child that does not start in time is killed."""
+        assert self._conn is not None
+        remaining = until - time.monotonic()
+        try:
+            if remaining > 0 and self._conn.poll(remaining) and self._conn.recv_bytes() == _HELLO:
+                self._ready = True
+                return True
+        except (EOFError, OSError):
+            return False
+        with contextlib.suppress(ProcessLookupError, TypeError):
+            os.kill(self.pid, signal.SIGKILL)  # type: ignore[arg-type]
+        return False
 
     def _after_death(self, timeout: float) -> BaseException:
         reason = self._kill_reason
@@ -324,6 +346,10 @@ def _child_main(conn: Connection, config: SandboxConfig) -> None:
     from pipeline.vips import configure_vips
 
     configure_vips(concurrency=config.vips_concurrency)
+    try:
+        conn.send_bytes(_HELLO)
+    except OSError:
+        return
     while True:
         try:
             frame = conn.recv_bytes()

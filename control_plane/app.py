@@ -16,6 +16,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from opentelemetry.sdk.trace import TracerProvider
 
 from control_plane.auth import provide_principal
+from control_plane.bodies import BoundedJsonRequest
 from control_plane.problems import problem_response
 from control_plane.routes.assets import create_asset_upload
 from control_plane.routes.health import healthz, readyz
@@ -73,6 +74,7 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
         middleware=[prometheus.middleware],
         plugins=plugins,
         request_max_body_size=settings.max_request_body_bytes,
+        request_class=BoundedJsonRequest,
         openapi_config=OpenAPIConfig(
             title="PixelFlow",
             version="1.0.0",

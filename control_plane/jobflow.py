@@ -96,6 +96,9 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
         message = f"the upload is {info.size} bytes; the limit is {settings.max_source_bytes}"
         await services.jobs.fail(job.id, "source_too_large", message)
         raise PayloadTooLarge(message, code="source_too_large")
+    if info.size == 0:
+        # A failed or aborted upload, not an image: the job stays `created` so the client can upload again.
+        raise Unprocessable("the upload is empty; upload the original again", code="empty_source")
     try:
         source_format = sniff(await services.store.read_head(job.source_key, SNIFF_BYTES))
     except UnsupportedFormat as exc:

@@ -13,6 +13,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, HeaderParameter
 
 from control_plane.auth import PrincipalDep
+from control_plane.bodies import decode_bounded
 from control_plane.jobflow import create_job, rate_limit, start_job, url_expiry
 from control_plane.problems import PayloadTooLarge, Unprocessable
 from control_plane.services import ServicesDep
@@ -45,7 +46,7 @@ async def upload_and_start(
         raise Unprocessable("the file part is empty", code="empty_upload")
     source_format = sniff(content[:SNIFF_BYTES])  # UnsupportedFormat renders as 415
     try:
-        body = msgspec.json.decode(data.spec)
+        body = decode_bounded(data.spec)
     except msgspec.DecodeError as exc:
         raise SpecError.at("$", f"not valid JSON: {exc}") from None
     job, created = await create_job(services, principal, body, idempotency_key)

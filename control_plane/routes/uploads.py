@@ -20,6 +20,7 @@ from control_plane.services import ServicesDep
 from control_plane.views import JobView, job_view
 from pipeline.errors import SpecError
 from pipeline.sniff import CONTENT_TYPES, SNIFF_BYTES, sniff
+from pipeline.svg import check_svg
 
 __all__ = ["upload_route"]
 
@@ -45,6 +46,8 @@ async def upload_and_start(
     if not content:
         raise Unprocessable("the file part is empty", code="empty_upload")
     source_format = sniff(content[:SNIFF_BYTES])  # UnsupportedFormat renders as 415
+    if source_format == "svg":
+        check_svg(content)  # the whole file is here: refuse a hostile SVG now rather than in the worker
     try:
         body = decode_bounded(data.spec)
     except msgspec.DecodeError as exc:

@@ -38,7 +38,7 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 async def rate_limit(services: Services, principal: Principal) -> Decision:
     decision = await services.limiter.hit(str(principal.key_id))
     if not decision.allowed:
-        RATE_LIMITED.labels(principal.client.name).inc()
+        RATE_LIMITED.labels(str(principal.client.id)).inc()  # an id, never a tenant-chosen name
         raise TooManyRequests(
             f"job creation is limited to {services.settings.rate_limit_per_minute} per minute per key",
             headers=decision.headers(),

@@ -41,6 +41,11 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     s3_region: str = "us-east-1"
     s3_bucket: str = "pixelflow"
     local_storage_dir: str = ".pixelflow/storage"
+    # HTTP API server (`pixelflow api`): slow or idle clients are cut off, connections capped
+    api_header_timeout_seconds: Seconds = 10.0  # request line + headers must arrive within this
+    api_body_timeout_seconds: Seconds = 60.0  # the whole body must arrive within this once headers are in
+    api_keepalive_timeout_seconds: Seconds = 5.0  # idle keep-alive connections are closed after this
+    api_max_connections: PositiveInt = 1000  # per API process; above it new requests get 503
     # API metrics: a separate listener and/or a bearer token for /metrics on the API port
     api_metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 0  # 0: no separate listener
     api_metrics_host: str = "127.0.0.1"

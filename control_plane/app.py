@@ -89,4 +89,5 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
             security=[{"apiKey": []}],
         ),
         debug=False,
+        logging_config=None,  # the process's logging is infra.logs' (JSON, scrubbed); Litestar must not replace it
     )

@@ -26,6 +26,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from infra.logs import logging_config
 from infra.settings import Settings
 
 __all__ = ["GuardedH11Protocol", "ServerConfig", "server_config"]
@@ -115,6 +116,9 @@ def server_config(app: Any, settings: Settings, **kwargs: Any) -> ServerConfig:
         body_timeout=settings.api_body_timeout_seconds,
         timeout_keep_alive=max(1, round(settings.api_keepalive_timeout_seconds)),
         limit_concurrency=settings.api_max_connections,
+        # uvicorn's own config would give its loggers text handlers; this one sends every line
+        # through infra.logs (JSON, scrubbed), in every --workers process.
+        log_config=logging_config(settings.log_level, settings.log_format),
         log_level=settings.log_level.lower(),
         server_header=False,
         **kwargs,

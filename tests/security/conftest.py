@@ -1,6 +1,6 @@
-"""The security group runs against the same real services as the integration tests: the
-fixtures are re-exported from tests/integration/conftest.py (one stack per session), plus
-``pixelflow api`` as a real child process for the tests that are about how the server is run."""
+"""The security group runs against the same real services as the integration tests (the
+session fixtures in tests/conftest.py: one stack per session), plus ``pixelflow api`` as a real
+child process for the tests that are about how the server is run."""
 
 from __future__ import annotations
 
@@ -14,19 +14,7 @@ import httpx
 import pytest
 
 from cli.stack import free_port, wait_for
-from tests.integration.conftest import (  # noqa: F401 - fixtures are found by name
-    PIXELFLOW,
-    ROOT,
-    ApiServer,
-    Stack,
-    Tenant,
-    api,
-    make_tenant,
-    receiver,
-    stack,
-    tenant,
-    worker,
-)
+from tests.integration.conftest import PIXELFLOW, ROOT, Stack
 
 # Every hostile request the group sends, with the status it got: one test asserts that none of
 # them was answered with a 5xx, and the report counts them.
@@ -76,7 +64,7 @@ class ApiProcess:
 
 
 @pytest.fixture
-def api_process(stack: Stack, tmp_path: Path) -> Iterator[ApiProcess]:  # noqa: F811 - the fixture
+def api_process(stack: Stack, tmp_path: Path) -> Iterator[ApiProcess]:
     proc = ApiProcess(stack.env, tmp_path / "api.log").start()
     yield proc
     proc.stop()

@@ -40,21 +40,18 @@ def scrub(text: str) -> str:
     return _SECRET_PARAMS.sub(r"\1[redacted]", text)
 
 
-_scrub = scrub
-
-
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, object] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": _scrub(record.getMessage()),
+            "msg": scrub(record.getMessage()),
         }
         if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
             # uvicorn's access line, as fields: (client, method, path with query, HTTP version, status)
             client, method, path, _, status = record.args
-            out.update(client=client, method=method, path=_scrub(str(path)), status=status)
+            out.update(client=client, method=method, path=scrub(str(path)), status=status)
         ctx = trace.get_current_span().get_span_context()
         if ctx.is_valid:
             out["trace_id"] = format(ctx.trace_id, "032x")
@@ -62,9 +59,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():
             if key in _STANDARD or key.startswith("_"):
                 continue
-            out[key] = "[redacted]" if _SECRET_KEYS.search(key) else value
+            out[key] = "[redacted]" if _SECRET_KEYS.search(key) else scrub(value) if isinstance(value, str) else value
         if record.exc_info:
-            out["exc"] = _scrub(self.formatException(record.exc_info))
+            out["exc"] = scrub(self.formatException(record.exc_info))
         return json.dumps(out, default=str)
 
 
@@ -73,7 +70,7 @@ _TEXT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        return _scrub(super().format(record))
+        return scrub(super().format(record))
 
 
 def logging_config(level: str = "INFO", fmt: str = "json") -> dict[str, Any]:

@@ -70,16 +70,26 @@ def _settings() -> Any:
 
 def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from control_plane.server import server_config
 
     settings = _settings()
     if args.workers > 1:
-        uvicorn.run("cli.services:app_factory", factory=True, host=args.host, port=args.port, workers=args.workers,
-                    log_level=settings.log_level.lower(), proxy_headers=True)  # fmt: skip
+        if settings.api_metrics_port:
+            print("pixelflow: PIXELFLOW_API_METRICS_PORT needs --workers 1 (each process has its own counters); "
+                  "use PIXELFLOW_METRICS_TOKEN with several workers", file=sys.stderr)  # fmt: skip
+            return 2
+        config = server_config("cli.services:app_factory", settings, factory=True, host=args.host, port=args.port,
+                               workers=args.workers, proxy_headers=True)  # fmt: skip
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
         return 0
     from control_plane.app import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=settings.log_level.lower())
-    return 0
+    config = server_config(create_app(settings), settings, host=args.host, port=args.port)
+    server = uvicorn.Server(config)
+    server.run()
+    return 0 if server.started else 1
 
 
 def app_factory() -> Any:

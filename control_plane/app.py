@@ -12,10 +12,12 @@ from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
 from opentelemetry.sdk.trace import TracerProvider
 
 from control_plane.auth import provide_principal
+from control_plane.bodies import BoundedJsonRequest
+from control_plane.metrics import metrics_controller, metrics_listener
 from control_plane.problems import problem_response
 from control_plane.routes.assets import create_asset_upload
 from control_plane.routes.health import healthz, readyz
@@ -42,7 +44,7 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_services(settings) as services:
+        async with open_services(settings) as services, metrics_listener(settings):
             app.state.services = services
             yield
 
@@ -57,8 +59,9 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
         create_asset_upload,
         healthz,
         readyz,
-        PrometheusController,
     ]
+    if settings.metrics_token:
+        handlers.append(metrics_controller(settings.metrics_token))
     if settings.storage == "local":
         handlers += [storage_put, storage_get]
 
@@ -73,6 +76,7 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
         middleware=[prometheus.middleware],
         plugins=plugins,
         request_max_body_size=settings.max_request_body_bytes,
+        request_class=BoundedJsonRequest,
         openapi_config=OpenAPIConfig(
             title="PixelFlow",
             version="1.0.0",
@@ -85,4 +89,5 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
             security=[{"apiKey": []}],
         ),
         debug=False,
+        logging_config=None,  # the process's logging is infra.logs' (JSON, scrubbed); Litestar must not replace it
     )

@@ -40,7 +40,7 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 async def rate_limit(services: Services, principal: Principal) -> Decision:
     decision = await services.limiter.hit(str(principal.key_id))
     if not decision.allowed:
-        RATE_LIMITED.labels(principal.client.name).inc()
+        RATE_LIMITED.labels(str(principal.client.id)).inc()  # an id, never a tenant-chosen name
         raise TooManyRequests(
             f"job creation is limited to {services.settings.rate_limit_per_minute} per minute per key",
             headers=decision.headers(),
@@ -107,6 +107,9 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
         message = f"the upload is {info.size} bytes; the limit is {settings.max_source_bytes}"
         await services.jobs.fail(job.id, "source_too_large", message)
         raise PayloadTooLarge(message, code="source_too_large")
+    if info.size == 0:
+        # A failed or aborted upload, not an image: the job stays `created` so the client can upload again.
+        raise Unprocessable("the upload is empty; upload the original again", code="empty_source")
     try:
         source_format = sniff(await services.store.read_head(job.source_key, SNIFF_BYTES))
     except UnsupportedFormat as exc:

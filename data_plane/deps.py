@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from data_plane.engine_pool import EnginePool, sandbox_config
 from infra.db import open_pool
+from infra.netguard import guarded_transport
 from infra.queue import open_queue
 from infra.repo import ClientRepo, DeliveryRepo, JobRepo
 from infra.settings import Settings
@@ -46,7 +47,12 @@ async def open_deps(settings: Settings) -> AsyncIterator[WorkerDeps]:
             timeout=httpx.Timeout(settings.webhook_timeout_seconds),
             follow_redirects=False,  # a redirect could point anywhere, past the SSRF guard
             headers={"User-Agent": "PixelFlow-Webhooks/1", "Content-Type": "application/json"},
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            # Resolves once, checks every address, connects to the checked one (no DNS rebinding).
+            transport=guarded_transport(
+                allow_private=settings.webhook_allow_private,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=16),
+            ),
+            trust_env=False,  # an environment proxy would resolve the name itself, past the guard
         )
         stack.push_async_callback(http.aclose)
         engines = EnginePool(sandbox_config(settings), settings.worker_concurrency)

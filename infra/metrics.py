@@ -31,6 +31,8 @@ QUEUE_DEPTH = Gauge("pixelflow_queue_depth", "Entries waiting in a queue", ["que
 VARIANTS = Counter("pixelflow_variants", "Variants written", ["format"])
 OUTPUT_BYTES = Counter("pixelflow_output_bytes", "Bytes of variants written", ["format"])
 WEBHOOK_DELIVERIES = Counter("pixelflow_webhook_attempts", "Webhook HTTP attempts by outcome", ["outcome"])
+# `client` is the client's id (a UUID the operator's `clients create` made), never its name: one
+# series per client that has been rate-limited, so cardinality is bounded by the client count.
 RATE_LIMITED = Counter("pixelflow_rate_limited", "Requests refused by the per-key rate limit", ["client"])
 # One series per engine slot (bounded by PIXELFLOW_WORKER_CONCURRENCY).
 ENGINE_MEMORY = Gauge("pixelflow_engine_rss_bytes", "Resident memory of each engine child process", ["slot"])

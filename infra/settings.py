@@ -41,6 +41,15 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     s3_region: str = "us-east-1"
     s3_bucket: str = "pixelflow"
     local_storage_dir: str = ".pixelflow/storage"
+    # HTTP API server (`pixelflow api`): slow or idle clients are cut off, connections capped
+    api_header_timeout_seconds: Seconds = 10.0  # request line + headers must arrive within this
+    api_body_timeout_seconds: Seconds = 60.0  # the whole body must arrive within this once headers are in
+    api_keepalive_timeout_seconds: Seconds = 5.0  # idle keep-alive connections are closed after this
+    api_max_connections: PositiveInt = 1000  # per API process; above it new requests get 503
+    # API metrics: a separate listener and/or a bearer token for /metrics on the API port
+    api_metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 0  # 0: no separate listener
+    api_metrics_host: str = "127.0.0.1"
+    metrics_token: str | None = None  # unset: no /metrics on the API port
     # HTTP API
     public_base_url: str = "http://127.0.0.1:8000"  # how clients reach the API (local-storage URLs)
     url_signing_secret: str | None = None  # signs local-storage URLs; required with storage=local
@@ -119,7 +128,7 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     def redacted(self) -> dict[str, object]:
         """For logs: every value, secrets masked."""
         out = msgspec.structs.asdict(self)
-        for key in ("s3_secret_key", "url_signing_secret"):
+        for key in ("s3_secret_key", "url_signing_secret", "metrics_token"):
             if out.get(key):
                 out[key] = "***"
         for key in ("database_url", "redis_url"):

@@ -10,6 +10,7 @@ from pipeline.compile import Plan, check_source_size
 from pipeline.errors import CorruptImage, ImageTooLarge
 from pipeline.sniff import SNIFF_BYTES, SourceFormat, sniff
 from pipeline.spec.limits import Limits
+from pipeline.svg import check_svg
 
 __all__ = ["SourceInfo", "decode", "probe"]
 
@@ -39,6 +40,8 @@ def probe(data: bytes, limits: Limits, *, auto_orient: bool = True) -> SourceInf
     if len(data) > limits.max_source_bytes:
         raise ImageTooLarge(f"source is {len(data)} bytes; the limit is {limits.max_source_bytes}")
     fmt = sniff(data[:SNIFF_BYTES])
+    if fmt == "svg":
+        check_svg(data)  # even reading an SVG's header parses the whole document in librsvg
     try:
         header = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error")
         width, height = header.width, header.height

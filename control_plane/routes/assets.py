@@ -3,9 +3,12 @@ Specs then name it by key (``{"op": "watermark", "image": "brand/logo.png"}``)."
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 from litestar import post
 from litestar.params import JSONBody
+from msgspec import Meta
 
 from control_plane.auth import PrincipalDep
 from control_plane.jobflow import url_expiry
@@ -13,13 +16,15 @@ from control_plane.problems import Unprocessable
 from control_plane.services import ServicesDep
 from control_plane.views import UploadView, upload_view
 from pipeline.errors import FieldError
-from pipeline.spec.steps import AssetKey
+from pipeline.spec.steps import ASSET_KEY_RULE, AssetKey
 
 __all__ = ["AssetUpload", "create_asset_upload"]
 
 
 class AssetRequest(msgspec.Struct, forbid_unknown_fields=True):
-    key: AssetKey
+    # Checked in the handler against AssetKey, so a bad key is a 422 naming `$.key` like any
+    # other invalid field (Litestar's own validation would answer a bare 400).
+    key: Annotated[str, Meta(description="Object key: " + ASSET_KEY_RULE, examples=["brand/logo.png"])]
 
 
 class AssetUpload(msgspec.Struct):
@@ -34,10 +39,12 @@ MAX_ASSET_BYTES = 5 * 1024 * 1024
 async def create_asset_upload(
     services: ServicesDep, principal: PrincipalDep, data: JSONBody[AssetRequest]
 ) -> AssetUpload:
-    if ".." in data.key.split("/"):
+    try:
+        msgspec.convert(data.key, AssetKey)
+    except msgspec.ValidationError:
         raise Unprocessable(
-            "invalid asset key", code="invalid_request", errors=[FieldError("$.key", "must not contain '..'")]
-        )
+            "invalid asset key", code="invalid_asset_key", errors=[FieldError("$.key", "must be " + ASSET_KEY_RULE)]
+        ) from None
     object_key = f"assets/{principal.client.id}/{data.key}"
     cap = min(MAX_ASSET_BYTES, services.settings.max_source_bytes)
     return AssetUpload(data.key, upload_view(services.store, object_key, expires=url_expiry(services), max_bytes=cap))

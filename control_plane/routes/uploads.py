@@ -13,6 +13,7 @@ from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, HeaderParameter
 
 from control_plane.auth import PrincipalDep
+from control_plane.bodies import decode_bounded
 from control_plane.jobflow import create_job, rate_limit, start_job, url_expiry
 from control_plane.problems import PayloadTooLarge, Unprocessable
 from control_plane.services import ServicesDep
@@ -20,6 +21,7 @@ from control_plane.views import JobView, job_view
 from infra.lifecycle import JobStatus
 from pipeline.errors import SpecError
 from pipeline.sniff import CONTENT_TYPES, SNIFF_BYTES, sniff
+from pipeline.svg import check_svg
 
 __all__ = ["upload_route"]
 
@@ -45,8 +47,10 @@ async def upload_and_start(
     if not content:
         raise Unprocessable("the file part is empty", code="empty_upload")
     source_format = sniff(content[:SNIFF_BYTES])  # UnsupportedFormat renders as 415
+    if source_format == "svg":
+        check_svg(content)  # the whole file is here: refuse a hostile SVG now rather than in the worker
     try:
-        body = msgspec.json.decode(data.spec)
+        body = decode_bounded(data.spec)
     except msgspec.DecodeError as exc:
         raise SpecError.at("$", f"not valid JSON: {exc}") from None
     job, created = await create_job(services, principal, body, idempotency_key)

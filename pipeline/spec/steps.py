@@ -53,11 +53,24 @@ AspectRatio = Annotated[
         examples=["16:9"],
     ),
 ]
+# A plain relative path: '/'-separated segments that each start with a letter or digit. That
+# rules out '.' and '..' segments, empty segments ('a//b'), a leading or trailing '/',
+# backslashes and control characters: one spelling per object, and no key can name anything
+# outside the client's own asset prefix (local storage resolves paths).
+ASSET_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*$"
+ASSET_KEY_RULE = (
+    "'/'-separated segments of letters, digits, '.', '_' and '-', each starting with a letter or digit; "
+    "at most 512 characters"
+)
 AssetKey = Annotated[
     str,
     Meta(
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9/._-]{0,511}$",
-        description="Object key of an image in the job's asset store (the bucket, or --assets DIR locally).",
+        pattern=ASSET_KEY_PATTERN,
+        min_length=1,
+        max_length=512,
+        description="Object key of an image in the job's asset store (the bucket, or --assets DIR locally): "
+        + ASSET_KEY_RULE
+        + ".",
         examples=["brand/logo.png"],
     ),
 ]
@@ -201,11 +214,8 @@ class Watermark(StepBase, tag="watermark"):
             raise ValueError("watermark needs exactly one of `text` or `image`")
         if self.text is not None and self.width is not None:
             raise ValueError("`width` scales an `image` watermark; text is sized by `font_size`")
-        if self.image is not None:
-            if self.font is not None or self.font_size is not None or self.color is not None:
-                raise ValueError("`font`, `font_size` and `color` only apply to a `text` watermark")
-            if ".." in self.image.split("/"):
-                raise ValueError("`image` must not contain '..' segments")
+        if self.image is not None and (self.font is not None or self.font_size is not None or self.color is not None):
+            raise ValueError("`font`, `font_size` and `color` only apply to a `text` watermark")
         if self.text is not None and _CONTROL.search(self.text):
             raise ValueError("`text` must not contain control characters")
 

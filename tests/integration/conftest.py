@@ -1,6 +1,9 @@
 """Real services for integration tests, started once per session on 127.0.0.1 free ports:
 Redis, PostgreSQL, LocalStack S3 (signature validation on), the API under uvicorn, a worker
-process, and a webhook receiver. Each test gets its own tenant, so tests never share jobs."""
+process, and a webhook receiver. Each test gets its own tenant, so tests never share jobs.
+
+The fixture functions below are registered in tests/conftest.py, so that tests/integration and
+tests/security share one stack per session instead of starting one each."""
 
 from __future__ import annotations
 
@@ -71,7 +74,6 @@ def _env(redis: RedisServer, pg: PostgresServer, s3: LocalStackS3, api_port: int
     }
 
 
-@pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     workdir = Path(tempfile.mkdtemp(prefix="pixelflow-it-"))
     os.chmod(workdir, 0o755)
@@ -112,7 +114,6 @@ class ApiServer:
         self.thread.join(timeout=10)
 
 
-@pytest.fixture(scope="session")
 def api(stack: Stack) -> Iterator[ApiServer]:
     server = ApiServer(stack.settings(), int(stack.api_url.rsplit(":", 1)[1])).start()
     yield server
@@ -147,14 +148,12 @@ class WorkerProcess:
                 self.kill()
 
 
-@pytest.fixture(scope="session")
 def worker(stack: Stack) -> Iterator[WorkerProcess]:
     w = WorkerProcess(stack.env, stack.workdir / "worker.log").start()
     yield w
     w.stop()
 
 
-@pytest.fixture(scope="session")
 def receiver() -> Iterator[WebhookReceiver]:
     with WebhookReceiver() as r:
         yield r
@@ -181,7 +180,6 @@ async def make_tenant(stack: Stack, api: ApiServer) -> Tenant:
     return Tenant(client.id, name, plaintext, key.id, secret, http)
 
 
-@pytest.fixture
 async def tenant(stack: Stack, api: ApiServer) -> AsyncIterator[Tenant]:
     t = await make_tenant(stack, api)
     yield t

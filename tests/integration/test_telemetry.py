@@ -82,13 +82,18 @@ async def test_a_job_is_one_trace_from_api_to_webhook(stack: Stack, receiver: We
     assert traceparent.split("-")[2] == format(by_name["webhook.attempt"][0].context.span_id, "016x")
 
 
-async def test_api_exposes_prometheus_metrics(stack: Stack, api: ApiServer) -> None:
-    t = await make_tenant(stack, api)
-    await t.http.post("/v1/jobs", json=spec())
-    await t.http.get(f"/v1/jobs/{uuid.uuid4()}")
-    async with httpx.AsyncClient(base_url=api.url) as http:
-        text = (await http.get("/metrics")).text
-    await t.http.aclose()
+async def test_api_exposes_prometheus_metrics(stack: Stack) -> None:
+    # /metrics on the API port needs PIXELFLOW_METRICS_TOKEN (tests/security/test_metrics_exposure.py)
+    api = ApiServer(stack.settings(metrics_token="scrape-token"), free_port()).start()
+    try:
+        t = await make_tenant(stack, api)
+        await t.http.post("/v1/jobs", json=spec())
+        await t.http.get(f"/v1/jobs/{uuid.uuid4()}")
+        async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": "Bearer scrape-token"}) as http:
+            text = (await http.get("/metrics")).text
+        await t.http.aclose()
+    finally:
+        api.stop()
     assert "pixelflow_jobs_created_total" in text
     assert "pixelflow_http_requests_total{" in text
     assert 'path="/v1/jobs/{job_id}"' in text and 'status_code="404"' in text  # templated, not raw ids

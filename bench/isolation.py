@@ -46,7 +46,9 @@ def _popen(tree: Path, args: list[str], env: dict[str, str], log: Path) -> subpr
     )
 
 
-def run_version(tree: Path, env: dict[str, str], work: Path, source: bytes, *, workers: int, seq: int, loaded: int) -> dict:
+def run_version(
+    tree: Path, env: dict[str, str], work: Path, source: bytes, *, workers: int, seq: int, loaded: int
+) -> dict:
     port = free_port()
     api = _popen(tree, ["api", "--port", str(port)], env, work / f"{tree.name}-api.log")
     url = f"http://127.0.0.1:{port}"

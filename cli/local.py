@@ -94,7 +94,9 @@ class _Result:
     error: str | None = None
 
 
-def _process_one(sandbox: Sandbox, spec: JobSpec, source: Path, out_dir: Path, assets: Path | None, limits: Limits) -> _Result:
+def _process_one(
+    sandbox: Sandbox, spec: JobSpec, source: Path, out_dir: Path, assets: Path | None, limits: Limits
+) -> _Result:
     started = time.perf_counter()
     try:
         data = source.read_bytes()

@@ -54,7 +54,9 @@ class EnginePool:
         stages become spans under the current one."""
         sandbox = await self._idle.get()
         self._running[key] = sandbox
-        future = asyncio.get_running_loop().run_in_executor(self._threads, partial(sandbox.run, request, timeout=timeout))
+        future = asyncio.get_running_loop().run_in_executor(
+            self._threads, partial(sandbox.run, request, timeout=timeout)
+        )
         try:
             result = await asyncio.shield(future)
         except asyncio.CancelledError:

@@ -104,7 +104,9 @@ async def run_job(
         except PipelineError as exc:
             return await fail_job(deps, job, dispatch, exc.code, exc.public, detail=exc.detail)
         except ObjectNotFound:
-            return await fail_job(deps, job, dispatch, Reason.SOURCE_MISSING, "the uploaded original is no longer in storage")
+            return await fail_job(
+                deps, job, dispatch, Reason.SOURCE_MISSING, "the uploaded original is no longer in storage"
+            )
         except ObjectTooLarge as exc:
             return await fail_job(deps, job, dispatch, Reason.SOURCE_TOO_LARGE, f"the original is too large ({exc})")
         except TRANSIENT as exc:
@@ -196,9 +198,13 @@ async def fail_job(
     return Outcome(JobStatus.FAILED, str(code))
 
 
-
 async def hand_back(
-    deps: WorkerDeps, job: Job, dispatch: uuid.UUID | None, trace_headers: dict[str, str] | None, *, defer: float | None = None
+    deps: WorkerDeps,
+    job: Job,
+    dispatch: uuid.UUID | None,
+    trace_headers: dict[str, str] | None,
+    *,
+    defer: float | None = None,
 ) -> bool:
     """Queue the job for another run under a new dispatch. If Redis is down, the job stays
     ``queued`` in PostgreSQL and the sweeper sends the message later."""
@@ -210,4 +216,3 @@ async def hand_back(
     except TRANSIENT:
         log.warning("re-queue failed; the sweeper will retry", extra={"job_id": str(job.id)})
     return True
-

@@ -96,7 +96,9 @@ async def _first_round(deps: WorkerDeps, delivery_id: uuid.UUID, trace_headers: 
             return
         defer, round_no = result.retry_in, 2
     except Exception:
-        log.warning("inline webhook attempt failed; queueing it", extra={"delivery_id": str(delivery_id)}, exc_info=True)
+        log.warning(
+            "inline webhook attempt failed; queueing it", extra={"delivery_id": str(delivery_id)}, exc_info=True
+        )
         defer, round_no = None, 1
     try:
         await queue_webhook(
@@ -176,7 +178,9 @@ async def deliver(deps: WorkerDeps, delivery_id: uuid.UUID, round_no: int) -> Ro
     if round_no >= settings.webhook_max_attempts:
         await deps.deliveries.mark_failed(delivery.id, f"gave up after {round_no} rounds: {last}")
         return Round("failed")
-    delay = backoff_seconds(round_no, base=settings.webhook_backoff_base_seconds, cap=settings.webhook_backoff_max_seconds)
+    delay = backoff_seconds(
+        round_no, base=settings.webhook_backoff_base_seconds, cap=settings.webhook_backoff_max_seconds
+    )
     if last.retry_after is not None:
         delay = min(settings.webhook_backoff_max_seconds, max(delay, last.retry_after))
     await deps.deliveries.schedule(delivery.id, datetime.now(UTC) + timedelta(seconds=delay))

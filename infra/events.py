@@ -35,7 +35,13 @@ class PublicVariant(msgspec.Struct):
 
 def public_variant(v: VariantRecord, store: ObjectStore, *, expires: timedelta) -> PublicVariant:
     return PublicVariant(
-        v.variant_id, v.format, v.content_type, v.width, v.height, v.bytes, store.presign_get(v.object_key, expires=expires)
+        v.variant_id,
+        v.format,
+        v.content_type,
+        v.width,
+        v.height,
+        v.bytes,
+        store.presign_get(v.object_key, expires=expires),
     )
 
 

@@ -41,9 +41,7 @@ CANCELABLE = frozenset({JobStatus.CREATED, JobStatus.QUEUED, JobStatus.PROCESSIN
 TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.CREATED: frozenset({JobStatus.QUEUED, JobStatus.FAILED, JobStatus.CANCELED}),
     JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.FAILED, JobStatus.CANCELED}),
-    JobStatus.PROCESSING: frozenset(
-        {JobStatus.QUEUED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED}
-    ),
+    JobStatus.PROCESSING: frozenset({JobStatus.QUEUED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED}),
     JobStatus.SUCCEEDED: frozenset(),
     JobStatus.FAILED: frozenset(),
     JobStatus.CANCELED: frozenset(),

@@ -142,7 +142,9 @@ class Sandbox:
     """One engine child. ``run`` is blocking and meant for one thread at a time; ``kill`` may be
     called from any thread."""
 
-    def __init__(self, config: SandboxConfig | None = None, *, on_restart: Callable[[str], object] | None = None) -> None:
+    def __init__(
+        self, config: SandboxConfig | None = None, *, on_restart: Callable[[str], object] | None = None
+    ) -> None:
         """``on_restart(reason)``: called when a child is replaced (deadline, memory, canceled,
         crashed, recycled), for metrics."""
         self.config = config or SandboxConfig()

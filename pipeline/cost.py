@@ -16,8 +16,8 @@ Pure arithmetic: the API prices specs with it, so it never imports libvips.
 
 from __future__ import annotations
 
+from pipeline.dsl.variant import EFFORT_RANGE, Variant, effective_effort
 from pipeline.geometry import megapixels
-from pipeline.spec.variant import EFFORT_RANGE, Variant, effective_effort
 
 __all__ = ["DECODE_MS_PER_MP", "ENCODE_MS_PER_MP", "decode_cost", "encode_cost"]
 
@@ -25,7 +25,7 @@ __all__ = ["DECODE_MS_PER_MP", "ENCODE_MS_PER_MP", "decode_cost", "encode_cost"]
 # shrinks on load (12 MP JPEG: 112 ms at full size, 39 ms at 1/8), then pays per decoded pixel.
 # PNG, WebP and AVIF decode the whole source at 13, 32 and 35 ms/MP; at the 100 MP cap that is
 # seconds, small next to encoding, so one JPEG-shaped rate stands for all. Each op's weights are
-# class attributes of its step struct (``pipeline/spec/steps.py``), its cost is ``step.cost``.
+# class attributes of its step struct (``pipeline/dsl/steps.py``), its cost is ``step.cost``.
 DECODE_MS_PER_MP: dict[str, float] = {"source": 3, "decoded": 6}
 
 # Encoders: ms per output MP, indexed by effort from the bottom of the format's EFFORT_RANGE

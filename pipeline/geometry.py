@@ -7,11 +7,11 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from pipeline.dsl.types import SMART_GRAVITIES
 from pipeline.errors import InvalidOperation
-from pipeline.spec.types import SMART_GRAVITIES
 
 if TYPE_CHECKING:  # the step structs call into this module
-    from pipeline.spec.steps import Crop, Resize, Rotate
+    from pipeline.dsl.steps import Crop, Resize, Rotate
 
 __all__ = [
     "Box",

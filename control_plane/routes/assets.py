@@ -15,8 +15,8 @@ from control_plane.jobflow import url_expiry
 from control_plane.problems import Unprocessable
 from control_plane.services import ServicesDep
 from control_plane.views import UploadView, upload_view
+from pipeline.dsl.steps import ASSET_KEY_RULE, AssetKey
 from pipeline.errors import FieldError
-from pipeline.spec.steps import ASSET_KEY_RULE, AssetKey
 
 __all__ = ["AssetUpload", "create_asset_upload"]
 

@@ -13,8 +13,8 @@ from msgspec import Meta
 from control_plane.auth import PrincipalDep
 from control_plane.services import ServicesDep
 from pipeline.compile import PlanIssue, plan_issues, spec_issues
+from pipeline.dsl import decode_job_spec, encode_job_spec
 from pipeline.sniff import SourceFormat, output_format
-from pipeline.spec import decode_job_spec, encode_job_spec
 
 __all__ = ["validate_spec"]
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pyvips
 
+from pipeline.dsl.steps import Crop
+from pipeline.dsl.types import SMART_GRAVITIES
 from pipeline.geometry import crop_box
 from pipeline.ops.context import OpContext
-from pipeline.spec.steps import Crop
-from pipeline.spec.types import SMART_GRAVITIES
 
 
 def apply(image: pyvips.Image, step: Crop, ctx: OpContext) -> pyvips.Image:

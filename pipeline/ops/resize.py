@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pyvips
 
+from pipeline.dsl.steps import Resize
+from pipeline.dsl.types import SMART_GRAVITIES
 from pipeline.geometry import gravity_offset, resize_plan
 from pipeline.ops._color import background
 from pipeline.ops.context import OpContext
-from pipeline.spec.steps import Resize
-from pipeline.spec.types import SMART_GRAVITIES
 
 
 def scale(image: pyvips.Image, width: int, height: int) -> pyvips.Image:

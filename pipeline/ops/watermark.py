@@ -6,13 +6,13 @@ import html
 
 import pyvips
 
+from pipeline.dsl.steps import Watermark
 from pipeline.errors import AssetNotFound, CorruptImage, ImageTooLarge
 from pipeline.geometry import gravity_offset
 from pipeline.ops._color import ensure_alpha, parse_hex
 from pipeline.ops.context import OpContext
 from pipeline.ops.resize import scale
 from pipeline.sniff import SNIFF_BYTES, sniff
-from pipeline.spec.steps import Watermark
 
 
 def apply(image: pyvips.Image, step: Watermark, ctx: OpContext) -> pyvips.Image:

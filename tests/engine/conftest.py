@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 import pyvips
 
+from pipeline.dsl import Limits, decode_job_spec
 from pipeline.engine import JobOutput, process
-from pipeline.spec import Limits, decode_job_spec
 from tests.imagegen import encode, photo
 
 

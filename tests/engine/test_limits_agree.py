@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from pipeline.compile import plan_issues
+from pipeline.dsl import Limits, decode_job_spec
 from pipeline.engine import process
 from pipeline.errors import PipelineError
-from pipeline.spec import Limits, decode_job_spec
 from tests.engine.test_hostile import png_header_only
 from tests.imagegen import encode, photo
 

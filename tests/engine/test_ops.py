@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import pyvips
 
+from pipeline.dsl import Limits
 from pipeline.errors import AssetNotFound, InvalidOperation, OutputTooLarge
-from pipeline.spec import Limits
 from tests.engine.conftest import load, red_corner, run
 from tests.imagegen import encode, photo, with_orientation
 

@@ -10,11 +10,11 @@ import pytest
 
 from pipeline.compile import compile_plan, plan_issues, spec_issues
 from pipeline.cost import ENCODE_MS_PER_MP
+from pipeline.dsl import Limits, decode_job_spec
+from pipeline.dsl.steps import STEP_TYPES, Blur, Resize
+from pipeline.dsl.variant import EFFORT_RANGE
 from pipeline.errors import ImageTooLarge, InvalidOperation, OutputTooLarge, OverBudget
 from pipeline.geometry import resize_plan
-from pipeline.spec import Limits, decode_job_spec
-from pipeline.spec.steps import STEP_TYPES, Blur, Resize
-from pipeline.spec.variant import EFFORT_RANGE
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,11 +14,11 @@ from typing import Any
 
 import msgspec
 
+from pipeline.dsl.job import JobSpec
+from pipeline.dsl.limits import Limits
+from pipeline.dsl.steps import StepBase, Watermark
+from pipeline.dsl.variant import Variant
 from pipeline.errors import FieldError, SpecError
-from pipeline.spec.job import JobSpec
-from pipeline.spec.limits import Limits
-from pipeline.spec.steps import StepBase, Watermark
-from pipeline.spec.variant import Variant
 
 __all__ = ["asset_keys", "decode_job_spec", "encode_job_spec", "topological_order"]
 

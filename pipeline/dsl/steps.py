@@ -17,8 +17,7 @@ from typing import Annotated, ClassVar, Literal
 
 from msgspec import Meta, Struct
 
-from pipeline.geometry import crop_box, megapixels, resize_plan, rotated_size
-from pipeline.spec.types import (
+from pipeline.dsl.types import (
     SMART_GRAVITIES,
     Angle,
     Color,
@@ -35,6 +34,7 @@ from pipeline.spec.types import (
     Sigma,
     SmartGravity,
 )
+from pipeline.geometry import crop_box, megapixels, resize_plan, rotated_size
 
 __all__ = [
     "STEP_TYPES",

@@ -68,7 +68,7 @@ FontSize = Annotated[int, Meta(ge=4, le=1024, description="Text height in pixels
 
 Gravity = Literal["centre", "north", "northeast", "east", "southeast", "south", "southwest", "west", "northwest"]
 # Smart gravities let libvips choose where to crop by content; they cost a search of the image
-# and read it out of order (pipeline/spec/steps.py charges and flags them).
+# and read it out of order (pipeline/dsl/steps.py charges and flags them).
 SmartCrop = Literal["attention", "entropy"]
 SMART_GRAVITIES: tuple[str, ...] = get_args(SmartCrop)
 SmartGravity = Literal[Gravity, SmartCrop]

@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import local, services
+from cli import local, servers
 
 __all__ = ["main"]
 
@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pixelflow", description="Declarative image pipelines.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     local.register(sub)
-    services.register(sub)
+    servers.register(sub)
     return parser
 
 

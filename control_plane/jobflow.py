@@ -11,6 +11,7 @@ from typing import Any
 from opentelemetry import trace
 
 from control_plane.auth import Principal
+from control_plane.deps import ApiDeps as Services
 from control_plane.problems import (
     Conflict,
     NotFound,
@@ -20,7 +21,6 @@ from control_plane.problems import (
     UnsupportedMediaType,
 )
 from control_plane.ratelimit import Decision
-from control_plane.services import Services
 from infra.lifecycle import JobStatus
 from infra.metrics import JOBS_CREATED, JOBS_STARTED, RATE_LIMITED
 from infra.netguard import BlockedDestination, check_literal

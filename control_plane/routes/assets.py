@@ -11,9 +11,9 @@ from litestar.params import JSONBody
 from msgspec import Meta
 
 from control_plane.auth import PrincipalDep
+from control_plane.deps import ApiDepsDep as ServicesDep
 from control_plane.jobflow import url_expiry
 from control_plane.problems import Unprocessable
-from control_plane.services import ServicesDep
 from control_plane.views import UploadView, upload_view
 from pipeline.dsl.steps import ASSET_KEY_RULE, AssetKey
 from pipeline.errors import FieldError

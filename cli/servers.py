@@ -1,4 +1,4 @@
-"""Subcommands that run or manage the service: ``api``, ``worker``, ``db``, ``clients``, ``keys``, ``up``."""
+"""Subcommands that run or manage the servers: ``api``, ``worker``, ``db``, ``clients``, ``keys``, ``up``."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def cmd_api(args: argparse.Namespace) -> int:
             print("pixelflow: PIXELFLOW_API_METRICS_PORT needs --workers 1 (each process has its own counters); "
                   "use PIXELFLOW_METRICS_TOKEN with several workers", file=sys.stderr)  # fmt: skip
             return 2
-        config = server_config("cli.services:app_factory", settings, factory=True, host=args.host, port=args.port,
+        config = server_config("cli.servers:app_factory", settings, factory=True, host=args.host, port=args.port,
                                workers=args.workers, proxy_headers=True)  # fmt: skip
         Multiprocess(config, sockets=[config.bind_socket()]).run()
         return 0

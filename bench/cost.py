@@ -3,7 +3,7 @@ op, decoder and encoder on one core, as deployed (VIPS_CONCURRENCY=1).
 
     VIPS_CONCURRENCY=1 .venv/bin/python -m bench.cost          # about two minutes on 2 cores
 
-Each figure is the median CPU time of three runs over a photo-like image (tests.imagegen.photo),
+Each figure is the median CPU time of three runs over a photo-like image (devstack.imagegen.photo),
 divided by the megapixels the planner charges for it: an op's output (its input for
 resize, which reads every input pixel), a decoder's decoded pixels, an encoder's input.
 """
@@ -17,10 +17,10 @@ from collections.abc import Callable
 
 import pyvips
 
+from devstack.imagegen import photo
 from pipeline.dsl import Limits
 from pipeline.dsl.steps import Watermark
 from pipeline.ops import OpContext, apply_step
-from tests.imagegen import photo
 
 
 def cpu_ms(work: Callable[[], object], repeats: int = 3) -> float:

@@ -204,6 +204,6 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from cli.stack import run_demo_stack
+    from devstack.demo import run_demo_stack
 
     return run_demo_stack(keep_running=args.keep_running)

@@ -3,7 +3,7 @@
 One cost unit is about one millisecond of one core of the reference machine. The weights (below,
 and each op's on its step struct) are CPU milliseconds per megapixel measured there by ``VIPS_CONCURRENCY=1 python -m bench.cost``
 (libvips 8.18.7, AMD EPYC, one libvips thread as the workers run; medians of 3 runs over
-``tests.imagegen.photo``, 3 MP for ops and fast encoders, 0.5 MP for the slow ones; two runs'
+``devstack.imagegen.photo``, 3 MP for ops and fast encoders, 0.5 MP for the slow ones; two runs'
 figures rounded together). That image is grain-heavy on purpose: smooth photos encode up to 3x
 faster at high AVIF/WebP efforts (AVIF effort 6: 3.6 s/MP smooth, 9.7 s/MP grainy), so the
 estimate leans high and the default budget leaves room for that. Checked against

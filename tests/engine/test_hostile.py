@@ -8,10 +8,10 @@ import zlib
 import pytest
 import pyvips
 
+from devstack.imagegen import encode, photo
 from pipeline.dsl import Limits
 from pipeline.errors import CorruptImage, DeadlineExceeded, ImageTooLarge, UnsupportedFormat
 from tests.engine.conftest import load, run
-from tests.imagegen import encode, photo
 
 
 def png_header_only(width: int, height: int) -> bytes:

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from devstack.imagegen import encode, photo
 from pipeline.dsl import Limits, decode_job_spec, encode_job_spec
 from pipeline.errors import CorruptImage, DeadlineExceeded, EngineCrashed, OutOfMemory
 from pipeline.sandbox import EngineCanceled, EngineRequest, Sandbox, SandboxConfig
-from tests.imagegen import encode, photo
 
 ROOT = Path(__file__).resolve().parents[2]
 BIG_LIMITS = Limits(max_job_cost=10**9)  # these specs are slow on purpose; the budget is tested elsewhere

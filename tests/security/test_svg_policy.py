@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from devstack.imagegen import encode, photo
 from pipeline.dsl import Limits, decode_job_spec
 from pipeline.errors import ImageTooLarge, PipelineError, UnsupportedFormat
-from tests.imagegen import encode, photo
 
 pytestmark = pytest.mark.integration
 

@@ -83,7 +83,7 @@ def _needed_scale(variant: Variant, width: int, height: int) -> float:
         if isinstance(step, Resize):
             plan = resize_plan(step, w, h)
             return min(1.0, max(plan.scaled[0] / w, plan.scaled[1] / h))
-        if not step.scale_free():
+        if not step.scale_free:
             return 1.0
         w, h = step.output_size(w, h)
     return 1.0
@@ -163,7 +163,7 @@ def plan_issues(
             return None, tuple(issues)
         (w, h), work = followed
         sizes[v.id] = (w, h)
-        if v.from_ is None and any(s.random_access() for s in v.steps):
+        if v.from_ is None and any(s.random_access for s in v.steps):
             random_from_source = True
         fmt = output_format(v.format, source_format)
         encoding = _encode_cost(v, fmt, (w, h))

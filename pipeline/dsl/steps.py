@@ -102,6 +102,12 @@ class StepBase(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, ta
     ms_per_mp: ClassVar[float]
     capped_fields: ClassVar[tuple[str, ...]] = ()
     """Pixel lengths the deployment's ``max_output_dimension`` also caps."""
+    # A step whose trait depends on its fields overrides these with a property.
+    scale_free: ClassVar[bool] = False
+    """The step gives the same picture at any resolution, so it may run on a shrunk-on-load image
+    before the variant's resize."""
+    random_access: ClassVar[bool] = False
+    """The step reads its input out of order (the decoder streams top to bottom)."""
 
     def output_size(self, width: int, height: int) -> Size:
         """The size this step turns a ``width`` x ``height`` image into (the ops apply exactly this)."""
@@ -110,15 +116,6 @@ class StepBase(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, ta
     def fixed_size(self) -> Size | None:
         """The size this step produces whatever its input; None when that depends on the input."""
         return None
-
-    def scale_free(self) -> bool:
-        """True when the step gives the same picture at any resolution, so it may run on a
-        shrunk-on-load image before the variant's resize."""
-        return False
-
-    def random_access(self) -> bool:
-        """True when the step reads its input out of order (the decoder streams top to bottom)."""
-        return False
 
     def cost(self, before: Size, after: Size) -> float:
         """The work (cost units, see ``pipeline.cost``) of taking a ``before`` image to ``after``."""
@@ -163,7 +160,8 @@ class Resize(StepBase, tag="resize"):
             return self.width, self.height
         return None
 
-    def random_access(self) -> bool:
+    @property
+    def random_access(self) -> bool:  # type: ignore[override]
         return self.gravity in SMART_GRAVITIES
 
     def cost(self, before: Size, after: Size) -> float:
@@ -216,10 +214,12 @@ class Crop(StepBase, tag="crop"):
         box = crop_box(self, width, height)
         return box.width, box.height
 
-    def scale_free(self) -> bool:
+    @property
+    def scale_free(self) -> bool:  # type: ignore[override]
         return self.ratio is not None
 
-    def random_access(self) -> bool:
+    @property
+    def random_access(self) -> bool:  # type: ignore[override]
         return self.gravity in SMART_GRAVITIES
 
     def cost(self, before: Size, after: Size) -> float:
@@ -242,11 +242,11 @@ class Rotate(StepBase, tag="rotate"):
     def output_size(self, width: int, height: int) -> Size:
         return rotated_size(self, width, height)
 
-    def scale_free(self) -> bool:
+    @property
+    def scale_free(self) -> bool:  # type: ignore[override]
         return self.right_angle
 
-    def random_access(self) -> bool:
-        return True
+    random_access = True
 
     def cost(self, before: Size, after: Size) -> float:
         return (self.right_angle_ms_per_mp if self.right_angle else self.ms_per_mp) * megapixels(after)
@@ -257,11 +257,8 @@ class Flip(StepBase, tag="flip"):
 
     ms_per_mp: ClassVar[float] = 0.5
 
-    def scale_free(self) -> bool:
-        return True
-
-    def random_access(self) -> bool:
-        return True  # reads the bottom row first
+    scale_free = True
+    random_access = True  # reads the bottom row first
 
 
 class Flop(StepBase, tag="flop"):
@@ -269,8 +266,7 @@ class Flop(StepBase, tag="flop"):
 
     ms_per_mp: ClassVar[float] = 0.5
 
-    def scale_free(self) -> bool:
-        return True
+    scale_free = True
 
 
 class Blur(StepBase, tag="blur"):
@@ -302,8 +298,7 @@ class Sharpen(StepBase, tag="sharpen"):
 class Grayscale(StepBase, tag="grayscale"):
     ms_per_mp: ClassVar[float] = 5.5
 
-    def scale_free(self) -> bool:
-        return True
+    scale_free = True
 
 
 class Modulate(StepBase, tag="modulate"):
@@ -313,8 +308,7 @@ class Modulate(StepBase, tag="modulate"):
 
     ms_per_mp: ClassVar[float] = 55  # through LCh and back
 
-    def scale_free(self) -> bool:
-        return True
+    scale_free = True
 
 
 class Pad(StepBase, tag="pad"):

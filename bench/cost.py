@@ -1,5 +1,6 @@
-"""Calibrate the planner's cost table (`pipeline/cost.py`): CPU milliseconds per megapixel of each
-op, decoder and encoder on one core, as deployed (VIPS_CONCURRENCY=1).
+"""Calibrate the planner's cost weights (decoders and encoders in `pipeline/cost.py`, each op's on
+its struct in `pipeline/dsl/steps.py`): CPU milliseconds per megapixel on one core, as deployed
+(VIPS_CONCURRENCY=1).
 
     VIPS_CONCURRENCY=1 .venv/bin/python -m bench.cost          # about two minutes on 2 cores
 

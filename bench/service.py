@@ -27,19 +27,7 @@ import httpx
 
 from devstack.demo import create_client_with_key
 from devstack.receiver import WebhookReceiver
-from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, service_env, wait_for
-
-# The service tuned for measuring it: no rate limits or caps in the way, one job per worker
-# process, a short queue poll, quiet logs; webhooks go to the loopback receiver.
-UNTHROTTLED = {
-    "PIXELFLOW_WEBHOOK_ALLOW_PRIVATE": "true",
-    "PIXELFLOW_RATE_LIMIT_PER_MINUTE": "10000000",
-    "PIXELFLOW_RATE_LIMIT_BURST": "1000000",
-    "PIXELFLOW_MAX_CONCURRENT_JOBS_PER_CLIENT": "100000",
-    "PIXELFLOW_WORKER_CONCURRENCY": "1",
-    "PIXELFLOW_WORKER_POLL_DELAY": "0.01",
-    "PIXELFLOW_LOG_LEVEL": "WARNING",
-}
+from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PIXELFLOW = str(Path(sys.executable).with_name("pixelflow"))
@@ -158,7 +146,21 @@ def main(argv: list[str] | None = None) -> int:
 
         migrate(pg.url)
         api_port, floor_port = free_port(), free_port()
-        env = {**service_env(redis, pg.url, s3, "bench"), **UNTHROTTLED}
+        env = {
+            "PIXELFLOW_DATABASE_URL": pg.url,
+            "PIXELFLOW_REDIS_URL": redis.url,
+            "PIXELFLOW_S3_ENDPOINT": s3.endpoint,
+            "PIXELFLOW_S3_ACCESS_KEY": s3.access_key,
+            "PIXELFLOW_S3_SECRET_KEY": s3.secret_key,
+            "PIXELFLOW_S3_BUCKET": "bench",
+            "PIXELFLOW_WEBHOOK_ALLOW_PRIVATE": "true",
+            "PIXELFLOW_RATE_LIMIT_PER_MINUTE": "10000000",
+            "PIXELFLOW_RATE_LIMIT_BURST": "1000000",
+            "PIXELFLOW_MAX_CONCURRENT_JOBS_PER_CLIENT": "100000",
+            "PIXELFLOW_WORKER_CONCURRENCY": "1",
+            "PIXELFLOW_WORKER_POLL_DELAY": "0.01",
+            "PIXELFLOW_LOG_LEVEL": "WARNING",
+        }
         procs.append(spawn([PIXELFLOW, "api", "--port", str(api_port)], env, work / "api.log"))
         procs.append(spawn([sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port", str(floor_port),
                             "--log-level", "warning"], env, work / "floor.log"))  # fmt: skip

@@ -22,7 +22,6 @@ __all__ = [
     "PostgresServer",
     "RedisServer",
     "free_port",
-    "service_env",
     "stop_process",
     "wait_for",
 ]
@@ -240,15 +239,3 @@ class LocalStackS3:
     def restart(self) -> None:
         self.stop()
         self.start()
-
-
-def service_env(redis: RedisServer, database_url: str, s3: LocalStackS3, bucket: str) -> dict[str, str]:
-    """The ``PIXELFLOW_*`` variables that point the service at these servers (S3 is the default storage)."""
-    return {
-        "PIXELFLOW_DATABASE_URL": database_url,
-        "PIXELFLOW_REDIS_URL": redis.url,
-        "PIXELFLOW_S3_ENDPOINT": s3.endpoint,
-        "PIXELFLOW_S3_ACCESS_KEY": s3.access_key,
-        "PIXELFLOW_S3_SECRET_KEY": s3.secret_key,
-        "PIXELFLOW_S3_BUCKET": bucket,
-    }

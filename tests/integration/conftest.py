@@ -25,7 +25,7 @@ import uvicorn
 
 from devstack.demo import create_client_with_key
 from devstack.receiver import WebhookReceiver
-from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, service_env, wait_for
+from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 from infra.db import migrate
 from infra.settings import Settings, load_settings
 
@@ -49,8 +49,13 @@ class Stack:
 
 def _env(redis: RedisServer, pg: PostgresServer, s3: LocalStackS3, api_port: int) -> dict[str, str]:
     return {
-        **service_env(redis, pg.url, s3, "pixelflow-test"),
+        "PIXELFLOW_DATABASE_URL": pg.url,
+        "PIXELFLOW_REDIS_URL": redis.url,
         "PIXELFLOW_STORAGE": "s3",
+        "PIXELFLOW_S3_ENDPOINT": s3.endpoint,
+        "PIXELFLOW_S3_ACCESS_KEY": s3.access_key,
+        "PIXELFLOW_S3_SECRET_KEY": s3.secret_key,
+        "PIXELFLOW_S3_BUCKET": "pixelflow-test",
         "PIXELFLOW_PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
         "PIXELFLOW_WEBHOOK_ALLOW_PRIVATE": "true",  # receivers run on loopback here
         "PIXELFLOW_WEBHOOK_BACKOFF_BASE_SECONDS": "0.5",

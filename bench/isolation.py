@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from bench.service import SPEC, end_to_end, make_key, stop
+from bench.service import SPEC, bench_env, end_to_end, make_key, stop
 from devstack.receiver import WebhookReceiver
 from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 
@@ -95,20 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         envs = {}
         for name, tree in trees.items():
             envs[name] = {
-                "PIXELFLOW_DATABASE_URL": _database(pg, f"bench_{name}"),
-                "PIXELFLOW_REDIS_URL": redis.url,
+                **bench_env(_database(pg, f"bench_{name}"), redis, s3, bucket=f"bench-{name}"),
                 "PIXELFLOW_QUEUE_NAME": f"pixelflow:{name}",
-                "PIXELFLOW_S3_ENDPOINT": s3.endpoint,
-                "PIXELFLOW_S3_ACCESS_KEY": s3.access_key,
-                "PIXELFLOW_S3_SECRET_KEY": s3.secret_key,
-                "PIXELFLOW_S3_BUCKET": f"bench-{name}",
-                "PIXELFLOW_WEBHOOK_ALLOW_PRIVATE": "true",
-                "PIXELFLOW_RATE_LIMIT_PER_MINUTE": "10000000",
-                "PIXELFLOW_RATE_LIMIT_BURST": "1000000",
-                "PIXELFLOW_MAX_CONCURRENT_JOBS_PER_CLIENT": "100000",
-                "PIXELFLOW_WORKER_CONCURRENCY": "1",
-                "PIXELFLOW_WORKER_POLL_DELAY": "0.01",
-                "PIXELFLOW_LOG_LEVEL": "WARNING",
             }
             subprocess.run(
                 [str(tree / ".venv" / "bin" / "pixelflow"), "db", "migrate"],

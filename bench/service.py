@@ -74,6 +74,25 @@ async def load(url: str, body: dict, headers: dict, *, concurrency: int, seconds
     }
 
 
+def bench_env(database_url: str, redis: RedisServer, s3: LocalStackS3, *, bucket: str) -> dict[str, str]:
+    """Settings for a benchmark stack: no rate limits in the way, one job per worker process."""
+    return {
+        "PIXELFLOW_DATABASE_URL": database_url,
+        "PIXELFLOW_REDIS_URL": redis.url,
+        "PIXELFLOW_S3_ENDPOINT": s3.endpoint,
+        "PIXELFLOW_S3_ACCESS_KEY": s3.access_key,
+        "PIXELFLOW_S3_SECRET_KEY": s3.secret_key,
+        "PIXELFLOW_S3_BUCKET": bucket,
+        "PIXELFLOW_WEBHOOK_ALLOW_PRIVATE": "true",
+        "PIXELFLOW_RATE_LIMIT_PER_MINUTE": "10000000",
+        "PIXELFLOW_RATE_LIMIT_BURST": "1000000",
+        "PIXELFLOW_MAX_CONCURRENT_JOBS_PER_CLIENT": "100000",
+        "PIXELFLOW_WORKER_CONCURRENCY": "1",
+        "PIXELFLOW_WORKER_POLL_DELAY": "0.01",
+        "PIXELFLOW_LOG_LEVEL": "WARNING",
+    }
+
+
 def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen(args, env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=log.open("ab"), cwd=ROOT)
 
@@ -146,21 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 
         migrate(pg.url)
         api_port, floor_port = free_port(), free_port()
-        env = {
-            "PIXELFLOW_DATABASE_URL": pg.url,
-            "PIXELFLOW_REDIS_URL": redis.url,
-            "PIXELFLOW_S3_ENDPOINT": s3.endpoint,
-            "PIXELFLOW_S3_ACCESS_KEY": s3.access_key,
-            "PIXELFLOW_S3_SECRET_KEY": s3.secret_key,
-            "PIXELFLOW_S3_BUCKET": "bench",
-            "PIXELFLOW_WEBHOOK_ALLOW_PRIVATE": "true",
-            "PIXELFLOW_RATE_LIMIT_PER_MINUTE": "10000000",
-            "PIXELFLOW_RATE_LIMIT_BURST": "1000000",
-            "PIXELFLOW_MAX_CONCURRENT_JOBS_PER_CLIENT": "100000",
-            "PIXELFLOW_WORKER_CONCURRENCY": "1",
-            "PIXELFLOW_WORKER_POLL_DELAY": "0.01",
-            "PIXELFLOW_LOG_LEVEL": "WARNING",
-        }
+        env = bench_env(pg.url, redis, s3, bucket="bench")
         procs.append(spawn([PIXELFLOW, "api", "--port", str(api_port)], env, work / "api.log"))
         procs.append(spawn([sys.executable, "-m", "uvicorn", "bench.floor_app:app", "--port", str(floor_port),
                             "--log-level", "warning"], env, work / "floor.log"))  # fmt: skip

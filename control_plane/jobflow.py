@@ -21,9 +21,10 @@ from control_plane.problems import (
     UnsupportedMediaType,
 )
 from control_plane.ratelimit import Decision
-from infra.lifecycle import JobStatus
+from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOBS_CREATED, JOBS_STARTED, RATE_LIMITED
 from infra.netguard import BlockedDestination, check_literal
+from infra.objects import discard_originals, upload_key
 from infra.queue import dispatch_job
 from infra.repo import Job
 from infra.telemetry import carrier, parent, tracer
@@ -99,22 +100,31 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             raise Conflict(f"the job is {job.status} and cannot be started", code=f"job_{job.status}")
         return job  # queued, processing or succeeded: starting again is harmless
 
-    info = await services.store.stat(job.source_key)
+    # The client's URL writes uploads/; what /start checked moves to sources/, where that URL
+    # cannot reach, so re-using it later changes nothing the job reads.
+    key = upload_key(job.client_id, job.id)
+    info = await services.store.stat(key)
+    if info is None:  # moved by an earlier /start that then found the client busy, or /v1/uploads
+        key = job.source_key
+        info = await services.store.stat(key)
     if info is None:
         raise Conflict("upload the original to the job's upload URL before starting it", code="upload_missing")
     if info.size > settings.max_source_bytes:
-        await services.store.delete(job.source_key)
         message = f"the upload is {info.size} bytes; the limit is {settings.max_source_bytes}"
-        await services.jobs.fail(job.id, "source_too_large", message)
-        raise PayloadTooLarge(message, code="source_too_large")
+        await services.jobs.fail(job.id, Reason.SOURCE_TOO_LARGE, message)
+        await discard_originals(services.store, job.client_id, job.id)
+        raise PayloadTooLarge(message, code=Reason.SOURCE_TOO_LARGE)
     if info.size == 0:
         # A failed or aborted upload, not an image: the job stays `created` so the client can upload again.
         raise Unprocessable("the upload is empty; upload the original again", code="empty_source")
     try:
-        source_format = sniff(await services.store.read_head(job.source_key, SNIFF_BYTES))
+        source_format = sniff(await services.store.read_head(key, SNIFF_BYTES))
     except UnsupportedFormat as exc:
         await services.jobs.fail(job.id, exc.code, exc.public)
+        await discard_originals(services.store, job.client_id, job.id)
         raise UnsupportedMediaType(exc.public, code=exc.code) from None
+    if key != job.source_key:
+        await services.store.move(key, job.source_key)
 
     # The job keeps one trace: this span joins the trace begun at creation, links the /start
     # request's own trace, and its context rides in the queue message to the worker.

@@ -30,6 +30,7 @@ from data_plane.webhooks import start_delivery
 from infra.events import job_delivery
 from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
+from infra.objects import asset_key, discard_originals, output_key
 from infra.outages import TRANSIENT
 from infra.queue import dispatch_job
 from infra.repo import Job, VariantRecord
@@ -38,9 +39,8 @@ from infra.telemetry import parent, span
 from pipeline.dsl import JobSpec, asset_keys, decode_job_spec
 from pipeline.errors import DeadlineExceeded, InternalError, PipelineError
 from pipeline.sandbox import EngineCanceled, EngineRequest
-from pipeline.sniff import EXTENSIONS
 
-__all__ = ["Outcome", "fail_job", "hand_back", "output_key", "process_job", "run_job"]
+__all__ = ["Outcome", "fail_job", "hand_back", "process_job", "run_job"]
 
 log = logging.getLogger("pixelflow.worker")
 
@@ -55,14 +55,6 @@ class Outcome:
 
 
 _SKIPPED = Outcome("skipped", "not_claimable")
-
-
-def output_key(job: Job, variant_id: str, fmt: str) -> str:
-    return f"outputs/{job.client_id}/{job.id}/{variant_id}{EXTENSIONS[fmt]}"
-
-
-def asset_key(job: Job, key: str) -> str:
-    return f"assets/{job.client_id}/{key}"
 
 
 async def process_job(
@@ -145,7 +137,15 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     del data
     result = await deps.engines.run(str(job.id), request, timeout=remaining)
     records = [
-        VariantRecord(v.id, v.format, v.content_type, v.width, v.height, v.bytes, output_key(job, v.id, v.format))
+        VariantRecord(
+            v.id,
+            v.format,
+            v.content_type,
+            v.width,
+            v.height,
+            v.bytes,
+            output_key(job.client_id, job.id, v.id, v.format),
+        )
         for v in result.variants
     ]
 
@@ -178,7 +178,7 @@ async def _fetch_assets(deps: WorkerDeps, job: Job, spec: JobSpec) -> dict[str, 
     found: dict[str, bytes] = {}
     for key in asset_keys(spec):
         try:
-            found[key] = await deps.store.read(asset_key(job, key), max_bytes=deps.settings.max_source_bytes)
+            found[key] = await deps.store.read(asset_key(job.client_id, key), max_bytes=deps.settings.max_source_bytes)
         except (ObjectNotFound, ObjectTooLarge):
             continue
     return found
@@ -193,6 +193,7 @@ async def fail_job(
     recorded = await deps.jobs.fail(job.id, code, message, delivery, dispatch=dispatch)
     if recorded is False:
         return Outcome(JobStatus.CANCELED, JobStatus.CANCELED)
+    await discard_originals(deps.store, job.client_id, job.id)
     if isinstance(recorded, uuid.UUID):
         start_delivery(deps, recorded)
     return Outcome(JobStatus.FAILED, str(code))

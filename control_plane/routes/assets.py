@@ -15,6 +15,7 @@ from control_plane.deps import ApiDepsDep as ServicesDep
 from control_plane.jobflow import url_expiry
 from control_plane.problems import Unprocessable
 from control_plane.views import UploadView, upload_view
+from infra.objects import asset_key
 from pipeline.dsl.steps import ASSET_KEY_RULE, AssetKey
 from pipeline.errors import FieldError
 
@@ -45,6 +46,6 @@ async def create_asset_upload(
         raise Unprocessable(
             "invalid asset key", code="invalid_asset_key", errors=[FieldError("$.key", "must be " + ASSET_KEY_RULE)]
         ) from None
-    object_key = f"assets/{principal.client.id}/{data.key}"
+    object_key = asset_key(principal.client.id, data.key)
     cap = min(MAX_ASSET_BYTES, services.settings.max_source_bytes)
     return AssetUpload(data.key, upload_view(services.store, object_key, expires=url_expiry(services), max_bytes=cap))

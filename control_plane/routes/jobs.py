@@ -27,6 +27,7 @@ from control_plane.views import (
 )
 from infra.events import job_delivery
 from infra.lifecycle import ACTIVE, TERMINAL, JobStatus
+from infra.objects import discard_originals, upload_key
 from infra.queue import announce_cancel, queue_webhook
 from infra.repo import Job
 from infra.telemetry import carrier
@@ -56,7 +57,8 @@ def _pending_upload(services: ServicesDep, job: Job, expiry: timedelta) -> Uploa
     """Upload URLs while the job still waits for its original; none once it has started."""
     if job.status != JobStatus.CREATED:
         return None
-    return upload_view(services.store, job.source_key, expires=expiry, max_bytes=services.settings.max_source_bytes)
+    key = upload_key(job.client_id, job.id)
+    return upload_view(services.store, key, expires=expiry, max_bytes=services.settings.max_source_bytes)
 
 
 def _cursor(value: tuple[datetime, uuid.UUID] | None) -> str | None:
@@ -157,6 +159,7 @@ class JobsController(Controller):
             await announce_cancel(services.queue, settings.queue_name, job_id)
         if isinstance(recorded, uuid.UUID):
             await queue_webhook(services.queue, settings.webhook_queue_name, recorded, carrier())
+        await discard_originals(services.store, job.client_id, job.id)
         job = await services.jobs.get(job_id, principal.client.id)
         assert job is not None
         return job_view(job, services.store, url_expiry=url_expiry(services))

@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from infra.lifecycle import ACTIVE, CANCELABLE, TERMINAL, JobStatus, sql_set
+from infra.objects import source_key
 from infra.repo._sql import execute, fetch_all, fetch_one
 from infra.repo._sql import fetch_one as _one  # the name create() uses; folded in after the object-key merge
 
@@ -89,14 +90,14 @@ class JobRepo:
     ) -> tuple[Job, bool]:
         """Insert a job; with an idempotency key already used by this client, return that job instead."""
         job_id = uuid.uuid4()
-        source_key = f"sources/{client_id}/{job_id}"
+        source = source_key(client_id, job_id)
         async with self.pool.connection() as conn:
             row = await _one(
                 conn,
                 f"INSERT INTO jobs (id, client_id, status, spec, spec_sha256, idempotency_key, source_key, trace_context)"
                 f" VALUES (%s, %s, 'created', %s::jsonb, %s, %s, %s, %s)"
                 f" ON CONFLICT (client_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
-                (job_id, client_id, spec.decode(), spec_sha256, idempotency_key, source_key, Jsonb(trace_context)),
+                (job_id, client_id, spec.decode(), spec_sha256, idempotency_key, source, Jsonb(trace_context)),
             )
             if row is not None:
                 return _job(row), True

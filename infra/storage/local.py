@@ -99,6 +99,13 @@ class LocalStore:
 
         await asyncio.to_thread(write)
 
+    async def move(self, src: str, dst: str) -> None:
+        source, target = self._path(src), self._path(dst)
+        if not source.is_file():
+            raise ObjectNotFound(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        source.replace(target)
+
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 

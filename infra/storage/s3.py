@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import ENABLED, CopySource, Filter
 from minio.datatypes import PostPolicy
 from minio.error import S3Error
+from minio.lifecycleconfig import AbortIncompleteMultipartUpload, Expiration, LifecycleConfig, Rule
 
+from infra.objects import UPLOAD_RETENTION_DAYS, UPLOADS_PREFIX
 from infra.storage.base import (
     ObjectInfo,
     ObjectNotFound,
@@ -31,6 +35,7 @@ from infra.storage.base import (
 __all__ = ["S3Store"]
 
 T = TypeVar("T")
+log = logging.getLogger("pixelflow.storage")
 _MISSING = {"NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"}
 
 
@@ -91,6 +96,7 @@ class S3Store:
             except S3Error as exc:
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
+        await self._expire_abandoned_uploads()
 
     async def ping(self) -> None:
         await asyncio.to_thread(self._guard, self._client.bucket_exists, self.bucket)
@@ -141,8 +147,36 @@ class S3Store:
             self._client.put_object, self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
         )
 
+    async def move(self, src: str, dst: str) -> None:
+        await self._call(self._client.copy_object, self.bucket, dst, CopySource(self.bucket, src))
+        await self.delete(src)
+
     async def delete(self, key: str) -> None:
         await self._call(self._client.remove_object, self.bucket, key)
+
+    async def lifecycle_rules(self) -> list[dict[str, object]]:
+        """The bucket's expiration rules as ``{"prefix", "days"}``, for checks and tests."""
+        config = await self._call(self._client.get_bucket_lifecycle, self.bucket)
+        rules = config.rules if config is not None else []
+        return [
+            {"prefix": r.rule_filter.prefix if r.rule_filter else None, "days": r.expiration.days if r.expiration else None}
+            for r in rules
+        ]
+
+    async def _expire_abandoned_uploads(self) -> None:
+        """Whatever a presigned URL writes under uploads/ is gone a day later (and so are the
+        parts of abandoned multipart uploads): the URLs stay useless once their job started."""
+        rule = Rule(
+            ENABLED,
+            rule_filter=Filter(prefix=UPLOADS_PREFIX),
+            rule_id="pixelflow-expire-uploads",
+            expiration=Expiration(days=UPLOAD_RETENTION_DAYS),
+            abort_incomplete_multipart_upload=AbortIncompleteMultipartUpload(days_after_initiation=1),
+        )
+        try:
+            await self._call(self._client.set_bucket_lifecycle, self.bucket, LifecycleConfig([rule]))
+        except S3Error as exc:  # a store without lifecycle support: say so, keep serving
+            log.warning("could not set the uploads/ expiry rule; expire it yourself", extra={"error": exc.code})
 
     async def close(self) -> None:
         return None

@@ -173,7 +173,7 @@ async def test_presigned_put_rejects_tampering_and_expiry(stack: Stack, tenant: 
         from infra.storage import open_store
 
         store = open_store(stack.settings())
-        short = store.presign_put(f"sources/{tenant.client_id}/{job['id']}", expires=timedelta(seconds=1), max_bytes=10)
+        short = store.presign_put(f"uploads/{tenant.client_id}/{job['id']}", expires=timedelta(seconds=1), max_bytes=10)
         time.sleep(2.1)
         r = await plain.put(short.url, content=data)
         assert r.status_code == 403 and "expired" in r.text.lower()

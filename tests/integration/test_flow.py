@@ -53,7 +53,7 @@ async def test_full_flow_with_signed_webhook(tenant: Tenant, worker: WorkerProce
     job = await create_and_upload(tenant, spec(receiver.url(f"/flow/{tenant.name}")), source)
     assert job["status"] == "created"
     assert job["upload"]["max_bytes"] == 3 * 1024 * 1024
-    assert job["upload"]["post"]["fields"]["key"].startswith("sources/")
+    assert job["upload"]["post"]["fields"]["key"].startswith("uploads/")
 
     started = await tenant.http.post(f"/v1/jobs/{job['id']}/start")
     assert started.status_code == 202, started.text

@@ -36,7 +36,7 @@ async def test_local_storage_end_to_end(stack: Stack, tmp_path: Path) -> None:
         job = (await t.http.post("/v1/jobs", json=spec())).json()
         assert job["upload"]["post"] is None  # the local backend takes PUT only
         url = job["upload"]["put"]["url"]
-        assert url.startswith(f"http://127.0.0.1:{port}/v1/storage/sources/")
+        assert url.startswith(f"http://127.0.0.1:{port}/v1/storage/uploads/")
         data = encode(photo(500, 400), ".jpg")
         async with httpx.AsyncClient() as plain:
             assert (await plain.put(url.replace("sig=", "sig=0"), content=data)).status_code == 403

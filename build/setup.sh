@@ -17,8 +17,9 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 stamp=.venv/.pixelflow-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ clients/python/pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  # the server with its dev tools, and the Python SDK (its own small distribution) the tests drive
+  .venv/bin/python -m pip install -q -e '.[dev]' -e clients/python
   touch "$stamp"
 fi

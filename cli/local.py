@@ -24,7 +24,9 @@ __all__ = ["register"]
 def register(sub: argparse._SubParsersAction) -> None:
     run = sub.add_parser("run", help="process local images through a job spec, no servers needed")
     run.add_argument("spec", type=Path, help="job spec JSON file")
-    run.add_argument("inputs", type=Path, nargs="+", metavar="INPUT", help="source images")
+    run.add_argument(
+        "inputs", type=Path, nargs="+", metavar="INPUT", help="source images, or directories to search for them"
+    )
     run.add_argument("-o", "--out", type=Path, required=True, help="output directory")
     run.add_argument(
         "--assets", type=Path, help="directory that watermark `image` keys resolve in (default: the spec's directory)"
@@ -94,8 +96,34 @@ class _Result:
     error: str | None = None
 
 
+# What a directory contributes: files named like images (a file given by name is always taken;
+# its bytes decide what it is either way).
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".svg"}
+
+
+def _expand(inputs: list[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
+    """(source, output folder relative to -o) for every input, and the collisions: two sources
+    whose outputs would land in one folder. A file named directly writes to ``<stem>/``; a
+    file found in a directory keeps its path below that directory (``a/b.jpg`` -> ``a/b/``)."""
+    pairs: list[tuple[Path, Path]] = []
+    for item in inputs:
+        if item.is_dir():
+            for found in sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES):
+                if not any(part.startswith(".") for part in found.relative_to(item).parts):
+                    pairs.append((found, found.relative_to(item).with_suffix("")))
+        else:
+            pairs.append((item, Path(item.stem)))
+    owners: dict[Path, Path] = {}
+    collisions = []
+    for source, folder in pairs:
+        if folder in owners:
+            collisions.append(f"{owners[folder]} and {source} would both write {folder}/")
+        owners.setdefault(folder, source)
+    return pairs, collisions
+
+
 def _process_one(
-    sandbox: Sandbox, spec: JobSpec, source: Path, out_dir: Path, assets: Path | None, limits: Limits
+    sandbox: Sandbox, spec: JobSpec, source: Path, target: Path, assets: Path | None, limits: Limits
 ) -> _Result:
     started = time.perf_counter()
     try:
@@ -106,7 +134,6 @@ def _process_one(
         return _Result(str(source), time.perf_counter() - started, error_code=exc.code, error=exc.public)
     except OSError as exc:
         return _Result(str(source), time.perf_counter() - started, error_code="unreadable", error=exc.strerror)
-    target = out_dir / source.stem
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for v in result.variants:
@@ -140,8 +167,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     if spec is None:
         return 2
     assets = args.assets or args.spec.parent
-    jobs = max(1, args.jobs or min(len(args.inputs), os.cpu_count() or 1))
-    total, failed = len(args.inputs), 0
+    pairs, collisions = _expand(args.inputs)
+    if collisions:
+        print("pixelflow: outputs would overwrite each other; rename or run separately:", file=sys.stderr)
+        for line in collisions:
+            print(f"  {line}", file=sys.stderr)
+        return 2
+    if not pairs:
+        print("pixelflow: no images found in the inputs", file=sys.stderr)
+        return 2
+    jobs = max(1, args.jobs or min(len(pairs), os.cpu_count() or 1))
+    total, failed = len(pairs), 0
     # Each image runs in a killable engine process, so the deadline holds inside any encoder.
     sandboxes: queue.SimpleQueue[Sandbox] = queue.SimpleQueue()
     config = SandboxConfig(vips_concurrency=None if jobs == 1 else 1)
@@ -150,16 +186,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         sandbox.start()
         sandboxes.put(sandbox)
 
-    def one(source: Path) -> _Result:
+    def one(source: Path, folder: Path) -> _Result:
         sandbox = sandboxes.get()
         try:
-            return _process_one(sandbox, spec, source, args.out, assets, limits)
+            return _process_one(sandbox, spec, source, args.out / folder, assets, limits)
         finally:
             sandboxes.put(sandbox)
 
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(one, s) for s in args.inputs]
+            futures = [pool.submit(one, source, folder) for source, folder in pairs]
             for done, fut in enumerate(as_completed(futures), 1):
                 failed += _report(fut.result(), done, total, args.json)
     finally:

@@ -16,7 +16,7 @@ import msgspec
 
 from pipeline.dsl.job import JobSpec
 from pipeline.dsl.limits import Limits
-from pipeline.dsl.steps import StepBase, Watermark
+from pipeline.dsl.steps import Step, StepBase, Watermark
 from pipeline.dsl.variant import Variant
 from pipeline.errors import FieldError, SpecError
 
@@ -44,7 +44,7 @@ def decode_job_spec(data: bytes | str | Any, limits: Limits | None = None) -> Jo
     try:
         spec = msgspec.convert(raw, JobSpec)
     except msgspec.ValidationError as exc:
-        raise SpecError([_field_error(str(exc), compact)]) from None
+        raise SpecError(_every_field_error(raw, str(exc), compact)) from None
     errors = _job_rules(spec, limits, compact)
     if errors:
         raise SpecError(errors)
@@ -101,6 +101,33 @@ def _expand_compact(raw: Any) -> tuple[Any, frozenset[int]]:
             compact.add(i)
         items.append(item)
     return {**raw, "pipeline": items}, frozenset(compact)
+
+
+def _every_field_error(raw: Any, first: str, compact: frozenset[int]) -> list[FieldError]:
+    """msgspec stops at the first problem; a client fixing a spec wants all of them. Each
+    variant (without its steps) and each step is converted on its own, so every one that is
+    wrong reports its first problem, in document order, after the one msgspec found first."""
+    found = [_field_error(first, compact)]
+
+    def check(value: Any, kind: Any, at: str) -> None:
+        try:
+            msgspec.convert(value, kind)
+        except msgspec.ValidationError as exc:
+            error = _field_error(str(exc), frozenset())
+            path = _compact_path(at + error.path[1:], compact) if compact else at + error.path[1:]
+            if all(path != seen.path for seen in found):
+                found.append(FieldError(path, error.message))
+
+    pipeline = raw.get("pipeline") if isinstance(raw, dict) else None
+    for i, item in enumerate(pipeline if isinstance(pipeline, list) else ()):
+        steps = item.get("steps") if isinstance(item, dict) else None
+        if isinstance(steps, list):
+            check({**item, "steps": []}, Variant, f"$.pipeline[{i}]")
+            for j, step in enumerate(steps):
+                check(step, Step, f"$.pipeline[{i}].steps[{j}]")
+        else:
+            check(item, Variant, f"$.pipeline[{i}]")
+    return found
 
 
 def _field_error(text: str, compact: frozenset[int]) -> FieldError:

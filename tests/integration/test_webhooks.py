@@ -117,21 +117,3 @@ async def test_failed_job_sends_job_failed_with_the_reason(
     assert event["data"]["error"]["code"] == "invalid_operation"
     assert "lies outside" in event["data"]["error"]["message"]
     assert event["data"]["variants"] == []
-
-
-async def test_redeliver_is_rate_limited_per_job(
-    tenant: Tenant, worker: WorkerProcess, receiver: WebhookReceiver
-) -> None:
-    """300 redeliver calls in a burst used to make 301 signed POSTs; now 3, then one a minute."""
-    path = f"/cannon/{tenant.name}"
-    job = await run_job(tenant, receiver.url(path))
-    receiver.wait(path, 1)
-    answers = [(await tenant.http.post(f"/v1/jobs/{job['id']}/deliveries/redeliver")) for _ in range(30)]
-    codes = [r.status_code for r in answers]
-    assert codes[:3] == [202, 202, 202] and set(codes[3:]) == {429}, codes
-    refused = answers[3]
-    assert refused.headers["content-type"].startswith("application/problem+json")
-    assert refused.json()["code"] == "redelivery_rate_limited" and int(refused.headers["retry-after"]) >= 1
-    got = receiver.wait(path, 4)
-    await asyncio.sleep(1)
-    assert len(receiver.at(path)) == 4 and len({g.headers["webhook-id"] for g in got}) == 1

@@ -122,3 +122,39 @@ def test_run_refuses_invalid_settings(tmp_path: Path) -> None:
     env = {**os.environ, "PIXELFLOW_DEADLINE_SECONDS": "soon"}
     result = pixelflow("run", "examples/job.json", "examples/sample.jpg", "-o", str(tmp_path), env=env)
     assert result.returncode == 2 and "PIXELFLOW_DEADLINE_SECONDS" in result.stderr
+
+
+def test_run_takes_directories_and_keeps_relative_paths(tmp_path: Path) -> None:
+    tree = tmp_path / "shots"
+    (tree / "2024" / "may").mkdir(parents=True)
+    (tree / "2025").mkdir()
+    (tree / "2024" / "may" / "beach.jpg").write_bytes(encode(photo(160, 120, seed=1), ".jpg"))
+    (tree / "2025" / "beach.png").write_bytes(encode(photo(120, 160, seed=2), ".png"))
+    (tree / "notes.txt").write_text("not an image")
+    (tree / ".hidden").mkdir()
+    (tree / ".hidden" / "x.jpg").write_bytes(b"junk")
+    spec = tmp_path / "spec.json"
+    spec.write_text(
+        json.dumps({"version": 1, "pipeline": [{"id": "t", "action": "resize", "width": 40, "format": "webp"}]})
+    )
+    out = tmp_path / "out"
+    result = pixelflow("run", str(spec), str(tree), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.webp")) == [
+        "2024/may/beach/t.webp",
+        "2025/beach/t.webp",
+    ]
+
+
+def test_run_refuses_inputs_whose_outputs_collide(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    (a / "photo.jpg").write_bytes(encode(photo(64, 48, seed=1), ".jpg"))
+    (b / "photo.jpg").write_bytes(encode(photo(64, 48, seed=2), ".jpg"))
+    result = pixelflow(
+        "run", "examples/job.json", str(a / "photo.jpg"), str(b / "photo.jpg"), "-o", str(tmp_path / "o")
+    )
+    assert result.returncode == 2
+    assert "would both write photo/" in result.stderr
+    assert not (tmp_path / "o").exists()  # nothing written, nothing silently overwritten

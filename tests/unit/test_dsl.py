@@ -289,3 +289,23 @@ def test_spec_error_is_a_msgspec_free_public_type() -> None:
         decode_job_spec("[]")
     assert not isinstance(info.value, msgspec.ValidationError)
     assert info.value.code == "invalid_spec"
+
+
+def test_every_invalid_variant_and_step_is_reported_at_once() -> None:
+    raw = {
+        "version": 1,
+        "pipeline": [
+            {"id": "a", "action": "resize", "width": 0, "format": "webp"},
+            {"id": "b", "steps": [{"op": "blur", "sigma": -1}, {"op": "spin"}], "format": "png"},
+            {"id": "ok", "action": "resize", "width": 10, "format": "jpeg"},
+            {"id": "c", "action": "resize", "width": 10, "format": "bmp"},
+        ],
+    }
+    with pytest.raises(SpecError) as err:
+        decode_job_spec(raw)
+    assert [e.path for e in err.value.errors] == [
+        "$.pipeline[0].width",
+        "$.pipeline[1].steps[0].sigma",
+        "$.pipeline[1].steps[1].op",
+        "$.pipeline[3].format",
+    ]

@@ -1,0 +1,254 @@
+"""Sync and async clients with the same methods. Waiting honours ``Retry-After`` on 429/503."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pixelflow_client._calls import Call, backoff, calls, check, parse
+from pixelflow_client.errors import JobFailed, RateLimited, Unavailable
+from pixelflow_client.models import Delivery, Job, JobPage, Upload, Validation
+
+__all__ = ["AsyncClient", "Client"]
+
+JobId = uuid.UUID | str
+_RETRYABLE = (RateLimited, Unavailable)
+
+
+def _bytes(file: bytes | str | Path) -> bytes:
+    return file if isinstance(file, bytes) else Path(file).read_bytes()
+
+
+def _headers(api_key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}", "User-Agent": "pixelflow-client/0.1"}
+
+
+class Client:
+    """``Client("http://127.0.0.1:8000", api_key)``; also a context manager."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0, max_retries: int = 4) -> None:
+        self._http = httpx.Client(base_url=base_url, headers=_headers(api_key), timeout=timeout)
+        self._storage = httpx.Client(timeout=timeout)  # presigned URLs: never send the API key there
+        self.max_retries = max_retries
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+        self._storage.close()
+
+    def _send(self, call: Call) -> Any:
+        for attempt in range(self.max_retries + 1):
+            response = self._http.request(
+                call.method, call.path, json=call.json, params=call.params, headers=call.headers
+            )
+            try:
+                return parse(call, response)
+            except _RETRYABLE as exc:
+                if not call.retry or attempt == self.max_retries:
+                    raise
+                time.sleep(exc.retry_after if exc.retry_after is not None else backoff(attempt))
+        raise AssertionError("unreachable")
+
+    def create(self, spec: dict[str, Any], *, idempotency_key: str | None = None) -> Job:
+        return self._send(calls.create(spec, idempotency_key))
+
+    def upload(
+        self, job_or_upload: Job | Upload, file: bytes | str | Path, *, content_type: str = "application/octet-stream"
+    ) -> None:
+        upload = job_or_upload.upload if isinstance(job_or_upload, Job) else job_or_upload
+        if upload is None:
+            raise ValueError("this job takes no upload (it has started already)")
+        check(self._storage.put(upload.put.url, content=_bytes(file), headers={"Content-Type": content_type}))
+
+    def start(self, job_id: JobId) -> Job:
+        return self._send(calls.start(job_id))
+
+    def get(self, job_id: JobId) -> Job:
+        return self._send(calls.get(job_id))
+
+    def wait(self, job_id: JobId, *, timeout: float | None = None, poll: float = 0.25) -> Job:
+        """Poll until the job ends (backing off to 5 s between polls); returns its final state."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        attempt = 0
+        while True:
+            job = self.get(job_id)
+            if job.done:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
+            time.sleep(backoff(attempt, base=poll))
+            attempt += 1
+
+    def submit(
+        self,
+        spec: dict[str, Any],
+        file: bytes | str | Path,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        raise_on_failure: bool = True,
+    ) -> Job:
+        """Create, upload, start and wait, in one call. ``JobFailed`` if it does not succeed."""
+        job = self.create(spec, idempotency_key=idempotency_key)
+        if job.status == "created":
+            self.upload(job, file)
+            self.start(job.id)
+        final = self.wait(job.id, timeout=timeout)
+        if raise_on_failure and final.status != "succeeded":
+            raise JobFailed(final)
+        return final
+
+    def list(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> JobPage:
+        return self._send(calls.list(status, limit, cursor))
+
+    def iter_jobs(self, *, status: str | None = None, page_size: int = 50) -> Iterator[Job]:
+        """Every job, newest first, across pages."""
+        cursor = None
+        while True:
+            page = self.list(status=status, limit=page_size, cursor=cursor)
+            yield from page.jobs
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def cancel(self, job_id: JobId) -> Job:
+        return self._send(calls.cancel(job_id))
+
+    def deliveries(self, job_id: JobId) -> list[Delivery]:
+        return self._send(calls.deliveries(job_id))
+
+    def redeliver(self, job_id: JobId) -> Delivery:
+        return self._send(calls.redeliver(job_id))
+
+    def upload_asset(self, key: str, file: bytes | str | Path, *, content_type: str = "image/png") -> str:
+        """Store a watermark image under ``key``; specs then name it (``"image": key``)."""
+        asset = self._send(calls.asset(key))
+        self.upload(asset.upload, file, content_type=content_type)
+        return asset.key
+
+    def validate(self, spec: dict[str, Any], *, width: int | None = None, height: int | None = None) -> Validation:
+        source = {"width": width, "height": height} if width and height else None
+        return self._send(calls.validate(spec, source))
+
+
+class AsyncClient:
+    """The same methods as ``Client``, awaitable; ``iter_jobs`` is an async iterator."""
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0, max_retries: int = 4) -> None:
+        self._http = httpx.AsyncClient(base_url=base_url, headers=_headers(api_key), timeout=timeout)
+        self._storage = httpx.AsyncClient(timeout=timeout)
+        self.max_retries = max_retries
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+        await self._storage.aclose()
+
+    async def _send(self, call: Call) -> Any:
+        for attempt in range(self.max_retries + 1):
+            response = await self._http.request(
+                call.method, call.path, json=call.json, params=call.params, headers=call.headers
+            )
+            try:
+                return parse(call, response)
+            except _RETRYABLE as exc:
+                if not call.retry or attempt == self.max_retries:
+                    raise
+                await asyncio.sleep(exc.retry_after if exc.retry_after is not None else backoff(attempt))
+        raise AssertionError("unreachable")
+
+    async def create(self, spec: dict[str, Any], *, idempotency_key: str | None = None) -> Job:
+        return await self._send(calls.create(spec, idempotency_key))
+
+    async def upload(
+        self, job_or_upload: Job | Upload, file: bytes | str | Path, *, content_type: str = "application/octet-stream"
+    ) -> None:
+        upload = job_or_upload.upload if isinstance(job_or_upload, Job) else job_or_upload
+        if upload is None:
+            raise ValueError("this job takes no upload (it has started already)")
+        check(await self._storage.put(upload.put.url, content=_bytes(file), headers={"Content-Type": content_type}))
+
+    async def start(self, job_id: JobId) -> Job:
+        return await self._send(calls.start(job_id))
+
+    async def get(self, job_id: JobId) -> Job:
+        return await self._send(calls.get(job_id))
+
+    async def wait(self, job_id: JobId, *, timeout: float | None = None, poll: float = 0.25) -> Job:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        attempt = 0
+        while True:
+            job = await self.get(job_id)
+            if job.done:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job.status} after {timeout} s")
+            await asyncio.sleep(backoff(attempt, base=poll))
+            attempt += 1
+
+    async def submit(
+        self,
+        spec: dict[str, Any],
+        file: bytes | str | Path,
+        *,
+        idempotency_key: str | None = None,
+        timeout: float | None = None,
+        raise_on_failure: bool = True,
+    ) -> Job:
+        job = await self.create(spec, idempotency_key=idempotency_key)
+        if job.status == "created":
+            await self.upload(job, file)
+            await self.start(job.id)
+        final = await self.wait(job.id, timeout=timeout)
+        if raise_on_failure and final.status != "succeeded":
+            raise JobFailed(final)
+        return final
+
+    async def list(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> JobPage:
+        return await self._send(calls.list(status, limit, cursor))
+
+    async def iter_jobs(self, *, status: str | None = None, page_size: int = 50) -> AsyncIterator[Job]:
+        cursor = None
+        while True:
+            page = await self.list(status=status, limit=page_size, cursor=cursor)
+            for job in page.jobs:
+                yield job
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def cancel(self, job_id: JobId) -> Job:
+        return await self._send(calls.cancel(job_id))
+
+    async def deliveries(self, job_id: JobId) -> list[Delivery]:
+        return await self._send(calls.deliveries(job_id))
+
+    async def redeliver(self, job_id: JobId) -> Delivery:
+        return await self._send(calls.redeliver(job_id))
+
+    async def upload_asset(self, key: str, file: bytes | str | Path, *, content_type: str = "image/png") -> str:
+        asset = await self._send(calls.asset(key))
+        await self.upload(asset.upload, file, content_type=content_type)
+        return asset.key
+
+    async def validate(
+        self, spec: dict[str, Any], *, width: int | None = None, height: int | None = None
+    ) -> Validation:
+        source = {"width": width, "height": height} if width and height else None
+        return await self._send(calls.validate(spec, source))

@@ -1,0 +1,138 @@
+"""What the API returns, as typed structs (unknown fields are ignored, so newer servers work)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = [
+    "Attempt",
+    "Delivery",
+    "FieldError",
+    "Job",
+    "JobError",
+    "JobPage",
+    "Source",
+    "Upload",
+    "UploadTarget",
+    "Validation",
+    "Variant",
+    "WebhookEvent",
+]
+
+Status = Literal["created", "queued", "processing", "succeeded", "failed", "canceled"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "canceled"})
+
+
+class UploadTarget(msgspec.Struct):
+    method: str
+    url: str
+    expires_at: datetime
+    fields: dict[str, str] | None = None
+
+
+class Upload(msgspec.Struct):
+    put: UploadTarget
+    post: UploadTarget | None
+    max_bytes: int
+
+
+class JobError(msgspec.Struct):
+    code: str
+    message: str
+
+
+class Source(msgspec.Struct):
+    bytes: int | None
+    format: str | None
+    width: int | None
+    height: int | None
+
+
+class Variant(msgspec.Struct):
+    id: str
+    format: str
+    content_type: str
+    width: int
+    height: int
+    bytes: int
+    url: str
+
+
+class Job(msgspec.Struct):
+    id: uuid.UUID
+    status: Status
+    created_at: datetime
+    attempts: int
+    queued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: JobError | None = None
+    metadata: dict[str, Any] | None = None
+    source: Source | None = None
+    variants: list[Variant] = []
+    upload: Upload | None = None
+
+    @property
+    def done(self) -> bool:
+        return self.status in TERMINAL
+
+
+class JobPage(msgspec.Struct):
+    jobs: list[Job]
+    next_cursor: str | None
+
+
+class Attempt(msgspec.Struct):
+    attempt: int
+    at: datetime
+    response_status: int | None
+    error: str | None
+    duration_ms: int
+
+
+class Delivery(msgspec.Struct):
+    id: uuid.UUID
+    webhook_id: uuid.UUID
+    event: str
+    url: str
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime | None
+    created_at: datetime
+    delivered_at: datetime | None
+    history: list[Attempt]
+
+
+class FieldError(msgspec.Struct):
+    path: str
+    message: str
+
+
+class Validation(msgspec.Struct):
+    """The dry run: the normalised spec and, given a source size, what the job would produce."""
+
+    valid: bool
+    spec: dict[str, Any]
+    variants: list[dict[str, Any]]
+    decode_size: tuple[int, int] | None = None
+    errors: list[dict[str, Any]] | None = None
+    cost: float | None = None
+    max_cost: float | None = None
+
+
+class WebhookEvent(msgspec.Struct):
+    """A verified webhook: ``type`` is ``job.succeeded``, ``job.failed`` or ``job.canceled``."""
+
+    type: str
+    timestamp: datetime
+    data: dict[str, Any]
+    id: str = ""  # the webhook-id header: the same for every retry and redelivery; deduplicate on it
+
+    @property
+    def job_id(self) -> uuid.UUID:
+        return uuid.UUID(self.data["job_id"])

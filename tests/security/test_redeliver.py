@@ -19,7 +19,9 @@ async def test_redeliver_is_rate_limited_per_job(
     job = await run_job(tenant, receiver.url(path))
     receiver.wait(path, 1)
     answers = [(await tenant.http.post(f"/v1/jobs/{job['id']}/deliveries/redeliver")) for _ in range(30)]
-    codes = [record("redeliver burst", r.status_code) for r in answers]
+    codes = [r.status_code for r in answers]
+    for r in answers[3:]:  # the burst past the limit is the hostile part
+        record("redeliver burst past the limit", r.status_code)
     assert codes[:3] == [202, 202, 202] and set(codes[3:]) == {429}, codes
     refused = answers[3]
     assert refused.headers["content-type"].startswith("application/problem+json")

@@ -1,9 +1,10 @@
-"""Calibrate the planner's cost table (`pipeline/cost.py`): CPU milliseconds per megapixel of each
-op, decoder and encoder on one core, as deployed (VIPS_CONCURRENCY=1).
+"""Calibrate the planner's cost weights (decoders and encoders in `pipeline/cost.py`, each op's on
+its struct in `pipeline/dsl/steps.py`): CPU milliseconds per megapixel on one core, as deployed
+(VIPS_CONCURRENCY=1).
 
     VIPS_CONCURRENCY=1 .venv/bin/python -m bench.cost          # about two minutes on 2 cores
 
-Each figure is the median CPU time of three runs over a photo-like image (tests.imagegen.photo),
+Each figure is the median CPU time of three runs over a photo-like image (devstack.imagegen.photo),
 divided by the megapixels the planner charges for it: an op's output (its input for
 resize, which reads every input pixel), a decoder's decoded pixels, an encoder's input.
 """
@@ -17,10 +18,10 @@ from collections.abc import Callable
 
 import pyvips
 
+from devstack.imagegen import photo
+from pipeline.dsl import Limits
+from pipeline.dsl.steps import Watermark
 from pipeline.ops import OpContext, apply_step
-from pipeline.spec import Limits
-from pipeline.spec.steps import Watermark
-from tests.imagegen import photo
 
 
 def cpu_ms(work: Callable[[], object], repeats: int = 3) -> float:

@@ -38,7 +38,7 @@ QUICK_CORPUS = [("small.jpg", 640, 480, ".jpg", {"Q": 90})]
 
 
 def make_corpus(folder: Path, quick: bool) -> list[Path]:
-    from tests.imagegen import encode, photo
+    from devstack.imagegen import encode, photo
 
     paths = []
     for seed, (name, w, h, suffix, opts) in enumerate(QUICK_CORPUS if quick else CORPUS, 1):

@@ -27,8 +27,8 @@ import httpx
 import psycopg
 
 from bench.service import SPEC, bench_env, end_to_end, make_key, stop
-from cli.receiver import WebhookReceiver
-from cli.stack import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
+from devstack.receiver import WebhookReceiver
+from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     seq, loaded = (5, 10) if args.quick else (40, 100)
 
-    from tests.imagegen import encode, photo
+    from devstack.imagegen import encode, photo
 
     source = encode(photo(1200, 830, seed=3), ".jpg", Q=85)  # ~1 MP, as bench.service
     work = Path(tempfile.mkdtemp(prefix="pixelflow-iso-"))

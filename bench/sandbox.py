@@ -22,11 +22,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=25)
     args = ap.parse_args(argv)
 
+    from devstack.imagegen import encode, photo
+    from pipeline.dsl import Limits, decode_job_spec, encode_job_spec
     from pipeline.engine import process
     from pipeline.sandbox import EngineRequest, Sandbox, SandboxConfig
-    from pipeline.spec import Limits, decode_job_spec, encode_job_spec
     from pipeline.vips import configure_vips
-    from tests.imagegen import encode, photo
 
     configure_vips(concurrency=1)
     data = encode(photo(1200, 830, seed=3), ".jpg", Q=85)

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import httpx
 
-from cli.receiver import WebhookReceiver
-from cli.stack import LocalStackS3, PostgresServer, RedisServer, create_client_with_key, free_port, wait_for
+from devstack.demo import create_client_with_key
+from devstack.receiver import WebhookReceiver
+from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PIXELFLOW = str(Path(sys.executable).with_name("pixelflow"))
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     seconds, e2e_jobs, seq_jobs = (2.0, 10, 5) if args.quick else (10.0, 200, 40)
 
-    from tests.imagegen import encode, photo
+    from devstack.imagegen import encode, photo
 
     source = encode(photo(1200, 830, seed=3), ".jpg", Q=85)  # ~1 MP
     work = Path(tempfile.mkdtemp(prefix="pixelflow-bench-"))

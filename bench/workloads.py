@@ -54,8 +54,8 @@ class Impl:
 
 
 def pixelflow(data: bytes, spec: dict) -> Output:
+    from pipeline.dsl import decode_job_spec
     from pipeline.engine import process
-    from pipeline.spec import decode_job_spec
 
     return [v.data for v in process(data, decode_job_spec(spec)).variants]
 

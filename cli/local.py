@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.settings import SettingsError, load_settings
+from pipeline.dsl import JobSpec, Limits, asset_keys, decode_job_spec, encode_job_spec
 from pipeline.errors import PipelineError, SpecError
 from pipeline.sandbox import EngineRequest, Sandbox, SandboxConfig
 from pipeline.sniff import EXTENSIONS
-from pipeline.spec import JobSpec, Limits, asset_keys, decode_job_spec, encode_job_spec
 
 __all__ = ["register"]
 
@@ -65,7 +65,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from pipeline.spec.schema import job_spec_schema, schema_files
+    from pipeline.dsl.schema import job_spec_schema, schema_files
 
     if args.write is None:
         sys.stdout.write(json.dumps(job_spec_schema(), indent=2) + "\n")

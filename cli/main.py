@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import local
+from cli import local, servers
 
 __all__ = ["main"]
 
@@ -18,16 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pixelflow", description="Declarative image pipelines.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     local.register(sub)
-    _register_services(sub)
+    servers.register(sub)
     return parser
-
-
-def _register_services(sub: argparse._SubParsersAction) -> None:
-    try:
-        from cli import services
-    except ImportError:  # pragma: no cover - the service half is optional for local use
-        return
-    services.register(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

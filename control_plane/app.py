@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from control_plane.auth import provide_principal
 from control_plane.bodies import BoundedJsonRequest
+from control_plane.deps import ApiDeps, open_deps
 from control_plane.metrics import metrics_controller, metrics_listener
 from control_plane.problems import problem_response
 from control_plane.routes.assets import create_asset_upload
@@ -25,7 +26,6 @@ from control_plane.routes.jobs import JobsController
 from control_plane.routes.specs import validate_spec
 from control_plane.routes.storage import storage_get, storage_put
 from control_plane.routes.uploads import upload_route
-from control_plane.services import Services, open_services
 from infra.settings import Settings
 from infra.telemetry import configure_tracing
 
@@ -44,12 +44,12 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_services(settings) as services, metrics_listener(settings):
-            app.state.services = services
+        async with open_deps(settings) as deps, metrics_listener(settings):
+            app.state.deps = deps
             yield
 
-    def provide_services(state: State) -> Services:
-        return state.services
+    def provide_deps(state: State) -> ApiDeps:
+        return state.deps
 
     inline_cap = min(settings.max_inline_upload_bytes, settings.max_source_bytes)
     handlers: list = [
@@ -69,7 +69,7 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
         route_handlers=handlers,
         lifespan=[lifespan],
         dependencies={
-            "services": Provide(provide_services, sync_to_thread=False),
+            "services": Provide(provide_deps, sync_to_thread=False),  # handlers: `services: ApiDepsDep`
             "principal": Provide(provide_principal),
         },
         exception_handlers={Exception: problem_response},

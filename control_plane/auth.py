@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from litestar import Request
 from litestar.di import NamedDependency
 
+from control_plane.deps import ApiDepsDep
 from control_plane.problems import Unauthorized
-from control_plane.services import ServicesDep
 from infra.repo import Client
 
 __all__ = ["Principal", "PrincipalDep", "provide_principal"]
@@ -23,7 +23,7 @@ class Principal:
     key_id: uuid.UUID
 
 
-async def provide_principal(request: Request, services: ServicesDep) -> Principal:
+async def provide_principal(request: Request, services: ApiDepsDep) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")
     key = key.strip()

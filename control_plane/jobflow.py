@@ -11,6 +11,7 @@ from typing import Any
 from opentelemetry import trace
 
 from control_plane.auth import Principal
+from control_plane.deps import ApiDeps as Services
 from control_plane.problems import (
     Conflict,
     NotFound,
@@ -20,7 +21,6 @@ from control_plane.problems import (
     UnsupportedMediaType,
 )
 from control_plane.ratelimit import Decision
-from control_plane.services import Services
 from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOBS_CREATED, JOBS_STARTED, RATE_LIMITED
 from infra.netguard import BlockedDestination, check_literal
@@ -29,9 +29,9 @@ from infra.queue import dispatch_job
 from infra.repo import Job
 from infra.telemetry import carrier, parent, tracer
 from pipeline.compile import spec_issues
+from pipeline.dsl import decode_job_spec, encode_job_spec
 from pipeline.errors import FieldError, UnsupportedFormat
 from pipeline.sniff import SNIFF_BYTES, sniff
-from pipeline.spec import decode_job_spec, encode_job_spec
 
 __all__ = ["create_job", "rate_limit", "start_job"]
 

@@ -36,9 +36,9 @@ from infra.queue import dispatch_job
 from infra.repo import Job, VariantRecord
 from infra.storage import ObjectNotFound, ObjectTooLarge
 from infra.telemetry import parent, span
+from pipeline.dsl import JobSpec, asset_keys, decode_job_spec
 from pipeline.errors import DeadlineExceeded, InternalError, PipelineError
 from pipeline.sandbox import EngineCanceled, EngineRequest
-from pipeline.spec import JobSpec, asset_keys, decode_job_spec
 
 __all__ = ["Outcome", "fail_job", "hand_back", "process_job", "run_job"]
 
@@ -137,7 +137,15 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     del data
     result = await deps.engines.run(str(job.id), request, timeout=remaining)
     records = [
-        VariantRecord(v.id, v.format, v.content_type, v.width, v.height, v.bytes, output_key(job.client_id, job.id, v.id, v.format))
+        VariantRecord(
+            v.id,
+            v.format,
+            v.content_type,
+            v.width,
+            v.height,
+            v.bytes,
+            output_key(job.client_id, job.id, v.id, v.format),
+        )
         for v in result.variants
     ]
 

@@ -8,7 +8,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-__all__ = ["migrate", "open_pool", "pending_migrations"]
+__all__ = ["migrate", "open_pool"]
 
 _LOCK_ID = 0x50_49_58_46  # "PIXF": one migrator at a time
 
@@ -33,12 +33,6 @@ _MIGRATIONS = Path(__file__).with_name("migrations")
 
 def _migrations() -> list[tuple[str, str]]:
     return sorted((f.stem, f.read_text()) for f in _MIGRATIONS.glob("*.sql"))
-
-
-def pending_migrations(url: str) -> list[str]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        applied = _applied(conn)
-    return [name for name, _ in _migrations() if name not in applied]
 
 
 def _applied(conn: psycopg.Connection) -> set[str]:

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
-from pipeline.spec import Limits
+from pipeline.dsl import Limits
 
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
@@ -113,17 +113,8 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
     @property
     def limits(self) -> Limits:
-        return Limits(
-            max_variants=self.max_variants,
-            max_steps=self.max_steps,
-            max_output_dimension=self.max_output_dimension,
-            max_output_pixels=self.max_output_pixels,
-            max_source_pixels=self.max_source_pixels,
-            max_source_bytes=self.max_source_bytes,
-            max_frames=self.max_frames,
-            deadline_seconds=self.deadline_seconds,
-            max_job_cost=self.max_job_cost,
-        )
+        """The engine's limits, from the settings of the same names (the rest keep their defaults)."""
+        return Limits(**{name: getattr(self, name) for name in _LIMIT_FIELDS})
 
     def redacted(self) -> dict[str, object]:
         """For logs: every value, secrets masked."""
@@ -145,6 +136,7 @@ def _mask_password(url: str) -> str:
 
 
 _FIELDS = {f.name: f for f in msgspec.structs.fields(Settings)}
+_LIMIT_FIELDS = tuple(f.name for f in msgspec.structs.fields(Limits) if f.name in _FIELDS)
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

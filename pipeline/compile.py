@@ -16,15 +16,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pipeline.cost import decode_cost, encode_cost, step_cost
+from pipeline.cost import decode_cost, encode_cost
+from pipeline.dsl.decode import topological_order
+from pipeline.dsl.job import JobSpec
+from pipeline.dsl.limits import Limits
+from pipeline.dsl.steps import Resize
+from pipeline.dsl.variant import Variant, effective_effort
 from pipeline.errors import ImageTooLarge, OutputTooLarge, OverBudget, PipelineError
-from pipeline.geometry import fixed_size, output_size, resize_plan
+from pipeline.geometry import resize_plan
 from pipeline.sniff import AUTO_FORMAT, output_format
-from pipeline.spec.decode import topological_order
-from pipeline.spec.job import JobSpec
-from pipeline.spec.limits import Limits
-from pipeline.spec.steps import Crop, Flip, Flop, Grayscale, Modulate, Resize, Rotate, StepBase
-from pipeline.spec.variant import Variant, effective_effort
 
 __all__ = [
     "Plan",
@@ -34,7 +34,6 @@ __all__ = [
     "check_source_size",
     "compile_plan",
     "decode_size",
-    "needs_random_access",
     "plan_issues",
     "spec_issues",
 ]
@@ -64,10 +63,6 @@ class Plan:
     decode_cost: float
 
     @property
-    def decode_scale(self) -> float:
-        return self.decode_size[0] / self.source_size[0]
-
-    @property
     def cost(self) -> float:
         """The job's estimated work in cost units: one decode plus every variant."""
         return self.decode_cost + sum(n.cost for n in self.nodes)
@@ -81,20 +76,6 @@ class PlanIssue:
     error: PipelineError
 
 
-def needs_random_access(step: StepBase) -> bool:
-    if isinstance(step, Rotate | Flip):
-        return True
-    return isinstance(step, Crop | Resize) and step.gravity in ("attention", "entropy")
-
-
-def _scale_free(step: StepBase) -> bool:
-    if isinstance(step, Flip | Flop | Grayscale | Modulate):
-        return True
-    if isinstance(step, Rotate):
-        return step.right_angle
-    return isinstance(step, Crop) and step.ratio is not None
-
-
 def _needed_scale(variant: Variant, width: int, height: int) -> float:
     """The smallest fraction of full resolution this root variant can start from unchanged."""
     w, h = width, height
@@ -102,9 +83,9 @@ def _needed_scale(variant: Variant, width: int, height: int) -> float:
         if isinstance(step, Resize):
             plan = resize_plan(step, w, h)
             return min(1.0, max(plan.scaled[0] / w, plan.scaled[1] / h))
-        if not _scale_free(step):
+        if not step.scale_free:
             return 1.0
-        w, h = output_size(step, w, h)
+        w, h = step.output_size(w, h)
     return 1.0
 
 
@@ -182,7 +163,7 @@ def plan_issues(
             return None, tuple(issues)
         (w, h), work = followed
         sizes[v.id] = (w, h)
-        if v.from_ is None and any(needs_random_access(s) for s in v.steps):
+        if v.from_ is None and any(s.random_access for s in v.steps):
             random_from_source = True
         fmt = output_format(v.format, source_format)
         encoding = _encode_cost(v, fmt, (w, h))
@@ -234,17 +215,17 @@ def _follow(
     flagged = False
     for j, step in enumerate(variant.steps):
         if size is None:
-            size = fixed_size(step)
+            size = step.fixed_size()
             if size is None:
                 continue
-            work += step_cost(step, size, size)  # the input is unknown: charge as if it were this size
+            work += step.cost(size, size)  # the input is unknown: charge as if it were this size
         else:
             try:
-                after = output_size(step, *size)
+                after = step.output_size(*size)
             except PipelineError as exc:
                 issues.append(PlanIssue(f"{at}.steps[{j}]", exc))
                 return None
-            work += step_cost(step, size, after)
+            work += step.cost(size, after)
             size = after
         too_large = None if flagged else check_output_size(variant.id, *size, limits)
         if too_large is not None:  # the engine stops this variant at its first oversized step

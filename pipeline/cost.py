@@ -1,9 +1,9 @@
 """What a job will cost before any pixel is read: the planner's estimate of its CPU work.
 
-One cost unit is about one millisecond of one core of the reference machine. The weights below
-are CPU milliseconds per megapixel measured there by ``VIPS_CONCURRENCY=1 python -m bench.cost``
+One cost unit is about one millisecond of one core of the reference machine. The weights (below,
+and each op's on its step struct) are CPU milliseconds per megapixel measured there by ``VIPS_CONCURRENCY=1 python -m bench.cost``
 (libvips 8.18.7, AMD EPYC, one libvips thread as the workers run; medians of 3 runs over
-``tests.imagegen.photo``, 3 MP for ops and fast encoders, 0.5 MP for the slow ones; two runs'
+``devstack.imagegen.photo``, 3 MP for ops and fast encoders, 0.5 MP for the slow ones; two runs'
 figures rounded together). That image is grain-heavy on purpose: smooth photos encode up to 3x
 faster at high AVIF/WebP efforts (AVIF effort 6: 3.6 s/MP smooth, 9.7 s/MP grainy), so the
 estimate leans high and the default budget leaves room for that. Checked against
@@ -16,50 +16,17 @@ Pure arithmetic: the API prices specs with it, so it never imports libvips.
 
 from __future__ import annotations
 
-from pipeline.geometry import resize_plan
-from pipeline.spec.steps import (
-    Blur,
-    Crop,
-    Flip,
-    Flop,
-    Grayscale,
-    Modulate,
-    Pad,
-    Resize,
-    Rotate,
-    Sharpen,
-    StepBase,
-    Watermark,
-)
-from pipeline.spec.variant import EFFORT_RANGE, Variant, effective_effort
+from pipeline.dsl.variant import EFFORT_RANGE, Variant, effective_effort
+from pipeline.geometry import megapixels
 
-__all__ = ["ENCODE_MS_PER_MP", "OP_MS_PER_MP", "decode_cost", "encode_cost", "step_cost"]
+__all__ = ["DECODE_MS_PER_MP", "ENCODE_MS_PER_MP", "decode_cost", "encode_cost"]
 
-# ms per megapixel. Ops are charged per output megapixel unless the key says otherwise.
-OP_MS_PER_MP: dict[str, float] = {
-    # Decoding entropy-decodes every source pixel even when JPEG's DCT scaling shrinks on load
-    # (12 MP JPEG: 112 ms at full size, 39 ms at 1/8), then pays per decoded pixel. PNG, WebP and
-    # AVIF decode the whole source at 13, 32 and 35 ms/MP; at the 100 MP cap that is seconds,
-    # small next to encoding, so one JPEG-shaped rate stands for all.
-    "decode.source": 3,
-    "decode.decoded": 6,
-    "resize.reduce": 3.5,  # per input MP: shrinking reads every input pixel once
-    "resize.enlarge": 38,  # per output MP: upscaling interpolates each output pixel (lanczos3)
-    "smartcrop.attention": 3,  # per MP searched
-    "smartcrop.entropy": 15,
-    "rotate.right_angle": 5,
-    "rotate.any": 17,  # affine with interpolation
-    "flip": 0.5,
-    "crop": 0,  # a view into its input
-    "blur": 1.8,  # + blur.per_sigma x sigma: the separable mask grows with sigma (sigma 1: 2.2, 20: 12)
-    "blur.per_sigma": 0.5,
-    "sharpen": 77,  # + sharpen.per_sigma x sigma; runs in LabS, hence the base (sigma 1: 83, 5: 105)
-    "sharpen.per_sigma": 6,
-    "grayscale": 5.5,
-    "modulate": 55,  # through LCh and back
-    "pad": 1,
-    "watermark": 4,  # composited over the whole image
-}
+# ms per megapixel. Decoding entropy-decodes every source pixel even when JPEG's DCT scaling
+# shrinks on load (12 MP JPEG: 112 ms at full size, 39 ms at 1/8), then pays per decoded pixel.
+# PNG, WebP and AVIF decode the whole source at 13, 32 and 35 ms/MP; at the 100 MP cap that is
+# seconds, small next to encoding, so one JPEG-shaped rate stands for all. Each op's weights are
+# class attributes of its step struct (``pipeline/dsl/steps.py``), its cost is ``step.cost``.
+DECODE_MS_PER_MP: dict[str, float] = {"source": 3, "decoded": 6}
 
 # Encoders: ms per output MP, indexed by effort from the bottom of the format's EFFORT_RANGE
 # (one entry for formats without effort). Lossless AVIF measured 2.5x lossy at effort 2 and is
@@ -76,41 +43,8 @@ ENCODE_MS_PER_MP: dict[str, tuple[float, ...]] = {
 _AVIF_LOSSLESS = 2.5
 
 
-def _mp(size: tuple[int, int]) -> float:
-    return size[0] * size[1] / 1e6
-
-
 def decode_cost(source: tuple[int, int], decoded: tuple[int, int]) -> float:
-    return OP_MS_PER_MP["decode.source"] * _mp(source) + OP_MS_PER_MP["decode.decoded"] * _mp(decoded)
-
-
-def _smart(gravity: str, size: tuple[int, int]) -> float:
-    return OP_MS_PER_MP[f"smartcrop.{gravity}"] * _mp(size) if gravity in ("attention", "entropy") else 0.0
-
-
-def step_cost(step: StepBase, before: tuple[int, int], after: tuple[int, int]) -> float:
-    """The work of ``step`` taking a ``before`` image to ``after`` (both from ``geometry``)."""
-    w = OP_MS_PER_MP
-    if isinstance(step, Resize):
-        plan = resize_plan(step, *before)
-        enlarging = _mp(plan.scaled) > _mp(before)
-        work = w["resize.enlarge"] * _mp(plan.scaled) if enlarging else w["resize.reduce"] * _mp(before)
-        if step.fit == "contain":
-            work += w["pad"] * _mp(after)
-        return work + _smart(step.gravity, plan.scaled)
-    if isinstance(step, Crop):
-        return _smart(step.gravity, before)
-    if isinstance(step, Rotate):
-        return w["rotate.right_angle" if step.right_angle else "rotate.any"] * _mp(after)
-    if isinstance(step, Flip | Flop):
-        return w["flip"] * _mp(after)
-    if isinstance(step, Blur):
-        return (w["blur"] + w["blur.per_sigma"] * step.sigma) * _mp(after)
-    if isinstance(step, Sharpen):
-        return (w["sharpen"] + w["sharpen.per_sigma"] * step.sigma) * _mp(after)
-    if isinstance(step, Grayscale | Modulate | Pad | Watermark):
-        return w[type(step).__struct_config__.tag] * _mp(after)  # type: ignore[index]
-    raise TypeError(f"no cost for {type(step).__name__}")  # pragma: no cover - a new op needs a weight
+    return DECODE_MS_PER_MP["source"] * megapixels(source) + DECODE_MS_PER_MP["decoded"] * megapixels(decoded)
 
 
 def encode_cost(variant: Variant, fmt: str, size: tuple[int, int]) -> float:
@@ -123,4 +57,4 @@ def encode_cost(variant: Variant, fmt: str, size: tuple[int, int]) -> float:
     rate = rates[0] if effort is None else rates[effort - EFFORT_RANGE[fmt][0]]
     if fmt == "avif" and variant.lossless:
         rate *= _AVIF_LOSSLESS
-    return rate * _mp(size)
+    return rate * megapixels(size)

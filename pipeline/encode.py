@@ -6,8 +6,8 @@ from typing import Any
 
 import pyvips
 
+from pipeline.dsl.variant import Variant, effective_effort
 from pipeline.sniff import CONTENT_TYPES, EXTENSIONS, output_format
-from pipeline.spec.variant import Variant, effective_effort
 
 __all__ = ["DEFAULT_QUALITY", "encode", "resolve_format"]
 

@@ -17,12 +17,12 @@ from typing import Any
 import pyvips
 
 from pipeline.compile import Plan, check_output_size, compile_plan
-from pipeline.decode import SourceInfo, decode, probe
+from pipeline.dsl.job import JobSpec
+from pipeline.dsl.limits import Limits
 from pipeline.encode import encode, resolve_format
 from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, PipelineError
+from pipeline.load import SourceInfo, decode, probe
 from pipeline.ops import AssetResolver, OpContext, apply_step
-from pipeline.spec.job import JobSpec
-from pipeline.spec.limits import Limits
 from pipeline.vips import configure_vips
 
 __all__ = ["JobOutput", "VariantOutput", "process"]

@@ -1,21 +1,24 @@
-"""Pure size arithmetic for every op, shared by the planner (predicted sizes, shrink-on-load) and
+"""Pure size arithmetic, shared by the step structs (which predict their output sizes with it) and
 by the libvips ops (which apply exactly these numbers), so predictions and outputs agree."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from pipeline.dsl.types import SMART_GRAVITIES
 from pipeline.errors import InvalidOperation
-from pipeline.spec.steps import Crop, Pad, Resize, Rotate, StepBase
+
+if TYPE_CHECKING:  # the step structs call into this module
+    from pipeline.dsl.steps import Crop, Resize, Rotate
 
 __all__ = [
     "Box",
     "ResizePlan",
     "crop_box",
-    "fixed_size",
     "gravity_offset",
-    "output_size",
+    "megapixels",
     "resize_plan",
     "rotated_size",
 ]
@@ -43,6 +46,10 @@ def _dim(n: float) -> int:
     return max(1, round(n))
 
 
+def megapixels(size: tuple[int, int]) -> float:
+    return size[0] * size[1] / 1e6
+
+
 def resize_plan(step: Resize, width: int, height: int) -> ResizePlan:
     tw, th = step.width, step.height
     sx = tw / width if tw is not None else None
@@ -68,16 +75,6 @@ def resize_plan(step: Resize, width: int, height: int) -> ResizePlan:
         elif step.fit == "contain":
             final = (tw, th)
     return ResizePlan(s, s, scaled, final)
-
-
-def fixed_size(step: StepBase) -> tuple[int, int] | None:
-    """The size ``step`` produces whatever its input, or None when that depends on the input: a
-    resize to an exact box (``resize_plan`` gives exactly this ``final``; a test holds them together)."""
-    if not isinstance(step, Resize) or step.width is None or step.height is None:
-        return None
-    if step.fit == "contain" or (step.fit in ("cover", "fill") and not step.without_enlargement):
-        return step.width, step.height
-    return None
 
 
 def gravity_offset(gravity: str, outer: tuple[int, int], inner: tuple[int, int], margin: int = 0) -> tuple[int, int]:
@@ -114,7 +111,7 @@ def crop_box(step: Crop, width: int, height: int) -> Box:
                 )
             return Box(step.left, step.top, cw, ch)
         cw, ch = min(cw, width), min(ch, height)
-    gravity = step.gravity if step.gravity not in ("attention", "entropy") else "centre"
+    gravity = step.gravity if step.gravity not in SMART_GRAVITIES else "centre"
     x, y = gravity_offset(gravity, (width, height), (cw, ch))
     return Box(x, y, cw, ch)
 
@@ -127,17 +124,3 @@ def rotated_size(step: Rotate, width: int, height: int) -> tuple[int, int]:
     c, s = abs(math.cos(rad)), abs(math.sin(rad))
     # libvips sizes an affine's output as its rounded bounding box
     return _dim(width * c + height * s), _dim(width * s + height * c)
-
-
-def output_size(step: StepBase, width: int, height: int) -> tuple[int, int]:
-    """The size ``step`` turns a ``width`` x ``height`` image into."""
-    if isinstance(step, Resize):
-        return resize_plan(step, width, height).final
-    if isinstance(step, Crop):
-        box = crop_box(step, width, height)
-        return box.width, box.height
-    if isinstance(step, Rotate):
-        return rotated_size(step, width, height)
-    if isinstance(step, Pad):
-        return width + step.left + step.right, height + step.top + step.bottom
-    return width, height

@@ -36,6 +36,7 @@ from typing import Any
 
 import msgspec
 
+from pipeline.dsl.limits import Limits
 from pipeline.errors import (
     DeadlineExceeded,
     EngineCrashed,
@@ -44,7 +45,6 @@ from pipeline.errors import (
     PipelineError,
     rebuild_error,
 )
-from pipeline.spec.limits import Limits
 
 __all__ = [
     "EngineCanceled",
@@ -370,7 +370,7 @@ def _child_main(conn: Connection, config: SandboxConfig) -> None:
 
 
 def _run(process: Any, request: EngineRequest, config: SandboxConfig) -> _Reply:
-    from pipeline.spec import decode_job_spec
+    from pipeline.dsl import decode_job_spec
 
     stages: list[Stage] = []
 

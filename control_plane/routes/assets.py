@@ -11,13 +11,13 @@ from litestar.params import JSONBody
 from msgspec import Meta
 
 from control_plane.auth import PrincipalDep
+from control_plane.deps import ApiDepsDep as ServicesDep
 from control_plane.jobflow import url_expiry
 from control_plane.problems import Unprocessable
-from control_plane.services import ServicesDep
 from control_plane.views import UploadView, upload_view
 from infra.objects import asset_key
+from pipeline.dsl.steps import ASSET_KEY_RULE, AssetKey
 from pipeline.errors import FieldError
-from pipeline.spec.steps import ASSET_KEY_RULE, AssetKey
 
 __all__ = ["AssetUpload", "create_asset_upload"]
 

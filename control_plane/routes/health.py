@@ -7,7 +7,7 @@ import asyncio
 import msgspec
 from litestar import Response, get
 
-from control_plane.services import ServicesDep
+from control_plane.deps import ApiDepsDep
 
 __all__ = ["healthz", "readyz"]
 
@@ -30,13 +30,13 @@ async def _check(name: str, coro: object) -> tuple[str, str]:
     return name, "ok"
 
 
-async def _db(services: ServicesDep) -> None:
+async def _db(services: ApiDepsDep) -> None:
     async with services.pool.connection(timeout=2.0) as conn:
         await conn.execute("SELECT 1")
 
 
 @get("/readyz", tags=["health"], summary="PostgreSQL, Redis and object storage are reachable")
-async def readyz(services: ServicesDep) -> Response[Health]:
+async def readyz(services: ApiDepsDep) -> Response[Health]:
     results = dict(
         await asyncio.gather(
             _check("postgres", _db(services)),

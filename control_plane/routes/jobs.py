@@ -13,9 +13,9 @@ from litestar.params import Body, FromPath, FromQuery, HeaderParameter, QueryPar
 from litestar.response import Redirect
 
 from control_plane.auth import PrincipalDep
+from control_plane.deps import ApiDepsDep as ServicesDep
 from control_plane.jobflow import create_job, rate_limit, start_job, url_expiry
 from control_plane.problems import Conflict, NotFound, TooManyRequests, Unprocessable
-from control_plane.services import ServicesDep
 from control_plane.views import (
     DeliveryView,
     JobList,

@@ -11,10 +11,10 @@ from litestar.params import JSONBody
 from msgspec import Meta
 
 from control_plane.auth import PrincipalDep
-from control_plane.services import ServicesDep
+from control_plane.deps import ApiDepsDep
 from pipeline.compile import PlanIssue, plan_issues, spec_issues
+from pipeline.dsl import decode_job_spec, encode_job_spec
 from pipeline.sniff import SourceFormat, output_format
-from pipeline.spec import decode_job_spec, encode_job_spec
 
 __all__ = ["validate_spec"]
 
@@ -60,7 +60,7 @@ class ValidateResponse(msgspec.Struct):
 
 @post("/v1/specs/validate", status_code=200, tags=["specs"], summary="Validate a spec; preview sizes, cost, limits")
 async def validate_spec(
-    services: ServicesDep, principal: PrincipalDep, data: JSONBody[ValidateRequest]
+    services: ApiDepsDep, principal: PrincipalDep, data: JSONBody[ValidateRequest]
 ) -> ValidateResponse:
     limits = services.settings.limits
     spec = decode_job_spec(data.spec, limits)  # SpecError renders as 422 with paths

@@ -7,14 +7,14 @@ from typing import Annotated
 from litestar import Request, Response, get, put
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from control_plane.deps import ApiDepsDep
 from control_plane.problems import Forbidden, NotFound, PayloadTooLarge
-from control_plane.services import ServicesDep
 from infra.storage.local import LocalStore
 
 __all__ = ["storage_get", "storage_put"]
 
 
-def _local(services: ServicesDep) -> LocalStore:
+def _local(services: ApiDepsDep) -> LocalStore:
     store = services.store
     if not isinstance(store, LocalStore):
         raise NotFound("this deployment stores objects in S3")
@@ -22,7 +22,7 @@ def _local(services: ServicesDep) -> LocalStore:
 
 
 def _verified(
-    services: ServicesDep, method: str, key: str, expires: str, max_bytes: str, sig: str
+    services: ApiDepsDep, method: str, key: str, expires: str, max_bytes: str, sig: str
 ) -> tuple[LocalStore, str]:
     store = _local(services)
     key = key.lstrip("/")
@@ -34,7 +34,7 @@ def _verified(
 @put("/v1/storage/{key:path}", status_code=200, include_in_schema=False, request_max_body_size=None)
 async def storage_put(
     request: Request,
-    services: ServicesDep,
+    services: ApiDepsDep,
     key: FromPath[str],
     expires: FromQuery[str],
     sig: FromQuery[str],
@@ -54,7 +54,7 @@ async def storage_put(
 
 @get("/v1/storage/{key:path}", include_in_schema=False)
 async def storage_get(
-    services: ServicesDep,
+    services: ApiDepsDep,
     key: FromPath[str],
     expires: FromQuery[str],
     sig: FromQuery[str],

@@ -14,9 +14,9 @@ from litestar.params import Body, HeaderParameter
 
 from control_plane.auth import PrincipalDep
 from control_plane.bodies import decode_bounded
+from control_plane.deps import ApiDepsDep
 from control_plane.jobflow import create_job, rate_limit, start_job, url_expiry
 from control_plane.problems import PayloadTooLarge, Unprocessable
-from control_plane.services import ServicesDep
 from control_plane.views import JobView, job_view
 from infra.lifecycle import JobStatus
 from pipeline.errors import SpecError
@@ -33,7 +33,7 @@ class UploadForm:
 
 
 async def upload_and_start(
-    services: ServicesDep,
+    services: ApiDepsDep,
     principal: PrincipalDep,
     data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
     idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,

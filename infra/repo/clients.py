@@ -7,7 +7,7 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from infra.keys import hash_key, new_key
-from infra.repo._sql import fetch_all, fetch_one
+from infra.repo._sql import execute, fetch_all, fetch_one
 from infra.webhooks import new_secret
 
 __all__ = ["ApiKey", "Client", "ClientRepo"]
@@ -95,11 +95,10 @@ class ClientRepo:
         return [ApiKey(**r) for r in rows]
 
     async def revoke_key(self, key_id: uuid.UUID) -> bool:
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "UPDATE api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", (key_id,)
-            )
-        return cur.rowcount == 1
+        changed = await execute(
+            self.pool, "UPDATE api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", (key_id,)
+        )
+        return changed == 1
 
     async def authenticate(self, key: str) -> tuple[Client, uuid.UUID] | None:
         """The client and key id for a live key, or None."""

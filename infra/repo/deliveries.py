@@ -53,17 +53,14 @@ class DeliveryRepo:
 
     async def for_job(self, job_id: uuid.UUID) -> list[Delivery]:
         async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(f"{_SELECT} WHERE d.job_id = %s ORDER BY d.created_at", (job_id,))
-            ).fetchall()
-            attempts = await (
-                await conn.execute(
-                    "SELECT a.delivery_id, a.attempt, a.at, a.response_status, a.error, a.duration_ms"
-                    " FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id"
-                    " WHERE d.job_id = %s ORDER BY a.attempt",
-                    (job_id,),
-                )
-            ).fetchall()
+            rows = await fetch_all(conn, f"{_SELECT} WHERE d.job_id = %s ORDER BY d.created_at", (job_id,))
+            attempts = await fetch_all(
+                conn,
+                "SELECT a.delivery_id, a.attempt, a.at, a.response_status, a.error, a.duration_ms"
+                " FROM webhook_attempts a JOIN webhook_deliveries d ON d.id = a.delivery_id"
+                " WHERE d.job_id = %s ORDER BY a.attempt",
+                (job_id,),
+            )
         by_delivery: dict[uuid.UUID, list[Attempt]] = {}
         for a in attempts:
             by_delivery.setdefault(a.pop("delivery_id"), []).append(Attempt(**a))
@@ -74,12 +71,11 @@ class DeliveryRepo:
     ) -> int:
         """Log one HTTP attempt; returns its number."""
         async with self.pool.connection() as conn, conn.transaction():
-            row = await (
-                await conn.execute(
-                    "UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = %s WHERE id = %s RETURNING attempts",
-                    (error, delivery_id),
-                )
-            ).fetchone()
+            row = await fetch_one(
+                conn,
+                "UPDATE webhook_deliveries SET attempts = attempts + 1, last_error = %s WHERE id = %s RETURNING attempts",
+                (error, delivery_id),
+            )
             assert row is not None
             await conn.execute(
                 "INSERT INTO webhook_attempts (delivery_id, attempt, response_status, error, duration_ms)"

@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from infra.lifecycle import ACTIVE, CANCELABLE, TERMINAL, JobStatus, sql_set
 from infra.objects import source_key
 from infra.repo._sql import execute, fetch_all, fetch_one
+from infra.repo._sql import fetch_one as _one  # the name create() uses; folded in after the object-key merge
 
 __all__ = ["Job", "JobPage", "JobRepo", "NewDelivery", "VariantRecord"]
 
@@ -113,20 +114,19 @@ class JobRepo:
             return await self._get(conn, job_id, client_id)
 
     async def _get(self, conn: AsyncConnection, job_id: uuid.UUID, client_id: uuid.UUID | None = None) -> Job | None:
-        row = await _one(
+        row = await fetch_one(
             conn,
             f"SELECT {_COLUMNS} FROM jobs WHERE id = %(id)s AND (%(client)s::uuid IS NULL OR client_id = %(client)s)",
             {"id": job_id, "client": client_id},
         )
         if row is None:
             return None
-        variants = await (
-            await conn.execute(
-                "SELECT variant_id, format, content_type, width, height, bytes, object_key FROM variants"
-                " WHERE job_id = %s ORDER BY created_at, variant_id",
-                (job_id,),
-            )
-        ).fetchall()
+        variants = await fetch_all(
+            conn,
+            "SELECT variant_id, format, content_type, width, height, bytes, object_key FROM variants"
+            " WHERE job_id = %s ORDER BY created_at, variant_id",
+            (job_id,),
+        )
         return _job(row, variants)
 
     async def list(
@@ -149,18 +149,16 @@ class JobRepo:
             "created_before": created_before,
             "limit": limit + 1,
         }
-        async with self.pool.connection() as conn:
-            rows = await (
-                await conn.execute(
-                    f"SELECT {_COLUMNS} FROM jobs WHERE client_id = %(client)s"
-                    " AND (%(status)s::text IS NULL OR status = %(status)s)"
-                    " AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)"
-                    " AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)"
-                    " AND (%(after_ts)s::timestamptz IS NULL OR (created_at, id) < (%(after_ts)s, %(after_id)s::uuid))"
-                    " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
-                    params,
-                )
-            ).fetchall()
+        rows = await fetch_all(
+            self.pool,
+            f"SELECT {_COLUMNS} FROM jobs WHERE client_id = %(client)s"
+            " AND (%(status)s::text IS NULL OR status = %(status)s)"
+            " AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)"
+            " AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)"
+            " AND (%(after_ts)s::timestamptz IS NULL OR (created_at, id) < (%(after_ts)s, %(after_id)s::uuid))"
+            " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
+            params,
+        )
         jobs = [_job(r) for r in rows[:limit]]
         more = len(rows) > limit
         return JobPage(jobs, (jobs[-1].created_at, jobs[-1].id) if more and jobs else None)
@@ -182,13 +180,13 @@ class JobRepo:
         """
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT 1 FROM clients WHERE id = %s FOR UPDATE", (client_id,))
-            active = await _one(
+            active = await fetch_one(
                 conn, f"SELECT count(*) AS n FROM jobs WHERE client_id = %s AND status IN {_ACTIVE}", (client_id,)
             )
             assert active is not None
             if active["n"] >= max_active:
                 return "busy"
-            row = await _one(
+            row = await fetch_one(
                 conn,
                 f"UPDATE jobs SET status = 'queued', queued_at = now(), updated_at = now(), source_bytes = %s,"
                 f" source_format = %s, dispatch = %s WHERE id = %s AND client_id = %s AND status = 'created'"
@@ -214,33 +212,27 @@ class JobRepo:
         True when failed without a delivery, False when the job was already terminal. With
         ``dispatch``, only while that run still holds the job (a worker's view)."""
         async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
+            changed = await execute(
+                conn,
                 f"UPDATE jobs SET status = 'failed', error_code = %s, error_message = %s, finished_at = now(),"
                 f" updated_at = now(), lease_expires_at = NULL WHERE id = %s AND status NOT IN {_TERMINAL}"
                 f" AND (%s::uuid IS NULL OR (dispatch = %s AND status = 'processing'))",
                 (code, message, job_id, dispatch, dispatch),
             )
-            if cur.rowcount != 1:
-                return False
-            if delivery is None:
-                return True
-            return await _insert_delivery(conn, job_id, delivery)
+            return changed == 1 and await _announce(conn, job_id, delivery)
 
     async def cancel(
         self, job_id: uuid.UUID, client_id: uuid.UUID, delivery: NewDelivery | None = None
     ) -> uuid.UUID | bool:
         """Cancel a job that has not finished; like ``fail``, returns the delivery id, True, or False."""
         async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
+            changed = await execute(
+                conn,
                 f"UPDATE jobs SET status = 'canceled', finished_at = now(), updated_at = now(),"
                 f" lease_expires_at = NULL WHERE id = %s AND client_id = %s AND status IN {_CANCELABLE}",
                 (job_id, client_id),
             )
-            if cur.rowcount != 1:
-                return False
-            if delivery is None:
-                return True
-            return await _insert_delivery(conn, job_id, delivery)
+            return changed == 1 and await _announce(conn, job_id, delivery)
 
     async def claim(self, job_id: uuid.UUID, dispatch: uuid.UUID, *, lease_seconds: float) -> Job | None:
         """A worker takes the job for one run: counts the attempt and takes the lease. None unless
@@ -311,13 +303,14 @@ class JobRepo:
         job. False if it was canceled or handed on meanwhile (nothing is written); else the
         delivery id (or True without a webhook)."""
         async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
+            changed = await execute(
+                conn,
                 "UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now(), error_code = NULL,"
                 " error_message = NULL, lease_expires_at = NULL, source_format = %s, source_width = %s,"
                 " source_height = %s WHERE id = %s AND dispatch = %s AND status = 'processing'",
                 (*source, job_id, dispatch),
             )
-            if cur.rowcount != 1:
+            if changed != 1:
                 return False
             async with conn.cursor() as c:
                 await c.executemany(
@@ -330,16 +323,13 @@ class JobRepo:
                         for v in variants
                     ],
                 )
-            if delivery is None:
-                return True
-            return await _insert_delivery(conn, job_id, delivery)
+            return await _announce(conn, job_id, delivery)
 
 
-async def _one(conn: AsyncConnection, sql: str, params: Any) -> dict[str, Any] | None:
-    return await (await conn.execute(sql, params)).fetchone()  # type: ignore[arg-type]
-
-
-async def _insert_delivery(conn: AsyncConnection, job_id: uuid.UUID, d: NewDelivery) -> uuid.UUID:
+async def _announce(conn: AsyncConnection, job_id: uuid.UUID, d: NewDelivery | None) -> uuid.UUID | Literal[True]:
+    """Record the webhook delivery of a job's terminal transition: its id, or True without a webhook."""
+    if d is None:
+        return True
     delivery_id = uuid.uuid4()
     await conn.execute(
         "INSERT INTO webhook_deliveries (id, message_id, job_id, event, url, payload, status, next_attempt_at)"

@@ -159,7 +159,10 @@ class S3Store:
         config = await self._call(self._client.get_bucket_lifecycle, self.bucket)
         rules = config.rules if config is not None else []
         return [
-            {"prefix": r.rule_filter.prefix if r.rule_filter else None, "days": r.expiration.days if r.expiration else None}
+            {
+                "prefix": r.rule_filter.prefix if r.rule_filter else None,
+                "days": r.expiration.days if r.expiration else None,
+            }
             for r in rules
         ]
 

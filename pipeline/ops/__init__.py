@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pyvips
 
+from pipeline.dsl import steps
 from pipeline.ops import blur, crop, flip, grayscale, modulate, pad, resize, rotate, sharpen, watermark
 from pipeline.ops.context import AssetResolver, OpContext
-from pipeline.spec import steps
 
 __all__ = ["REGISTRY", "AssetResolver", "OpContext", "apply_step"]
 

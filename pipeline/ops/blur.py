@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pyvips
 
+from pipeline.dsl.steps import Blur
 from pipeline.ops.context import OpContext
-from pipeline.spec.steps import Blur
 
 
 def apply(image: pyvips.Image, step: Blur, ctx: OpContext) -> pyvips.Image:

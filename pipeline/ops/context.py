@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pyvips
 
-from pipeline.spec.limits import Limits
+from pipeline.dsl.limits import Limits
 
 __all__ = ["AssetResolver", "OpContext"]
 

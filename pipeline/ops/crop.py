@@ -2,14 +2,15 @@ from __future__ import annotations
 
 import pyvips
 
+from pipeline.dsl.steps import Crop
+from pipeline.dsl.types import SMART_GRAVITIES
 from pipeline.geometry import crop_box
 from pipeline.ops.context import OpContext
-from pipeline.spec.steps import Crop
 
 
 def apply(image: pyvips.Image, step: Crop, ctx: OpContext) -> pyvips.Image:
     box = crop_box(step, image.width, image.height)
-    if step.gravity in ("attention", "entropy"):
+    if step.gravity in SMART_GRAVITIES:
         return image.smartcrop(box.width, box.height, interesting=step.gravity)
     if (box.width, box.height) == (image.width, image.height):
         return image

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pyvips
 
+from pipeline.dsl.steps import Flip, Flop
 from pipeline.ops.context import OpContext
-from pipeline.spec.steps import Flip, Flop
 
 
 def apply_flip(image: pyvips.Image, step: Flip, ctx: OpContext) -> pyvips.Image:

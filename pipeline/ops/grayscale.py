@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pyvips
 
+from pipeline.dsl.steps import Grayscale
 from pipeline.ops.context import OpContext
-from pipeline.spec.steps import Grayscale
 
 
 def apply(image: pyvips.Image, step: Grayscale, ctx: OpContext) -> pyvips.Image:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pyvips
 
+from pipeline.dsl.steps import Modulate
 from pipeline.ops.context import OpContext
-from pipeline.spec.steps import Modulate
 
 
 def apply(image: pyvips.Image, step: Modulate, ctx: OpContext) -> pyvips.Image:

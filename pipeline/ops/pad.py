@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pyvips
 
+from pipeline.dsl.steps import Pad
 from pipeline.ops._color import background
 from pipeline.ops.context import OpContext
-from pipeline.spec.steps import Pad
 
 
 def apply(image: pyvips.Image, step: Pad, ctx: OpContext) -> pyvips.Image:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pyvips
 
+from pipeline.dsl.steps import Resize
+from pipeline.dsl.types import SMART_GRAVITIES
 from pipeline.geometry import gravity_offset, resize_plan
 from pipeline.ops._color import background
 from pipeline.ops.context import OpContext
-from pipeline.spec.steps import Resize
 
 
 def scale(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
@@ -28,7 +29,7 @@ def apply(image: pyvips.Image, step: Resize, ctx: OpContext) -> pyvips.Image:
     if (fw, fh) == (out.width, out.height):
         return out
     if step.fit == "cover":
-        if step.gravity in ("attention", "entropy"):
+        if step.gravity in SMART_GRAVITIES:
             return out.smartcrop(fw, fh, interesting=step.gravity)
         x, y = gravity_offset(step.gravity, (out.width, out.height), (fw, fh))
         return out.extract_area(x, y, fw, fh)

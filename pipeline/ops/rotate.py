@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pyvips
 
+from pipeline.dsl.steps import Rotate
 from pipeline.ops._color import background
 from pipeline.ops.context import OpContext
-from pipeline.spec.steps import Rotate
 
 _RIGHT = {90: "d90", 180: "d180", 270: "d270"}
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pyvips
 
+from pipeline.dsl.steps import Sharpen
 from pipeline.ops.context import OpContext
-from pipeline.spec.steps import Sharpen
 
 
 def apply(image: pyvips.Image, step: Sharpen, ctx: OpContext) -> pyvips.Image:

@@ -6,15 +6,13 @@ import html
 
 import pyvips
 
+from pipeline.dsl.steps import Watermark
 from pipeline.errors import AssetNotFound, CorruptImage, ImageTooLarge
 from pipeline.geometry import gravity_offset
 from pipeline.ops._color import ensure_alpha, parse_hex
 from pipeline.ops.context import OpContext
 from pipeline.ops.resize import scale
 from pipeline.sniff import SNIFF_BYTES, sniff
-from pipeline.spec.steps import Watermark
-
-_FONTS = {"sans": "sans", "serif": "serif", "monospace": "monospace"}
 
 
 def apply(image: pyvips.Image, step: Watermark, ctx: OpContext) -> pyvips.Image:
@@ -35,7 +33,7 @@ def apply(image: pyvips.Image, step: Watermark, ctx: OpContext) -> pyvips.Image:
 
 def _text(step: Watermark) -> pyvips.Image:
     assert step.text is not None
-    font = f"{_FONTS[step.font or 'sans']} {step.font_size or 48}"
+    font = f"{step.font or 'sans'} {step.font_size or 48}"
     # Image.text reads Pango markup; escaping keeps client text literal.
     mask = pyvips.Image.text(html.escape(step.text), font=font, dpi=72)
     r, g, b, a = parse_hex(step.color or "#ffffff")

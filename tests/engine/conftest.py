@@ -3,9 +3,9 @@ from __future__ import annotations
 import pytest
 import pyvips
 
+from devstack.imagegen import encode, photo
+from pipeline.dsl import Limits, decode_job_spec
 from pipeline.engine import JobOutput, process
-from pipeline.spec import Limits, decode_job_spec
-from tests.imagegen import encode, photo
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def load(data: bytes) -> pyvips.Image:
 
 
 def red_corner(image: pyvips.Image) -> str:
-    """Which corner holds the red marker tests.imagegen.photo draws top-left."""
+    """Which corner holds the red marker devstack.imagegen.photo draws top-left."""
     w, h = image.width, image.height
     s = max(1, min(w, h) // 25)
     corners = {"nw": (0, 0), "ne": (w - s, 0), "sw": (0, h - s), "se": (w - s, h - s)}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from bench.engine import check_outputs_match, make_corpus
 from bench.service import SPEC, pct
-from pipeline.spec import decode_job_spec
+from pipeline.dsl import decode_job_spec
 
 
 def test_engine_benchmark_implementations_agree(tmp_path: Path) -> None:

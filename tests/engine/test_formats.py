@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import pyvips
 
+from devstack.imagegen import encode, photo
 from tests.engine.conftest import load, run
-from tests.imagegen import encode, photo
 
 MAGIC = {
     "jpeg": b"\xff\xd8\xff",

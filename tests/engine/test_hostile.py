@@ -8,10 +8,10 @@ import zlib
 import pytest
 import pyvips
 
+from devstack.imagegen import encode, photo
+from pipeline.dsl import Limits
 from pipeline.errors import CorruptImage, DeadlineExceeded, ImageTooLarge, UnsupportedFormat
-from pipeline.spec import Limits
 from tests.engine.conftest import load, run
-from tests.imagegen import encode, photo
 
 
 def png_header_only(width: int, height: int) -> bytes:
@@ -201,7 +201,7 @@ def test_a_whole_jpeg_still_decodes_when_shrunk_on_load(big_photo: pyvips.Image)
 
 
 def test_stray_bytes_between_jpeg_segments_are_refused_too(good_jpeg: bytes) -> None:
-    # The price of failing JPEG loads on libjpeg's warnings (pipeline/decode.py): this file is
+    # The price of failing JPEG loads on libjpeg's warnings (pipeline/load.py): this file is
     # viewable, but libjpeg warns about it exactly as it does about data cut short.
     frame = good_jpeg.index(b"\xff\xc0")
     with pytest.raises(CorruptImage, match="corrupt or truncated") as info:

@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from devstack.imagegen import encode, photo
 from pipeline.compile import plan_issues
+from pipeline.dsl import Limits, decode_job_spec
 from pipeline.engine import process
 from pipeline.errors import PipelineError
-from pipeline.spec import Limits, decode_job_spec
 from tests.engine.test_hostile import png_header_only
-from tests.imagegen import encode, photo
 
 SMALL = Limits(max_output_dimension=1000, max_output_pixels=400_000, max_source_pixels=200_000)
 

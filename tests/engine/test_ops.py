@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import pyvips
 
+from devstack.imagegen import encode, photo, with_orientation
+from pipeline.dsl import Limits
 from pipeline.errors import AssetNotFound, InvalidOperation, OutputTooLarge
-from pipeline.spec import Limits
 from tests.engine.conftest import load, red_corner, run
-from tests.imagegen import encode, photo, with_orientation
 
 SIZE_CASES = [
     ("resize width", [{"op": "resize", "width": 300}], (300, 200)),

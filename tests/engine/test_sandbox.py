@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from devstack.imagegen import encode, photo
+from pipeline.dsl import Limits, decode_job_spec, encode_job_spec
 from pipeline.errors import CorruptImage, DeadlineExceeded, EngineCrashed, OutOfMemory
 from pipeline.sandbox import EngineCanceled, EngineRequest, Sandbox, SandboxConfig
-from pipeline.spec import Limits, decode_job_spec, encode_job_spec
-from tests.imagegen import encode, photo
 
 ROOT = Path(__file__).resolve().parents[2]
 BIG_LIMITS = Limits(max_job_cost=10**9)  # these specs are slow on purpose; the budget is tested elsewhere
@@ -167,7 +167,7 @@ def test_children_die_with_their_parent(tmp_path: Path, slow_source: bytes) -> N
     script = (
         "import sys, time\n"
         "from pipeline.sandbox import Sandbox, SandboxConfig, EngineRequest\n"
-        "from pipeline.spec import Limits\n"
+        "from pipeline.dsl import Limits\n"
         "from tests.engine.test_sandbox import SLOW\n"
         "if __name__ == '__main__':\n"
         "    sb = Sandbox(SandboxConfig(vips_concurrency=1)); sb.start()\n"

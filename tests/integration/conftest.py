@@ -23,8 +23,9 @@ import httpx
 import pytest
 import uvicorn
 
-from cli.receiver import WebhookReceiver
-from cli.stack import LocalStackS3, PostgresServer, RedisServer, create_client_with_key, free_port, wait_for
+from devstack.demo import create_client_with_key
+from devstack.receiver import WebhookReceiver
+from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 from infra.db import migrate
 from infra.settings import Settings, load_settings
 

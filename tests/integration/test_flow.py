@@ -9,8 +9,8 @@ import pytest
 import pyvips
 from standardwebhooks.webhooks import Webhook
 
-from cli.receiver import WebhookReceiver
-from tests.imagegen import encode, photo
+from devstack.imagegen import encode, photo
+from devstack.receiver import WebhookReceiver
 from tests.integration.conftest import Tenant, WorkerProcess, wait_status
 
 pytestmark = pytest.mark.integration

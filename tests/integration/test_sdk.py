@@ -19,9 +19,9 @@ from pixelflow_client import (
     verify,
 )
 
-from cli.receiver import WebhookReceiver
-from cli.stack import free_port
-from tests.imagegen import encode, photo
+from devstack.imagegen import encode, photo
+from devstack.receiver import WebhookReceiver
+from devstack.servers import free_port
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant
 
 pytestmark = pytest.mark.integration

@@ -7,9 +7,9 @@ import logging
 
 import pytest
 
-from cli.receiver import WebhookReceiver
+from devstack.imagegen import encode, photo
+from devstack.receiver import WebhookReceiver
 from infra.logs import JsonFormatter
-from tests.imagegen import encode, photo
 from tests.integration.conftest import ISSUED_KEYS, Stack, Tenant, WorkerProcess, wait_status
 from tests.integration.test_flow import create_and_upload, spec
 

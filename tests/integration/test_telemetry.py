@@ -10,12 +10,12 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from cli.receiver import WebhookReceiver
-from cli.stack import free_port
 from data_plane.deps import open_deps
 from data_plane.worker import build_workers
+from devstack.imagegen import encode, photo
+from devstack.receiver import WebhookReceiver
+from devstack.servers import free_port
 from infra.telemetry import configure_tracing
-from tests.imagegen import encode, photo
 from tests.integration.conftest import ApiServer, Stack, make_tenant
 from tests.integration.test_flow import create_and_upload, spec
 

@@ -8,8 +8,8 @@ import asyncio
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from cli.receiver import WebhookReceiver
-from tests.imagegen import encode, photo
+from devstack.imagegen import encode, photo
+from devstack.receiver import WebhookReceiver
 from tests.integration.conftest import Tenant, WorkerProcess, wait_status
 from tests.integration.test_flow import create_and_upload, spec
 
@@ -73,7 +73,7 @@ async def test_410_gone_disables_the_endpoint(tenant: Tenant, worker: WorkerProc
 
 
 async def test_unreachable_receiver_fails_delivery_not_the_job(tenant: Tenant, worker: WorkerProcess) -> None:
-    from cli.stack import free_port
+    from devstack.servers import free_port
 
     job = await run_job(tenant, f"http://127.0.0.1:{free_port()}/nobody-home")
     assert job["status"] == "succeeded"

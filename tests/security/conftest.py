@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli.stack import free_port, wait_for
+from devstack.servers import free_port, wait_for
 from tests.integration.conftest import PIXELFLOW, ROOT, Stack
 
 # Every hostile request the group sends, with the status it got: one test asserts that none of

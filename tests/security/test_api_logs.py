@@ -10,7 +10,7 @@ import httpx
 import psycopg
 import pytest
 
-from cli.stack import create_client_with_key
+from devstack.demo import create_client_with_key
 from tests.integration.conftest import ISSUED_KEYS, Stack
 from tests.integration.test_flow import spec
 from tests.security.conftest import ApiProcess, record

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from cli.receiver import WebhookReceiver
+from devstack.receiver import WebhookReceiver
 from tests.integration.conftest import Tenant, WorkerProcess
 from tests.integration.test_webhooks import run_job
 from tests.security.conftest import record

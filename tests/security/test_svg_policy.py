@@ -7,9 +7,9 @@ import time
 
 import pytest
 
+from devstack.imagegen import encode, photo
+from pipeline.dsl import Limits, decode_job_spec
 from pipeline.errors import ImageTooLarge, PipelineError, UnsupportedFormat
-from pipeline.spec import Limits, decode_job_spec
-from tests.imagegen import encode, photo
 
 pytestmark = pytest.mark.integration
 
@@ -119,7 +119,7 @@ BENIGN = svg(
 
 @pytest.mark.parametrize(("name", "data", "error"), HOSTILE, ids=[h[0] for h in HOSTILE])
 def test_hostile_svgs_are_refused_before_rendering(name: str, data: bytes, error: type[PipelineError]) -> None:
-    from pipeline.decode import probe
+    from pipeline.load import probe
 
     started = time.perf_counter()
     with pytest.raises(error) as caught:
@@ -129,8 +129,8 @@ def test_hostile_svgs_are_refused_before_rendering(name: str, data: bytes, error
 
 
 def test_an_ordinary_svg_still_renders() -> None:
-    from pipeline.decode import probe
     from pipeline.engine import process
+    from pipeline.load import probe
 
     assert probe(BENIGN, Limits()).format == "svg"
     spec = decode_job_spec({"version": 1, "pipeline": [{"id": "v", "action": "resize", "width": 100}]})

@@ -11,9 +11,9 @@ import uuid
 
 import httpx
 
+from devstack.imagegen import encode, photo
 from infra.objects import source_key, upload_key
 from infra.storage import open_store
-from tests.imagegen import encode, photo
 from tests.integration.conftest import Stack, Tenant, WorkerProcess, wait_status
 from tests.security.conftest import record
 

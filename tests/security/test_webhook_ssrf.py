@@ -8,7 +8,7 @@ import socket
 import httpx
 import pytest
 
-from cli.receiver import WebhookReceiver
+from devstack.receiver import WebhookReceiver
 from infra.netguard import BlockedDestination, check_literal
 from tests.integration.conftest import Stack
 

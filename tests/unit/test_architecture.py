@@ -18,9 +18,9 @@ def test_import_contracts_hold() -> None:
 
 def test_validating_a_spec_does_not_load_libvips() -> None:
     code = (
-        "import sys, pipeline.spec, pipeline.compile, pipeline.sniff, pipeline.spec.schema;"
-        'pipeline.spec.decode_job_spec(b\'{"version":1,"pipeline":[{"id":"a","action":"flip"}]}\');'
-        "pipeline.spec.schema.job_spec_schema();"
+        "import sys, pipeline.dsl, pipeline.compile, pipeline.sniff, pipeline.dsl.schema;"
+        'pipeline.dsl.decode_job_spec(b\'{"version":1,"pipeline":[{"id":"a","action":"flip"}]}\');'
+        "pipeline.dsl.schema.job_spec_schema();"
         "print('pyvips' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
@@ -28,7 +28,7 @@ def test_validating_a_spec_does_not_load_libvips() -> None:
 
 
 def test_every_op_has_exactly_one_registered_implementation() -> None:
+    from pipeline.dsl import STEP_TYPES
     from pipeline.ops import REGISTRY
-    from pipeline.spec import STEP_TYPES
 
     assert set(REGISTRY) == set(STEP_TYPES)

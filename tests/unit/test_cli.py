@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import pyvips
 
-from tests.imagegen import encode, photo
+from devstack.imagegen import encode, photo
 
 ROOT = Path(__file__).resolve().parents[2]
 PIXELFLOW = str(Path(sys.executable).with_name("pixelflow"))

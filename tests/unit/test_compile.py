@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from pipeline.compile import compile_plan
+from pipeline.dsl import decode_job_spec
+from pipeline.dsl.steps import Crop, Resize, Rotate
 from pipeline.errors import InvalidOperation
 from pipeline.geometry import crop_box, gravity_offset, resize_plan, rotated_size
-from pipeline.spec import decode_job_spec
-from pipeline.spec.steps import Crop, Resize, Rotate
 
 
 def spec(*variants: dict):

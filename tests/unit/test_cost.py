@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from pipeline.compile import compile_plan, plan_issues, spec_issues
-from pipeline.cost import ENCODE_MS_PER_MP, OP_MS_PER_MP, step_cost
+from pipeline.cost import ENCODE_MS_PER_MP
+from pipeline.dsl import Limits, decode_job_spec
+from pipeline.dsl.steps import STEP_TYPES, Blur, Resize
+from pipeline.dsl.variant import EFFORT_RANGE
 from pipeline.errors import ImageTooLarge, InvalidOperation, OutputTooLarge, OverBudget
-from pipeline.geometry import fixed_size, resize_plan
-from pipeline.spec import Limits, decode_job_spec
-from pipeline.spec.steps import STEP_TYPES, Blur, Resize
-from pipeline.spec.variant import EFFORT_RANGE
+from pipeline.geometry import resize_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,7 +65,7 @@ def test_cost_is_per_variant_and_total() -> None:
     a, b = plan.nodes
     assert a.format == "jpeg" and b.format == "png"
     assert a.encode_cost == pytest.approx(ENCODE_MS_PER_MP["jpeg"][0] * 0.75)
-    assert b.steps_cost == pytest.approx((OP_MS_PER_MP["blur"] + 2 * OP_MS_PER_MP["blur.per_sigma"]) * 0.75)
+    assert b.steps_cost == pytest.approx((Blur.ms_per_mp + 2 * Blur.ms_per_mp_per_sigma) * 0.75)
     assert plan.cost == pytest.approx(plan.decode_cost + a.cost + b.cost)
     assert plan.decode_cost > 0
 
@@ -106,18 +106,18 @@ def test_every_op_and_encoder_effort_has_a_weight() -> None:
     steps = spec({"id": "a", "steps": ONE_OF_EACH}).pipeline[0].steps
     assert {type(s) for s in steps} == set(STEP_TYPES)
     for step in steps:
-        assert step_cost(step, (100, 100), (100, 100)) > 0 or step.__struct_config__.tag == "crop"
+        assert step.cost((100, 100), (100, 100)) > 0 or step.__struct_config__.tag == "crop"
     for fmt, (lo, hi) in EFFORT_RANGE.items():
         assert len(ENCODE_MS_PER_MP[fmt]) == hi - lo + 1, fmt
     assert len(ENCODE_MS_PER_MP["webp.lossless"]) == len(ENCODE_MS_PER_MP["webp"])
 
 
 def test_resize_charges_the_enlargement_by_output_and_the_reduction_by_input() -> None:
-    down = step_cost(Resize(width=1000), (4000, 4000), (1000, 1000))
-    up = step_cost(Resize(width=4000), (1000, 1000), (4000, 4000))
-    assert down == pytest.approx(OP_MS_PER_MP["resize.reduce"] * 16)
-    assert up == pytest.approx(OP_MS_PER_MP["resize.enlarge"] * 16)
-    assert step_cost(Blur(sigma=50), (1000, 1000), (1000, 1000)) > step_cost(Blur(sigma=1), (1000, 1000), (1000, 1000))
+    down = Resize(width=1000).cost((4000, 4000), (1000, 1000))
+    up = Resize(width=4000).cost((1000, 1000), (4000, 4000))
+    assert down == pytest.approx(Resize.reduce_ms_per_mp * 16)
+    assert up == pytest.approx(Resize.enlarge_ms_per_mp * 16)
+    assert Blur(sigma=50).cost((1000, 1000), (1000, 1000)) > Blur(sigma=1).cost((1000, 1000), (1000, 1000))
 
 
 def test_auto_format_is_priced_once_the_source_is_known() -> None:
@@ -236,7 +236,7 @@ def test_an_impossible_step_stops_the_plan_at_its_path() -> None:
 def test_fixed_size_agrees_with_resize_geometry(fit: str, without_enlargement: bool, box: tuple) -> None:
     step = Resize(width=box[0], height=box[1], fit=fit, without_enlargement=without_enlargement)
     finals = {resize_plan(step, w, h).final for w, h in itertools.product((1, 37, 299, 300, 1000, 7919), repeat=2)}
-    fixed = fixed_size(step)
+    fixed = step.fixed_size()
     if fixed is not None:
         assert finals == {fixed}
     else:

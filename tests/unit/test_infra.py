@@ -8,14 +8,17 @@ import logging
 import time
 from pathlib import Path
 
+import msgspec
 import pytest
 import yaml
 from standardwebhooks.webhooks import Webhook
 
+from infra.lifecycle import CANCELABLE, TERMINAL, TRANSITIONS, JobStatus
 from infra.logs import JsonFormatter
 from infra.netguard import BlockedDestination, check_literal, resolve_public
-from infra.settings import SettingsError, load_settings
+from infra.settings import Settings, SettingsError, load_settings
 from infra.webhooks import InvalidSignature, new_secret, sign, signature_headers, verify
+from pipeline.dsl import Limits
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,6 +37,20 @@ def test_settings_parse_types_and_reject_typos() -> None:
     with pytest.raises(SettingsError, match="unknown setting PIXELFLOW_JOB_TIMEOUT_SECONDS"):
         load_settings({"PIXELFLOW_JOB_TIMEOUT_SECONDS": "120"})  # derived from the deadline now
     assert load_settings({"PIXELFLOW_DEADLINE_SECONDS": "200"}).job_timeout_seconds > 200
+
+
+def test_settings_carry_every_engine_limit_with_its_default() -> None:
+    assert {f.name for f in msgspec.structs.fields(Limits)} <= {f.name for f in msgspec.structs.fields(Settings)}
+    assert load_settings({}).limits == Limits()
+    assert load_settings({"PIXELFLOW_MAX_STEPS": "3", "PIXELFLOW_DEADLINE_SECONDS": "2.5"}).limits == Limits(
+        max_steps=3, deadline_seconds=2.5
+    )
+
+
+def test_the_named_status_sets_follow_the_transition_table() -> None:
+    assert {s for s, to in TRANSITIONS.items() if not to} == TERMINAL
+    assert {s for s, to in TRANSITIONS.items() if JobStatus.CANCELED in to} == CANCELABLE
+    assert set(TRANSITIONS) == set(JobStatus)
 
 
 def test_settings_redact_secrets() -> None:

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pipeline.compile import compile_plan
+from pipeline.dsl import Limits, decode_job_spec
 from pipeline.errors import InvalidOperation, SpecError
-from pipeline.spec import Limits, decode_job_spec
 
 OPS = ["resize", "crop", "rotate", "flip", "flop", "blur", "sharpen", "grayscale", "modulate", "pad", "watermark", "x"]
 FIELDS = [

@@ -8,9 +8,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from pipeline.dsl import decode_job_spec
+from pipeline.dsl.schema import job_spec_schema, schema_files
 from pipeline.errors import SpecError
-from pipeline.spec import decode_job_spec
-from pipeline.spec.schema import job_spec_schema, schema_files
 
 ROOT = Path(__file__).resolve().parents[2]
 

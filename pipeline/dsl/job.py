@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
-from pipeline.spec.variant import Variant
+from pipeline.dsl.variant import Variant
 
 __all__ = ["SPEC_VERSION", "JobSpec", "Metadata"]
 

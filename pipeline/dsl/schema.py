@@ -11,9 +11,9 @@ from typing import Any, Union
 
 import msgspec
 
-from pipeline.spec.job import JobSpec
-from pipeline.spec.steps import STEP_TYPES, StepBase
-from pipeline.spec.variant import Variant
+from pipeline.dsl.job import JobSpec
+from pipeline.dsl.steps import STEP_TYPES, StepBase
+from pipeline.dsl.variant import Variant
 
 __all__ = ["SCHEMA_ID", "job_spec_schema", "schema_files"]
 

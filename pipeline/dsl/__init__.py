@@ -1,10 +1,10 @@
 """The job-spec DSL: strict msgspec structs, decoding with field paths, limits. No libvips here."""
 
-from pipeline.spec.decode import asset_keys, decode_job_spec, encode_job_spec, topological_order
-from pipeline.spec.job import SPEC_VERSION, JobSpec
-from pipeline.spec.limits import Limits
-from pipeline.spec.steps import STEP_TYPES, Step
-from pipeline.spec.variant import Variant
+from pipeline.dsl.decode import asset_keys, decode_job_spec, encode_job_spec, topological_order
+from pipeline.dsl.job import SPEC_VERSION, JobSpec
+from pipeline.dsl.limits import Limits
+from pipeline.dsl.steps import STEP_TYPES, Step
+from pipeline.dsl.variant import Variant
 
 __all__ = [
     "SPEC_VERSION",

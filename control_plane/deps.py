@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
@@ -17,11 +17,11 @@ from infra.repo import ClientRepo, DeliveryRepo, JobRepo
 from infra.settings import Settings
 from infra.storage import ObjectStore, open_store
 
-__all__ = ["Services", "ServicesDep", "open_services"]
+__all__ = ["ApiDeps", "ApiDepsDep", "open_deps"]
 
 
 @dataclass(frozen=True)
-class Services:
+class ApiDeps:
     settings: Settings
     pool: AsyncConnectionPool
     queue: ArqRedis
@@ -37,33 +37,28 @@ class Services:
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    pool = await open_pool(settings.database_url, max_size=20)
-    try:
+async def open_deps(settings: Settings) -> AsyncIterator[ApiDeps]:
+    async with AsyncExitStack() as stack:
+        pool = await open_pool(settings.database_url, max_size=20)
+        stack.push_async_callback(pool.close)
         queue = await open_queue(settings.redis_url, settings.queue_name)
-        try:
-            store = open_store(settings)
-            try:
-                await store.ensure_bucket()
-                limiter = RateLimiter(queue, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst)
-                yield Services(
-                    settings,
-                    pool,
-                    queue,
-                    store,
-                    ClientRepo(pool),
-                    JobRepo(pool),
-                    DeliveryRepo(pool),
-                    limiter,
-                    RateLimiter(queue, per_minute=1, burst=3, name="redeliver-job"),
-                    RateLimiter(queue, per_minute=60, burst=60, name="redeliver-client"),
-                )
-            finally:
-                await store.close()
-        finally:
-            await queue.aclose()
-    finally:
-        await pool.close()
+        stack.push_async_callback(queue.aclose)
+        store = open_store(settings)
+        stack.push_async_callback(store.close)
+        await store.ensure_bucket()
+        yield ApiDeps(
+            settings,
+            pool,
+            queue,
+            store,
+            ClientRepo(pool),
+            JobRepo(pool),
+            DeliveryRepo(pool),
+            RateLimiter(queue, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst),
+            RateLimiter(queue, per_minute=1, burst=3, name="redeliver-job"),
+            RateLimiter(queue, per_minute=60, burst=60, name="redeliver-client"),
+        )
 
 
-ServicesDep = NamedDependency[Services]
+# Handlers take the bag as a parameter named ``services`` (the key app.py provides it under).
+ApiDepsDep = NamedDependency[ApiDeps]

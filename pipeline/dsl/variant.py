@@ -7,8 +7,8 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta, Struct
 
-from pipeline.spec.steps import Step
-from pipeline.spec.types import Effort, OutputFormat, Quality, VariantId
+from pipeline.dsl.steps import Step
+from pipeline.dsl.types import Effort, OutputFormat, Quality, VariantId
 
 __all__ = ["DEFAULT_EFFORT", "EFFORT_RANGE", "Variant", "effective_effort"]
 

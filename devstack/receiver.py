@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from cli.stack import free_port
+from devstack.servers import free_port
 
 __all__ = ["Received", "WebhookReceiver"]
 

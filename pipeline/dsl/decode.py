@@ -14,11 +14,11 @@ from typing import Any
 
 import msgspec
 
+from pipeline.dsl.job import JobSpec
+from pipeline.dsl.limits import Limits
+from pipeline.dsl.steps import Step, StepBase, Watermark
+from pipeline.dsl.variant import Variant
 from pipeline.errors import FieldError, SpecError
-from pipeline.spec.job import JobSpec
-from pipeline.spec.limits import Limits
-from pipeline.spec.steps import Crop, Pad, Resize, Step, Watermark
-from pipeline.spec.variant import Variant
 
 __all__ = ["asset_keys", "decode_job_spec", "encode_job_spec", "topological_order"]
 
@@ -191,17 +191,12 @@ def _cycle_from(spec: JobSpec, start: str, index: dict[str, int]) -> list[str]:
     return []
 
 
-def _step_limits(step: object, base: str, limits: Limits) -> list[FieldError]:
+def _step_limits(step: StepBase, base: str, limits: Limits) -> list[FieldError]:
     cap = limits.max_output_dimension
-    fields: tuple[str, ...] = ()
-    if isinstance(step, Resize | Crop | Watermark):
-        fields = ("width", "height")
-    elif isinstance(step, Pad):
-        fields = ("top", "right", "bottom", "left")
     return [
         FieldError(f"{base}.{name}", f"must be <= {cap} on this deployment")
-        for name in fields
-        if (getattr(step, name, None) or 0) > cap
+        for name in step.capped_fields
+        if (getattr(step, name) or 0) > cap
     ]
 
 

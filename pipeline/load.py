@@ -7,9 +7,9 @@ from dataclasses import dataclass
 import pyvips
 
 from pipeline.compile import Plan, check_source_size
+from pipeline.dsl.limits import Limits
 from pipeline.errors import CorruptImage, ImageTooLarge
 from pipeline.sniff import SNIFF_BYTES, SourceFormat, sniff
-from pipeline.spec.limits import Limits
 from pipeline.svg import check_svg
 
 __all__ = ["SourceInfo", "decode", "probe"]

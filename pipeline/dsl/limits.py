@@ -6,7 +6,7 @@ from typing import Annotated
 
 from msgspec import Meta, Struct
 
-from pipeline.spec.types import MAX_DIMENSION
+from pipeline.dsl.types import MAX_DIMENSION
 
 __all__ = ["Limits"]
 

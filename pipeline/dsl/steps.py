@@ -2,16 +2,23 @@
 
 The ``op`` field is the explicit wire tag. Cross-field rules live in ``__post_init__`` and name
 the fields involved; msgspec reports them at the step's path.
+
+Each struct also declares what the planner needs to know about its op (see ``StepBase``): how it
+changes the size, whether it may run before shrink-on-load, whether it reads out of order, which
+fields the deployment caps, and its cost. A new op is this struct plus its pixels in
+``pipeline/ops/``. Cost weights are CPU milliseconds per output megapixel, measured as
+``pipeline/cost.py`` describes.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from msgspec import Meta, Struct
 
-from pipeline.spec.types import (
+from pipeline.dsl.types import (
+    SMART_GRAVITIES,
     Angle,
     Color,
     Dimension,
@@ -27,6 +34,7 @@ from pipeline.spec.types import (
     Sigma,
     SmartGravity,
 )
+from pipeline.geometry import crop_box, megapixels, resize_plan, rotated_size
 
 __all__ = [
     "STEP_TYPES",
@@ -77,11 +85,41 @@ AssetKey = Annotated[
 WatermarkText = Annotated[str, Meta(min_length=1, max_length=256)]
 SharpenSigma = Annotated[float, Meta(gt=0, le=10, description="Sharpening radius in pixels.")]
 SharpenAmount = Annotated[float, Meta(ge=0, le=100)]
-_SMART = ("attention", "entropy")
+# ms per megapixel searched by a smart gravity
+SMARTCROP_MS_PER_MP: dict[str, float] = {"attention": 3, "entropy": 15}
+
+Size = tuple[int, int]
+
+
+def _smartcrop_cost(gravity: str, searched: Size) -> float:
+    return SMARTCROP_MS_PER_MP[gravity] * megapixels(searched) if gravity in SMART_GRAVITIES else 0.0
 
 
 class StepBase(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="op"):
-    """Common base: strict, immutable, tagged by ``op``."""
+    """Common base: strict, immutable, tagged by ``op``; the defaults describe an op that keeps the
+    size, works per pixel and is charged ``ms_per_mp`` per output megapixel."""
+
+    ms_per_mp: ClassVar[float]
+    capped_fields: ClassVar[tuple[str, ...]] = ()
+    """Pixel lengths the deployment's ``max_output_dimension`` also caps."""
+    # A step whose trait depends on its fields overrides these with a property.
+    scale_free: ClassVar[bool] = False
+    """The step gives the same picture at any resolution, so it may run on a shrunk-on-load image
+    before the variant's resize."""
+    random_access: ClassVar[bool] = False
+    """The step reads its input out of order (the decoder streams top to bottom)."""
+
+    def output_size(self, width: int, height: int) -> Size:
+        """The size this step turns a ``width`` x ``height`` image into (the ops apply exactly this)."""
+        return width, height
+
+    def fixed_size(self) -> Size | None:
+        """The size this step produces whatever its input; None when that depends on the input."""
+        return None
+
+    def cost(self, before: Size, after: Size) -> float:
+        """The work (cost units, see ``pipeline.cost``) of taking a ``before`` image to ``after``."""
+        return self.ms_per_mp * megapixels(after)
 
 
 class Resize(StepBase, tag="resize"):
@@ -99,6 +137,10 @@ class Resize(StepBase, tag="resize"):
     without_enlargement: bool = False
     background: Color | None = None
 
+    capped_fields: ClassVar[tuple[str, ...]] = ("width", "height")
+    reduce_ms_per_mp: ClassVar[float] = 3.5  # per input MP: shrinking reads every input pixel once
+    enlarge_ms_per_mp: ClassVar[float] = 38  # per output MP: upscaling interpolates each one (lanczos3)
+
     def __post_init__(self) -> None:
         if self.width is None and self.height is None:
             raise ValueError("resize needs `width`, `height` or both")
@@ -106,6 +148,31 @@ class Resize(StepBase, tag="resize"):
             raise ValueError("`gravity` only applies to fit `cover` with both `width` and `height`")
         if self.background is not None and self.fit != "contain":
             raise ValueError("`background` only applies to fit `contain`")
+
+    def output_size(self, width: int, height: int) -> Size:
+        return resize_plan(self, width, height).final
+
+    def fixed_size(self) -> Size | None:
+        # a resize to an exact box (resize_plan gives exactly this final size; a test holds them together)
+        if self.width is None or self.height is None:
+            return None
+        if self.fit == "contain" or (self.fit in ("cover", "fill") and not self.without_enlargement):
+            return self.width, self.height
+        return None
+
+    @property
+    def random_access(self) -> bool:  # type: ignore[override]
+        return self.gravity in SMART_GRAVITIES
+
+    def cost(self, before: Size, after: Size) -> float:
+        scaled = resize_plan(self, *before).scaled
+        if megapixels(scaled) > megapixels(before):
+            work = self.enlarge_ms_per_mp * megapixels(scaled)
+        else:
+            work = self.reduce_ms_per_mp * megapixels(before)
+        if self.fit == "contain":
+            work += Pad.ms_per_mp * megapixels(after)
+        return work + _smartcrop_cost(self.gravity, scaled)
 
 
 class Crop(StepBase, tag="crop"):
@@ -118,6 +185,9 @@ class Crop(StepBase, tag="crop"):
     height: Dimension | None = None
     aspect_ratio: AspectRatio | None = None
     gravity: SmartGravity = "centre"
+
+    ms_per_mp: ClassVar[float] = 0  # a view into its input
+    capped_fields: ClassVar[tuple[str, ...]] = ("width", "height")
 
     def __post_init__(self) -> None:
         box = self.width is not None or self.height is not None
@@ -140,6 +210,21 @@ class Crop(StepBase, tag="crop"):
         w, h = self.aspect_ratio.split(":")
         return int(w), int(h)
 
+    def output_size(self, width: int, height: int) -> Size:
+        box = crop_box(self, width, height)
+        return box.width, box.height
+
+    @property
+    def scale_free(self) -> bool:  # type: ignore[override]
+        return self.ratio is not None
+
+    @property
+    def random_access(self) -> bool:  # type: ignore[override]
+        return self.gravity in SMART_GRAVITIES
+
+    def cost(self, before: Size, after: Size) -> float:
+        return _smartcrop_cost(self.gravity, before)
+
 
 class Rotate(StepBase, tag="rotate"):
     """Rotate clockwise; corners uncovered by angles other than multiples of 90 are ``background``."""
@@ -147,21 +232,52 @@ class Rotate(StepBase, tag="rotate"):
     angle: Angle
     background: Color | None = None
 
+    ms_per_mp: ClassVar[float] = 17  # affine with interpolation
+    right_angle_ms_per_mp: ClassVar[float] = 5
+
     @property
     def right_angle(self) -> bool:
         return self.angle % 90 == 0
+
+    def output_size(self, width: int, height: int) -> Size:
+        return rotated_size(self, width, height)
+
+    @property
+    def scale_free(self) -> bool:  # type: ignore[override]
+        return self.right_angle
+
+    random_access = True
+
+    def cost(self, before: Size, after: Size) -> float:
+        return (self.right_angle_ms_per_mp if self.right_angle else self.ms_per_mp) * megapixels(after)
 
 
 class Flip(StepBase, tag="flip"):
     """Mirror top to bottom."""
 
+    ms_per_mp: ClassVar[float] = 0.5
+
+    scale_free = True
+    random_access = True  # reads the bottom row first
+
 
 class Flop(StepBase, tag="flop"):
     """Mirror left to right."""
 
+    ms_per_mp: ClassVar[float] = 0.5
+
+    scale_free = True
+
 
 class Blur(StepBase, tag="blur"):
     sigma: Sigma
+
+    # + ms_per_mp_per_sigma x sigma: the separable mask grows with sigma (sigma 1: 2.2, 20: 12)
+    ms_per_mp: ClassVar[float] = 1.8
+    ms_per_mp_per_sigma: ClassVar[float] = 0.5
+
+    def cost(self, before: Size, after: Size) -> float:
+        return (self.ms_per_mp + self.ms_per_mp_per_sigma * self.sigma) * megapixels(after)
 
 
 class Sharpen(StepBase, tag="sharpen"):
@@ -171,15 +287,28 @@ class Sharpen(StepBase, tag="sharpen"):
     flat: SharpenAmount = 1.0
     jagged: SharpenAmount = 2.0
 
+    # + ms_per_mp_per_sigma x sigma; runs in LabS, hence the base (sigma 1: 83, 5: 105)
+    ms_per_mp: ClassVar[float] = 77
+    ms_per_mp_per_sigma: ClassVar[float] = 6
+
+    def cost(self, before: Size, after: Size) -> float:
+        return (self.ms_per_mp + self.ms_per_mp_per_sigma * self.sigma) * megapixels(after)
+
 
 class Grayscale(StepBase, tag="grayscale"):
-    pass
+    ms_per_mp: ClassVar[float] = 5.5
+
+    scale_free = True
 
 
 class Modulate(StepBase, tag="modulate"):
     brightness: Factor = 1.0
     saturation: Factor = 1.0
     hue: Hue = 0.0
+
+    ms_per_mp: ClassVar[float] = 55  # through LCh and back
+
+    scale_free = True
 
 
 class Pad(StepBase, tag="pad"):
@@ -191,9 +320,15 @@ class Pad(StepBase, tag="pad"):
     left: Padding = 0
     background: Color | None = None
 
+    ms_per_mp: ClassVar[float] = 1
+    capped_fields: ClassVar[tuple[str, ...]] = ("top", "right", "bottom", "left")
+
     def __post_init__(self) -> None:
         if not (self.top or self.right or self.bottom or self.left):
             raise ValueError("pad needs at least one of `top`, `right`, `bottom`, `left` above 0")
+
+    def output_size(self, width: int, height: int) -> Size:
+        return width + self.left + self.right, height + self.top + self.bottom
 
 
 class Watermark(StepBase, tag="watermark"):
@@ -208,6 +343,9 @@ class Watermark(StepBase, tag="watermark"):
     opacity: Opacity = 0.5
     gravity: Gravity = "southeast"
     margin: Margin = 16
+
+    ms_per_mp: ClassVar[float] = 4  # composited over the whole image
+    capped_fields: ClassVar[tuple[str, ...]] = ("width",)
 
     def __post_init__(self) -> None:
         if (self.text is None) == (self.image is None):

@@ -7,9 +7,9 @@ import json
 import msgspec
 import pytest
 
+from pipeline.dsl import JobSpec, Limits, decode_job_spec, encode_job_spec, topological_order
+from pipeline.dsl.steps import Crop, Resize, Watermark
 from pipeline.errors import SpecError
-from pipeline.spec import JobSpec, Limits, decode_job_spec, encode_job_spec, topological_order
-from pipeline.spec.steps import Crop, Resize, Watermark
 
 
 def job(*variants: dict, **extra: object) -> dict:

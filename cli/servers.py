@@ -1,4 +1,4 @@
-"""Subcommands that run or manage the service: ``api``, ``worker``, ``db``, ``clients``, ``keys``, ``up``."""
+"""Subcommands that run or manage the servers: ``api``, ``worker``, ``db``, ``clients``, ``keys``, ``up``."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def cmd_api(args: argparse.Namespace) -> int:
             print("pixelflow: PIXELFLOW_API_METRICS_PORT needs --workers 1 (each process has its own counters); "
                   "use PIXELFLOW_METRICS_TOKEN with several workers", file=sys.stderr)  # fmt: skip
             return 2
-        config = server_config("cli.services:app_factory", settings, factory=True, host=args.host, port=args.port,
+        config = server_config("cli.servers:app_factory", settings, factory=True, host=args.host, port=args.port,
                                workers=args.workers, proxy_headers=True)  # fmt: skip
         Multiprocess(config, sockets=[config.bind_socket()]).run()
         return 0
@@ -113,31 +113,21 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _with_pool(work: Callable[[Any], Awaitable[int]]) -> int:
+def _with_clients(work: Callable[[Any], Awaitable[int]]) -> int:
+    """Run ``work`` with a ``ClientRepo`` on a small pool of its own."""
     from infra.db import open_pool
+    from infra.repo import ClientRepo
 
     settings = _settings()
 
     async def main() -> int:
         pool = await open_pool(settings.database_url, max_size=2)
         try:
-            return await work(pool)
+            return await work(ClientRepo(pool))
         finally:
             await pool.close()
 
     return asyncio.run(main())
-
-
-def cmd_clients_create(args: argparse.Namespace) -> int:
-    from infra.repo import ClientRepo
-
-    async def work(pool: Any) -> int:
-        client, secret = await ClientRepo(pool).create(args.name)
-        print(f"client {client.name} {client.id}")
-        print(f"webhook secret (shown once): {secret}")
-        return 0
-
-    return _with_pool(work)
 
 
 async def _client(repo: Any, name: str) -> Any:
@@ -148,62 +138,61 @@ async def _client(repo: Any, name: str) -> Any:
     return client
 
 
-def cmd_clients_rotate(args: argparse.Namespace) -> int:
-    from infra.repo import ClientRepo
+def cmd_clients_create(args: argparse.Namespace) -> int:
+    async def work(repo: Any) -> int:
+        client, secret = await repo.create(args.name)
+        print(f"client {client.name} {client.id}")
+        print(f"webhook secret (shown once): {secret}")
+        return 0
 
-    async def work(pool: Any) -> int:
-        repo = ClientRepo(pool)
+    return _with_clients(work)
+
+
+def cmd_clients_rotate(args: argparse.Namespace) -> int:
+    async def work(repo: Any) -> int:
         client = await _client(repo, args.name)
         secret = await repo.rotate_secret(client.id, grace_hours=args.grace_hours)
         print(f"new webhook secret (shown once): {secret}")
         print(f"previous secrets stay valid for {args.grace_hours:g} h")
         return 0
 
-    return _with_pool(work)
+    return _with_clients(work)
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
-    from infra.repo import ClientRepo
-
-    async def work(pool: Any) -> int:
-        repo = ClientRepo(pool)
+    async def work(repo: Any) -> int:
         client = await _client(repo, args.client)
         key, plaintext = await repo.create_key(client.id, args.name)
         print(f"key {key.id} for {client.name} ({key.prefix}…)")
         print(f"API key (shown once): {plaintext}")
         return 0
 
-    return _with_pool(work)
+    return _with_clients(work)
 
 
 def cmd_keys_list(args: argparse.Namespace) -> int:
-    from infra.repo import ClientRepo
-
-    async def work(pool: Any) -> int:
-        repo = ClientRepo(pool)
+    async def work(repo: Any) -> int:
         client_id = (await _client(repo, args.client)).id if args.client else None
         for k in await repo.list_keys(client_id):
             state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
             print(f"{k.id}  {k.client_name:<20} {k.prefix}…  {k.name or '-':<16} {state}")
         return 0
 
-    return _with_pool(work)
+    return _with_clients(work)
 
 
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
-    from infra.repo import ClientRepo
-
-    async def work(pool: Any) -> int:
-        if await ClientRepo(pool).revoke_key(args.key_id):
+    async def work(repo: Any) -> int:
+        if await repo.revoke_key(args.key_id):
             print(f"revoked {args.key_id}")
             return 0
         print(f"pixelflow: no active key {args.key_id}", file=sys.stderr)
         return 1
 
-    return _with_pool(work)
+    return _with_clients(work)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from cli.stack import run_demo_stack
+    from devstack.demo import run_demo_stack
 
     return run_demo_stack(keep_running=args.keep_running)

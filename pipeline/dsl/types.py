@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from msgspec import Meta
 
 __all__ = [
+    "SMART_GRAVITIES",
     "Angle",
     "Color",
     "Dimension",
@@ -23,6 +24,7 @@ __all__ = [
     "Padding",
     "Quality",
     "Sigma",
+    "SmartCrop",
     "SmartGravity",
     "VariantId",
 ]
@@ -65,18 +67,10 @@ Opacity = Annotated[float, Meta(ge=0, le=1, description="0 is invisible, 1 is op
 FontSize = Annotated[int, Meta(ge=4, le=1024, description="Text height in pixels.")]
 
 Gravity = Literal["centre", "north", "northeast", "east", "southeast", "south", "southwest", "west", "northwest"]
-SmartGravity = Literal[
-    "centre",
-    "north",
-    "northeast",
-    "east",
-    "southeast",
-    "south",
-    "southwest",
-    "west",
-    "northwest",
-    "attention",
-    "entropy",
-]
+# Smart gravities let libvips choose where to crop by content; they cost a search of the image
+# and read it out of order (pipeline/dsl/steps.py charges and flags them).
+SmartCrop = Literal["attention", "entropy"]
+SMART_GRAVITIES: tuple[str, ...] = get_args(SmartCrop)
+SmartGravity = Literal[Gravity, SmartCrop]
 FitMode = Literal["cover", "contain", "fill", "inside", "outside"]
 OutputFormat = Literal["auto", "jpeg", "png", "webp", "avif", "gif", "tiff"]

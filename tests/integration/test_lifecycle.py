@@ -142,7 +142,7 @@ async def test_deadline_ends_the_job_and_its_engine(stack: Stack, receiver: Webh
         t = await ln.tenant()
         path = f"/deadline/{t.name}"
         job_id = await start(t, {**SLOW, "webhook_url": receiver.url(path)}, encode(photo(1600, 1200, seed=3), ".jpg"))
-        engine = await busy_engine(ln.workers[0])
+        await busy_engine(ln.workers[0])
         final = await wait_status(t, job_id, TERMINAL, timeout=20)
         assert final["status"] == "failed" and final["error"]["code"] == "deadline_exceeded", final
         took = seconds(final["started_at"], final["finished_at"])

@@ -250,15 +250,15 @@ async def test_a_lost_worker_is_noticed_by_its_lease(stack: Stack, receiver: Web
         t = await ln.tenant()
         path = f"/lost/{t.name}"
         job_id = await start(t, {**SLOW, "webhook_url": receiver.url(path)}, encode(photo(800, 600, seed=5), ".jpg"))
-        owner = None
-        for _ in range(100):
-            for w in ln.workers:
-                with contextlib.suppress(AssertionError):
-                    await busy_engine(w, timeout=0.3)
-                    owner = w
-            if owner:
-                break
-        assert owner is not None
+        await wait_status(t, job_id, {"processing"}, timeout=20)
+        await asyncio.sleep(1.0)  # engines still starting up also use CPU for a moment
+        usage = {}
+        for w in ln.workers:
+            before = {p: cpu_ticks(p) for p in engines(w)}
+            await asyncio.sleep(0.5)
+            usage[w] = max((cpu_ticks(p) - t0 for p, t0 in before.items()), default=0)
+        owner = max(usage, key=lambda w: usage[w])  # the one whose engine encodes: ~50 ticks in 0.5 s
+        assert usage[owner] >= 25, usage
         killed = time.monotonic()
         owner.kill()
         final = await wait_status(t, job_id, TERMINAL, timeout=20)

@@ -144,6 +144,7 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             max_active=settings.max_concurrent_jobs_per_client,
             source_bytes=info.size,
             source_format=source_format,
+            queue=settings.queue_name,
             enqueue=push,
         )
     if started == "busy":

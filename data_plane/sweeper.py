@@ -28,7 +28,7 @@ async def sweep_jobs(ctx: dict[str, Any]) -> int:
     await _update_gauges(deps)
     settings = deps.settings
     swept = 0
-    for job in await deps.jobs.lapsed():
+    for job in await deps.jobs.lapsed(settings.queue_name):
         if job.attempts >= settings.job_max_tries:
             message = f"the worker running this job stopped responding {job.attempts} times"
             outcome = await fail_job(deps, job, job.dispatch, Reason.WORKER_LOST, message)  # type: ignore[arg-type]
@@ -37,7 +37,7 @@ async def sweep_jobs(ctx: dict[str, Any]) -> int:
         elif await hand_back(deps, job, job.dispatch, job.trace_context):
             log.warning("job's lease lapsed; re-queued", extra={"job_id": str(job.id), "attempts": job.attempts})
             swept += 1
-    for job in await deps.jobs.stalled(older_than_seconds=2 * settings.sweep_interval_seconds):
+    for job in await deps.jobs.stalled(settings.queue_name, older_than_seconds=2 * settings.sweep_interval_seconds):
         if job.dispatch is not None and await dispatch_job(deps.queue, job.id, job.dispatch, job.trace_context):
             log.warning("queued job had no queue entry; re-sent", extra={"job_id": str(job.id)})
             swept += 1

@@ -4,6 +4,8 @@
 -- queue entries cannot run it twice, and a worker that lost its lease cannot commit results.
 ALTER TABLE jobs ADD COLUMN dispatch uuid;
 ALTER TABLE jobs ADD COLUMN lease_expires_at timestamptz;
+-- The queue a job was dispatched to: each worker pool's sweeper tends only its own queue's jobs.
+ALTER TABLE jobs ADD COLUMN queue text;
 UPDATE jobs SET dispatch = gen_random_uuid() WHERE status IN ('queued', 'processing');
 CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE status = 'processing';
 CREATE INDEX jobs_queued ON jobs (updated_at) WHERE status = 'queued';

@@ -48,6 +48,7 @@ class Job(msgspec.Struct, frozen=True):
     trace_context: dict[str, str] | None
     dispatch: uuid.UUID | None
     lease_expires_at: datetime | None
+    queue: str | None
     created_at: datetime
     queued_at: datetime | None
     started_at: datetime | None
@@ -171,6 +172,7 @@ class JobRepo:
         max_active: int,
         source_bytes: int,
         source_format: str,
+        queue: str,
         enqueue: Callable[[Job], Awaitable[object]],
     ) -> Job | Literal["busy"] | None:
         """``created`` -> ``queued`` and enqueue, atomically: if enqueueing fails the job stays ``created``.
@@ -189,9 +191,9 @@ class JobRepo:
             row = await fetch_one(
                 conn,
                 f"UPDATE jobs SET status = 'queued', queued_at = now(), updated_at = now(), source_bytes = %s,"
-                f" source_format = %s, dispatch = %s WHERE id = %s AND client_id = %s AND status = 'created'"
-                f" RETURNING {_COLUMNS}",
-                (source_bytes, source_format, uuid.uuid4(), job_id, client_id),
+                f" source_format = %s, dispatch = %s, queue = %s WHERE id = %s AND client_id = %s"
+                f" AND status = 'created' RETURNING {_COLUMNS}",
+                (source_bytes, source_format, uuid.uuid4(), queue, job_id, client_id),
             )
             if row is None:
                 return None
@@ -269,24 +271,26 @@ class JobRepo:
         )
         return _job(row) if row else None
 
-    async def lapsed(self, *, grace_seconds: float = 0, limit: int = 100) -> list[Job]:
-        """Processing jobs whose lease ran out: their worker died or lost the database."""
+    async def lapsed(self, queue: str, *, grace_seconds: float = 0, limit: int = 100) -> list[Job]:
+        """Processing jobs of ``queue`` whose lease ran out: their worker died or lost the database.
+        Per queue, so worker pools on different queues never take each other's jobs."""
         rows = await fetch_all(
             self.pool,
-            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'processing'"
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'processing' AND (queue = %s OR queue IS NULL)"
             " AND coalesce(lease_expires_at, updated_at) < now() - make_interval(secs => %s)"
             " ORDER BY lease_expires_at LIMIT %s",
-            (grace_seconds, limit),
+            (queue, grace_seconds, limit),
         )
         return [_job(r) for r in rows]
 
-    async def stalled(self, *, older_than_seconds: float, limit: int = 100) -> list[Job]:
-        """Queued jobs untouched for a while: their queue entry may have been lost (Redis restarted)."""
+    async def stalled(self, queue: str, *, older_than_seconds: float, limit: int = 100) -> list[Job]:
+        """Queued jobs of ``queue`` untouched for a while: their queue entry may have been lost
+        (Redis restarted)."""
         rows = await fetch_all(
             self.pool,
-            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'queued'"
+            f"SELECT {_COLUMNS} FROM jobs WHERE status = 'queued' AND (queue = %s OR queue IS NULL)"
             " AND updated_at < now() - make_interval(secs => %s) ORDER BY updated_at LIMIT %s",
-            (older_than_seconds, limit),
+            (queue, older_than_seconds, limit),
         )
         return [_job(r) for r in rows]
 

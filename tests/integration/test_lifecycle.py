@@ -58,6 +58,11 @@ async def lane(stack: Stack, name: str, workers: int = 1, **settings: str) -> As
     ln = Lane(stack, name, settings, workers)
     try:
         yield ln
+    except BaseException:
+        for w in ln.workers:  # what the workers saw, for whoever reads the failure
+            print(f"--- {w.log.name} (last 60 lines)")
+            print("\n".join(w.log.read_text(errors="replace").splitlines()[-60:]))
+        raise
     finally:
         ln.stop()
 

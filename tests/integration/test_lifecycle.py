@@ -520,3 +520,20 @@ async def test_an_unanticipated_error_fails_the_job_with_an_incident_id(
         log = ln.workers[0].log.read_text()
         assert incident in log and "ValueError" in log
         await t.http.aclose()
+
+
+async def test_sweepers_tend_only_their_own_queue(stack: Stack, worker: WorkerProcess) -> None:
+    """The session's worker (queue ``pixelflow:queue``) sweeps the same database. A job of another
+    pool whose worker died is that pool's to re-run, not the session worker's."""
+    async with lane(stack, "scope", deadline_seconds="30") as ln:
+        t = await ln.tenant()
+        job_id = await start(t, SLOW, encode(photo(320, 240, seed=4), ".jpg"))  # ~3 s of AVIF
+        await busy_engine(ln.workers[0])
+        ln.workers[0].kill()
+        await asyncio.sleep(3 + 2 * 1 + 2)  # lease + two sweeps of every other pool, and margin
+        job = (await t.http.get(f"/v1/jobs/{job_id}")).json()
+        assert job["status"] == "processing" and job["attempts"] == 1, job
+        ln.workers.append(ln.worker(1).start())  # its own pool's sweeper re-queues it
+        final = await wait_status(t, job_id, TERMINAL, timeout=60)
+        assert final["status"] == "succeeded" and final["attempts"] == 2, final
+        await t.http.aclose()

@@ -202,7 +202,9 @@ class Sandbox:
         if self._jobs >= self.config.max_jobs or rss > self.config.recycle_rss_bytes:
             self._retire("recycled")
         if reply.error is not None:
-            raise _ChildError.wrap(rebuild_error(reply.error.code, reply.error.public, reply.error.detail), reply.error)
+            error = rebuild_error(reply.error.code, reply.error.public, reply.error.detail)
+            error.stages = reply.error.stages  # type: ignore[attr-defined]  # traced by the caller too
+            raise error
         assert reply.ok is not None
         return reply.ok
 
@@ -323,15 +325,6 @@ class Sandbox:
             with contextlib.suppress(ValueError):
                 self._proc.close()
         self._proc, self._conn = None, None
-
-
-class _ChildError:
-    """Attaches the stages the child recorded before failing, for tracing failed runs too."""
-
-    @staticmethod
-    def wrap(err: PipelineError, failure: _Failure) -> PipelineError:
-        err.stages = failure.stages  # type: ignore[attr-defined]
-        return err
 
 
 # --- the child ------------------------------------------------------------------------------

@@ -190,7 +190,9 @@ async def deliver(deps: WorkerDeps, delivery_id: uuid.UUID, round_no: int) -> Ro
 async def sweep_deliveries(ctx: dict[str, Any]) -> int:
     """Re-queue pending deliveries whose queue entry was lost (Redis flushed, enqueue failed)."""
     deps: WorkerDeps = ctx["deps"]
-    grace = max(120.0, deps.settings.webhook_backoff_base_seconds * 4)
+    # Past due by longer than one round can take (three attempts, their timeouts, the pauses
+    # between them): its worker died before sending, e.g. SIGKILLed right after the job ended.
+    grace = 3 * deps.settings.webhook_timeout_seconds + 10.0
     queued = 0
     for delivery_id in await deps.deliveries.overdue(grace_seconds=grace):
         queued += await queue_webhook(deps.queue, deps.settings.webhook_queue_name, delivery_id)

@@ -268,9 +268,10 @@ async def test_a_lost_worker_is_noticed_by_its_lease(stack: Stack, receiver: Web
         owner.kill()
         final = await wait_status(t, job_id, TERMINAL, timeout=20)
         ended = time.monotonic() - killed
-        print(f"\n[worker SIGKILL] job failed worker_lost {ended:.2f} s after the kill (bound 3 s lease + 1 s sweep)")
+        print(f"\n[worker SIGKILL] job failed worker_lost {ended:.2f} s after the kill (lease 3 s, sweep 1 s)")
         assert final["status"] == "failed" and final["error"]["code"] == "worker_lost", final
-        assert ended < 3 + 1 + 1.5
+        # lease + two sweep ticks (one may have died with the killed worker) + scheduling under load
+        assert ended < 3 + 2 * 1 + 3
         (got,) = receiver.wait(path, 1)
         assert Webhook(t.secret).verify(got.body, got.headers)["data"]["error"]["code"] == "worker_lost"
         await t.http.aclose()
@@ -470,13 +471,24 @@ async def test_chaos_every_job_ends_once(stack: Stack, receiver: WebhookReceiver
         finals = [await wait_status(t, i, TERMINAL, timeout=150) for i in ids]
         injected = await asyncio.wait_for(faults, timeout=30)
         took = time.monotonic() - started
-        await asyncio.sleep(2)  # late duplicates would show up now
         statuses = [f["status"] for f in finals]
         attempts = [f["attempts"] for f in finals]
-        events: dict[str, set[str]] = {}
-        for got in receiver.at(path):
-            event = Webhook(t.secret).verify(got.body, got.headers)
-            events.setdefault(event["data"]["job_id"], set()).add(got.headers["webhook-id"])
+
+        def webhook_ids() -> dict[str, set[str]]:
+            found: dict[str, set[str]] = {}
+            for got in receiver.at(path):
+                event = Webhook(t.secret).verify(got.body, got.headers)
+                found.setdefault(event["data"]["job_id"], set()).add(got.headers["webhook-id"])
+            return found
+
+        # A job whose worker was SIGKILLed right after recording it has its webhook sent by the
+        # delivery sweeper, once it is overdue (3 x the 3 s webhook timeout + 10 s here).
+        for _ in range(450):
+            if set(webhook_ids()) >= set(ids):
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2)  # late duplicates would show up now
+        events = webhook_ids()
         print(
             f"\n[chaos] jobs={len(ids)} faults={injected} in {took:.1f} s: succeeded={statuses.count('succeeded')}"
             f" failed={statuses.count('failed')} stuck=0 lost={CHAOS_JOBS - len(finals)}"

@@ -55,6 +55,8 @@ class Outcome:
 
 
 _SKIPPED = Outcome("skipped", "not_claimable")
+# Canceled by the API (which recorded it and queued job.canceled), or handed to another run.
+_CANCELED = Outcome(JobStatus.CANCELED, JobStatus.CANCELED)
 
 
 async def process_job(
@@ -92,7 +94,7 @@ async def run_job(
         except EngineCanceled:
             # The API recorded the cancel and queued job.canceled; or the lease went to another run.
             log.info("job stopped: canceled", extra={"job_id": key})
-            return Outcome(JobStatus.CANCELED, JobStatus.CANCELED)
+            return _CANCELED
         except PipelineError as exc:
             return await fail_job(deps, job, dispatch, exc.code, exc.public, detail=exc.detail)
         except ObjectNotFound:
@@ -164,7 +166,7 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     )
     if recorded is False:
         log.info("job canceled or handed on while processing; results discarded", extra={"job_id": str(job.id)})
-        return Outcome(JobStatus.CANCELED, JobStatus.CANCELED)
+        return _CANCELED
     if isinstance(recorded, uuid.UUID):
         start_delivery(deps, recorded)
     log.info("job succeeded", extra={"job_id": str(job.id), "variants": len(records)})
@@ -192,7 +194,7 @@ async def fail_job(
     delivery = await job_delivery(deps.deliveries, job, deps.store, status=JobStatus.FAILED, error=(code, message))
     recorded = await deps.jobs.fail(job.id, code, message, delivery, dispatch=dispatch)
     if recorded is False:
-        return Outcome(JobStatus.CANCELED, JobStatus.CANCELED)
+        return _CANCELED
     await discard_originals(deps.store, job.client_id, job.id)
     if isinstance(recorded, uuid.UUID):
         start_delivery(deps, recorded)

@@ -279,8 +279,7 @@ class Sandbox:
         if reason == _DEADLINE:
             return DeadlineExceeded(f"processing took longer than {timeout:g} s")
         if reason == _MEMORY:
-            limit = self.config.memory_limit_bytes // 1024**2
-            return OutOfMemory(f"processing needed more than the {limit} MB memory limit")
+            return _out_of_memory(self.config)
         if reason == _CANCELED:
             return EngineCanceled()
         how = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
@@ -380,12 +379,11 @@ def _run(process: Any, request: EngineRequest, config: SandboxConfig) -> _Reply:
         out = process(request.data, spec, limits=request.limits, assets=request.assets.__getitem__, observe=observe)
     except PipelineError as exc:
         if exc.detail and "out of memory" in exc.detail.lower():
-            limit = config.memory_limit_bytes // 1024**2
-            exc = OutOfMemory(f"processing needed more than the {limit} MB memory limit", detail=exc.detail)
+            exc = _out_of_memory(config, detail=exc.detail)
         return _Reply(error=_Failure(exc.code, exc.public, exc.detail, stages))
     except MemoryError:
-        limit = config.memory_limit_bytes // 1024**2
-        return _Reply(error=_Failure(OutOfMemory.code, f"processing needed more than {limit} MB", None, stages))
+        exc = _out_of_memory(config)
+        return _Reply(error=_Failure(exc.code, exc.public, None, stages))
     except Exception:
         err = InternalError("the image engine failed unexpectedly")
         return _Reply(error=_Failure(err.code, err.public, traceback.format_exc(), stages))
@@ -397,6 +395,11 @@ def _run(process: Any, request: EngineRequest, config: SandboxConfig) -> _Reply:
             stages,
         )
     )
+
+
+def _out_of_memory(config: SandboxConfig, detail: str | None = None) -> OutOfMemory:
+    limit = config.memory_limit_bytes // 1024**2
+    return OutOfMemory(f"processing needed more than the {limit} MB memory limit", detail=detail)
 
 
 def _libc() -> Any:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install (never start) the servers the integration tests run: Redis and PostgreSQL from Debian,
-# LocalStack's S3 in its own virtualenv (it pins older libraries than PixelFlow uses).
+# Chromium for the browser tests, LocalStack's S3 in its own virtualenv (it pins older libraries than PixelFlow uses).
 # Idempotent; tests/conftest.py starts and stops the servers on free loopback ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,14 @@ if command -v systemctl >/dev/null 2>&1; then
   systemctl stop redis-server postgresql >/dev/null 2>&1 || true
 fi
 
-[ "${1:-}" = "--no-localstack" ] && exit 0
+[ "${1:-}" = "--no-localstack" ] && exit 0  # `pixelflow up` needs only the two above
+
+# browser features (direct uploads, the docs UI) are tested in Debian's real Chromium
+if ! command -v chromium >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 
 stamp=.venv-localstack/.pixelflow-installed
 if [ ! -x .venv-localstack/bin/python ] || [ build/localstack-requirements.txt -nt "$stamp" ]; then

@@ -7,6 +7,7 @@ composition root (API app, worker, CLI); nothing reads the environment at import
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
@@ -18,6 +19,7 @@ from pipeline.dsl import Limits
 __all__ = ["Settings", "SettingsError", "load_settings"]
 
 PREFIX = "PIXELFLOW_"
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 Seconds = Annotated[float, Meta(gt=0)]
 PositiveInt = Annotated[int, Meta(ge=1)]
 
@@ -40,6 +42,9 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     s3_secret_key: str = "minioadmin"  # noqa: S105 - MinIO's documented development default
     s3_region: str = "us-east-1"
     s3_bucket: str = "pixelflow"
+    # browser origins (`https://app.example.com`, comma-separated, or `*`) allowed to PUT/POST to
+    # presigned upload URLs and read variants: set as the bucket's CORS rule at start-up; empty: left alone
+    s3_cors_origins: str = ""
     local_storage_dir: str = ".pixelflow/storage"
     # HTTP API server (`pixelflow api`): slow or idle clients are cut off, connections capped
     api_header_timeout_seconds: Seconds = 10.0  # request line + headers must arrive within this
@@ -99,6 +104,15 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("PIXELFLOW_URL_SIGNING_SECRET is required with PIXELFLOW_STORAGE=local")
         if self.engine_recycle_rss_mb > self.engine_memory_limit_mb:
             raise ValueError("PIXELFLOW_ENGINE_RECYCLE_RSS_MB must not exceed PIXELFLOW_ENGINE_MEMORY_LIMIT_MB")
+        for origin in self.cors_origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"PIXELFLOW_S3_CORS_ORIGINS: {origin!r} is not an origin (scheme://host[:port], no path) or *"
+                )
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.s3_cors_origins.split(",") if o.strip())
 
     @property
     def webhook_queue_name(self) -> str:

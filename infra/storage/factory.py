@@ -21,4 +21,5 @@ def open_store(settings: Settings) -> ObjectStore:
         secure=settings.s3_secure,
         public_endpoint=settings.s3_public_endpoint,
         public_secure=settings.s3_public_secure,
+        cors_origins=settings.cors_origins,
     )

@@ -8,8 +8,11 @@ Its region is fixed, so presigning never makes a network call.
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 import io
 import logging
+import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -61,8 +64,10 @@ class S3Store:
         secure: bool = False,
         public_endpoint: str | None = None,
         public_secure: bool | None = None,
+        cors_origins: tuple[str, ...] = (),
     ) -> None:
         self.bucket = bucket
+        self.cors_origins = cors_origins
         common = {"access_key": access_key, "secret_key": secret_key, "region": region}
         public = public_endpoint or endpoint
         public_tls = secure if public_secure is None else public_secure
@@ -97,6 +102,8 @@ class S3Store:
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
         await self._expire_abandoned_uploads()
+        if self.cors_origins:
+            await self._allow_browser_origins()
 
     async def ping(self) -> None:
         await asyncio.to_thread(self._guard, self._client.bucket_exists, self.bucket)
@@ -181,5 +188,33 @@ class S3Store:
         except S3Error as exc:  # a store without lifecycle support: say so, keep serving
             log.warning("could not set the uploads/ expiry rule; expire it yourself", extra={"error": exc.code})
 
+    async def _allow_browser_origins(self) -> None:
+        """Browsers upload straight to presigned URLs (PUT or the POST form) and read variants from
+        presigned GETs: without a CORS rule on the bucket their preflight fails. The MinIO SDK has no
+        call for bucket CORS, so the request is sent through its signed transport."""
+        body = cors_configuration(self.cors_origins)
+        headers = {"Content-MD5": base64.b64encode(hashlib.md5(body).digest()).decode()}  # noqa: S324 - S3 demands it
+        try:
+            await self._call(self._client._execute, "PUT", self.bucket, body=body, headers=headers,
+                             query_params={"cors": ""})  # fmt: skip
+        except S3Error as exc:  # a store without bucket CORS: browser uploads need a proxy that adds it
+            log.warning("could not set the bucket's CORS rule; browser uploads will fail", extra={"error": exc.code})
+
     async def close(self) -> None:
         return None
+
+
+def cors_configuration(origins: tuple[str, ...]) -> bytes:
+    """One rule: the origins may GET/HEAD objects and PUT/POST uploads with any header, and read
+    the ETag (multipart uploads from a browser need it)."""
+    rule = ET.Element("CORSRule")
+    for origin in origins:
+        ET.SubElement(rule, "AllowedOrigin").text = origin
+    for method in ("GET", "HEAD", "PUT", "POST"):
+        ET.SubElement(rule, "AllowedMethod").text = method
+    ET.SubElement(rule, "AllowedHeader").text = "*"
+    ET.SubElement(rule, "ExposeHeader").text = "ETag"
+    ET.SubElement(rule, "MaxAgeSeconds").text = "3600"
+    root = ET.Element("CORSConfiguration", xmlns="http://s3.amazonaws.com/doc/2006-03-01/")
+    root.append(rule)
+    return ET.tostring(root, xml_declaration=False)

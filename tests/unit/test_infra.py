@@ -167,3 +167,15 @@ def test_every_setting_is_documented() -> None:
     doc = (ROOT / "docs" / "OPERATIONS.md").read_text()
     missing = [f.name for f in msgspec.structs.fields(Settings) if f"`PIXELFLOW_{f.name.upper()}`" not in doc]
     assert missing == []
+
+
+def test_cors_origins_are_origins() -> None:
+    assert load_settings({"PIXELFLOW_S3_CORS_ORIGINS": "https://a.example, http://127.0.0.1:8000"}).cors_origins == (
+        "https://a.example",
+        "http://127.0.0.1:8000",
+    )
+    assert load_settings({"PIXELFLOW_S3_CORS_ORIGINS": "*"}).cors_origins == ("*",)
+    assert load_settings({}).cors_origins == ()
+    for bad in ("https://a.example/path", "a.example", "ftp://a.example", "https://a.example:99999x"):
+        with pytest.raises(SettingsError, match="PIXELFLOW_S3_CORS_ORIGINS"):
+            load_settings({"PIXELFLOW_S3_CORS_ORIGINS": bad})

@@ -9,16 +9,17 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.opentelemetry import OpenTelemetryConfig, OpenTelemetryPlugin
 from litestar.plugins.prometheus import PrometheusConfig
+from litestar.routes import HTTPRoute
 from opentelemetry.sdk.trace import TracerProvider
 
 from control_plane.auth import provide_principal
 from control_plane.bodies import BoundedJsonRequest
 from control_plane.deps import ApiDeps, open_deps
+from control_plane.docs import docs_assets
 from control_plane.metrics import metrics_controller, metrics_listener
+from control_plane.openapi import JobSpecSchemaPlugin, describe, openapi_config
 from control_plane.problems import problem_response
 from control_plane.routes.assets import create_asset_upload
 from control_plane.routes.health import healthz, readyz
@@ -35,7 +36,7 @@ __all__ = ["create_app"]
 def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = None) -> Litestar:
     """``tracer_provider`` overrides the one ``PIXELFLOW_OTEL_EXPORTER`` would install (tests)."""
     provider = tracer_provider or configure_tracing(settings.otel_exporter, "pixelflow-api")
-    plugins: list = []
+    plugins: list = [JobSpecSchemaPlugin()]
     if provider is not None:
         plugins.append(
             OpenTelemetryPlugin(OpenTelemetryConfig(tracer_provider=provider, exclude=["/metrics", "/healthz"]))
@@ -59,13 +60,14 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
         create_asset_upload,
         healthz,
         readyz,
+        docs_assets(),
     ]
     if settings.metrics_token:
         handlers.append(metrics_controller(settings.metrics_token))
     if settings.storage == "local":
         handlers += [storage_put, storage_get]
 
-    return Litestar(
+    app = Litestar(
         route_handlers=handlers,
         lifespan=[lifespan],
         dependencies={
@@ -77,17 +79,22 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
         plugins=plugins,
         request_max_body_size=settings.max_request_body_bytes,
         request_class=BoundedJsonRequest,
-        openapi_config=OpenAPIConfig(
-            title="PixelFlow",
-            version="1.0.0",
-            description="Declarative image pipelines: one decode, many variants, direct-to-S3 uploads, signed webhooks.",
-            components=Components(
-                security_schemes={
-                    "apiKey": SecurityScheme(type="http", scheme="bearer", description="PixelFlow API key")
-                }
-            ),
-            security=[{"apiKey": []}],
-        ),
+        openapi_config=openapi_config(),
         debug=False,
         logging_config=None,  # the process's logging is infra.logs' (JSON, scrubbed); Litestar must not replace it
     )
+    _fix_options_allow(app)
+    describe(app)
+    return app
+
+
+def _fix_options_allow(app: Litestar) -> None:
+    """Litestar 2 builds a path's automatic OPTIONS handler with its first handler and keeps it
+    when later ones join the path, so ``Allow`` lists only the first method (litestar#4169, fixed
+    in 3.0). Point each at its path's final route."""
+    for route in app.routes:
+        if isinstance(route, HTTPRoute) and "OPTIONS" in route.route_handler_map:
+            fn = route.route_handler_map["OPTIONS"][0].fn
+            if fn.__qualname__ == "HTTPRoute.create_options_handler.<locals>.options_handler":
+                (cell,) = fn.__closure__ or ()
+                cell.cell_contents = route

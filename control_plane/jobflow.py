@@ -16,6 +16,7 @@ from control_plane.problems import (
     Conflict,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     TooManyRequests,
     Unprocessable,
     UnsupportedMediaType,
@@ -33,16 +34,21 @@ from pipeline.dsl import decode_job_spec, encode_job_spec
 from pipeline.errors import FieldError, UnsupportedFormat
 from pipeline.sniff import SNIFF_BYTES, sniff
 
-__all__ = ["create_job", "rate_limit", "start_job"]
+__all__ = ["CREATE_ERRORS", "RATE_LIMIT_ERRORS", "START_ERRORS", "create_job", "rate_limit", "start_job"]
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+# What each step raises, for the OpenAPI document of every route that calls it.
+RATE_LIMIT_ERRORS = (RateLimited,)
+CREATE_ERRORS = (Unprocessable, Conflict)
+START_ERRORS = (NotFound, Conflict, PayloadTooLarge, Unprocessable, UnsupportedMediaType, TooManyRequests)
 
 
 async def rate_limit(services: Services, principal: Principal) -> Decision:
     decision = await services.limiter.hit(str(principal.key_id))
     if not decision.allowed:
         RATE_LIMITED.labels(str(principal.client.id)).inc()  # an id, never a tenant-chosen name
-        raise TooManyRequests(
+        raise RateLimited(
             f"job creation is limited to {services.settings.rate_limit_per_minute} per minute per key",
             headers=decision.headers(),
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 from litestar import Request, Response
@@ -19,15 +19,21 @@ from infra.outages import TRANSIENT
 from pipeline.errors import FieldError, ImageTooLarge, PipelineError, SpecError, UnsupportedFormat
 
 __all__ = [
+    "PROBLEM_JSON",
     "ApiError",
+    "BadRequest",
     "Conflict",
     "Forbidden",
+    "InvalidRequest",
+    "MethodNotAllowed",
     "NotFound",
     "PayloadTooLarge",
     "Problem",
+    "RateLimited",
     "ServiceUnavailable",
     "TooManyRequests",
     "Unauthorized",
+    "Unprocessable",
     "UnsupportedMediaType",
     "problem_response",
 ]
@@ -38,6 +44,9 @@ TYPE_BASE = "https://pixelflow.dev/problems/"
 
 
 class Problem(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details. ``code`` is stable (``type`` is its URI form); ``errors`` locates
+    each invalid field of a request or job spec by its path, such as ``$.pipeline[2].steps[0].width``."""
+
     type: str
     title: str
     status: int
@@ -51,6 +60,8 @@ class ApiError(Exception):
     status = 500
     code = "internal_error"
     title = "Internal server error"
+    # Response headers this error always carries; the OpenAPI document lists them from here.
+    headers_sent: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -67,8 +78,17 @@ class ApiError(Exception):
         self.errors = errors
 
 
+class BadRequest(ApiError):
+    status, code, title = 400, "bad_request", "Bad request"
+
+
+class InvalidRequest(ApiError):
+    status, code, title = 400, "invalid_request", "Invalid request"
+
+
 class Unauthorized(ApiError):
     status, code, title = 401, "unauthorized", "Missing or invalid API key"
+    headers_sent = ("WWW-Authenticate",)
 
 
 class Forbidden(ApiError):
@@ -77,6 +97,11 @@ class Forbidden(ApiError):
 
 class NotFound(ApiError):
     status, code, title = 404, "not_found", "Not found"
+
+
+class MethodNotAllowed(ApiError):
+    status, code, title = 405, "method_not_allowed", "Method not allowed"
+    headers_sent = ("Allow",)
 
 
 class Conflict(ApiError):
@@ -97,10 +122,18 @@ class Unprocessable(ApiError):
 
 class TooManyRequests(ApiError):
     status, code, title = 429, "rate_limited", "Too many requests"
+    headers_sent = ("Retry-After",)
+
+
+class RateLimited(TooManyRequests):
+    """A per-key or per-job rate limit: the limiter's state comes along (ratelimit.Decision.headers)."""
+
+    headers_sent = ("Retry-After", "RateLimit-Policy", "RateLimit")
 
 
 class ServiceUnavailable(ApiError):
     status, code, title = 503, "unavailable", "Service unavailable"
+    headers_sent = ("Retry-After",)
 
 
 def _from_spec_error(exc: SpecError) -> ApiError:
@@ -121,16 +154,16 @@ def _from_validation(exc: ValidationException) -> ApiError:
         for e in (exc.extra if isinstance(exc.extra, list) else [])
         if isinstance(e, dict)
     ]
-    error = ApiError("the request is invalid", code="invalid_request", errors=errors or None)
-    error.status, error.title = 400, "Invalid request"
-    return error
+    return InvalidRequest("the request is invalid", errors=errors or None)
 
 
 def _from_http(exc: HTTPException) -> ApiError:
-    error = ApiError(exc.detail if exc.status_code < 500 else None, code=_HTTP_CODES.get(exc.status_code, "http_error"))
-    error.status = exc.status_code
-    error.title = _HTTP_TITLES.get(exc.status_code, "HTTP error")
-    error.headers = dict(exc.headers or {})
+    kind = _HTTP.get(exc.status_code)
+    headers = dict(exc.headers or {})
+    if kind is not None:
+        return kind(exc.detail, headers=headers)
+    error = ApiError(exc.detail if exc.status_code < 500 else None, code="http_error", headers=headers)
+    error.status, error.title = exc.status_code, "HTTP error"
     return error
 
 
@@ -140,8 +173,8 @@ def _from_outage(exc: Exception) -> ApiError:
     return ServiceUnavailable("a backing service is briefly unavailable; retry shortly", headers={"Retry-After": "5"})
 
 
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
-_HTTP_TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed", 413: "Payload too large"}
+# Litestar's own HTTP errors (malformed bodies, unknown routes, wrong methods, body limits), by status.
+_HTTP: dict[int, type[ApiError]] = {k.status: k for k in (BadRequest, NotFound, MethodNotAllowed, PayloadTooLarge)}
 
 # Foreign exception type -> how to render it. Checked in order; first isinstance match wins.
 _FOREIGN: list[tuple[type[Exception], Any]] = [

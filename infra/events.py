@@ -5,16 +5,26 @@ redelivery sends the same bytes under the same ``webhook-id``."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+from msgspec import Meta
 
 from infra.lifecycle import JobStatus
 from infra.repo import DeliveryRepo, Job, VariantRecord
 from infra.repo.jobs import NewDelivery
 from infra.storage import ObjectStore
 
-__all__ = ["EVENTS", "PublicVariant", "job_delivery", "job_event", "public_variant"]
+__all__ = [
+    "EVENTS",
+    "EventError",
+    "JobEvent",
+    "JobEventData",
+    "PublicVariant",
+    "job_delivery",
+    "job_event",
+    "public_variant",
+]
 
 # SigV4 presigned URLs live at most 7 days; receivers needing them later use the API.
 _URL_EXPIRY = timedelta(days=7)
@@ -31,6 +41,29 @@ class PublicVariant(msgspec.Struct):
     height: int
     bytes: int
     url: str
+
+
+class EventError(msgspec.Struct):
+    code: str
+    message: str
+
+
+class JobEventData(msgspec.Struct):
+    job_id: Annotated[str, Meta(extra_json_schema={"format": "uuid"})]
+    status: Annotated[str, Meta(description="The job's final status: succeeded, failed or canceled.")]
+    attempts: int
+    metadata: dict[str, Any] | None  # the spec's metadata, echoed
+    variants: list[PublicVariant]  # empty unless the job succeeded
+    error: EventError | None  # why the job failed; null otherwise
+
+
+class JobEvent(msgspec.Struct):
+    """The body of every webhook: stored once when the job ends, sent as-is by every attempt."""
+
+    type: Annotated[str, Meta(description="job.succeeded, job.failed or job.canceled.")]
+    # isoformat() of an aware UTC datetime, kept as text so stored payloads stay byte-identical
+    timestamp: Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
+    data: JobEventData
 
 
 def public_variant(v: VariantRecord, store: ObjectStore, *, expires: timedelta) -> PublicVariant:
@@ -56,17 +89,17 @@ def job_event(
     url = job.spec.get("webhook_url")
     if not url:
         return None
-    data: dict[str, Any] = {
-        "job_id": str(job.id),
-        "status": status.value,
-        "attempts": job.attempts,
-        "metadata": job.spec.get("metadata"),
-        "variants": [msgspec.to_builtins(public_variant(v, store, expires=_URL_EXPIRY)) for v in variants],
-        "error": {"code": error[0], "message": error[1]} if error else None,
-    }
+    data = JobEventData(
+        job_id=str(job.id),
+        status=status.value,
+        attempts=job.attempts,
+        metadata=job.spec.get("metadata"),
+        variants=[public_variant(v, store, expires=_URL_EXPIRY) for v in variants],
+        error=EventError(*error) if error else None,
+    )
     event = EVENTS[status]
-    payload = {"type": event, "timestamp": datetime.now(UTC).isoformat(), "data": data}
-    return NewDelivery(event=event, url=url, payload=payload)
+    payload = JobEvent(type=event, timestamp=datetime.now(UTC).isoformat(), data=data)
+    return NewDelivery(event=event, url=url, payload=msgspec.to_builtins(payload))
 
 
 async def job_delivery(

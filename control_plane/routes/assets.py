@@ -8,11 +8,11 @@ from typing import Annotated
 import msgspec
 from litestar import post
 from litestar.params import JSONBody
-from msgspec import Meta
 
 from control_plane.auth import PrincipalDep
 from control_plane.deps import ApiDepsDep as ServicesDep
 from control_plane.jobflow import url_expiry
+from control_plane.openapi import DocumentedAs, doc
 from control_plane.problems import Unprocessable
 from control_plane.views import UploadView, upload_view
 from infra.objects import asset_key
@@ -25,7 +25,7 @@ __all__ = ["AssetUpload", "create_asset_upload"]
 class AssetRequest(msgspec.Struct, forbid_unknown_fields=True):
     # Checked in the handler against AssetKey, so a bad key is a 422 naming `$.key` like any
     # other invalid field (Litestar's own validation would answer a bare 400).
-    key: Annotated[str, Meta(description="Object key: " + ASSET_KEY_RULE, examples=["brand/logo.png"])]
+    key: Annotated[str, DocumentedAs(AssetKey)]
 
 
 class AssetUpload(msgspec.Struct):
@@ -36,10 +36,20 @@ class AssetUpload(msgspec.Struct):
 MAX_ASSET_BYTES = 5 * 1024 * 1024
 
 
-@post("/v1/assets", status_code=201, tags=["assets"], summary="Get an upload URL for a watermark image")
+@post(
+    "/v1/assets",
+    status_code=201,
+    tags=["assets"],
+    operation_id="createAssetUpload",
+    summary="Get an upload URL for a watermark image",
+    opt=doc(raises=[Unprocessable]),
+)
 async def create_asset_upload(
     services: ServicesDep, principal: PrincipalDep, data: JSONBody[AssetRequest]
 ) -> AssetUpload:
+    """Presigned URLs to upload an image (at most 5 MB) under `key` in this client's own asset
+    space; job specs then name it (`{"op": "watermark", "image": "<key>"}`). Uploading to the same
+    key again replaces it. A key that is not a plain relative path is 422 `invalid_asset_key`."""
     try:
         msgspec.convert(data.key, AssetKey)
     except msgspec.ValidationError:

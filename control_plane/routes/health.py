@@ -6,6 +6,7 @@ import asyncio
 
 import msgspec
 from litestar import Response, get
+from litestar.openapi.datastructures import ResponseSpec
 
 from control_plane.deps import ApiDepsDep
 
@@ -17,8 +18,9 @@ class Health(msgspec.Struct):
     checks: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-@get("/healthz", tags=["health"], summary="The process is up", include_in_schema=True)
+@get("/healthz", tags=["health"], operation_id="healthz", summary="The process is up")
 async def healthz() -> Health:
+    """Liveness: answers 200 while the process serves requests; checks no dependency. No API key."""
     return Health("ok")
 
 
@@ -35,8 +37,16 @@ async def _db(services: ApiDepsDep) -> None:
         await conn.execute("SELECT 1")
 
 
-@get("/readyz", tags=["health"], summary="PostgreSQL, Redis and object storage are reachable")
+@get(
+    "/readyz",
+    tags=["health"],
+    operation_id="readyz",
+    summary="PostgreSQL, Redis and object storage are reachable",
+    responses={503: ResponseSpec(Health, description="A dependency is unreachable: `checks` says which")},
+)
 async def readyz(services: ApiDepsDep) -> Response[Health]:
+    """Readiness: checks PostgreSQL, Redis and object storage, each within 2 s; 200 when all
+    answer, 503 otherwise, with each check's result. No API key."""
     results = dict(
         await asyncio.gather(
             _check("postgres", _db(services)),

@@ -7,15 +7,26 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, FromQuery, HeaderParameter, QueryParameter
 from litestar.response import Redirect
 
 from control_plane.auth import PrincipalDep
 from control_plane.deps import ApiDepsDep as ServicesDep
-from control_plane.jobflow import create_job, rate_limit, start_job, url_expiry
-from control_plane.problems import Conflict, NotFound, TooManyRequests, Unprocessable
+from control_plane.jobflow import (
+    CREATE_ERRORS,
+    RATE_LIMIT_ERRORS,
+    START_ERRORS,
+    create_job,
+    rate_limit,
+    start_job,
+    url_expiry,
+)
+from control_plane.openapi import JOB_SPEC, doc
+from control_plane.problems import Conflict, InvalidRequest, NotFound, RateLimited, Unprocessable
 from control_plane.views import (
     DeliveryView,
     JobList,
@@ -31,6 +42,7 @@ from infra.objects import discard_originals, upload_key
 from infra.queue import announce_cancel, queue_webhook
 from infra.repo import Job
 from infra.telemetry import carrier
+from pipeline.errors import FieldError
 
 __all__ = ["JobsController"]
 
@@ -45,12 +57,29 @@ SPEC_EXAMPLE = {
 }
 SpecBody = Annotated[
     dict[str, Any],
+    JOB_SPEC,
     Body(
-        title="Job spec",
-        description="A PixelFlow job spec; its JSON Schema is published at schemas/job-spec.v1.json.",
+        description="A PixelFlow job spec (also published as schemas/job-spec.v1.json).",
         examples=[Example(summary="Two variants", value=SPEC_EXAMPLE)],
     ),
 ]
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        description="1-255 printable ASCII characters. The same key with the same spec returns the job it created "
+        "(200); with another spec it is a 409.",
+    ),
+]
+RATE_LIMIT_HEADERS = ("RateLimit-Policy", "RateLimit")
+Instant = Annotated[
+    str | None,
+    QueryParameter(
+        description="An RFC 3339 date-time with its offset, such as 2025-01-31T12:00:00Z.",
+        schema_extra={"format": "date-time"},
+    ),
+]
+_AWARE = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 def _pending_upload(services: ServicesDep, job: Job, expiry: timedelta) -> UploadView | None:
@@ -67,6 +96,17 @@ def _cursor(value: tuple[datetime, uuid.UUID] | None) -> str | None:
     return base64.urlsafe_b64encode(f"{value[0].isoformat()}|{value[1]}".encode()).decode()
 
 
+def _instant(name: str, value: str | None) -> datetime | None:
+    # Parsed here, not by Litestar: it would take "0.5" for a Unix time and a date-time without an
+    # offset for local time, where the contract is RFC 3339.
+    if value is None:
+        return None
+    try:
+        return msgspec.convert(value, _AWARE)
+    except msgspec.ValidationError as exc:
+        raise InvalidRequest("the request is invalid", errors=[FieldError(f"$.{name}", str(exc))]) from None
+
+
 def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         ts, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
@@ -79,14 +119,22 @@ class JobsController(Controller):
     path = "/v1/jobs"
     tags = ["jobs"]
 
-    @post("/", status_code=201, summary="Create a job and get its upload URL")
+    @post(
+        "/",
+        status_code=201,
+        operation_id="createJob",
+        summary="Create a job and get its upload URL",
+        responses={200: ResponseSpec(JobView, description="Replayed: the job this Idempotency-Key created before")},
+        opt=doc(raises=(*RATE_LIMIT_ERRORS, *CREATE_ERRORS), sends=(*RATE_LIMIT_HEADERS, "Idempotent-Replayed")),
+    )
     async def create(
-        self,
-        services: ServicesDep,
-        principal: PrincipalDep,
-        data: SpecBody,
-        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+        self, services: ServicesDep, principal: PrincipalDep, data: SpecBody, idempotency_key: IdempotencyKey = None
     ) -> Response[JobView]:
+        """Validates the spec (every invalid field is reported at once in `errors[]`, 422 `invalid_spec`)
+        and returns the job, `created`, with presigned URLs to upload the original to (`upload.put`, and
+        `upload.post` for browser forms where the store supports it). Upload, then `startJob`.
+
+        Rate-limited per API key (`RateLimit-Policy`, `RateLimit`; 429 with `Retry-After`)."""
         decision = await rate_limit(services, principal)
         job, created = await create_job(services, principal, data, idempotency_key)
         expiry = url_expiry(services)
@@ -100,13 +148,27 @@ class JobsController(Controller):
             headers=headers,
         )
 
-    @post("/{job_id:uuid}/start", status_code=202, summary="Check the upload and queue the job")
+    @post(
+        "/{job_id:uuid}/start",
+        status_code=202,
+        operation_id="startJob",
+        summary="Check the upload and queue the job",
+        opt=doc(raises=START_ERRORS),
+    )
     async def start(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
+        """Checks the uploaded original (it exists, is within the size limit, and its bytes are an image
+        format PixelFlow reads) and queues the job once: starting a queued, running or finished job
+        again returns it unchanged. An empty upload is 422 `empty_source` and the job stays `created`;
+        an oversized or unreadable one fails the job (413, 415). 429 `too_many_active_jobs` when the
+        client already has its maximum of jobs queued or processing."""
         job = await start_job(services, principal, job_id)
         return job_view(job, services.store, url_expiry=url_expiry(services))
 
-    @get("/{job_id:uuid}", summary="A job's status and variants")
+    @get("/{job_id:uuid}", operation_id="getJob", summary="A job's status and variants", opt=doc(raises=[NotFound]))
     async def get_job(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
+        """Status (`created`, `queued`, `processing`, `succeeded`, `failed`, `canceled`), timestamps,
+        attempts, the error `code`/`message` of a failed job, the source's size and format, and each
+        variant with a presigned download URL. While `created`, the upload URLs again."""
         job = await services.jobs.get(job_id, principal.client.id)
         if job is None:
             raise NotFound("no such job")
@@ -114,7 +176,7 @@ class JobsController(Controller):
         upload = _pending_upload(services, job, expiry)
         return job_view(job, services.store, url_expiry=expiry, upload=upload)
 
-    @get("/", summary="List your jobs, newest first")
+    @get("/", operation_id="listJobs", summary="List your jobs, newest first", opt=doc(raises=[Unprocessable]))
     async def list_jobs(
         self,
         services: ServicesDep,
@@ -123,26 +185,34 @@ class JobsController(Controller):
             str | None,
             QueryParameter(pattern=f"^({'|'.join(JobStatus)})$", required=False),
         ] = None,
-        created_after: FromQuery[datetime | None] = None,
-        created_before: FromQuery[datetime | None] = None,
+        created_after: Instant = None,
+        created_before: Instant = None,
         cursor: FromQuery[str | None] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
     ) -> JobList:
+        """Filtered by `status` and creation time; pages by keyset: pass `next_cursor` as `cursor`
+        until it is null (422 `invalid_cursor` for a cursor this API did not return)."""
         page = await services.jobs.list(
             principal.client.id,
             status=status,
-            created_after=created_after,
-            created_before=created_before,
+            created_after=_instant("created_after", created_after),
+            created_before=_instant("created_before", created_before),
             after=_parse_cursor(cursor) if cursor else None,
             limit=limit,
         )
         expiry = url_expiry(services)
         return JobList([job_view(j, services.store, url_expiry=expiry) for j in page.jobs], _cursor(page.next_cursor))
 
-    @post("/{job_id:uuid}/cancel", status_code=200, summary="Cancel a job that has not finished")
+    @post(
+        "/{job_id:uuid}/cancel",
+        status_code=200,
+        operation_id="cancelJob",
+        summary="Cancel a job that has not finished",
+        opt=doc(raises=[NotFound, Conflict]),
+    )
     async def cancel(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
-        """A running job's engine is stopped within a second; the job ends ``canceled`` and its
-        webhook receives ``job.canceled``."""
+        """A running job's engine is stopped within a second; the job ends `canceled` and its
+        webhook receives `job.canceled`. A job that already ended is 409 `job_<status>`."""
         job = await services.jobs.get(job_id, principal.client.id)
         if job is None:
             raise NotFound("no such job")
@@ -164,28 +234,52 @@ class JobsController(Controller):
         assert job is not None
         return job_view(job, services.store, url_expiry=url_expiry(services))
 
-    @get("/{job_id:uuid}/variants/{variant_id:str}", status_code=302, summary="Download a variant")
+    @get(
+        "/{job_id:uuid}/variants/{variant_id:str}",
+        status_code=302,
+        operation_id="getVariant",
+        summary="Download a variant",
+        opt=doc(raises=[NotFound], sends=["Location"]),
+    )
     async def download(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID], variant_id: FromPath[str]
     ) -> Redirect:
+        """Redirects (302) to a presigned URL of the variant in object storage; follow it without
+        the API key."""
         job = await services.jobs.get(job_id, principal.client.id)
         variant = next((v for v in job.variants if v.variant_id == variant_id), None) if job else None
         if variant is None:
             raise NotFound("no such job or variant")
         return Redirect(services.store.presign_get(variant.object_key, expires=url_expiry(services)), status_code=302)
 
-    @get("/{job_id:uuid}/deliveries", summary="Webhook deliveries for a job, with every attempt")
+    @get(
+        "/{job_id:uuid}/deliveries",
+        operation_id="listDeliveries",
+        summary="Webhook deliveries for a job, with every attempt",
+        opt=doc(raises=[NotFound]),
+    )
     async def deliveries(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
     ) -> list[DeliveryView]:
+        """Each delivery of the job's webhook (the original and any redeliveries): its status, the
+        next attempt's time, and every attempt's response status, error and duration."""
         if await services.jobs.get(job_id, principal.client.id) is None:
             raise NotFound("no such job")
         return [delivery_view(d) for d in await services.deliveries.for_job(job_id)]
 
-    @post("/{job_id:uuid}/deliveries/redeliver", status_code=202, summary="Send the job's last webhook again")
+    @post(
+        "/{job_id:uuid}/deliveries/redeliver",
+        status_code=202,
+        operation_id="redeliver",
+        summary="Send the job's last webhook again",
+        opt=doc(raises=[NotFound, RateLimited, Conflict]),
+    )
     async def redeliver(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
     ) -> DeliveryView:
+        """Queues the last event again with the same body and the same `webhook-id`, so receivers
+        deduplicate it. 409 `no_delivery` before the job has sent one; limited per job and per
+        client (429 `redelivery_rate_limited`)."""
         if await services.jobs.get(job_id, principal.client.id) is None:
             raise NotFound("no such job")
         for limiter, key in (
@@ -194,7 +288,7 @@ class JobsController(Controller):
         ):
             decision = await limiter.hit(key)
             if not decision.allowed:
-                raise TooManyRequests(
+                raise RateLimited(
                     f"redeliveries are limited ({limiter.name})",
                     code="redelivery_rate_limited",
                     headers=decision.headers(),

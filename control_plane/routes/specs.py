@@ -12,6 +12,8 @@ from msgspec import Meta
 
 from control_plane.auth import PrincipalDep
 from control_plane.deps import ApiDepsDep
+from control_plane.openapi import JOB_SPEC, doc
+from control_plane.problems import Unprocessable
 from pipeline.compile import PlanIssue, plan_issues, spec_issues
 from pipeline.dsl import decode_job_spec, encode_job_spec
 from pipeline.sniff import SourceFormat, output_format
@@ -26,7 +28,7 @@ class SourceSize(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ValidateRequest(msgspec.Struct, forbid_unknown_fields=True):
-    spec: dict[str, Any]
+    spec: Annotated[dict[str, Any], JOB_SPEC]
     source: SourceSize | None = None
 
 
@@ -49,7 +51,7 @@ class PlanProblem(msgspec.Struct):
 
 class ValidateResponse(msgspec.Struct):
     valid: bool  # false: the job would fail before any pixel work, for the reasons in `errors`
-    spec: dict[str, Any]
+    spec: Annotated[dict[str, Any], JOB_SPEC]  # normalised: the compact form expanded, defaults filled in
     variants: list[PlannedVariant]
     max_cost: int  # the job budget
     decode_size: tuple[int, int] | None = None
@@ -58,10 +60,21 @@ class ValidateResponse(msgspec.Struct):
     plan_error: str | None = None  # the first error's message
 
 
-@post("/v1/specs/validate", status_code=200, tags=["specs"], summary="Validate a spec; preview sizes, cost, limits")
+@post(
+    "/v1/specs/validate",
+    status_code=200,
+    tags=["specs"],
+    operation_id="validateSpec",
+    summary="Validate a spec; preview sizes, cost, limits",
+    opt=doc(raises=[Unprocessable]),
+)
 async def validate_spec(
     services: ApiDepsDep, principal: PrincipalDep, data: JSONBody[ValidateRequest]
 ) -> ValidateResponse:
+    """A dry run: an invalid spec is 422 `invalid_spec` with every field's path, as `createJob`
+    answers. A valid one returns its normalised form and, given `source` (the original's size and
+    format), every variant's output size and cost and the job's estimate; `valid: false` lists
+    every limit the job would break (`errors`), which `createJob` or the worker would refuse."""
     limits = services.settings.limits
     spec = decode_job_spec(data.spec, limits)  # SpecError renders as 422 with paths
     normal = msgspec.json.decode(encode_job_spec(spec))

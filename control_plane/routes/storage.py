@@ -8,6 +8,7 @@ from litestar import Request, Response, get, put
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from control_plane.deps import ApiDepsDep
+from control_plane.openapi import doc
 from control_plane.problems import Forbidden, NotFound, PayloadTooLarge
 from infra.storage.local import LocalStore
 
@@ -31,7 +32,17 @@ def _verified(
     return store, key
 
 
-@put("/v1/storage/{key:path}", status_code=200, include_in_schema=False, request_max_body_size=None)
+# Signed URLs that createJob, getJob and createAssetUpload hand out, not for calling directly:
+# the signature in the query is the credential, never an API key.
+@put(
+    "/v1/storage/{key:path}",
+    status_code=200,
+    tags=["storage"],
+    operation_id="putObject",
+    summary="Upload through a presigned URL (local storage)",
+    request_max_body_size=None,
+    opt=doc(raises=[Forbidden, PayloadTooLarge], body="application/octet-stream"),
+)
 async def storage_put(
     request: Request,
     services: ApiDepsDep,
@@ -40,6 +51,8 @@ async def storage_put(
     sig: FromQuery[str],
     max_bytes: Annotated[str, QueryParameter(name="max")] = "0",
 ) -> Response[None]:
+    """The URL's signature covers the method, key, expiry and size cap (403 `signature_invalid`
+    otherwise); bodies over the cap are 413."""
     store, key = _verified(services, "PUT", key, expires, max_bytes, sig)
     cap = int(max_bytes)
     chunks, size = [], 0
@@ -52,7 +65,13 @@ async def storage_put(
     return Response(None, status_code=200)
 
 
-@get("/v1/storage/{key:path}", include_in_schema=False)
+@get(
+    "/v1/storage/{key:path}",
+    tags=["storage"],
+    operation_id="getObject",
+    summary="Download through a presigned URL (local storage)",
+    opt=doc(raises=[Forbidden, NotFound], returns="*/*"),
+)
 async def storage_get(
     services: ApiDepsDep,
     key: FromPath[str],
@@ -60,6 +79,7 @@ async def storage_get(
     sig: FromQuery[str],
     max_bytes: Annotated[str, QueryParameter(name="max")] = "0",
 ) -> Response[bytes]:
+    """The object's bytes, typed by what they are; 403 `signature_invalid` for a bad or expired URL."""
     store, key = _verified(services, "GET", key, expires, max_bytes, sig)
     info = await store.stat(key)
     if info is None:

@@ -15,8 +15,17 @@ from litestar.params import Body, HeaderParameter
 from control_plane.auth import PrincipalDep
 from control_plane.bodies import decode_bounded
 from control_plane.deps import ApiDepsDep
-from control_plane.jobflow import create_job, rate_limit, start_job, url_expiry
-from control_plane.problems import PayloadTooLarge, Unprocessable
+from control_plane.jobflow import (
+    CREATE_ERRORS,
+    RATE_LIMIT_ERRORS,
+    START_ERRORS,
+    create_job,
+    rate_limit,
+    start_job,
+    url_expiry,
+)
+from control_plane.openapi import JOB_SPEC, doc
+from control_plane.problems import PayloadTooLarge, Unprocessable, UnsupportedMediaType
 from control_plane.views import JobView, job_view
 from infra.lifecycle import JobStatus
 from pipeline.errors import SpecError
@@ -28,16 +37,21 @@ __all__ = ["upload_route"]
 
 @dataclass
 class UploadForm:
-    file: UploadFile
-    spec: str  # the job spec as JSON text
+    file: UploadFile  # the original image
+    spec: Annotated[str, JOB_SPEC]  # the job spec as JSON text: decoded by the handler, so errors carry paths
 
 
 async def upload_and_start(
     services: ApiDepsDep,
     principal: PrincipalDep,
     data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
-    idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None, HeaderParameter(name="Idempotency-Key", description="As for createJob.")
+    ] = None,
 ) -> Response[JobView]:
+    """For small files: the multipart `file` (the original) and `spec` (the job spec as JSON) in one
+    request; the job is created, stored and queued at once (202), as `createJob`, an upload and
+    `startJob` would. Larger files (over the inline-upload limit, 413) take that path instead."""
     settings = services.settings
     decision = await rate_limit(services, principal)
     cap = min(settings.max_inline_upload_bytes, settings.max_source_bytes)
@@ -69,6 +83,12 @@ def upload_route(max_body_bytes: int) -> HTTPRouteHandler:
         "/v1/uploads",
         status_code=202,
         tags=["jobs"],
+        operation_id="createUpload",
         summary="Create, upload and start a job in one call",
         request_max_body_size=max_body_bytes,
+        opt=doc(
+            # the file's bytes are checked here (415 unsupported_format, 413 image_too_large for a hostile SVG)
+            raises=(*RATE_LIMIT_ERRORS, *CREATE_ERRORS, *START_ERRORS, PayloadTooLarge, UnsupportedMediaType),
+            sends=("RateLimit-Policy", "RateLimit"),
+        ),
     )(upload_and_start)

@@ -15,7 +15,7 @@ from pipeline.dsl.job import JobSpec
 from pipeline.dsl.steps import STEP_TYPES, StepBase
 from pipeline.dsl.variant import Variant
 
-__all__ = ["SCHEMA_ID", "job_spec_schema", "schema_files"]
+__all__ = ["SCHEMA_ID", "job_spec_components", "job_spec_schema", "schema_files"]
 
 SCHEMA_ID = "https://pixelflow.dev/schemas/job-spec.v1.json"
 
@@ -39,18 +39,25 @@ def _field(f: msgspec.structs.FieldInfo) -> Any:
     return msgspec.field(default=f.default, name=f.encode_name)
 
 
-def job_spec_schema() -> dict[str, Any]:
+def job_spec_components(ref_template: str = "#/$defs/{name}") -> tuple[dict[str, Any], dict[str, Any]]:
+    """The job spec's top-level schema (a reference to ``JobSpec``) and its named definitions,
+    with references written by ``ref_template``: ``$defs`` here, OpenAPI components in the API."""
     compact = tuple(_compact_struct(s) for s in STEP_TYPES)
     full_defs: dict[str, Any]
-    (top,), full_defs = msgspec.json.schema_components([JobSpec], ref_template="#/$defs/{name}")
+    (top,), full_defs = msgspec.json.schema_components([JobSpec], ref_template=ref_template)
     compact_union = Union[compact]  # noqa: UP007 - a union built at run time from a tuple of types
-    (_,), compact_defs = msgspec.json.schema_components([compact_union], ref_template="#/$defs/{name}")
+    (_,), compact_defs = msgspec.json.schema_components([compact_union], ref_template=ref_template)
     defs = {**compact_defs, **full_defs}
     # A pipeline item is either a full Variant or one of the compact forms.
     job = defs["JobSpec"]
     job["properties"]["pipeline"]["items"] = {
-        "anyOf": [{"$ref": "#/$defs/Variant"}, *({"$ref": f"#/$defs/{c.__name__}"} for c in compact)]
+        "anyOf": [{"$ref": ref_template.format(name=n)} for n in ("Variant", *(c.__name__ for c in compact))]
     }
+    return top, defs
+
+
+def job_spec_schema() -> dict[str, Any]:
+    top, defs = job_spec_components()
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": SCHEMA_ID,

@@ -399,7 +399,7 @@ def _webhooks() -> dict[str, PathItem | Reference]:
         hooks[event] = PathItem(
             post=Operation(
                 operation_id=event.replace(".", "_"),
-                summary=f"The job ended {status.value}",
+                summary=event,
                 description=(
                     f"POSTed to the spec's `webhook_url` when a job ends `{status.value}`, signed per Standard "
                     "Webhooks. Answer 2xx to acknowledge. Other answers and network errors are retried with "

@@ -1,0 +1,73 @@
+"""The API reference at /schema works offline: it loads only what the API itself serves, and in
+a real browser cut off from everything but this machine it renders the operations (a page whose
+script comes from a CDN is blank there, which is how a user finds out)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import tempfile
+
+import httpx
+import pytest
+
+from devstack.browser import chromium
+from tests.integration.conftest import ApiServer
+
+pytestmark = pytest.mark.integration
+
+ASSET_TYPES = {".js": "text/javascript", ".css": "text/css"}
+
+
+def test_the_docs_page_references_only_assets_the_api_serves(api: ApiServer) -> None:
+    page = httpx.get(f"{api.url}/schema", timeout=10)
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    references = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    assert references
+    assert [r for r in references if not r.startswith(("/", "data:"))] == []
+    scripts = [r for r in references if r.endswith(".js")]
+    assert scripts
+    for ref in (r for r in references if r.startswith("/")):
+        asset = httpx.get(api.url + ref, timeout=10)
+        assert asset.status_code == 200, ref
+        expected = next(t for ext, t in ASSET_TYPES.items() if ref.endswith(ext))
+        assert asset.headers["content-type"].startswith(expected), (ref, asset.headers["content-type"])
+        assert len(asset.content) > 100_000  # the bundle itself, not an error page
+
+
+@pytest.mark.skipif(chromium() is None, reason="chromium is not installed (build/services.sh installs it)")
+def test_the_docs_page_renders_in_chromium_with_no_network_but_this_machine(api: ApiServer) -> None:
+    binary = chromium()
+    assert binary is not None
+    with tempfile.TemporaryDirectory(prefix="pixelflow-chromium-") as profile:
+        out = subprocess.run(
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",  # root in CI; the page is our own
+                "--disable-gpu",
+                "--no-first-run",
+                "--disable-extensions",
+                "--disable-background-networking",
+                # every name but the API's address fails to resolve: a CDN would be unreachable
+                "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+                f"--user-data-dir={profile}",
+                "--virtual-time-budget=15000",
+                "--dump-dom",
+                f"{api.url}/schema",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    assert out.returncode == 0, out.stderr[-2000:]
+    dom = out.stdout
+    for summary in (
+        "Create a job and get its upload URL",
+        "Check the upload and queue the job",
+        "Download a variant",
+        "Validate a spec; preview sizes, cost, limits",
+        "job.succeeded",
+    ):
+        assert summary in dom, summary

@@ -15,14 +15,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from litestar import Response, get
 from litestar.connection import ASGIConnection
 from litestar.plugins.prometheus import PrometheusController
 from prometheus_client import start_http_server
 
+from control_plane.openapi import METRICS_TOKEN, doc
 from control_plane.problems import Unauthorized
 from infra.settings import Settings
 
-__all__ = ["metrics_controller", "metrics_listener"]
+__all__ = ["MissingMetricsToken", "metrics_controller", "metrics_listener"]
+
+
+class MissingMetricsToken(Unauthorized):
+    title = "Missing or invalid metrics token"
 
 
 def metrics_controller(token: str) -> type[PrometheusController]:
@@ -31,11 +37,23 @@ def metrics_controller(token: str) -> type[PrometheusController]:
     def require_token(connection: ASGIConnection, _: Any) -> None:
         given = connection.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
-            raise Unauthorized("metrics need the metrics token", headers={"WWW-Authenticate": "Bearer"})
+            raise MissingMetricsToken("metrics need the metrics token", headers={"WWW-Authenticate": "Bearer"})
 
     class TokenMetricsController(PrometheusController):
         guards = [require_token]
-        include_in_schema = False
+
+        @get(
+            tags=["health"],
+            operation_id="metrics",
+            summary="Prometheus metrics (with the metrics token)",
+            media_type="text/plain",
+            security=[{METRICS_TOKEN: []}],
+            opt=doc(raises=[MissingMetricsToken], returns="text/plain"),
+        )
+        async def get(self) -> Response:
+            """The API process's metrics in Prometheus' text format, for `Authorization: Bearer
+            <PIXELFLOW_METRICS_TOKEN>` (not an API key); see docs/OPERATIONS.md for the series."""
+            return await PrometheusController.get.fn(self)
 
     return TokenMetricsController
 

@@ -59,10 +59,11 @@ from control_plane.problems import (
 from infra.events import EVENTS, JobEvent
 from pipeline.dsl.schema import job_spec_components
 
-__all__ = ["JOB_SPEC", "DocumentedAs", "JobSpecSchemaPlugin", "describe", "doc", "openapi_config"]
+__all__ = ["JOB_SPEC", "METRICS_TOKEN", "DocumentedAs", "JobSpecSchemaPlugin", "describe", "doc", "openapi_config"]
 
 COMPONENT = "#/components/schemas/{name}"
 API_KEY = "apiKey"
+METRICS_TOKEN = "metricsToken"  # noqa: S105 - the security scheme's name, not a secret
 
 
 class _JobSpecMarker:
@@ -132,7 +133,7 @@ HEADERS: dict[str, OpenAPIHeader] = {
         _TEXT,
     ),
     "RateLimit": _header('What is left of it: `"<name>";r=<requests left>;t=<seconds until the full burst>`.', _TEXT),
-    "WWW-Authenticate": _header('`Bearer realm="pixelflow"`: send `Authorization: Bearer <api key>`.', _TEXT),
+    "WWW-Authenticate": _header("A `Bearer` challenge: send `Authorization: Bearer <key or token>`.", _TEXT),
     "Allow": _header("The methods this path accepts.", _TEXT),
     "Location": _header("The variant's presigned download URL.", Schema(type="string", format="uri")),  # type: ignore[arg-type]
     "Idempotent-Replayed": _header(
@@ -163,7 +164,12 @@ def openapi_config() -> OpenAPIConfig:
             "invalid field's path in `errors[]`."
         ),
         components=Components(
-            security_schemes={API_KEY: SecurityScheme(type="http", scheme="bearer", description="A PixelFlow API key")}
+            security_schemes={
+                API_KEY: SecurityScheme(type="http", scheme="bearer", description="A PixelFlow API key"),
+                METRICS_TOKEN: SecurityScheme(
+                    type="http", scheme="bearer", description="PIXELFLOW_METRICS_TOKEN, for /metrics only"
+                ),
+            }
         ),
         security=[{API_KEY: []}],
         use_handler_docstrings=True,
@@ -235,7 +241,7 @@ def _doc(handler: HTTPRouteHandler) -> _Doc:
 def _describe_operation(operation: Operation, handler: HTTPRouteHandler, schemas: dict[str, Any]) -> None:
     info = _doc(handler)
     _close_structs(handler, schemas)
-    if "principal" not in handler.parsed_fn_signature.parameters:
+    if "principal" not in handler.parsed_fn_signature.parameters and not handler.security:
         operation.security = []  # an empty list, not None: None would inherit the document's API key
     if info.body:
         operation.request_body = RequestBody(

@@ -23,7 +23,10 @@ OPEN = {"healthz", "readyz", "getObject", "putObject"}  # no API key: liveness, 
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    settings = load_settings({"PIXELFLOW_STORAGE": "local", "PIXELFLOW_URL_SIGNING_SECRET": "s" * 32})
+    # local storage and a metrics token: the routes only some deployments have are in too
+    settings = load_settings(
+        {"PIXELFLOW_STORAGE": "local", "PIXELFLOW_URL_SIGNING_SECRET": "s" * 32, "PIXELFLOW_METRICS_TOKEN": "m" * 32}
+    )
     return create_app(settings).openapi_schema.to_schema()
 
 
@@ -54,6 +57,7 @@ def test_every_operation_is_named_summarised_and_described(document: dict[str, A
         "readyz",
         "getObject",
         "putObject",
+        "metrics",
     }
     for name, op in operations.items():
         assert re.fullmatch(r"[a-z][A-Za-z]+", name)
@@ -85,6 +89,9 @@ def test_api_key_where_needed_and_only_there(document: dict[str, Any]) -> None:
         if name in OPEN:
             assert op["security"] == [], name
             assert "401" not in op["responses"], name
+        elif name == "metrics":  # its own token, never an API key
+            assert op["security"] == [{"metricsToken": []}]
+            assert op["responses"]["401"]["description"] == "Missing or invalid metrics token"
         else:
             assert "security" not in op, name  # the document's API key
             assert op["responses"]["401"]["headers"]["WWW-Authenticate"]["required"] is True
@@ -187,3 +194,18 @@ def test_a_webhook_body_matches_its_schema(document: dict[str, Any]) -> None:
     Draft202012Validator({**document, "$ref": pointer}).validate(body)
     wrong = {**body, "type": "job.succeeded"}
     assert not Draft202012Validator({**document, "$ref": pointer}).is_valid(wrong)
+
+
+def test_the_docs_page_assets_ship_in_the_package() -> None:
+    import tomllib
+
+    from control_plane.docs import REDOC_VERSION
+
+    package = ROOT / "control_plane"
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = {path for pattern in patterns["control_plane"] for path in package.glob(pattern)}
+    assets = {path for path in (package / "static").rglob("*") if path.is_file()}
+    assert assets and assets <= shipped
+    bundle = package / "static" / "redoc" / "redoc.standalone.js"
+    assert f'Version: "{REDOC_VERSION}"' in (bundle.parent / "redoc.standalone.js.LICENSE.txt").read_text()
+    assert "MIT License" in (bundle.parent / "LICENSE").read_text()

@@ -225,9 +225,10 @@ def _generic_errors(operation: Operation, handler: HTTPRouteHandler) -> list[typ
     errors: list[type[ApiError]] = []
     if "principal" in params:
         errors.append(Unauthorized)
-    if operation.request_body is not None or operation.parameters:
+    parsed_body = operation.request_body is not None and not _doc(handler).body  # JSON or multipart
+    if parsed_body or operation.parameters:
         errors.append(InvalidRequest)
-    if operation.request_body is not None or _doc(handler).body:
+    if parsed_body:
         errors += [BadRequest, JsonTooDeep, PayloadTooLarge]
     if "principal" in params or "services" in params:
         errors.append(ServiceUnavailable)

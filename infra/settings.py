@@ -98,6 +98,7 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     log_format: Literal["json", "text"] = "json"
     otel_exporter: Literal["none", "console", "otlp"] = "none"  # otlp reads OTEL_EXPORTER_OTLP_* variables
     worker_metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 0  # 0: no /metrics server in the worker
+    worker_metrics_host: str = "127.0.0.1"  # containers: 0.0.0.0, so the scraper on their network reaches it
 
     def __post_init__(self) -> None:
         if self.storage == "local" and not self.url_signing_secret:

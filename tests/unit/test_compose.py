@@ -112,7 +112,7 @@ def test_mounted_files_exist_and_metrics_targets_match() -> None:
         f"api:{api['PIXELFLOW_API_METRICS_PORT']}",
         f"worker:{worker['PIXELFLOW_WORKER_METRICS_PORT']}",
     }
-    assert api["PIXELFLOW_API_METRICS_HOST"] == worker["PIXELFLOW_WORKER_METRICS_HOST"] == "0.0.0.0"  # noqa: S104
+    assert api["PIXELFLOW_API_METRICS_HOST"] == worker["PIXELFLOW_WORKER_METRICS_HOST"] == "0.0.0.0"
 
 
 def test_the_object_store_answers_where_urls_point() -> None:

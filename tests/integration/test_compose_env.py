@@ -55,7 +55,6 @@ def compose_env(stack: Stack) -> Iterator[dict[str, str]]:
         "PIXELFLOW_WORKER_METRICS_PORT": str(free_port()),
         "PIXELFLOW_WORKER_METRICS_HOST": "127.0.0.1",
         "PIXELFLOW_WEBHOOK_ALLOW_PRIVATE": "true",  # the receiver is on loopback
-        "PIXELFLOW_API_PORT_FOR_TEST": str(port),
     }
     yield env
 
@@ -64,7 +63,7 @@ def test_compose_services_run_a_job_with_composes_settings(stack: Stack, compose
     import asyncio
     import os
 
-    port = compose_env.pop("PIXELFLOW_API_PORT_FOR_TEST")
+    port = compose_env["PIXELFLOW_PUBLIC_BASE_URL"].rsplit(":", 1)[1]
     env = {**os.environ, **compose_env}
     logs = stack.workdir / f"compose-{port}"
     logs.mkdir()

@@ -23,7 +23,7 @@ from pipeline.dsl.limits import Limits
 from pipeline.dsl.steps import Resize
 from pipeline.dsl.variant import Variant, effective_effort
 from pipeline.errors import ImageTooLarge, OutputTooLarge, OverBudget, PipelineError
-from pipeline.geometry import resize_plan
+from pipeline.geometry import pixels, resize_plan
 from pipeline.sniff import AUTO_FORMAT, output_format
 
 __all__ = [
@@ -101,9 +101,9 @@ def decode_size(width: int, height: int, scale: float) -> tuple[int, int]:
         return width, height
     if width >= height:
         w = max(1, math.ceil(width * scale - _FLOAT_SLACK))
-        return w, max(1, round(height * w / width))
+        return w, pixels(height * w / width)
     h = max(1, math.ceil(height * scale - _FLOAT_SLACK))
-    return max(1, round(width * h / height)), h
+    return pixels(width * h / height), h
 
 
 def check_source_size(width: int, height: int, limits: Limits) -> ImageTooLarge | None:

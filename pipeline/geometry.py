@@ -15,11 +15,11 @@ if TYPE_CHECKING:  # the step structs call into this module
 
 __all__ = [
     "Box",
-    "pixels",
     "ResizePlan",
     "crop_box",
     "gravity_offset",
     "megapixels",
+    "pixels",
     "resize_plan",
     "rotated_size",
 ]

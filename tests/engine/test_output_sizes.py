@@ -8,8 +8,8 @@ DCT-shrunk decode and can be a pixel off (1234x777 to 77 px wide: 49 high, where
 
 from __future__ import annotations
 
-import pyvips
 import pytest
+import pyvips
 
 from pipeline.compile import compile_plan
 from pipeline.dsl import decode_job_spec

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from cli.inputs import outputs_or_refuse
 from infra.settings import SettingsError, load_settings
 from pipeline.dsl import JobSpec, Limits, asset_keys, decode_job_spec, encode_job_spec
 from pipeline.errors import PipelineError, SpecError
@@ -96,32 +97,6 @@ class _Result:
     error: str | None = None
 
 
-# What a directory contributes: files named like images (a file given by name is always taken;
-# its bytes decide what it is either way).
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".svg"}
-
-
-def _expand(inputs: list[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """(source, output folder relative to -o) for every input, and the collisions: two sources
-    whose outputs would land in one folder. A file named directly writes to ``<stem>/``; a
-    file found in a directory keeps its path below that directory (``a/b.jpg`` -> ``a/b/``)."""
-    pairs: list[tuple[Path, Path]] = []
-    for item in inputs:
-        if item.is_dir():
-            for found in sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES):
-                if not any(part.startswith(".") for part in found.relative_to(item).parts):
-                    pairs.append((found, found.relative_to(item).with_suffix("")))
-        else:
-            pairs.append((item, Path(item.stem)))
-    owners: dict[Path, Path] = {}
-    collisions = []
-    for source, folder in pairs:
-        if folder in owners:
-            collisions.append(f"{owners[folder]} and {source} would both write {folder}/")
-        owners.setdefault(folder, source)
-    return pairs, collisions
-
-
 def _process_one(
     sandbox: Sandbox, spec: JobSpec, source: Path, target: Path, assets: Path | None, limits: Limits
 ) -> _Result:
@@ -167,14 +142,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if spec is None:
         return 2
     assets = args.assets or args.spec.parent
-    pairs, collisions = _expand(args.inputs)
-    if collisions:
-        print("pixelflow: outputs would overwrite each other; rename or run separately:", file=sys.stderr)
-        for line in collisions:
-            print(f"  {line}", file=sys.stderr)
-        return 2
-    if not pairs:
-        print("pixelflow: no images found in the inputs", file=sys.stderr)
+    pairs = outputs_or_refuse(args.inputs)
+    if pairs is None:
         return 2
     jobs = max(1, args.jobs or min(len(pairs), os.cpu_count() or 1))
     total, failed = len(pairs), 0

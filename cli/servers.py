@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
@@ -105,29 +106,57 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_migrate(args: argparse.Namespace) -> int:
-    from infra.db import migrate
+def _database_errors(run: Callable[[], int]) -> int:
+    """``run()``, with every database failure reported in one line (exit 1), never a traceback."""
+    import psycopg
 
-    applied = migrate(_settings().database_url)
-    print("applied: " + ", ".join(applied) if applied else "the schema is up to date")
-    return 0
+    from infra.db import DatabaseUnreachable
+
+    try:
+        return run()
+    except DatabaseUnreachable as exc:
+        unset = "PIXELFLOW_DATABASE_URL" not in os.environ
+        print(f"pixelflow: {exc}" + (" (PIXELFLOW_DATABASE_URL is not set; that is its default)" if unset else ""),
+              file=sys.stderr)  # fmt: skip
+    except psycopg.errors.UndefinedTable:
+        print("pixelflow: the database has no PixelFlow tables; run `pixelflow db migrate` first", file=sys.stderr)
+    except psycopg.Error as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"pixelflow: database error: {detail}", file=sys.stderr)
+    return 1
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from infra.db import migrate, probe
+
+    url = _settings().database_url
+
+    def run() -> int:
+        asyncio.run(probe(url))
+        applied = migrate(url)
+        print("applied: " + ", ".join(applied) if applied else "the schema is up to date")
+        return 0
+
+    return _database_errors(run)
 
 
 def _with_clients(work: Callable[[Any], Awaitable[int]]) -> int:
-    """Run ``work`` with a ``ClientRepo`` on a small pool of its own."""
-    from infra.db import open_pool
+    """Run ``work`` with a ``ClientRepo`` on a small pool of its own, once one connection has
+    answered (so an absent database fails in a second, not after the pool's 30 s of retries)."""
+    from infra.db import open_pool, probe
     from infra.repo import ClientRepo
 
     settings = _settings()
 
     async def main() -> int:
+        await probe(settings.database_url)
         pool = await open_pool(settings.database_url, max_size=2)
         try:
             return await work(ClientRepo(pool))
         finally:
             await pool.close()
 
-    return asyncio.run(main())
+    return _database_errors(lambda: asyncio.run(main()))
 
 
 async def _client(repo: Any, name: str) -> Any:
@@ -139,8 +168,14 @@ async def _client(repo: Any, name: str) -> Any:
 
 
 def cmd_clients_create(args: argparse.Namespace) -> int:
+    from psycopg.errors import UniqueViolation
+
     async def work(repo: Any) -> int:
-        client, secret = await repo.create(args.name)
+        try:
+            client, secret = await repo.create(args.name)
+        except UniqueViolation:
+            print(f"pixelflow: a client named {args.name!r} already exists", file=sys.stderr)
+            return 1
         print(f"client {client.name} {client.id}")
         print(f"webhook secret (shown once): {secret}")
         return 0

@@ -16,10 +16,13 @@ from msgspec import Meta, Struct
 
 from pipeline.dsl import Limits
 
-__all__ = ["Settings", "SettingsError", "load_settings"]
+__all__ = ["CLIENT_VARIABLES", "Settings", "SettingsError", "load_settings"]
 
 PREFIX = "PIXELFLOW_"
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+# Read by the commands that talk to a running service (`pixelflow submit`, `pixelflow jobs`), never by
+# the service: after pasting `pixelflow up`'s export lines, `pixelflow run` and the servers still start.
+CLIENT_VARIABLES = ("PIXELFLOW_API_URL", "PIXELFLOW_API_KEY")
 Seconds = Annotated[float, Meta(gt=0)]
 PositiveInt = Annotated[int, Meta(ge=1)]
 
@@ -159,7 +162,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     env = os.environ if environ is None else environ
     raw: dict[str, object] = {}
     for key, value in env.items():
-        if not key.startswith(PREFIX):
+        if not key.startswith(PREFIX) or key in CLIENT_VARIABLES:
             continue
         name = key[len(PREFIX) :].lower()
         if name not in _FIELDS:

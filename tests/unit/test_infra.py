@@ -36,6 +36,8 @@ def test_settings_parse_types_and_reject_typos() -> None:
     with pytest.raises(SettingsError, match="unknown setting PIXELFLOW_JOB_TIMEOUT_SECONDS"):
         load_settings({"PIXELFLOW_JOB_TIMEOUT_SECONDS": "120"})  # derived from the deadline now
     assert load_settings({"PIXELFLOW_DEADLINE_SECONDS": "200"}).job_timeout_seconds > 200
+    # the remote commands' variables are not the service's, and not typos either
+    assert load_settings({"PIXELFLOW_API_URL": "http://x", "PIXELFLOW_API_KEY": "pf_x"}) == load_settings({})
 
 
 def test_settings_carry_every_engine_limit_with_its_default() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -158,3 +159,60 @@ def test_run_refuses_inputs_whose_outputs_collide(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "would both write photo/" in result.stderr
     assert not (tmp_path / "o").exists()  # nothing written, nothing silently overwritten
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    result = pixelflow("--version")
+    assert (result.returncode, result.stdout) == (0, f"pixelflow {version('pixelflow')}\n")
+
+
+def test_remote_commands_load_neither_libvips_nor_litestar() -> None:
+    """`submit` and `jobs` talk HTTP only: they start fast and run where libvips is absent."""
+    probe = (
+        "import sys\n"
+        "from cli.main import main\n"
+        "code = main(['jobs', 'list', '--api', 'http://127.0.0.1:9', '--timeout', '1'])\n"
+        "loaded = sorted(m for m in ('pyvips', 'litestar', 'psycopg', 'arq', 'uvicorn') if m in sys.modules)\n"
+        "print(code, loaded)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIXELFLOW_")}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT, timeout=60,
+        env=env | {"PIXELFLOW_API_KEY": "pf_x"},
+    )  # fmt: skip
+    assert out.stdout == "1 []\n"
+    assert out.stderr == "pixelflow: cannot reach http://127.0.0.1:9: Connection refused\n"
+
+
+def test_remote_commands_without_the_sdk_say_how_to_install_it() -> None:
+    probe = (
+        "import sys\nsys.modules['pixelflow_client'] = None\nfrom cli.main import main\nsys.exit(main(sys.argv[1:]))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIXELFLOW_")}
+    out = subprocess.run(
+        [sys.executable, "-c", probe, "jobs", "list"], capture_output=True, text=True, check=False, cwd=ROOT,
+        timeout=60, env=env | {"PIXELFLOW_API_URL": "http://127.0.0.1:9", "PIXELFLOW_API_KEY": "pf_x"},
+    )  # fmt: skip
+    assert (out.returncode, out.stderr) == (
+        1,
+        "pixelflow: the remote commands need the pixelflow-client package: "
+        "pip install ./clients/python (from a PixelFlow checkout)\n",
+    )
+
+
+def test_progress_prints_plain_lines_when_not_a_terminal() -> None:
+    import io
+
+    from cli.progress import Progress
+
+    stream = io.StringIO()
+    progress = Progress(2, stream=stream)
+    progress.uploading_one()
+    progress.processing_one()
+    progress.finished_one(failed=True, was="processing")
+    progress.print("[1/2] a.jpg: FAILED corrupt_image: truncated (job x, failed)")
+    progress.close()
+    assert stream.getvalue() == "[1/2] a.jpg: FAILED corrupt_image: truncated (job x, failed)\n"
+    assert (progress.done, progress.failed, progress.processing) == (1, 1, 0)

@@ -194,8 +194,7 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
         if not found:
             print("no jobs" + (f" {args.status}" if args.status else ""), file=sys.stderr)
         for j in found:
-            detail = f"{j.error.code}" if j.error else f"{len(j.variants)} variants" if j.variants else ""
-            print(f"{j.id}  {j.status:<10}  {_when(j.created_at)}  {detail}".rstrip())
+            print(f"{j.id}  {j.status:<10}  {_when(j.created_at)}  {j.error.code if j.error else ''}".rstrip())
         return 0
 
     return run_remote(args, work)

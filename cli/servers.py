@@ -52,7 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     kr.set_defaults(handler=cmd_keys_revoke)
 
     up = sub.add_parser("up", help="bring the whole stack up on this machine and run a demo job to a webhook")
-    up.add_argument("--keep-running", action="store_true", help="leave the API and worker running after the demo")
+    up.add_argument(
+        "--keep-running", action="store_true", help="leave the stack running after the demo and print how to reach it"
+    )
+    up.add_argument(
+        "--port",
+        type=int,
+        help="the API's port (default 8000, or a free one if 8000 is taken; a port given here must be free)",
+    )
     up.set_defaults(handler=cmd_up)
 
 
@@ -230,4 +237,4 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from devstack.demo import run_demo_stack
 
-    return run_demo_stack(keep_running=args.keep_running)
+    return run_demo_stack(keep_running=args.keep_running, port=args.port)

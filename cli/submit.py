@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import mimetypes
 import sys
@@ -195,6 +196,9 @@ async def _one(
     except OSError as exc:
         return outcome.fail("unreadable", f"{exc.strerror or exc}")
     except PixelFlowError as exc:
+        if outcome.job_id is not None:  # a refused start may have ended the job: report where it is now
+            with contextlib.suppress(PixelFlowError, httpx.TransportError):
+                outcome.status = (await pf.get(outcome.job_id)).status
         return outcome.fail(exc.code, " ".join(line.strip() for line in problem_lines(exc)).removeprefix("pixelflow: "))
     except httpx.TransportError as exc:
         return outcome.fail("unreachable", transport_line(exc, args.timeout).removeprefix("pixelflow: "))

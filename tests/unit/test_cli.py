@@ -87,6 +87,40 @@ def test_schema_command_prints_the_committed_schema() -> None:
     assert json.loads(result.stdout) == json.loads((ROOT / "schemas" / "job-spec.v1.json").read_text())
 
 
+def test_output_prints_one_document_or_the_text(capsys: pytest.CaptureFixture[str]) -> None:
+    import datetime
+    import uuid
+    from dataclasses import dataclass
+
+    from cli.output import emit, emit_batch
+
+    @dataclass
+    class Record:
+        input: str
+        error: dict[str, str] | None
+
+    key = uuid.UUID(int=1)
+    emit(True, {"id": key, "at": datetime.datetime(2025, 1, 2, tzinfo=datetime.UTC)}, "never printed")
+    out, err = capsys.readouterr()
+    assert (json.loads(out), err) == ({"id": str(key), "at": "2025-01-02T00:00:00Z"}, "")
+    emit(False, {"never": "printed"}, ["line one", "line two"])
+    emit(False, {"never": "printed"}, "one line")
+    emit(False, {"never": "printed"})
+    assert capsys.readouterr() == ("line one\nline two\none line\n", "")
+
+    assert emit_batch(True, [Record("a", None), Record("b", {"code": "x", "message": "y"})]) == 1
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert json.loads(out) == {
+        "total": 2,
+        "succeeded": 1,
+        "failed": 1,
+        "results": [{"input": "a", "error": None}, {"input": "b", "error": {"code": "x", "message": "y"}}],
+    }
+    assert emit_batch(False, [Record("a", None), Record("b", None)]) == 0
+    assert capsys.readouterr() == ("", "2/2 images processed, 0 failed\n")
+
+
 @pytest.mark.parametrize("key", ["../job.json", "/etc/passwd"])
 def test_watermark_assets_cannot_escape_the_assets_directory(tmp_path: Path, key: str) -> None:
     spec = tmp_path / "spec.json"

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from cli.output import emit, json_option
 from infra.settings import CLIENT_VARIABLES
 
 __all__ = [
@@ -44,7 +45,7 @@ def connection_options() -> argparse.ArgumentParser:
     )
     common.add_argument("--api-key", "--key", nargs="?", action=_RefuseKeyFlag, help=argparse.SUPPRESS)
     common.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per HTTP request (default 30)")
-    common.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of text")
+    json_option(common)
     return common
 
 
@@ -167,16 +168,6 @@ def run_remote(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) 
     return 1
 
 
-def _job_record(job: Any) -> Any:
-    import msgspec
-
-    return msgspec.to_builtins(job)
-
-
-def _print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-
-
 def _when(value: Any) -> str:
     return value.isoformat(timespec="seconds").replace("+00:00", "Z") if value else "-"
 
@@ -188,13 +179,12 @@ def cmd_jobs_list(args: argparse.Namespace) -> int:
             found.append(job)
             if len(found) == args.limit:
                 break
-        if args.json:
-            _print_json({"jobs": [_job_record(j) for j in found]})
-            return 0
-        if not found:
+        if not found and not args.json:
             print("no jobs" + (f" {args.status}" if args.status else ""), file=sys.stderr)
-        for j in found:
-            print(f"{j.id}  {j.status:<10}  {_when(j.created_at)}  {j.error.code if j.error else ''}".rstrip())
+        lines = (
+            f"{j.id}  {j.status:<10}  {_when(j.created_at)}  {j.error.code if j.error else ''}".rstrip() for j in found
+        )
+        emit(args.json, {"jobs": found}, lines)
         return 0
 
     return run_remote(args, work)
@@ -223,10 +213,7 @@ def _describe(job: Any) -> list[str]:
 def cmd_jobs_get(args: argparse.Namespace) -> int:
     async def work(pf: Any) -> int:
         job = await pf.get(args.job_id)
-        if args.json:
-            _print_json(_job_record(job))
-        else:
-            print("\n".join(_describe(job)))
+        emit(args.json, job, _describe(job))
         return 0
 
     return run_remote(args, work)
@@ -235,10 +222,7 @@ def cmd_jobs_get(args: argparse.Namespace) -> int:
 def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     async def work(pf: Any) -> int:
         job = await pf.cancel(args.job_id)
-        if args.json:
-            _print_json(_job_record(job))
-        else:
-            print(f"job {job.id}: {job.status}")
+        emit(args.json, job, f"job {job.id}: {job.status}")
         return 0
 
     return run_remote(args, work)

@@ -10,6 +10,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from cli.output import emit, json_option
+
 __all__ = ["register"]
 
 
@@ -26,16 +28,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("migrate", help="apply pending SQL migrations").set_defaults(handler=cmd_migrate)
+    migrate = db_sub.add_parser("migrate", help="apply pending SQL migrations")
+    json_option(migrate)
+    migrate.set_defaults(handler=cmd_migrate)
 
     clients = sub.add_parser("clients", help="tenants")
     c_sub = clients.add_subparsers(dest="clients_command", required=True)
     create = c_sub.add_parser("create", help="create a client; prints its webhook signing secret once")
     create.add_argument("name")
+    json_option(create)
     create.set_defaults(handler=cmd_clients_create)
     rotate = c_sub.add_parser("rotate-secret", help="add a new webhook secret; old ones stay valid for a grace period")
     rotate.add_argument("name")
     rotate.add_argument("--grace-hours", type=float, default=24.0)
+    json_option(rotate)
     rotate.set_defaults(handler=cmd_clients_rotate)
 
     keys = sub.add_parser("keys", help="API keys")
@@ -43,12 +49,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     kc = k_sub.add_parser("create", help="create an API key for a client; prints it once")
     kc.add_argument("client")
     kc.add_argument("--name", default="")
+    json_option(kc)
     kc.set_defaults(handler=cmd_keys_create)
     kl = k_sub.add_parser("list", help="list keys (prefixes only)")
     kl.add_argument("--client")
+    json_option(kl)
     kl.set_defaults(handler=cmd_keys_list)
     kr = k_sub.add_parser("revoke", help="revoke a key by id")
     kr.add_argument("key_id", type=uuid.UUID)
+    json_option(kr)
     kr.set_defaults(handler=cmd_keys_revoke)
 
     up = sub.add_parser("up", help="bring the whole stack up on this machine and run a demo job to a webhook")
@@ -141,7 +150,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     def run() -> int:
         asyncio.run(probe(url))
         applied = migrate(url)
-        print("applied: " + ", ".join(applied) if applied else "the schema is up to date")
+        text = "applied: " + ", ".join(applied) if applied else "the schema is up to date"
+        emit(args.json, {"applied": applied}, text)
         return 0
 
     return _database_errors(run)
@@ -183,8 +193,11 @@ def cmd_clients_create(args: argparse.Namespace) -> int:
         except UniqueViolation:
             print(f"pixelflow: a client named {args.name!r} already exists", file=sys.stderr)
             return 1
-        print(f"client {client.name} {client.id}")
-        print(f"webhook secret (shown once): {secret}")
+        emit(
+            args.json,
+            {"id": client.id, "name": client.name, "webhook_secret": secret},
+            [f"client {client.name} {client.id}", f"webhook secret (shown once): {secret}"],
+        )
         return 0
 
     return _with_clients(work)
@@ -194,19 +207,31 @@ def cmd_clients_rotate(args: argparse.Namespace) -> int:
     async def work(repo: Any) -> int:
         client = await _client(repo, args.name)
         secret = await repo.rotate_secret(client.id, grace_hours=args.grace_hours)
-        print(f"new webhook secret (shown once): {secret}")
-        print(f"previous secrets stay valid for {args.grace_hours:g} h")
+        emit(
+            args.json,
+            {"id": client.id, "name": client.name, "webhook_secret": secret, "grace_hours": args.grace_hours},
+            [f"new webhook secret (shown once): {secret}", f"previous secrets stay valid for {args.grace_hours:g} h"],
+        )
         return 0
 
     return _with_clients(work)
+
+
+def _key_record(key: Any) -> dict[str, Any]:
+    """A key as ``keys create --json`` and ``keys list --json`` show it: never its hash."""
+    return {"id": key.id, "client": key.client_name, "prefix": key.prefix, "name": key.name,
+            "created_at": key.created_at, "revoked_at": key.revoked_at}  # fmt: skip
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     async def work(repo: Any) -> int:
         client = await _client(repo, args.client)
         key, plaintext = await repo.create_key(client.id, args.name)
-        print(f"key {key.id} for {client.name} ({key.prefix}…)")
-        print(f"API key (shown once): {plaintext}")
+        emit(
+            args.json,
+            _key_record(key) | {"key": plaintext},
+            [f"key {key.id} for {client.name} ({key.prefix}…)", f"API key (shown once): {plaintext}"],
+        )
         return 0
 
     return _with_clients(work)
@@ -215,9 +240,12 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 def cmd_keys_list(args: argparse.Namespace) -> int:
     async def work(repo: Any) -> int:
         client_id = (await _client(repo, args.client)).id if args.client else None
-        for k in await repo.list_keys(client_id):
+        keys = await repo.list_keys(client_id)
+        lines = []
+        for k in keys:
             state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
-            print(f"{k.id}  {k.client_name:<20} {k.prefix}…  {k.name or '-':<16} {state}")
+            lines.append(f"{k.id}  {k.client_name:<20} {k.prefix}…  {k.name or '-':<16} {state}")
+        emit(args.json, {"keys": [_key_record(k) for k in keys]}, lines)
         return 0
 
     return _with_clients(work)
@@ -226,7 +254,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     async def work(repo: Any) -> int:
         if await repo.revoke_key(args.key_id):
-            print(f"revoked {args.key_id}")
+            emit(args.json, {"id": args.key_id, "revoked": True}, f"revoked {args.key_id}")
             return 0
         print(f"pixelflow: no active key {args.key_id}", file=sys.stderr)
         return 1

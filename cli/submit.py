@@ -16,11 +16,12 @@ import mimetypes
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cli.inputs import outputs_or_refuse
+from cli.output import emit_batch
 from cli.progress import Progress
 from cli.remote import UsageError, positive_int, problem_lines, run_remote, transport_line
 from pipeline.sniff import EXTENSIONS
@@ -148,14 +149,7 @@ async def _run(pf: Any, args: argparse.Namespace, spec: dict[str, Any], pairs: l
         outcomes = await asyncio.gather(*(one(i, s, f) for i, (s, f) in enumerate(pairs)))
     finally:
         progress.close()
-    failed = sum(o.error is not None for o in outcomes)
-    total = len(outcomes)
-    if args.json:
-        doc = {"total": total, "succeeded": total - failed, "failed": failed, "results": [asdict(o) for o in outcomes]}
-        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
-    elif total > 1:
-        print(f"{total - failed}/{total} images processed, {failed} failed", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if emit_batch(args.json, outcomes) else 0
 
 
 async def _one(

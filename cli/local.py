@@ -12,6 +12,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
+from cli.inputs import outputs_or_refuse
+from cli.output import emit, emit_batch, json_option
 from infra.settings import SettingsError, load_settings
 from pipeline.dsl import JobSpec, Limits, asset_keys, decode_job_spec, encode_job_spec
 from pipeline.errors import PipelineError, SpecError
@@ -32,35 +34,43 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--assets", type=Path, help="directory that watermark `image` keys resolve in (default: the spec's directory)"
     )
     run.add_argument("-j", "--jobs", type=int, default=0, help="worker processes (default: one per core)")
-    run.add_argument("--json", action="store_true", help="print one JSON object per input instead of text")
+    json_option(run)
     run.set_defaults(handler=cmd_run)
 
     validate = sub.add_parser("validate", help="check a job spec and print it normalised")
     validate.add_argument("spec", type=Path)
+    json_option(validate)
     validate.set_defaults(handler=cmd_validate)
 
     schema = sub.add_parser("schema", help="print the job spec's JSON Schema")
     schema.add_argument("--write", type=Path, metavar="DIR", help="write schemas/ files into DIR instead")
+    json_option(schema)
     schema.set_defaults(handler=cmd_schema)
 
 
-def _load_spec(path: Path, limits: Limits | None = None) -> JobSpec | None:
+def _load_spec(path: Path, limits: Limits | None = None, *, as_json: bool = False) -> JobSpec | None:
+    """The spec, or ``None`` once the reason is printed: one line on stderr, or for an invalid
+    spec with ``as_json`` the document ``{"valid": false, "errors": [...]}`` on stdout."""
     try:
         return decode_job_spec(path.read_bytes(), limits or Limits())
     except OSError as exc:
         print(f"pixelflow: cannot read {path}: {exc.strerror}", file=sys.stderr)
     except SpecError as exc:
-        print(f"pixelflow: {path} is not a valid job spec:", file=sys.stderr)
-        for err in exc.errors:
-            print(f"  {err}", file=sys.stderr)
+        if as_json:
+            emit(True, {"valid": False, "errors": exc.errors})
+        else:
+            print(f"pixelflow: {path} is not a valid job spec:", file=sys.stderr)
+            for err in exc.errors:
+                print(f"  {err}", file=sys.stderr)
     return None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    spec = _load_spec(args.spec)
+    spec = _load_spec(args.spec, as_json=args.json)
     if spec is None:
         return 2
-    sys.stdout.write(json.dumps(json.loads(encode_job_spec(spec)), indent=2) + "\n")
+    normal = json.loads(encode_job_spec(spec))
+    emit(args.json, {"valid": True, "spec": normal}, json.dumps(normal, indent=2))
     return 0
 
 
@@ -68,12 +78,14 @@ def cmd_schema(args: argparse.Namespace) -> int:
     from pipeline.dsl.schema import job_spec_schema, schema_files
 
     if args.write is None:
-        sys.stdout.write(json.dumps(job_spec_schema(), indent=2) + "\n")
+        emit(True, job_spec_schema())  # JSON either way: --json is accepted for uniformity
         return 0
     args.write.mkdir(parents=True, exist_ok=True)
+    written = []
     for name, text in schema_files().items():
         (args.write / name).write_text(text)
-        print(f"wrote {args.write / name}")
+        written.append(str(args.write / name))
+    emit(args.json, {"written": written}, (f"wrote {path}" for path in written))
     return 0
 
 
@@ -89,37 +101,20 @@ class _Written:
 
 @dataclass(frozen=True)
 class _Result:
+    """One input's record in ``run --json`` (the shape of ``submit --json``'s, less the job)."""
+
     input: str
     seconds: float
+    error: dict[str, str] | None = None  # {"code", "message"}
     written: tuple[_Written, ...] = ()
-    error_code: str | None = None
-    error: str | None = None
+
+    @classmethod
+    def failed(cls, source: Path, started: float, code: str, message: str) -> _Result:
+        return cls(str(source), _since(started), {"code": code, "message": message})
 
 
-# What a directory contributes: files named like images (a file given by name is always taken;
-# its bytes decide what it is either way).
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".svg"}
-
-
-def _expand(inputs: list[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
-    """(source, output folder relative to -o) for every input, and the collisions: two sources
-    whose outputs would land in one folder. A file named directly writes to ``<stem>/``; a
-    file found in a directory keeps its path below that directory (``a/b.jpg`` -> ``a/b/``)."""
-    pairs: list[tuple[Path, Path]] = []
-    for item in inputs:
-        if item.is_dir():
-            for found in sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES):
-                if not any(part.startswith(".") for part in found.relative_to(item).parts):
-                    pairs.append((found, found.relative_to(item).with_suffix("")))
-        else:
-            pairs.append((item, Path(item.stem)))
-    owners: dict[Path, Path] = {}
-    collisions = []
-    for source, folder in pairs:
-        if folder in owners:
-            collisions.append(f"{owners[folder]} and {source} would both write {folder}/")
-        owners.setdefault(folder, source)
-    return pairs, collisions
+def _since(started: float) -> float:
+    return round(time.perf_counter() - started, 3)
 
 
 def _process_one(
@@ -131,16 +126,16 @@ def _process_one(
         request = EngineRequest(data, encode_job_spec(spec), limits, _read_assets(spec, assets))
         result = sandbox.run(request, timeout=limits.deadline_seconds)
     except PipelineError as exc:
-        return _Result(str(source), time.perf_counter() - started, error_code=exc.code, error=exc.public)
+        return _Result.failed(source, started, exc.code, exc.public)
     except OSError as exc:
-        return _Result(str(source), time.perf_counter() - started, error_code="unreadable", error=exc.strerror)
+        return _Result.failed(source, started, "unreadable", exc.strerror or str(exc))
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for v in result.variants:
         path = target / f"{v.id}{EXTENSIONS[v.format]}"
         path.write_bytes(v.data)
         written.append(_Written(v.id, str(path), v.format, v.width, v.height, v.bytes))
-    return _Result(str(source), time.perf_counter() - started, tuple(written))
+    return _Result(str(source), _since(started), written=tuple(written))
 
 
 def _read_assets(spec: JobSpec, root: Path | None) -> dict[str, bytes]:
@@ -167,17 +162,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if spec is None:
         return 2
     assets = args.assets or args.spec.parent
-    pairs, collisions = _expand(args.inputs)
-    if collisions:
-        print("pixelflow: outputs would overwrite each other; rename or run separately:", file=sys.stderr)
-        for line in collisions:
-            print(f"  {line}", file=sys.stderr)
-        return 2
-    if not pairs:
-        print("pixelflow: no images found in the inputs", file=sys.stderr)
+    pairs = outputs_or_refuse(args.inputs)
+    if pairs is None:
         return 2
     jobs = max(1, args.jobs or min(len(pairs), os.cpu_count() or 1))
-    total, failed = len(pairs), 0
+    total = len(pairs)
     # Each image runs in a killable engine process, so the deadline holds inside any encoder.
     sandboxes: queue.SimpleQueue[Sandbox] = queue.SimpleQueue()
     config = SandboxConfig(vips_concurrency=None if jobs == 1 else 1)
@@ -197,25 +186,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(one, source, folder) for source, folder in pairs]
             for done, fut in enumerate(as_completed(futures), 1):
-                failed += _report(fut.result(), done, total, args.json)
+                _report(fut.result(), done, total, args.json)
     finally:
         while not sandboxes.empty():
             sandboxes.get().close()
-    if total > 1 and not args.json:
-        print(f"{total - failed}/{total} images processed, {failed} failed", file=sys.stderr)
-    return 1 if failed else 0
+    return 1 if emit_batch(args.json, [fut.result() for fut in futures]) else 0  # in the inputs' order
 
 
-def _report(r: _Result, done: int, total: int, as_json: bool) -> int:
-    if as_json:
-        record = {k: v for k, v in r.__dict__.items() if k != "written"}
-        print(json.dumps(record | {"written": [w.__dict__ for w in r.written]}))
-        return int(r.error is not None)
+def _report(r: _Result, done: int, total: int, as_json: bool) -> None:
+    """One input's lines as it finishes: failures on stderr; with ``--json`` the rest goes to
+    stderr too, as progress, since stdout holds the one document printed at the end."""
     prefix = f"[{done}/{total}] " if total > 1 else ""
     if r.error is not None:
-        print(f"{prefix}{r.input}: FAILED {r.error_code}: {r.error}", file=sys.stderr)
-        return 1
-    print(f"{prefix}{r.input} ({r.seconds:.2f} s)")
-    for w in r.written:
-        print(f"  {w.variant:<16} {w.path}  {w.format} {w.width}x{w.height} {w.bytes:,} bytes")
-    return 0
+        print(f"{prefix}{r.input}: FAILED {r.error['code']}: {r.error['message']}", file=sys.stderr)
+        return
+    lines = [f"{prefix}{r.input} ({r.seconds:.2f} s)"]
+    if not as_json:
+        lines += [f"  {w.variant:<16} {w.path}  {w.format} {w.width}x{w.height} {w.bytes:,} bytes" for w in r.written]
+    print("\n".join(lines), file=sys.stderr if as_json else sys.stdout)

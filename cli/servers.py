@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+from cli.output import emit, json_option
 
 __all__ = ["register"]
 
@@ -25,16 +28,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     db = sub.add_parser("db", help="database schema")
     db_sub = db.add_subparsers(dest="db_command", required=True)
-    db_sub.add_parser("migrate", help="apply pending SQL migrations").set_defaults(handler=cmd_migrate)
+    migrate = db_sub.add_parser("migrate", help="apply pending SQL migrations")
+    json_option(migrate)
+    migrate.set_defaults(handler=cmd_migrate)
 
     clients = sub.add_parser("clients", help="tenants")
     c_sub = clients.add_subparsers(dest="clients_command", required=True)
     create = c_sub.add_parser("create", help="create a client; prints its webhook signing secret once")
     create.add_argument("name")
+    json_option(create)
     create.set_defaults(handler=cmd_clients_create)
     rotate = c_sub.add_parser("rotate-secret", help="add a new webhook secret; old ones stay valid for a grace period")
     rotate.add_argument("name")
     rotate.add_argument("--grace-hours", type=float, default=24.0)
+    json_option(rotate)
     rotate.set_defaults(handler=cmd_clients_rotate)
 
     keys = sub.add_parser("keys", help="API keys")
@@ -42,16 +49,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     kc = k_sub.add_parser("create", help="create an API key for a client; prints it once")
     kc.add_argument("client")
     kc.add_argument("--name", default="")
+    json_option(kc)
     kc.set_defaults(handler=cmd_keys_create)
     kl = k_sub.add_parser("list", help="list keys (prefixes only)")
     kl.add_argument("--client")
+    json_option(kl)
     kl.set_defaults(handler=cmd_keys_list)
     kr = k_sub.add_parser("revoke", help="revoke a key by id")
     kr.add_argument("key_id", type=uuid.UUID)
+    json_option(kr)
     kr.set_defaults(handler=cmd_keys_revoke)
 
     up = sub.add_parser("up", help="bring the whole stack up on this machine and run a demo job to a webhook")
-    up.add_argument("--keep-running", action="store_true", help="leave the API and worker running after the demo")
+    up.add_argument(
+        "--keep-running", action="store_true", help="leave the stack running after the demo and print how to reach it"
+    )
+    up.add_argument(
+        "--port",
+        type=int,
+        help="the API's port (default 8000, or a free one if 8000 is taken; a port given here must be free)",
+    )
     up.set_defaults(handler=cmd_up)
 
 
@@ -105,29 +122,58 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_migrate(args: argparse.Namespace) -> int:
-    from infra.db import migrate
+def _database_errors(run: Callable[[], int]) -> int:
+    """``run()``, with every database failure reported in one line (exit 1), never a traceback."""
+    import psycopg
 
-    applied = migrate(_settings().database_url)
-    print("applied: " + ", ".join(applied) if applied else "the schema is up to date")
-    return 0
+    from infra.db import DatabaseUnreachable
+
+    try:
+        return run()
+    except DatabaseUnreachable as exc:
+        unset = "PIXELFLOW_DATABASE_URL" not in os.environ
+        print(f"pixelflow: {exc}" + (" (PIXELFLOW_DATABASE_URL is not set; that is its default)" if unset else ""),
+              file=sys.stderr)  # fmt: skip
+    except psycopg.errors.UndefinedTable:
+        print("pixelflow: the database has no PixelFlow tables; run `pixelflow db migrate` first", file=sys.stderr)
+    except psycopg.Error as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"pixelflow: database error: {detail}", file=sys.stderr)
+    return 1
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from infra.db import migrate, probe
+
+    url = _settings().database_url
+
+    def run() -> int:
+        asyncio.run(probe(url))
+        applied = migrate(url)
+        text = "applied: " + ", ".join(applied) if applied else "the schema is up to date"
+        emit(args.json, {"applied": applied}, text)
+        return 0
+
+    return _database_errors(run)
 
 
 def _with_clients(work: Callable[[Any], Awaitable[int]]) -> int:
-    """Run ``work`` with a ``ClientRepo`` on a small pool of its own."""
-    from infra.db import open_pool
+    """Run ``work`` with a ``ClientRepo`` on a small pool of its own, once one connection has
+    answered (so an absent database fails in a second, not after the pool's 30 s of retries)."""
+    from infra.db import open_pool, probe
     from infra.repo import ClientRepo
 
     settings = _settings()
 
     async def main() -> int:
+        await probe(settings.database_url)
         pool = await open_pool(settings.database_url, max_size=2)
         try:
             return await work(ClientRepo(pool))
         finally:
             await pool.close()
 
-    return asyncio.run(main())
+    return _database_errors(lambda: asyncio.run(main()))
 
 
 async def _client(repo: Any, name: str) -> Any:
@@ -139,10 +185,19 @@ async def _client(repo: Any, name: str) -> Any:
 
 
 def cmd_clients_create(args: argparse.Namespace) -> int:
+    from psycopg.errors import UniqueViolation
+
     async def work(repo: Any) -> int:
-        client, secret = await repo.create(args.name)
-        print(f"client {client.name} {client.id}")
-        print(f"webhook secret (shown once): {secret}")
+        try:
+            client, secret = await repo.create(args.name)
+        except UniqueViolation:
+            print(f"pixelflow: a client named {args.name!r} already exists", file=sys.stderr)
+            return 1
+        emit(
+            args.json,
+            {"id": client.id, "name": client.name, "webhook_secret": secret},
+            [f"client {client.name} {client.id}", f"webhook secret (shown once): {secret}"],
+        )
         return 0
 
     return _with_clients(work)
@@ -152,19 +207,31 @@ def cmd_clients_rotate(args: argparse.Namespace) -> int:
     async def work(repo: Any) -> int:
         client = await _client(repo, args.name)
         secret = await repo.rotate_secret(client.id, grace_hours=args.grace_hours)
-        print(f"new webhook secret (shown once): {secret}")
-        print(f"previous secrets stay valid for {args.grace_hours:g} h")
+        emit(
+            args.json,
+            {"id": client.id, "name": client.name, "webhook_secret": secret, "grace_hours": args.grace_hours},
+            [f"new webhook secret (shown once): {secret}", f"previous secrets stay valid for {args.grace_hours:g} h"],
+        )
         return 0
 
     return _with_clients(work)
+
+
+def _key_record(key: Any) -> dict[str, Any]:
+    """A key as ``keys create --json`` and ``keys list --json`` show it: never its hash."""
+    return {"id": key.id, "client": key.client_name, "prefix": key.prefix, "name": key.name,
+            "created_at": key.created_at, "revoked_at": key.revoked_at}  # fmt: skip
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     async def work(repo: Any) -> int:
         client = await _client(repo, args.client)
         key, plaintext = await repo.create_key(client.id, args.name)
-        print(f"key {key.id} for {client.name} ({key.prefix}…)")
-        print(f"API key (shown once): {plaintext}")
+        emit(
+            args.json,
+            _key_record(key) | {"key": plaintext},
+            [f"key {key.id} for {client.name} ({key.prefix}…)", f"API key (shown once): {plaintext}"],
+        )
         return 0
 
     return _with_clients(work)
@@ -173,9 +240,12 @@ def cmd_keys_create(args: argparse.Namespace) -> int:
 def cmd_keys_list(args: argparse.Namespace) -> int:
     async def work(repo: Any) -> int:
         client_id = (await _client(repo, args.client)).id if args.client else None
-        for k in await repo.list_keys(client_id):
+        keys = await repo.list_keys(client_id)
+        lines = []
+        for k in keys:
             state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
-            print(f"{k.id}  {k.client_name:<20} {k.prefix}…  {k.name or '-':<16} {state}")
+            lines.append(f"{k.id}  {k.client_name:<20} {k.prefix}…  {k.name or '-':<16} {state}")
+        emit(args.json, {"keys": [_key_record(k) for k in keys]}, lines)
         return 0
 
     return _with_clients(work)
@@ -184,7 +254,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
 def cmd_keys_revoke(args: argparse.Namespace) -> int:
     async def work(repo: Any) -> int:
         if await repo.revoke_key(args.key_id):
-            print(f"revoked {args.key_id}")
+            emit(args.json, {"id": args.key_id, "revoked": True}, f"revoked {args.key_id}")
             return 0
         print(f"pixelflow: no active key {args.key_id}", file=sys.stderr)
         return 1
@@ -195,4 +265,4 @@ def cmd_keys_revoke(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     from devstack.demo import run_demo_stack
 
-    return run_demo_stack(keep_running=args.keep_running)
+    return run_demo_stack(keep_running=args.keep_running, port=args.port)

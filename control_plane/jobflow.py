@@ -25,13 +25,13 @@ from control_plane.ratelimit import Decision
 from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOBS_CREATED, JOBS_STARTED, RATE_LIMITED
 from infra.netguard import BlockedDestination, check_literal
-from infra.objects import discard_originals, upload_key
+from infra.objects import asset_key, discard_originals, upload_key
 from infra.queue import dispatch_job
 from infra.repo import Job
 from infra.telemetry import carrier, parent, tracer
 from pipeline.compile import spec_issues
-from pipeline.dsl import decode_job_spec, encode_job_spec
-from pipeline.errors import FieldError, UnsupportedFormat
+from pipeline.dsl import asset_references, decode_job_spec, encode_job_spec
+from pipeline.errors import AssetNotFound, FieldError, UnsupportedFormat
 from pipeline.sniff import SNIFF_BYTES, sniff
 
 __all__ = ["CREATE_ERRORS", "RATE_LIMIT_ERRORS", "START_ERRORS", "create_job", "rate_limit", "start_job"]
@@ -129,6 +129,7 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
         await services.jobs.fail(job.id, exc.code, exc.public)
         await discard_originals(services.store, job.client_id, job.id)
         raise UnsupportedMediaType(exc.public, code=exc.code) from None
+    await _require_assets(services, job)
     if key != job.source_key:
         await services.store.move(key, job.source_key)
 
@@ -165,6 +166,24 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
         return current
     JOBS_STARTED.inc()
     return started
+
+
+async def _require_assets(services: Services, job: Job) -> None:
+    """Every watermark image the spec names must exist before the job is queued: otherwise it would
+    fail after the work of uploading. The job stays ``created``, so uploading them and starting
+    again is all it takes."""
+    spec = decode_job_spec(job.spec, services.settings.limits)
+    missing = [
+        FieldError(path, f'no asset {key!r}: create it with POST /v1/assets {{"key": "{key}"}}, then upload the image')
+        for path, key in asset_references(spec)
+        if await services.store.stat(asset_key(job.client_id, key)) is None
+    ]
+    if missing:
+        raise Unprocessable(
+            "the spec names watermark images that were not uploaded; upload them, then start the job again",
+            code=AssetNotFound.code,
+            errors=missing,
+        )
 
 
 def url_expiry(services: Services) -> timedelta:

@@ -61,7 +61,7 @@ def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) 
 async def run_worker(settings: Settings, *, burst: bool = False) -> None:
     configure_tracing(settings.otel_exporter, "pixelflow-worker")
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port)
+        start_http_server(settings.worker_metrics_port, addr=settings.worker_metrics_host)
     async with open_deps(settings) as deps:
         if burst:
             await asyncio.gather(*(w.async_run() for w in build_workers(settings, deps, burst=True)))

@@ -2,15 +2,48 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-__all__ = ["migrate", "open_pool"]
+__all__ = ["DatabaseUnreachable", "migrate", "open_pool", "probe"]
 
 _LOCK_ID = 0x50_49_58_46  # "PIXF": one migrator at a time
+
+
+class DatabaseUnreachable(ConnectionError):
+    """PostgreSQL did not answer or refused us; the message is one line naming where and why."""
+
+
+def _where(url: str) -> str:
+    """``host:port/dbname`` of a connection URL, never its password."""
+    try:
+        info = conninfo_to_dict(url)
+    except psycopg.Error:
+        return "an unparsable PIXELFLOW_DATABASE_URL"
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
+
+
+def _reason(exc: psycopg.Error) -> str:
+    # libpq's messages run over several lines and repeat the host; keep the cause.
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return first.rpartition(" failed: ")[2].removeprefix("FATAL:").strip()
+
+
+async def probe(url: str, *, timeout: float = 1.2) -> None:
+    """One connection attempt, bounded by ``timeout``. A pool retries quietly until its own
+    timeout and then reports only that it timed out; an operator at a prompt wants the cause now."""
+    try:
+        conn = await asyncio.wait_for(psycopg.AsyncConnection.connect(url), timeout)
+    except TimeoutError:
+        raise DatabaseUnreachable(f"no answer from the database at {_where(url)} within {timeout:g} s") from None
+    except psycopg.Error as exc:
+        raise DatabaseUnreachable(f"cannot connect to the database at {_where(url)}: {_reason(exc)}") from None
+    await conn.close()
 
 
 async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncConnectionPool:

@@ -16,10 +16,13 @@ from msgspec import Meta, Struct
 
 from pipeline.dsl import Limits
 
-__all__ = ["Settings", "SettingsError", "load_settings"]
+__all__ = ["CLIENT_VARIABLES", "Settings", "SettingsError", "load_settings"]
 
 PREFIX = "PIXELFLOW_"
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+# Read by the commands that talk to a running service (`pixelflow submit`, `pixelflow jobs`), never by
+# the service: after pasting `pixelflow up`'s export lines, `pixelflow run` and the servers still start.
+CLIENT_VARIABLES = ("PIXELFLOW_API_URL", "PIXELFLOW_API_KEY")
 Seconds = Annotated[float, Meta(gt=0)]
 PositiveInt = Annotated[int, Meta(ge=1)]
 
@@ -98,6 +101,7 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     log_format: Literal["json", "text"] = "json"
     otel_exporter: Literal["none", "console", "otlp"] = "none"  # otlp reads OTEL_EXPORTER_OTLP_* variables
     worker_metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 0  # 0: no /metrics server in the worker
+    worker_metrics_host: str = "127.0.0.1"  # containers: 0.0.0.0, so the scraper on their network reaches it
 
     def __post_init__(self) -> None:
         if self.storage == "local" and not self.url_signing_secret:
@@ -158,7 +162,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     env = os.environ if environ is None else environ
     raw: dict[str, object] = {}
     for key, value in env.items():
-        if not key.startswith(PREFIX):
+        if not key.startswith(PREFIX) or key in CLIENT_VARIABLES:
             continue
         name = key[len(PREFIX) :].lower()
         if name not in _FIELDS:

@@ -23,7 +23,7 @@ from pipeline.dsl.limits import Limits
 from pipeline.dsl.steps import Resize
 from pipeline.dsl.variant import Variant, effective_effort
 from pipeline.errors import ImageTooLarge, OutputTooLarge, OverBudget, PipelineError
-from pipeline.geometry import resize_plan
+from pipeline.geometry import pixels, resize_plan
 from pipeline.sniff import AUTO_FORMAT, output_format
 
 __all__ = [
@@ -81,12 +81,17 @@ def _needed_scale(variant: Variant, width: int, height: int) -> float:
     w, h = width, height
     for step in variant.steps:
         if isinstance(step, Resize):
+            # the exact factors, not the rounded sizes: a 400 px variant of a 6000 px source needs
+            # a 400 px decode, and a 401 px one would be resampled a second time
             plan = resize_plan(step, w, h)
-            return min(1.0, max(plan.scaled[0] / w, plan.scaled[1] / h))
+            return min(1.0, max(plan.scale_x, plan.scale_y))
         if not step.scale_free:
             return 1.0
         w, h = step.output_size(w, h)
     return 1.0
+
+
+_FLOAT_SLACK = 1e-6  # 6000 * (400 / 6000) may come out a hair above 400
 
 
 def decode_size(width: int, height: int, scale: float) -> tuple[int, int]:
@@ -95,10 +100,10 @@ def decode_size(width: int, height: int, scale: float) -> tuple[int, int]:
     if scale >= 1.0:
         return width, height
     if width >= height:
-        w = max(1, math.ceil(width * scale))
-        return w, max(1, round(height * w / width))
-    h = max(1, math.ceil(height * scale))
-    return max(1, round(width * h / height)), h
+        w = max(1, math.ceil(width * scale - _FLOAT_SLACK))
+        return w, pixels(height * w / width)
+    h = max(1, math.ceil(height * scale - _FLOAT_SLACK))
+    return pixels(width * h / height), h
 
 
 def check_source_size(width: int, height: int, limits: Limits) -> ImageTooLarge | None:
@@ -155,10 +160,14 @@ def plan_issues(
             children[v.from_] = children.get(v.from_, 0) + 1
 
     sizes: dict[str | None, tuple[int, int] | None] = {None: decode}
+    # A shrunk decode stands for the full-resolution source: resizes size their output from it
+    # (as sharp and libvips' thumbnail do), so outputs do not depend on the decode's rounding.
+    logical = (width, height) if decode != (width, height) else None
     nodes = []
     random_from_source = False
     for v in order:
-        followed = _follow(v, f"$.pipeline[{index[v.id]}]", sizes[v.from_], limits, issues)
+        at = f"$.pipeline[{index[v.id]}]"
+        followed = _follow(v, at, sizes[v.from_], limits, issues, logical=logical if v.from_ is None else None)
         if followed is None:
             return None, tuple(issues)
         (w, h), work = followed
@@ -206,11 +215,19 @@ def spec_issues(spec: JobSpec, limits: Limits | None = None) -> tuple[PlanIssue,
 
 
 def _follow(
-    variant: Variant, at: str, size: tuple[int, int] | None, limits: Limits, issues: list[PlanIssue]
+    variant: Variant,
+    at: str,
+    size: tuple[int, int] | None,
+    limits: Limits,
+    issues: list[PlanIssue],
+    *,
+    logical: tuple[int, int] | None = None,
 ) -> tuple[tuple[int, int] | None, float] | None:
     """Walk ``variant``'s steps from ``size`` (None: unknown until a step fixes it, see
     ``spec_issues``): its final size and the cost of its steps, recording each limit it breaks in
-    ``issues``. None when a step is impossible at its size (recorded too)."""
+    ``issues``. None when a step is impossible at its size (recorded too). ``logical``: the
+    full-resolution size a shrunk decode stands for, which the first resize sizes its output
+    from (``pipeline.ops.resize``); the steps before it are scale-free."""
     work = 0.0
     flagged = False
     for j, step in enumerate(variant.steps):
@@ -221,7 +238,11 @@ def _follow(
             work += step.cost(size, size)  # the input is unknown: charge as if it were this size
         else:
             try:
-                after = step.output_size(*size)
+                if logical is not None and isinstance(step, Resize):
+                    after, logical = step.output_size(*logical), None
+                else:
+                    after = step.output_size(*size)
+                    logical = step.output_size(*logical) if logical is not None else None
             except PipelineError as exc:
                 issues.append(PlanIssue(f"{at}.steps[{j}]", exc))
                 return None

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -19,6 +19,7 @@ import pyvips
 from pipeline.compile import Plan, check_output_size, compile_plan
 from pipeline.dsl.job import JobSpec
 from pipeline.dsl.limits import Limits
+from pipeline.dsl.steps import Resize
 from pipeline.encode import encode, resolve_format
 from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, PipelineError
 from pipeline.load import SourceInfo, decode, probe
@@ -127,9 +128,16 @@ def process(
             variant = node.variant
             with observe("pipeline.variant", {"variant.id": variant.id, "variant.steps": len(variant.steps)}):
                 image = images[node.parent]
+                # a root starting from a shrunk decode: see OpContext.logical_size
+                shrunk = node.parent is None and plan.decode_size != plan.source_size
+                logical = plan.source_size if shrunk else None
                 for step in variant.steps:
                     deadline.check()
-                    image = _apply(image, step, ctx)
+                    if logical is not None and isinstance(step, Resize):
+                        image, logical = _apply(image, step, replace(ctx, logical_size=logical)), None
+                    else:
+                        image = _apply(image, step, ctx)
+                        logical = step.output_size(*logical) if logical is not None else None
                     _check_size(image, limits, variant.id)
                 what = f"variant '{variant.id}'"
                 if node.materialize:

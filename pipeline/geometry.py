@@ -19,6 +19,7 @@ __all__ = [
     "crop_box",
     "gravity_offset",
     "megapixels",
+    "pixels",
     "resize_plan",
     "rotated_size",
 ]
@@ -43,7 +44,12 @@ class ResizePlan:
 
 
 def _dim(n: float) -> int:
-    return max(1, round(n))
+    """A pixel count: halves round up, as libvips and sharp round them (Python's round() would
+    give 112 for 112.5 where they give 113)."""
+    return max(1, math.floor(n + 0.5))
+
+
+pixels = _dim
 
 
 def megapixels(size: tuple[int, int]) -> float:

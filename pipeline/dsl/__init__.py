@@ -1,6 +1,6 @@
 """The job-spec DSL: strict msgspec structs, decoding with field paths, limits. No libvips here."""
 
-from pipeline.dsl.decode import asset_keys, decode_job_spec, encode_job_spec, topological_order
+from pipeline.dsl.decode import asset_keys, asset_references, decode_job_spec, encode_job_spec, topological_order
 from pipeline.dsl.job import SPEC_VERSION, JobSpec
 from pipeline.dsl.limits import Limits
 from pipeline.dsl.steps import STEP_TYPES, Step
@@ -14,6 +14,7 @@ __all__ = [
     "Step",
     "Variant",
     "asset_keys",
+    "asset_references",
     "decode_job_spec",
     "encode_job_spec",
     "topological_order",

@@ -20,7 +20,7 @@ from pipeline.dsl.steps import Step, StepBase, Watermark
 from pipeline.dsl.variant import Variant
 from pipeline.errors import FieldError, SpecError
 
-__all__ = ["asset_keys", "decode_job_spec", "encode_job_spec", "topological_order"]
+__all__ = ["asset_keys", "asset_references", "decode_job_spec", "encode_job_spec", "topological_order"]
 
 _VARIANT_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(Variant)) - {"steps"}
 _MSGSPEC_AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
@@ -200,6 +200,16 @@ def _step_limits(step: StepBase, base: str, limits: Limits) -> list[FieldError]:
     ]
 
 
+def asset_references(spec: JobSpec) -> list[tuple[str, str]]:
+    """``(path, key)`` of every asset a watermark step names, in spec order."""
+    return [
+        (f"$.pipeline[{i}].steps[{j}].image", s.image)
+        for i, v in enumerate(spec.pipeline)
+        for j, s in enumerate(v.steps)
+        if isinstance(s, Watermark) and s.image
+    ]
+
+
 def asset_keys(spec: JobSpec) -> set[str]:
     """The asset keys the spec's watermark steps name: what a runner reads before the engine starts."""
-    return {s.image for v in spec.pipeline for s in v.steps if isinstance(s, Watermark) and s.image}
+    return {key for _, key in asset_references(spec)}

@@ -21,3 +21,6 @@ class OpContext:
     assets: AssetResolver | None = None
     # Decoded assets, so a logo used by eight variants is read and decoded once per job.
     asset_cache: dict[str, pyvips.Image] = field(default_factory=dict)
+    # The full-resolution size the image stands for while it is still a shrunk-on-load decode:
+    # a resize sizes its output from it, so the result does not depend on the decode's rounding.
+    logical_size: tuple[int, int] | None = None

@@ -23,7 +23,7 @@ def scale(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
 
 
 def apply(image: pyvips.Image, step: Resize, ctx: OpContext) -> pyvips.Image:
-    plan = resize_plan(step, image.width, image.height)
+    plan = resize_plan(step, *(ctx.logical_size or (image.width, image.height)))
     out = scale(image, *plan.scaled)
     fw, fh = plan.final
     if (fw, fh) == (out.width, out.height):

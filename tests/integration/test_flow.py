@@ -138,8 +138,33 @@ async def test_watermark_image_from_the_clients_assets(tenant: Tenant, worker: W
     corner = image.crop(0, 0, 40, 20)
     assert corner[1].avg() > 250 and corner[0].avg() < 5
 
-    bad = await create_and_upload(tenant, {**body, "pipeline": body["pipeline"][1:]}, encode(photo(200, 100), ".png"))
-    await tenant.http.post(f"/v1/jobs/{bad['id']}/start")
-    failed = await wait_status(tenant, bad["id"], {"succeeded", "failed"})
-    assert failed["error"]["code"] == "asset_not_found"
     assert (await tenant.http.post("/v1/assets", json={"key": "../x.png"})).status_code in (400, 422)
+
+
+async def test_start_refuses_a_job_whose_watermark_was_never_uploaded(tenant: Tenant, worker: WorkerProcess) -> None:
+    """The README walk-through's first mistake: the spec names an asset nobody uploaded. /start says
+    which step and how to fix it, and loses nothing: the job stays created, the original stays."""
+    mark = {"op": "watermark", "image": "brand/missing.png", "opacity": 1, "gravity": "northwest"}
+    body = {
+        "version": 1,
+        "pipeline": [
+            {"id": "plain", "action": "resize", "width": 50, "format": "png"},
+            {"id": "marked", "steps": [{"op": "resize", "width": 100}, mark], "format": "png"},
+        ],
+    }
+    job = await create_and_upload(tenant, body, encode(photo(200, 100), ".png"))
+    r = await tenant.http.post(f"/v1/jobs/{job['id']}/start")
+    assert r.status_code == 422 and r.headers["content-type"] == "application/problem+json", r.text
+    problem = r.json()
+    assert problem["code"] == "asset_not_found"
+    assert [e["path"] for e in problem["errors"]] == ["$.pipeline[1].steps[1].image"]
+    assert "POST /v1/assets" in problem["errors"][0]["message"]
+    assert (await tenant.http.get(f"/v1/jobs/{job['id']}")).json()["status"] == "created"
+
+    logo = pyvips.Image.black(20, 10, bands=3).copy(interpretation="srgb").write_to_buffer(".png")
+    asset = (await tenant.http.post("/v1/assets", json={"key": "brand/missing.png"})).json()
+    async with httpx.AsyncClient() as plain:
+        assert (await plain.put(asset["upload"]["put"]["url"], content=logo)).status_code == 200
+    assert (await tenant.http.post(f"/v1/jobs/{job['id']}/start")).status_code == 202
+    final = await wait_status(tenant, job["id"], {"succeeded", "failed"})
+    assert final["status"] == "succeeded", final

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from pixelflow_client import (
@@ -12,6 +13,7 @@ from pixelflow_client import (
     Client,
     JobFailed,
     NotFound,
+    PixelFlowError,
     RateLimited,
     Unauthorized,
     Unprocessable,
@@ -119,3 +121,26 @@ async def test_rate_limited_calls_wait_for_retry_after(stack: Stack) -> None:
         await t.http.aclose()
     finally:
         limited.stop()
+
+
+async def test_download_streams_a_variant_to_a_file_and_leaves_nothing_on_failure(
+    api: ApiServer, tenant: Tenant, worker: WorkerProcess, tmp_path: Path
+) -> None:
+    source = encode(photo(640, 480, seed=5), ".jpg")
+    async with AsyncClient(api.url, tenant.key) as pf:
+        job = await pf.submit(SPEC, source, timeout=60)
+        large = next(v for v in job.variants if v.id == "large")
+        saved = await pf.download(large, tmp_path / "large.webp")
+        assert saved.read_bytes()[8:12] == b"WEBP" and saved.stat().st_size == large.bytes
+        tampered = large.url.replace("X-Amz-Signature=", "X-Amz-Signature=0")
+        with pytest.raises(PixelFlowError) as err:
+            await pf.download(tampered, tmp_path / "bad.webp")
+        assert err.value.status == 403
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["large.webp"]  # no partial file
+
+    def sync() -> None:
+        with Client(api.url, tenant.key) as pf:
+            thumb = next(v for v in pf.get(job.id).variants if v.id == "thumb")
+            assert pf.download(thumb.url, tmp_path / "t.jpg").read_bytes()[:2] == b"\xff\xd8"
+
+    await asyncio.to_thread(sync)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,12 +47,30 @@ def test_run_many_inputs_in_parallel_reports_progress_and_failures(tmp_path: Pat
     spec.write_text(json.dumps({"version": 1, "pipeline": [{"id": "t", "action": "resize", "width": 60}]}))
     result = pixelflow("run", str(spec), *inputs, str(bad), "-o", str(tmp_path / "out"), "-j", "2", "--json")
     assert result.returncode == 1
-    records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert len(records) == 4
-    failed = [r for r in records if r["error_code"]]
-    assert [(Path(r["input"]).name, r["error_code"]) for r in failed] == [("bad.jpg", "unsupported_format")]
-    for i in range(3):
-        assert (tmp_path / "out" / f"in{i}" / "t.png").is_file()
+    doc = json.loads(result.stdout)  # one document for the whole run, whatever order the inputs finished in
+    assert (doc["total"], doc["succeeded"], doc["failed"]) == (4, 3, 1)
+    assert [r["input"] for r in doc["results"]] == [*inputs, str(bad)]
+    *good, failed = doc["results"]
+    assert failed["error"]["code"] == "unsupported_format" and failed["written"] == []
+    assert f"{bad}: FAILED unsupported_format" in result.stderr
+    for i, record in enumerate(good):
+        out = tmp_path / "out" / f"in{i}" / "t.png"
+        assert out.is_file() and record["error"] is None
+        assert record["written"] == [
+            {"variant": "t", "path": str(out), "format": "png", "width": 60, "height": 45, "bytes": out.stat().st_size}
+        ]
+
+
+def test_run_json_with_one_input_and_refusals(tmp_path: Path) -> None:
+    result = pixelflow("run", "examples/job.json", "examples/sample.jpg", "-o", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert (doc["total"], doc["succeeded"], doc["failed"]) == (1, 1, 0)
+    assert {w["variant"] for w in doc["results"][0]["written"]} == {"large", "card", "thumb_small", "square", "mono"}
+    # refused before any work (a missing spec, inputs that collide): one line on stderr, nothing on stdout
+    missing = pixelflow("run", str(tmp_path / "none.json"), "examples/sample.jpg", "-o", str(tmp_path), "--json")
+    assert (missing.returncode, missing.stdout) == (2, "")
+    assert missing.stderr.startswith("pixelflow: cannot read ")
 
 
 def test_invalid_spec_exits_2_with_paths(tmp_path: Path) -> None:
@@ -80,10 +99,77 @@ def test_validate_prints_the_normalised_spec() -> None:
     ]
 
 
-def test_schema_command_prints_the_committed_schema() -> None:
-    result = pixelflow("schema")
+def test_validate_json_is_one_document_either_way(tmp_path: Path) -> None:
+    good = pixelflow("validate", "examples/job.json", "--json")
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout) == {
+        "valid": True,
+        "spec": json.loads(pixelflow("validate", "examples/job.json").stdout),
+    }
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({"version": 1, "pipeline": [{"id": "a", "action": "resize", "width": -5},
+                                                           {"id": "b", "action": "blur", "sigma": "x"}]}))  # fmt: skip
+    bad = pixelflow("validate", str(spec), "--json")
+    assert (bad.returncode, bad.stderr) == (2, "")
+    assert json.loads(bad.stdout) == {
+        "valid": False,
+        "errors": [
+            {"path": "$.pipeline[0].width", "message": "Expected int >= 1"},
+            {"path": "$.pipeline[1].sigma", "message": "Expected float, got str"},
+        ],
+    }
+    unreadable = pixelflow("validate", str(tmp_path / "none.json"), "--json")
+    assert (unreadable.returncode, unreadable.stdout) == (2, "")
+    assert unreadable.stderr == f"pixelflow: cannot read {tmp_path / 'none.json'}: No such file or directory\n"
+
+
+@pytest.mark.parametrize("flags", [[], ["--json"]])
+def test_schema_command_prints_the_committed_schema(flags: list[str]) -> None:
+    result = pixelflow("schema", *flags)
     assert result.returncode == 0
     assert json.loads(result.stdout) == json.loads((ROOT / "schemas" / "job-spec.v1.json").read_text())
+
+
+def test_schema_write_json_lists_the_files(tmp_path: Path) -> None:
+    result = pixelflow("schema", "--write", str(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"written": [str(tmp_path / "job-spec.v1.json")]}
+    assert (tmp_path / "job-spec.v1.json").read_text() == (ROOT / "schemas" / "job-spec.v1.json").read_text()
+
+
+def test_output_prints_one_document_or_the_text(capsys: pytest.CaptureFixture[str]) -> None:
+    import datetime
+    import uuid
+    from dataclasses import dataclass
+
+    from cli.output import emit, emit_batch
+
+    @dataclass
+    class Record:
+        input: str
+        error: dict[str, str] | None
+
+    key = uuid.UUID(int=1)
+    emit(True, {"id": key, "at": datetime.datetime(2025, 1, 2, tzinfo=datetime.UTC)}, "never printed")
+    out, err = capsys.readouterr()
+    assert (json.loads(out), err) == ({"id": str(key), "at": "2025-01-02T00:00:00Z"}, "")
+    emit(False, {"never": "printed"}, ["line one", "line two"])
+    emit(False, {"never": "printed"}, "one line")
+    emit(False, {"never": "printed"})
+    assert capsys.readouterr() == ("line one\nline two\none line\n", "")
+
+    assert emit_batch(True, [Record("a", None), Record("b", {"code": "x", "message": "y"})]) == 1
+    out, err = capsys.readouterr()
+    assert err == ""
+    assert json.loads(out) == {
+        "total": 2,
+        "succeeded": 1,
+        "failed": 1,
+        "results": [{"input": "a", "error": None}, {"input": "b", "error": {"code": "x", "message": "y"}}],
+    }
+    assert emit_batch(False, [Record("a", None), Record("b", None)]) == 0
+    assert capsys.readouterr() == ("", "2/2 images processed, 0 failed\n")
 
 
 @pytest.mark.parametrize("key", ["../job.json", "/etc/passwd"])
@@ -158,3 +244,60 @@ def test_run_refuses_inputs_whose_outputs_collide(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "would both write photo/" in result.stderr
     assert not (tmp_path / "o").exists()  # nothing written, nothing silently overwritten
+
+
+def test_version() -> None:
+    from importlib.metadata import version
+
+    result = pixelflow("--version")
+    assert (result.returncode, result.stdout) == (0, f"pixelflow {version('pixelflow')}\n")
+
+
+def test_remote_commands_load_neither_libvips_nor_litestar() -> None:
+    """`submit` and `jobs` talk HTTP only: they start fast and run where libvips is absent."""
+    probe = (
+        "import sys\n"
+        "from cli.main import main\n"
+        "code = main(['jobs', 'list', '--api', 'http://127.0.0.1:9', '--timeout', '1'])\n"
+        "loaded = sorted(m for m in ('pyvips', 'litestar', 'psycopg', 'arq', 'uvicorn') if m in sys.modules)\n"
+        "print(code, loaded)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIXELFLOW_")}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=ROOT, timeout=60,
+        env=env | {"PIXELFLOW_API_KEY": "pf_x"},
+    )  # fmt: skip
+    assert out.stdout == "1 []\n"
+    assert out.stderr == "pixelflow: cannot reach http://127.0.0.1:9: Connection refused\n"
+
+
+def test_remote_commands_without_the_sdk_say_how_to_install_it() -> None:
+    probe = (
+        "import sys\nsys.modules['pixelflow_client'] = None\nfrom cli.main import main\nsys.exit(main(sys.argv[1:]))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIXELFLOW_")}
+    out = subprocess.run(
+        [sys.executable, "-c", probe, "jobs", "list"], capture_output=True, text=True, check=False, cwd=ROOT,
+        timeout=60, env=env | {"PIXELFLOW_API_URL": "http://127.0.0.1:9", "PIXELFLOW_API_KEY": "pf_x"},
+    )  # fmt: skip
+    assert (out.returncode, out.stderr) == (
+        1,
+        "pixelflow: the remote commands need the pixelflow-client package: "
+        "pip install ./clients/python (from a PixelFlow checkout)\n",
+    )
+
+
+def test_progress_prints_plain_lines_when_not_a_terminal() -> None:
+    import io
+
+    from cli.progress import Progress
+
+    stream = io.StringIO()
+    progress = Progress(2, stream=stream)
+    progress.uploading_one()
+    progress.processing_one()
+    progress.finished_one(failed=True, was="processing")
+    progress.print("[1/2] a.jpg: FAILED corrupt_image: truncated (job x, failed)")
+    progress.close()
+    assert stream.getvalue() == "[1/2] a.jpg: FAILED corrupt_image: truncated (job x, failed)\n"
+    assert (progress.done, progress.failed, progress.processing) == (1, 1, 0)

@@ -13,7 +13,7 @@ import httpx
 
 from pixelflow_client._calls import Call, backoff, calls, check, parse
 from pixelflow_client.errors import JobFailed, RateLimited, Unavailable
-from pixelflow_client.models import Delivery, Job, JobPage, Upload, Validation
+from pixelflow_client.models import Delivery, Job, JobPage, Upload, Validation, Variant
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -25,6 +25,15 @@ def _bytes(file: bytes | str | Path) -> bytes:
     return file if isinstance(file, bytes) else Path(file).read_bytes()
 
 
+def _url(variant_or_url: Variant | str) -> str:
+    return variant_or_url.url if isinstance(variant_or_url, Variant) else variant_or_url
+
+
+def _partial(dest: Path) -> Path:
+    # Written beside its destination and renamed once complete: a failed download leaves no half file.
+    return dest.with_name(f".{dest.name}.part")
+
+
 def _headers(api_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {api_key}", "User-Agent": "pixelflow-client/0.1"}
 
@@ -32,7 +41,9 @@ def _headers(api_key: str) -> dict[str, str]:
 class Client:
     """``Client("http://127.0.0.1:8000", api_key)``; also a context manager."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0, max_retries: int = 4) -> None:
+    def __init__(
+        self, base_url: str, api_key: str, *, timeout: float | httpx.Timeout = 30.0, max_retries: int = 4
+    ) -> None:
         self._http = httpx.Client(base_url=base_url, headers=_headers(api_key), timeout=timeout)
         self._storage = httpx.Client(timeout=timeout)  # presigned URLs: never send the API key there
         self.max_retries = max_retries
@@ -109,6 +120,23 @@ class Client:
             raise JobFailed(final)
         return final
 
+    def download(self, variant: Variant | str, dest: str | Path) -> Path:
+        """Save a variant (or any download URL the API gave) to ``dest``, streamed; the API key is not sent."""
+        dest = Path(dest)
+        part = _partial(dest)
+        try:
+            with self._storage.stream("GET", _url(variant)) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    check(response)
+                with part.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
+            part.replace(dest)
+        finally:
+            part.unlink(missing_ok=True)
+        return dest
+
     def list(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> JobPage:
         return self._send(calls.list(status, limit, cursor))
 
@@ -145,7 +173,9 @@ class Client:
 class AsyncClient:
     """The same methods as ``Client``, awaitable; ``iter_jobs`` is an async iterator."""
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0, max_retries: int = 4) -> None:
+    def __init__(
+        self, base_url: str, api_key: str, *, timeout: float | httpx.Timeout = 30.0, max_retries: int = 4
+    ) -> None:
         self._http = httpx.AsyncClient(base_url=base_url, headers=_headers(api_key), timeout=timeout)
         self._storage = httpx.AsyncClient(timeout=timeout)
         self.max_retries = max_retries
@@ -219,6 +249,22 @@ class AsyncClient:
         if raise_on_failure and final.status != "succeeded":
             raise JobFailed(final)
         return final
+
+    async def download(self, variant: Variant | str, dest: str | Path) -> Path:
+        dest = Path(dest)
+        part = _partial(dest)
+        try:
+            async with self._storage.stream("GET", _url(variant)) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    check(response)
+                with part.open("wb") as out:
+                    async for chunk in response.aiter_bytes():
+                        out.write(chunk)
+            part.replace(dest)
+        finally:
+            part.unlink(missing_ok=True)
+        return dest
 
     async def list(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> JobPage:
         return await self._send(calls.list(status, limit, cursor))

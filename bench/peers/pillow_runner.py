@@ -1,0 +1,68 @@
+"""Pillow (or Pillow-SIMD, run by its own venv's python): draft() shrink-on-load once to the largest
+output, then one LANCZOS resize and one encode per output.
+Usage: python pillow_runner.py JOB.json -> prints {"seconds": [...], "peak_rss": bytes}"""
+
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+from PIL import Image
+
+job = json.loads(Path(sys.argv[1]).read_text())
+data = Path(job["source"]).read_bytes()
+largest = max(o["width"] for o in job["outputs"])
+sw, sh = job["source_width"], job["source_height"]
+
+
+def size(o: dict) -> tuple[int, int]:
+    return o["width"], o.get("height") or max(1, int(sh * o["width"] / sw + 0.5))
+
+
+def encode(im: Image.Image, o: dict) -> bytes:
+    buf = io.BytesIO()
+    if o["format"] == "webp":
+        im.save(buf, "WEBP", quality=o["quality"], method=o.get("effort", 4))
+    elif o["format"] == "jpeg":
+        im.save(buf, "JPEG", quality=o["quality"], progressive=bool(o.get("progressive")), optimize=True)
+    else:
+        im.save(buf, "PNG", compress_level=o.get("effort", 6))
+    return buf.getvalue()
+
+
+def cover(im: Image.Image, w: int, h: int) -> Image.Image:
+    scale = max(w / im.width, h / im.height)
+    sw2, sh2 = max(w, round(im.width * scale)), max(h, round(im.height * scale))
+    left, top = (sw2 - w) // 2, (sh2 - h) // 2
+    return im.resize((w, h), Image.LANCZOS, box=(left / scale, top / scale, (left + w) / scale, (top + h) / scale))
+
+
+def once() -> list[bytes]:
+    im = Image.open(io.BytesIO(data))
+    if im.format == "JPEG":
+        im.draft("RGB", (largest, round(sh * largest / sw)))
+    im.load()
+    if im.mode not in ("RGB", "RGBA"):
+        im = im.convert("RGBA" if "A" in im.mode else "RGB")
+    outs = []
+    for o in job["outputs"]:
+        w, h = size(o)
+        resized = cover(im, w, h) if o.get("fit") == "cover" else im.resize((w, h), Image.LANCZOS)
+        outs.append(encode(resized, o))
+    return outs
+
+
+seconds = []
+outputs: list[bytes] = []
+for _ in range(job["iterations"]):
+    t = time.perf_counter()
+    outputs = once()
+    seconds.append(time.perf_counter() - t)
+if job.get("out_dir"):
+    for o, b in zip(job["outputs"], outputs, strict=True):
+        Path(job["out_dir"], f"{o['id']}.{o['format']}").write_bytes(b)
+# VmHWM: this process's own high-water mark (ru_maxrss would carry the parent's across exec)
+status = Path("/proc/self/status").read_text().splitlines()
+hwm = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+print(json.dumps({"seconds": seconds, "peak_rss": hwm}))

@@ -1,0 +1,42 @@
+"""What a command prints on stdout: text for a person, or with ``--json`` one JSON document for a
+script, decided here for every command. Failures are never printed here: they are one line on
+stderr, so stdout holds the document or nothing."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+__all__ = ["emit", "emit_batch", "json_option"]
+
+
+def json_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON document on stdout instead of text")
+
+
+def emit(as_json: bool, doc: Any, text: str | Iterable[str] = ()) -> None:
+    """``doc`` as one JSON document (dataclasses, msgspec structs, UUIDs and datetimes become JSON
+    values), or the ``text`` lines; nothing when there are none."""
+    if as_json:
+        sys.stdout.write(json.dumps(msgspec.to_builtins(doc), indent=2) + "\n")
+        return
+    for line in [text] if isinstance(text, str) else text:
+        print(line)
+
+
+def emit_batch(as_json: bool, results: Sequence[Any]) -> int:
+    """The end of ``run`` and ``submit`` (whose per-input lines were printed as each finished):
+    with ``--json`` the one document, the counts and one record per input in the order given (a
+    record whose ``error`` is not null failed); as text, a count line on stderr when there were
+    several inputs. Returns how many failed."""
+    total = len(results)
+    failed = sum(r.error is not None for r in results)
+    emit(as_json, {"total": total, "succeeded": total - failed, "failed": failed, "results": list(results)})
+    if total > 1 and not as_json:
+        print(f"{total - failed}/{total} images processed, {failed} failed", file=sys.stderr)
+    return failed

@@ -1,0 +1,120 @@
+"""``pixelflow up --keep-running`` as a newcomer runs it: its printed export lines are enough to
+drive the stack with ``pixelflow submit``, and Ctrl-C (SIGINT) stops every piece of it cleanly."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from devstack.servers import free_port
+from tests.integration.conftest import PIXELFLOW, ROOT
+
+pytestmark = pytest.mark.integration
+
+
+def _lines(stream: object, into: queue.Queue[str | None]) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        into.put(line)
+    into.put(None)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_keep_running_prints_the_exports_that_submit_uses_and_stops_on_sigint(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIXELFLOW_")}  # local storage, as a newcomer
+    err = (tmp_path / "up.err").open("w+")
+    up = subprocess.Popen(
+        [PIXELFLOW, "up", "--keep-running", "--port", str(port)],
+        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        printed: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=_lines, args=(up.stdout, printed), daemon=True).start()
+        seen: list[str] = []
+        deadline = time.monotonic() + 180
+        while not any(line.startswith("API=") for line in seen):
+            line = printed.get(timeout=max(0.1, deadline - time.monotonic()))
+            assert line is not None, f"up exited early: {''.join(seen)}"
+            seen.append(line)
+        out = "".join(seen)
+        exported = re.search(r"^export PIXELFLOW_API_URL=(\S+) PIXELFLOW_API_KEY=(pf_\S+)$", out, re.M)
+        assert exported is not None, out
+        url, key = exported.groups()
+        assert url == f"http://127.0.0.1:{port}"
+        assert f"API={url}; KEY={key}\n" in out  # README's walk-through variables
+        assert out.count(key) == 2 and f"({key[:10]}…)" in out  # the demo itself shows it truncated
+
+        result = subprocess.run(
+            [PIXELFLOW, "submit", "examples/job.json", "examples/sample.jpg", "--assets", "examples",
+             "-o", str(tmp_path / "out"), "--json"],
+            env=env | {"PIXELFLOW_API_URL": url, "PIXELFLOW_API_KEY": key},
+            cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert sorted(p.name for p in (tmp_path / "out" / "sample").iterdir()) == [
+            "card.jpg", "large.webp", "mono.png", "square.webp", "thumb_small.webp",
+        ]  # fmt: skip
+
+        up.send_signal(signal.SIGINT)
+        assert up.wait(timeout=60) == 0
+        assert not _port_open(port)  # the API went with it
+        err.seek(0)
+        assert "Traceback" not in err.read()
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)  # its own session: up, the API, the worker, Redis, PostgreSQL
+            up.wait(timeout=10)
+        err.close()
+
+
+def test_a_port_given_with_port_must_be_free(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIXELFLOW_")}
+        result = subprocess.run(
+            [PIXELFLOW, "up", "--port", str(port)], env=env, capture_output=True, text=True, timeout=30, check=False
+        )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == f"pixelflow: port {port} is in use; choose another with --port\n"
+
+
+def test_s3_storage_that_is_not_there_is_one_line_before_anything_starts() -> None:
+    endpoint = f"127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIXELFLOW_")}
+    env |= {"PIXELFLOW_STORAGE": "s3", "PIXELFLOW_S3_ENDPOINT": endpoint}
+    result = subprocess.run(
+        [PIXELFLOW, "up", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"pixelflow: PIXELFLOW_STORAGE=s3, but S3 at {endpoint} (PIXELFLOW_S3_ENDPOINT) cannot be reached: "
+        "Connection refused; start MinIO or LocalStack there, or unset PIXELFLOW_STORAGE to keep objects in a "
+        "local directory\n"
+    )
+    del env["PIXELFLOW_S3_ENDPOINT"]
+    with socket.socket() as s:
+        if s.connect_ex(("127.0.0.1", 9000)) == 0:
+            return  # something listens on the default endpoint here
+    result = subprocess.run(
+        [PIXELFLOW, "up", "--port", str(free_port())], env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "pixelflow: PIXELFLOW_STORAGE=s3, but S3 at 127.0.0.1:9000 (PIXELFLOW_S3_ENDPOINT, unset, so its default) "
+        "cannot be reached: Connection refused;"
+    )

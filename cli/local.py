@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cli.inputs import outputs_or_refuse
-from cli.output import emit, emit_batch, json_option
+from cli.output import Written, emit, emit_batch, json_option
 from infra.settings import SettingsError, load_settings
 from pipeline.dsl import JobSpec, Limits, asset_keys, decode_job_spec, encode_job_spec
 from pipeline.errors import PipelineError, SpecError
@@ -90,23 +90,13 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 @dataclass(frozen=True)
-class _Written:
-    variant: str
-    path: str
-    format: str
-    width: int
-    height: int
-    bytes: int
-
-
-@dataclass(frozen=True)
 class _Result:
     """One input's record in ``run --json`` (the shape of ``submit --json``'s, less the job)."""
 
     input: str
     seconds: float
     error: dict[str, str] | None = None  # {"code", "message"}
-    written: tuple[_Written, ...] = ()
+    written: tuple[Written, ...] = ()
 
     @classmethod
     def failed(cls, source: Path, started: float, code: str, message: str) -> _Result:
@@ -134,7 +124,7 @@ def _process_one(
     for v in result.variants:
         path = target / f"{v.id}{EXTENSIONS[v.format]}"
         path.write_bytes(v.data)
-        written.append(_Written(v.id, str(path), v.format, v.width, v.height, v.bytes))
+        written.append(Written(v.id, str(path), v.format, v.width, v.height, v.bytes))
     return _Result(str(source), _since(started), written=tuple(written))
 
 

@@ -8,11 +8,24 @@ import argparse
 import json
 import sys
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-__all__ = ["emit", "emit_batch", "json_option"]
+__all__ = ["Written", "emit", "emit_batch", "json_option"]
+
+
+@dataclass(frozen=True)
+class Written:
+    """One output file a command wrote (``run`` and ``submit`` report the same records)."""
+
+    variant: str
+    path: str
+    format: str
+    width: int
+    height: int
+    bytes: int
 
 
 def json_option(parser: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.inputs import outputs_or_refuse
-from cli.output import emit_batch
+from cli.output import Written, emit_batch
 from cli.progress import Progress
 from cli.remote import UsageError, positive_int, problem_lines, run_remote, transport_line
 from pipeline.sniff import EXTENSIONS
@@ -54,23 +54,13 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
 
 
 @dataclass
-class _Written:
-    variant: str
-    path: str
-    format: str
-    width: int
-    height: int
-    bytes: int
-
-
-@dataclass
 class _Outcome:
     input: str
     job_id: str | None = None
     status: str | None = None  # the job's last known state; None: no job was created
     seconds: float = 0.0
     error: dict[str, str] | None = None  # {"code", "message"}
-    written: list[_Written] = field(default_factory=list)
+    written: list[Written] = field(default_factory=list)
 
     def fail(self, code: str, message: str) -> _Outcome:
         self.error = {"code": code, "message": message}
@@ -185,7 +175,7 @@ async def _one(
         target.mkdir(parents=True, exist_ok=True)
         for v in final.variants:
             path = await pf.download(v, target / f"{v.id}{EXTENSIONS.get(v.format, '.' + v.format)}")
-            outcome.written.append(_Written(v.id, str(path), v.format, v.width, v.height, v.bytes))
+            outcome.written.append(Written(v.id, str(path), v.format, v.width, v.height, v.bytes))
         return outcome
     except OSError as exc:
         return outcome.fail("unreadable", f"{exc.strerror or exc}")

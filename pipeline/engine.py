@@ -22,7 +22,7 @@ from pipeline.dsl.limits import Limits
 from pipeline.dsl.steps import Resize
 from pipeline.encode import encode, resolve_format
 from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, PipelineError
-from pipeline.load import SourceInfo, decode, probe
+from pipeline.load import SourceInfo, decode, drop_opaque_alpha, probe
 from pipeline.ops import AssetResolver, OpContext, apply_step
 from pipeline.vips import configure_vips
 
@@ -111,7 +111,7 @@ def process(
     with observe("pipeline.decode", {"source.format": info.format, "decode.width": plan.decode_size[0]}):
         source = decode(data, plan, auto_orient=spec.auto_orient)
         if plan.materialize_source:
-            source = _evaluate(_materialize, source, deadline=deadline, what="decoding the source")
+            source = drop_opaque_alpha(_evaluate(_materialize, source, deadline=deadline, what="decoding the source"))
     images: dict[str | None, pyvips.Image] = {None: source}
     # Encoders (libwebp, libjpeg, ...) are single-threaded and dominate a job's time, so with
     # spare libvips threads the variants are encoded concurrently while the main thread builds

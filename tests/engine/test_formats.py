@@ -98,3 +98,23 @@ def test_effort_out_of_range_for_the_resolved_format_is_clamped(jpeg_600x400: by
     data = encode(photo(64, 48), ".webp")
     v = run(data, {"id": "v", "effort": 9}).variants[0]
     assert v.format == "webp" and load(v.data).width == 64
+
+
+def test_an_opaque_alpha_band_is_dropped_and_changes_no_pixel() -> None:
+    """Several variants read the decoded source from memory; an alpha that is 255 everywhere is
+    dropped there (resizes then run in 8 bits, not premultiplied float) and outputs are the same
+    pixels as from the RGB original. A real alpha is kept."""
+    rgb = photo(900, 600, seed=3)
+    opaque = rgb.bandjoin(255).copy(interpretation="srgb")
+    variants = [
+        {"id": "big", "action": "resize", "width": 600, "format": "png"},
+        {"id": "small", "action": "resize", "width": 200, "format": "png"},
+    ]
+    from_opaque = {v.id: v for v in run(encode(opaque, ".png"), *variants).variants}
+    from_rgb = {v.id: v for v in run(encode(rgb, ".png"), *variants).variants}
+    for vid in ("big", "small"):
+        a, b = load(from_opaque[vid].data), load(from_rgb[vid].data)
+        assert a.bands == 3
+        assert (a - b).abs().max() == 0, vid
+    translucent = run(encode(photo(900, 600, seed=3, alpha=True), ".png"), *variants).variants
+    assert all(load(v.data).bands == 4 for v in translucent)

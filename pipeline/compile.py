@@ -34,6 +34,7 @@ __all__ = [
     "check_source_size",
     "compile_plan",
     "decode_size",
+    "jpeg_shrink",
     "plan_issues",
     "spec_issues",
 ]
@@ -61,6 +62,7 @@ class Plan:
     materialize_source: bool
     nodes: tuple[PlanNode, ...]
     decode_cost: float
+    jpeg_shrink: int = 1  # a JPEG is decoded at 1/jpeg_shrink by its DCT (see jpeg_shrink())
 
     @property
     def cost(self) -> float:
@@ -106,6 +108,18 @@ def decode_size(width: int, height: int, scale: float) -> tuple[int, int]:
     return pixels(width * h / height), h
 
 
+def jpeg_shrink(source: tuple[int, int], needed: tuple[int, int]) -> int:
+    """The JPEG decoder's own scale-down (1/2, 1/4, 1/8 in the DCT, far cheaper than decoding in
+    full and resizing): the largest whose image still covers ``needed``, so the variants' resize
+    is left at most a factor of 2, as sharp and Pillow's draft() choose. (libvips' thumbnail keeps
+    at least 2x for its own resize, decoding up to 4x the pixels: a 24 MP JPEG for a 400 px
+    variant at 1500 px instead of 750, and for a 2560 px one in full instead of at 3000 px.)"""
+    for factor in (8, 4, 2):
+        if -(-source[0] // factor) >= needed[0] and -(-source[1] // factor) >= needed[1]:
+            return factor
+    return 1
+
+
 def check_source_size(width: int, height: int, limits: Limits) -> ImageTooLarge | None:
     if width * height > limits.max_source_pixels:
         return ImageTooLarge(
@@ -149,6 +163,9 @@ def plan_issues(
     roots = [v for v in order if v.from_ is None]
     scale = max(_needed_scale(v, width, height) for v in roots)
     decode = decode_size(width, height, scale)
+    shrink = jpeg_shrink((width, height), decode) if source_format == "jpeg" else 1
+    if shrink > 1:
+        decode = (-(-width // shrink), -(-height // shrink))  # libjpeg rounds its scaled size up
     issues: list[PlanIssue] = []
     too_big = check_source_size(width, height, limits)
     if too_big is not None:
@@ -183,6 +200,7 @@ def plan_issues(
         materialize_source=len(roots) > 1 or random_from_source,
         nodes=tuple(nodes),
         decode_cost=decode_cost((width, height), decode),
+        jpeg_shrink=shrink,
     )
     costs = [(index[n.variant.id], n) for n in plan.nodes]
     issues.extend(_budget_issues(costs, plan.cost, limits, certain=False))

@@ -72,15 +72,14 @@ def decode(data: bytes, plan: Plan, *, auto_orient: bool) -> pyvips.Image:
     dw, dh = plan.decode_size
     sw, sh = plan.source_size
     width, height = (dw, _HUGE) if sw >= sh else (_HUGE, dh)
+    fail_on = _FAIL_ON.get(sniff(data[:SNIFF_BYTES]), "error")
     try:
-        image = pyvips.Image.thumbnail_buffer(
-            data,
-            width,
-            height=height,
-            size="down",
-            no_rotate=not auto_orient,
-            option_string=f"fail_on={_FAIL_ON.get(sniff(data[:SNIFF_BYTES]), 'error')}",
-        )
+        if plan.jpeg_shrink > 1:
+            image = _jpeg_shrunk(data, plan.jpeg_shrink, auto_orient=auto_orient, fail_on=fail_on)
+        else:
+            image = pyvips.Image.thumbnail_buffer(
+                data, width, height=height, size="down", no_rotate=not auto_orient, option_string=f"fail_on={fail_on}"
+            )
     except pyvips.Error as exc:
         raise CorruptImage("the image cannot be decoded", detail=str(exc)) from None
     if image.format != "uchar":
@@ -88,6 +87,21 @@ def decode(data: bytes, plan: Plan, *, auto_orient: bool) -> pyvips.Image:
         image = image.colourspace("b-w" if grey else "srgb")
         if image.format != "uchar":
             image = image.cast("uchar")
+    return image
+
+
+def _jpeg_shrunk(data: bytes, shrink: int, *, auto_orient: bool, fail_on: str) -> pyvips.Image:
+    """What thumbnail_buffer does for a JPEG, at the planner's DCT scale (``Plan.jpeg_shrink``)
+    rather than thumbnail's: upright, and colour-managed to sRGB by its embedded profile (CMYK
+    without one by libvips' CMYK profile). The variants' resizes do the rest."""
+    # random access (the default): the shrunk image is small, and autorot's 90-degree turns read out of order
+    image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=fail_on)
+    if auto_orient:
+        image = image.autorot()
+    if "icc-profile-data" in image.get_fields():
+        image = image.icc_transform("srgb", embedded=True, intent="relative")
+    elif image.interpretation == "cmyk":
+        image = image.icc_transform("srgb", input_profile="cmyk", intent="relative")
     return image
 
 

@@ -134,3 +134,23 @@ def test_crop_boxes() -> None:
 )
 def test_right_angle_rotation_sizes(angle: float, expected: tuple) -> None:
     assert rotated_size(Rotate(angle=angle), 400, 200) == expected
+
+
+@pytest.mark.parametrize(
+    ("width", "shrink", "decode"),
+    [
+        (400, 8, (750, 500)),  # libvips' thumbnail would decode 1500x1000 and resize twice as far
+        (750, 8, (750, 500)),
+        (751, 4, (1500, 1000)),
+        (2560, 2, (3000, 2000)),  # thumbnail: the full 24 MP
+        (3001, 1, (3001, 2001)),
+    ],
+)
+def test_a_jpeg_decodes_at_the_smallest_dct_scale_that_covers_every_variant(
+    width: int, shrink: int, decode: tuple[int, int]
+) -> None:
+    s = spec({"id": "a", "action": "resize", "width": width}, {"id": "t", "action": "resize", "width": 100})
+    plan = compile_plan(s, 6000, 4000, source_format="jpeg")
+    assert (plan.jpeg_shrink, plan.decode_size) == (shrink, decode)
+    assert [n.predicted_size for n in plan.nodes][1] == (100, 67)  # sized from the source all the same
+    assert compile_plan(s, 6000, 4000, source_format="png").jpeg_shrink == 1

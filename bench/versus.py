@@ -39,6 +39,7 @@ PEERS = ROOT / "bench" / "peers"
 class Impl:
     name: str
     argv: list[str]  # the job file is appended
+    env: tuple[tuple[str, str], ...] = ()
 
     @property
     def available(self) -> bool:
@@ -93,7 +94,7 @@ def make_corpus(folder: Path, quick: bool) -> dict[str, tuple[Path, int, int]]:
 def run_one(impl: Impl, job: dict, folder: Path, *, threads: int | None) -> dict:
     path = folder / f"job-{impl.name}-{time.time_ns()}.json"
     path.write_text(json.dumps(job))
-    env = dict(os.environ)
+    env = dict(os.environ) | dict(impl.env)
     if threads == 1:
         env |= {"VIPS_CONCURRENCY": "1", "PEER_THREADS": "1", "UV_THREADPOOL_SIZE": "1"}
     else:
@@ -108,7 +109,7 @@ def throughput(impl: Impl, job: dict, folder: Path) -> float:
     """Images per second of two single-threaded processes running at once."""
     path = folder / f"tp-{impl.name}-{time.time_ns()}.json"
     path.write_text(json.dumps(job))
-    env = {**os.environ, "VIPS_CONCURRENCY": "1", "PEER_THREADS": "1", "UV_THREADPOOL_SIZE": "1"}
+    env = {**os.environ, **dict(impl.env), "VIPS_CONCURRENCY": "1", "PEER_THREADS": "1", "UV_THREADPOOL_SIZE": "1"}
     procs = [subprocess.Popen([*impl.argv, str(path)], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]  # fmt: skip
     rate = 0.0
@@ -150,11 +151,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="also run PixelFlow's engine from this checkout (git worktree add DIR REV)")  # fmt: skip
+    ap.add_argument("--only", help="comma-separated implementations to run (default: all installed)")
     args = ap.parse_args(argv)
     rounds = 1 if args.quick else args.rounds
     iterations = 2 if args.quick else 6
-    impls = [i for i in IMPLS if i.available]
-    missing = [i.name for i in IMPLS if not i.available]
+    candidates = list(IMPLS)
+    if args.baseline:
+        base = args.baseline.resolve()
+        # this tree's runner, importing `pipeline` from the baseline checkout ahead of this one
+        runner = [sys.executable, str(PEERS / "pyvips_runner.py"), "pixelflow"]
+        candidates.insert(1, Impl(f"pixelflow@{base.name}", runner, (("PYTHONPATH", str(base)),)))
+    if args.only:
+        keep = set(args.only.split(",")) | {"pixelflow"}
+        candidates = [i for i in candidates if i.name in keep or i.name.startswith("pixelflow@")]
+    impls = [i for i in candidates if i.available]
+    missing = [i.name for i in candidates if not i.available]
     folder = Path(tempfile.mkdtemp(prefix="pixelflow-versus-"))
     corpus = make_corpus(folder, args.quick)
     report = [

@@ -5,20 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import queue
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cli.inputs import outputs_or_refuse
 from cli.output import Written, emit, emit_batch, json_option
-from infra.settings import SettingsError, load_settings
 from pipeline.dsl import JobSpec, Limits, asset_keys, decode_job_spec, encode_job_spec
 from pipeline.errors import PipelineError, SpecError
-from pipeline.sandbox import EngineRequest, Sandbox, SandboxConfig
 from pipeline.sniff import EXTENSIONS
+
+if TYPE_CHECKING:  # `run` imports these when it runs: every other command starts faster without them
+    from pipeline.sandbox import Sandbox
 
 __all__ = ["register"]
 
@@ -110,6 +110,8 @@ def _since(started: float) -> float:
 def _process_one(
     sandbox: Sandbox, spec: JobSpec, source: Path, target: Path, assets: Path | None, limits: Limits
 ) -> _Result:
+    from pipeline.sandbox import EngineRequest
+
     started = time.perf_counter()
     try:
         data = source.read_bytes()
@@ -143,6 +145,12 @@ def _read_assets(spec: JobSpec, root: Path | None) -> dict[str, bytes]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import queue
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    from infra.settings import SettingsError, load_settings
+    from pipeline.sandbox import Sandbox, SandboxConfig
+
     try:
         limits = load_settings().limits  # the service's limits and deadline, from the same variables
     except SettingsError as exc:

@@ -9,7 +9,6 @@ libvips or Litestar.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -155,6 +154,8 @@ def run_remote(args: argparse.Namespace, work: Callable[[Any], Awaitable[int]]) 
     async def main() -> int:
         async with AsyncClient(url, key, timeout=httpx.Timeout(args.timeout)) as client:
             return await work(client)
+
+    import asyncio  # imported when a command runs: `pixelflow --help` stays quick
 
     try:
         return asyncio.run(main())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 import uuid
@@ -116,6 +115,8 @@ def app_factory() -> Any:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    import asyncio
+
     from data_plane.worker import run_worker
 
     asyncio.run(run_worker(_settings(), burst=args.burst))
@@ -143,6 +144,8 @@ def _database_errors(run: Callable[[], int]) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
+    import asyncio
+
     from infra.db import migrate, probe
 
     url = _settings().database_url
@@ -160,6 +163,8 @@ def cmd_migrate(args: argparse.Namespace) -> int:
 def _with_clients(work: Callable[[Any], Awaitable[int]]) -> int:
     """Run ``work`` with a ``ClientRepo`` on a small pool of its own, once one connection has
     answered (so an absent database fails in a second, not after the pool's 30 s of retries)."""
+    import asyncio
+
     from infra.db import open_pool, probe
     from infra.repo import ClientRepo
 

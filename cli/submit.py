@@ -9,7 +9,6 @@ that would overwrite each other, a spec the API rejects, a watermark image that 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import mimetypes
@@ -124,6 +123,8 @@ async def _upload_assets(pf: Any, root: Path, keys: set[str]) -> None:
 
 
 async def _run(pf: Any, args: argparse.Namespace, spec: dict[str, Any], pairs: list[tuple[Path, Path]]) -> int:
+    import asyncio  # here, not at the top: every `pixelflow` command imports this module
+
     progress = Progress(len(pairs))
     slots = asyncio.Semaphore(args.concurrency)
     run_id = uuid.uuid4().hex[:12]

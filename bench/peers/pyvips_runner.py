@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-_HUGE = 10_000_000
-
 
 def spec_for(outputs: list[dict]) -> dict:
     variants = []
@@ -40,23 +38,26 @@ def pixelflow(data: bytes, job: dict):
 
 
 def floor(data: bytes, job: dict):
-    import pyvips
-
-    from pipeline.dsl import decode_job_spec
+    """PixelFlow's own decode (the planner's shrink-on-load choice) and the same encodes; each
+    output's resize is done untimed, unless there is one output, which streams as PixelFlow's does."""
+    from pipeline.compile import compile_plan
+    from pipeline.dsl import Limits, decode_job_spec
     from pipeline.encode import encode
+    from pipeline.load import decode, probe
+    from pipeline.ops.resize import scale
 
-    variants = decode_job_spec(spec_for(job["outputs"])).pipeline
-    largest = max(o["width"] for o in job["outputs"])
-    full = pyvips.Image.thumbnail_buffer(data, largest, height=_HUGE).copy_memory()
-    resized = [full.thumbnail_image(o["width"], height=o.get("height") or _HUGE, crop="centre" if o.get("height") else "none").copy_memory()
-               for o in job["outputs"]]  # fmt: skip
+    spec = decode_job_spec(spec_for(job["outputs"]))
+    info = probe(data, Limits())
+    plan = compile_plan(spec, info.width, info.height, source_format=info.format)
+    sizes = [n.predicted_size for n in plan.nodes]
+    variants = [n.variant for n in plan.nodes]
+    decoded = decode(data, plan, auto_orient=True).copy_memory()
+    resized = [scale(decoded, *size).copy_memory() for size in sizes]
 
     def once() -> list[bytes]:
-        if len(variants) == 1:  # one output streams from the decoder into the encoder
-            return [
-                encode(pyvips.Image.thumbnail_buffer(data, largest, height=_HUGE), variants[0], variants[0].format)[0]
-            ]
-        pyvips.Image.thumbnail_buffer(data, largest, height=_HUGE).copy_memory()  # the decode
+        if len(variants) == 1:
+            return [encode(scale(decode(data, plan, auto_orient=True), *sizes[0]), variants[0], variants[0].format)[0]]
+        decode(data, plan, auto_orient=True).copy_memory()
         return [encode(im, v, v.format)[0] for im, v in zip(resized, variants, strict=True)]
 
     return once

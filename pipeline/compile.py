@@ -62,7 +62,9 @@ class Plan:
     materialize_source: bool
     nodes: tuple[PlanNode, ...]
     decode_cost: float
-    jpeg_shrink: int = 1  # a JPEG is decoded at 1/jpeg_shrink by its DCT (see jpeg_shrink())
+    # A JPEG is decoded at 1/jpeg_shrink by its DCT (see jpeg_shrink()); then, if the decode is
+    # held for several variants, reduced to decode_size once.
+    jpeg_shrink: int = 1
 
     @property
     def cost(self) -> float:
@@ -164,7 +166,11 @@ def plan_issues(
     scale = max(_needed_scale(v, width, height) for v in roots)
     decode = decode_size(width, height, scale)
     shrink = jpeg_shrink((width, height), decode) if source_format == "jpeg" else 1
-    if shrink > 1:
+    held = len(roots) > 1 or any(s.random_access for v in roots for s in v.steps)
+    if shrink > 1 and not held:
+        # one variant streams from the decoder: its resize goes straight from the DCT-scaled image.
+        # (A decode held in memory for several variants is reduced to `decode` once first, so
+        # each of them resizes from the smallest image that serves them all.)
         decode = (-(-width // shrink), -(-height // shrink))  # libjpeg rounds its scaled size up
     issues: list[PlanIssue] = []
     too_big = check_source_size(width, height, limits)
@@ -181,7 +187,6 @@ def plan_issues(
     # (as sharp and libvips' thumbnail do), so outputs do not depend on the decode's rounding.
     logical = (width, height) if decode != (width, height) else None
     nodes = []
-    random_from_source = False
     for v in order:
         at = f"$.pipeline[{index[v.id]}]"
         followed = _follow(v, at, sizes[v.from_], limits, issues, logical=logical if v.from_ is None else None)
@@ -189,15 +194,13 @@ def plan_issues(
             return None, tuple(issues)
         (w, h), work = followed
         sizes[v.id] = (w, h)
-        if v.from_ is None and any(s.random_access for s in v.steps):
-            random_from_source = True
         fmt = output_format(v.format, source_format)
         encoding = _encode_cost(v, fmt, (w, h))
         nodes.append(PlanNode(v, v.from_, children.get(v.id, 0) > 0, (w, h), fmt, work, encoding))
     plan = Plan(
         source_size=(width, height),
         decode_size=decode,
-        materialize_source=len(roots) > 1 or random_from_source,
+        materialize_source=held,
         nodes=tuple(nodes),
         decode_cost=decode_cost((width, height), decode),
         jpeg_shrink=shrink,

@@ -76,6 +76,8 @@ def decode(data: bytes, plan: Plan, *, auto_orient: bool) -> pyvips.Image:
     try:
         if plan.jpeg_shrink > 1:
             image = _jpeg_shrunk(data, plan.jpeg_shrink, auto_orient=auto_orient, fail_on=fail_on)
+            if (image.width, image.height) != plan.decode_size:  # held for several variants: see Plan
+                image = image.resize(dw / image.width, vscale=dh / image.height)
         else:
             image = pyvips.Image.thumbnail_buffer(
                 data, width, height=height, size="down", no_rotate=not auto_orient, option_string=f"fail_on={fail_on}"

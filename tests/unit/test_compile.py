@@ -137,7 +137,7 @@ def test_right_angle_rotation_sizes(angle: float, expected: tuple) -> None:
 
 
 @pytest.mark.parametrize(
-    ("width", "shrink", "decode"),
+    ("width", "shrink", "streamed"),
     [
         (400, 8, (750, 500)),  # libvips' thumbnail would decode 1500x1000 and resize twice as far
         (750, 8, (750, 500)),
@@ -147,10 +147,18 @@ def test_right_angle_rotation_sizes(angle: float, expected: tuple) -> None:
     ],
 )
 def test_a_jpeg_decodes_at_the_smallest_dct_scale_that_covers_every_variant(
-    width: int, shrink: int, decode: tuple[int, int]
+    width: int, shrink: int, streamed: tuple[int, int]
 ) -> None:
-    s = spec({"id": "a", "action": "resize", "width": width}, {"id": "t", "action": "resize", "width": 100})
-    plan = compile_plan(s, 6000, 4000, source_format="jpeg")
-    assert (plan.jpeg_shrink, plan.decode_size) == (shrink, decode)
-    assert [n.predicted_size for n in plan.nodes][1] == (100, 67)  # sized from the source all the same
-    assert compile_plan(s, 6000, 4000, source_format="png").jpeg_shrink == 1
+    one = compile_plan(spec({"id": "a", "action": "resize", "width": width}), 6000, 4000, source_format="jpeg")
+    assert (one.jpeg_shrink, one.decode_size, one.materialize_source) == (shrink, streamed, False)
+    # held in memory for several variants, the DCT-scaled decode is first reduced to what the
+    # largest needs, so every variant resizes from the smallest image that serves them all
+    two = spec({"id": "a", "action": "resize", "width": width}, {"id": "t", "action": "resize", "width": 100})
+    held = compile_plan(two, 6000, 4000, source_format="jpeg")
+    assert (held.jpeg_shrink, held.decode_size, held.materialize_source) == (
+        shrink,
+        (width, round(width * 2 / 3)),
+        True,
+    )
+    assert [n.predicted_size for n in held.nodes][1] == (100, 67)  # sized from the source all the same
+    assert compile_plan(two, 6000, 4000, source_format="png").jpeg_shrink == 1

@@ -20,7 +20,7 @@ from pipeline.cost import decode_cost, encode_cost
 from pipeline.dsl.decode import topological_order
 from pipeline.dsl.job import JobSpec
 from pipeline.dsl.limits import Limits
-from pipeline.dsl.steps import Resize
+from pipeline.dsl.steps import Resize, Step
 from pipeline.dsl.variant import Variant, effective_effort
 from pipeline.errors import ImageTooLarge, OutputTooLarge, OverBudget, PipelineError
 from pipeline.geometry import pixels, resize_plan
@@ -37,6 +37,7 @@ __all__ = [
     "jpeg_shrink",
     "plan_issues",
     "spec_issues",
+    "through_logical",
 ]
 
 
@@ -259,11 +260,8 @@ def _follow(
             work += step.cost(size, size)  # the input is unknown: charge as if it were this size
         else:
             try:
-                if logical is not None and isinstance(step, Resize):
-                    after, logical = step.output_size(*logical), None
-                else:
-                    after = step.output_size(*size)
-                    logical = step.output_size(*logical) if logical is not None else None
+                sized_from, logical = through_logical(step, logical)
+                after = step.output_size(*(sized_from or size))
             except PipelineError as exc:
                 issues.append(PlanIssue(f"{at}.steps[{j}]", exc))
                 return None
@@ -274,6 +272,21 @@ def _follow(
             issues.append(PlanIssue(f"{at}.steps[{j}]", too_large))
             flagged = True
     return size, work
+
+
+def through_logical(
+    step: Step, logical: tuple[int, int] | None
+) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """One step of a root variant that starts from a shrunk decode standing for the ``logical``
+    (full-resolution) size: what the step sizes its output from (the logical size for the first
+    resize, as sharp and libvips' thumbnail do; None: the image's own size), and the logical size
+    after it (None once the resize has fixed the real size). The planner and the engine both walk
+    steps through this, so predicted and produced sizes agree."""
+    if logical is None:
+        return None, None
+    if isinstance(step, Resize):
+        return logical, None
+    return None, step.output_size(*logical)
 
 
 def _encode_cost(variant: Variant, fmt: str | None, size: tuple[int, int]) -> float:

@@ -16,10 +16,9 @@ from typing import Any
 
 import pyvips
 
-from pipeline.compile import Plan, check_output_size, compile_plan
+from pipeline.compile import Plan, check_output_size, compile_plan, through_logical
 from pipeline.dsl.job import JobSpec
 from pipeline.dsl.limits import Limits
-from pipeline.dsl.steps import Resize
 from pipeline.encode import encode, resolve_format
 from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, PipelineError
 from pipeline.load import SourceInfo, decode, drop_opaque_alpha, probe
@@ -133,11 +132,8 @@ def process(
                 logical = plan.source_size if shrunk else None
                 for step in variant.steps:
                     deadline.check()
-                    if logical is not None and isinstance(step, Resize):
-                        image, logical = _apply(image, step, replace(ctx, logical_size=logical)), None
-                    else:
-                        image = _apply(image, step, ctx)
-                        logical = step.output_size(*logical) if logical is not None else None
+                    sized_from, logical = through_logical(step, logical)
+                    image = _apply(image, step, replace(ctx, logical_size=sized_from) if sized_from else ctx)
                     _check_size(image, limits, variant.id)
                 what = f"variant '{variant.id}'"
                 if node.materialize:

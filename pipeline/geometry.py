@@ -43,13 +43,10 @@ class ResizePlan:
     final: tuple[int, int]
 
 
-def _dim(n: float) -> int:
+def pixels(n: float) -> int:
     """A pixel count: halves round up, as libvips and sharp round them (Python's round() would
     give 112 for 112.5 where they give 113)."""
     return max(1, math.floor(n + 0.5))
-
-
-pixels = _dim
 
 
 def megapixels(size: tuple[int, int]) -> float:
@@ -66,14 +63,14 @@ def resize_plan(step: Resize, width: int, height: int) -> ResizePlan:
         assert fx is not None and fy is not None  # the struct requires width or height
         if step.without_enlargement:
             fx, fy = min(fx, 1.0), min(fy, 1.0)
-        scaled = (_dim(width * fx), _dim(height * fy))
+        scaled = (pixels(width * fx), pixels(height * fy))
         return ResizePlan(fx, fy, scaled, scaled)
 
     candidates = [s for s in (sx, sy) if s is not None]
     s = max(candidates) if step.fit in ("cover", "outside") else min(candidates)
     if step.without_enlargement:
         s = min(s, 1.0)
-    scaled = (_dim(width * s), _dim(height * s))
+    scaled = (pixels(width * s), pixels(height * s))
     final = scaled
     if tw is not None and th is not None:
         if step.fit == "cover":
@@ -104,9 +101,9 @@ def crop_box(step: Crop, width: int, height: int) -> Box:
     if ratio is not None:
         rw, rh = ratio
         if width * rh > height * rw:
-            cw, ch = min(width, _dim(height * rw / rh)), height
+            cw, ch = min(width, pixels(height * rw / rh)), height
         else:
-            cw, ch = width, min(height, _dim(width * rh / rw))
+            cw, ch = width, min(height, pixels(width * rh / rw))
     else:
         assert step.width is not None and step.height is not None
         cw, ch = step.width, step.height
@@ -129,4 +126,4 @@ def rotated_size(step: Rotate, width: int, height: int) -> tuple[int, int]:
     rad = math.radians(angle)
     c, s = abs(math.cos(rad)), abs(math.sin(rad))
     # libvips sizes an affine's output as its rounded bounding box
-    return _dim(width * c + height * s), _dim(width * s + height * c)
+    return pixels(width * c + height * s), pixels(width * s + height * c)

@@ -109,9 +109,8 @@ def _jpeg_shrunk(data: bytes, shrink: int, *, auto_orient: bool, fail_on: str) -
 
 def drop_opaque_alpha(image: pyvips.Image) -> pyvips.Image:
     """An in-memory image whose alpha is 255 everywhere, without it. Such a band changes no pixel
-    but costs: a resize with alpha runs premultiplied in float (about 10x an 8-bit resize of the
-    same image, measured) and every encoder carries the band. Only for images already in memory:
-    finding the minimum of a lazy one would decode it twice."""
+    but costs: every resize premultiplies and unpremultiplies it, and every encoder carries it.
+    Only for images already in memory: finding the minimum of a lazy one would decode it twice."""
     # decode() hands over 8-bit images, so opaque is 255
     if not image.hasalpha() or image.format != "uchar" or image.extract_band(image.bands - 1).min() < 255:
         return image

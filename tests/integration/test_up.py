@@ -118,3 +118,21 @@ def test_s3_storage_that_is_not_there_is_one_line_before_anything_starts() -> No
         "pixelflow: PIXELFLOW_STORAGE=s3, but S3 at 127.0.0.1:9000 (PIXELFLOW_S3_ENDPOINT, unset, so its default) "
         "cannot be reached: Connection refused;"
     )
+
+
+def test_a_taken_8000_falls_back_to_a_free_port_and_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    """README's port is a convenience: when something holds 8000, `up` says so and uses another."""
+    from devstack.demo import DEFAULT_PORT, _api_port
+
+    with socket.socket() as holder:
+        try:
+            holder.bind(("127.0.0.1", DEFAULT_PORT))
+            holder.listen(1)
+        except OSError:
+            pass  # something else already holds it: the same fallback applies
+        port = _api_port(None)
+    assert port != DEFAULT_PORT
+    assert (
+        capsys.readouterr().out
+        == f"port {DEFAULT_PORT} is in use; the API listens on {port} instead (--port chooses)\n"
+    )

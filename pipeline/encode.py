@@ -7,6 +7,7 @@ from typing import Any
 import pyvips
 
 from pipeline.dsl.variant import Variant, effective_effort
+from pipeline.pillow_encode import pillow_can_encode, pillow_encode
 from pipeline.sniff import CONTENT_TYPES, EXTENSIONS, output_format
 
 __all__ = ["DEFAULT_QUALITY", "encode", "resolve_format"]
@@ -26,9 +27,15 @@ def encode(image: pyvips.Image, variant: Variant, fmt: str) -> tuple[bytes, str]
     keep = "none" if variant.strip else "all"
     opts: dict[str, Any] = {"keep": keep}
     quality = variant.quality or DEFAULT_QUALITY.get(fmt)
+    if fmt in ("jpeg", "tiff") and image.hasalpha() and (fmt == "jpeg" or variant.quality):
+        image = image.flatten(background=[255] * (image.bands - 1))
+    if pillow_can_encode(image, fmt, lossless=variant.lossless, keep_metadata=not variant.strip):
+        assert quality is not None  # lossy webp and jpeg have defaults
+        effort = effective_effort(variant, fmt)
+        return pillow_encode(
+            image, fmt, quality=quality, effort=effort, progressive=variant.progressive
+        ), _content_type(fmt)
     if fmt == "jpeg":
-        if image.hasalpha():
-            image = image.flatten(background=[255] * (image.bands - 1))
         opts.update(Q=quality, interlace=variant.progressive, optimize_coding=True)
     elif fmt == "png":
         opts.update(interlace=variant.progressive, compression=effective_effort(variant, fmt))
@@ -44,8 +51,6 @@ def encode(image: pyvips.Image, variant: Variant, fmt: str) -> tuple[bytes, str]
         opts.update(effort=effective_effort(variant, fmt), interlace=variant.progressive)
     elif fmt == "tiff":
         opts.update(compression="jpeg" if variant.quality else "deflate", Q=quality)
-        if image.hasalpha() and variant.quality:
-            image = image.flatten(background=[255] * (image.bands - 1))
     else:  # pragma: no cover - the spec's Literal admits nothing else
         raise ValueError(fmt)
     return image.write_to_buffer(EXTENSIONS[fmt], **opts), _content_type(fmt)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyvips
 
-from pipeline.compile import Plan, check_output_size, compile_plan, through_logical
+from pipeline.compile import Plan, PlanNode, check_output_size, compile_plan, through_logical
 from pipeline.dsl.job import JobSpec
 from pipeline.dsl.limits import Limits
 from pipeline.encode import encode, resolve_format
@@ -121,29 +121,26 @@ def process(
         if workers > 1 and len(plan.nodes) > 1
         else None
     )
-    pending: list[tuple[str, str, pyvips.Image, Future[tuple[bytes, str]] | tuple[bytes, str]]] = []
+    pending: dict[str, tuple[str, pyvips.Image, Future[tuple[bytes, str]] | tuple[bytes, str]]] = {}
     try:
-        for node in plan.nodes:
+        for node in plan.work_order():
             variant = node.variant
             with observe("pipeline.variant", {"variant.id": variant.id, "variant.steps": len(variant.steps)}):
-                image = images[node.parent]
-                # a root starting from a shrunk decode: see OpContext.logical_size
-                shrunk = node.parent is None and plan.decode_size != plan.source_size
-                logical = plan.source_size if shrunk else None
-                for step in variant.steps:
-                    deadline.check()
-                    sized_from, logical = through_logical(step, logical)
-                    image = _apply(image, step, replace(ctx, logical_size=sized_from) if sized_from else ctx)
-                    _check_size(image, limits, variant.id)
+                if node.pixels_of is not None:
+                    image = images[node.pixels_of]  # the same parent and steps made these pixels already
+                else:
+                    image = _run_steps(images[node.parent], node, plan, ctx, deadline)
                 what = f"variant '{variant.id}'"
                 if node.materialize:
                     image = _evaluate(_materialize, image, deadline=deadline, what=what)
                 images[variant.id] = image
                 fmt = resolve_format(variant, info.format)
                 job = partial(_evaluate, encode, image, variant, fmt, deadline=deadline, what=what)
-                pending.append((variant.id, fmt, image, pool.submit(job) if pool else job()))
+                pending[variant.id] = (fmt, image, pool.submit(job) if pool else job())
         outputs = []
-        for variant_id, fmt, image, result in pending:
+        for node in plan.nodes:  # the spec's order
+            variant_id = node.variant.id
+            fmt, image, result = pending[variant_id]
             encoded, content_type = result.result() if isinstance(result, Future) else result
             out = VariantOutput(variant_id, fmt, content_type, image.width, image.height, encoded)
             outputs.append(out)
@@ -153,6 +150,18 @@ def process(
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
     return JobOutput(info, plan, tuple(outputs))
+
+
+def _run_steps(image: pyvips.Image, node: PlanNode, plan: Plan, ctx: OpContext, deadline: _Deadline) -> pyvips.Image:
+    # a root starting from a shrunk decode: see OpContext.logical_size
+    shrunk = node.parent is None and plan.decode_size != plan.source_size
+    logical = plan.source_size if shrunk else None
+    for step in node.variant.steps:
+        deadline.check()
+        sized_from, logical = through_logical(step, logical)
+        image = _apply(image, step, replace(ctx, logical_size=sized_from) if sized_from else ctx)
+        _check_size(image, limits=ctx.limits, variant_id=node.variant.id)
+    return image
 
 
 def _apply(image: pyvips.Image, step: object, ctx: OpContext) -> pyvips.Image:

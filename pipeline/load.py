@@ -47,7 +47,7 @@ def probe(data: bytes, limits: Limits, *, auto_orient: bool = True) -> SourceInf
         width, height = header.width, header.height
         fields = set(header.get_fields())
         pages = header.get("n-pages") if "n-pages" in fields else 1
-        orientation = header.get("orientation") if "orientation" in fields else 1
+        orientation = _orientation(header)
     except pyvips.Error as exc:
         raise CorruptImage(f"the {fmt} header cannot be read", detail=str(exc)) from None
     too_large = check_source_size(width, height, limits)
@@ -55,8 +55,6 @@ def probe(data: bytes, limits: Limits, *, auto_orient: bool = True) -> SourceInf
         raise too_large
     if pages > limits.max_frames:
         raise ImageTooLarge(f"source has {pages} frames; the limit is {limits.max_frames}")
-    if not 1 <= orientation <= 8:
-        orientation = 1
     if auto_orient and orientation >= 5:
         width, height = height, width
     return SourceInfo(fmt, width, height, pages, orientation, len(data))
@@ -96,15 +94,23 @@ def _jpeg_shrunk(data: bytes, shrink: int, *, auto_orient: bool, fail_on: str) -
     """What thumbnail_buffer does for a JPEG, at the planner's DCT scale (``Plan.jpeg_shrink``)
     rather than thumbnail's: upright, and colour-managed to sRGB by its embedded profile (CMYK
     without one by libvips' CMYK profile). The variants' resizes do the rest."""
-    # random access (the default): the shrunk image is small, and autorot's 90-degree turns read out of order
-    image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=fail_on)
-    if auto_orient:
-        image = image.autorot()
+    # Streamed top to bottom, the way every consumer reads it (a decode held in memory is copied
+    # sequentially too): ~5 % less time than libvips' random access, which decodes into a buffer
+    # first. Autorot's turns and flips read out of order, so an oriented source keeps random access.
+    image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=fail_on, access="sequential")
+    if auto_orient and _orientation(image) > 1:
+        image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=fail_on).autorot()
     if "icc-profile-data" in image.get_fields():
         image = image.icc_transform("srgb", embedded=True, intent="relative")
     elif image.interpretation == "cmyk":
         image = image.icc_transform("srgb", input_profile="cmyk", intent="relative")
     return image
+
+
+def _orientation(header: pyvips.Image) -> int:
+    """The EXIF orientation, 1 (upright) when absent or out of range."""
+    orientation = header.get("orientation") if "orientation" in header.get_fields() else 1
+    return orientation if 1 <= orientation <= 8 else 1
 
 
 def drop_opaque_alpha(image: pyvips.Image) -> pyvips.Image:

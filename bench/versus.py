@@ -105,21 +105,23 @@ def run_one(impl: Impl, job: dict, folder: Path, *, threads: int | None) -> dict
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def throughput(impl: Impl, job: dict, folder: Path) -> float:
-    """Images per second of two single-threaded processes running at once."""
+def throughput(impl: Impl, job: dict, folder: Path) -> tuple[float, int]:
+    """Images per second of two single-threaded processes running at once, and their peak RSS."""
     path = folder / f"tp-{impl.name}-{time.time_ns()}.json"
     path.write_text(json.dumps(job))
     env = {**os.environ, **dict(impl.env), "VIPS_CONCURRENCY": "1", "PEER_THREADS": "1", "UV_THREADPOOL_SIZE": "1"}
     procs = [subprocess.Popen([*impl.argv, str(path)], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]  # fmt: skip
-    rate = 0.0
+    rate, rss = 0.0, 0
     for p in procs:
         stdout, stderr = p.communicate()
         if p.returncode != 0:
             raise RuntimeError(f"{impl.name} failed: {stderr[-2000:]}")
-        seconds = json.loads(stdout.strip().splitlines()[-1])["seconds"][1:]  # the first warms up
+        result = json.loads(stdout.strip().splitlines()[-1])
+        seconds = result["seconds"][1:]  # the first warms up
         rate += len(seconds) / sum(seconds)
-    return rate
+        rss = max(rss, result["peak_rss"])
+    return rate, rss
 
 
 def quality(lossy: dict[str, Path], lossless: dict[str, Path]) -> float:
@@ -182,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         latency: dict[str, list[float]] = {i.name: [] for i in impls}
         rates: dict[str, list[float]] = {i.name: [] for i in impls}
         rss: dict[str, int] = {i.name: 0 for i in impls}
+        rss_one: dict[str, int] = {i.name: 0 for i in impls}  # one thread: a worker's configuration
         for r in range(rounds):
             order = impls[r % len(impls) :] + impls[: r % len(impls)]  # rotate who goes first
             for impl in order:
@@ -189,7 +192,9 @@ def main(argv: list[str] | None = None) -> int:
                 latency[impl.name].append(statistics.median(res["seconds"][1:]))
                 rss[impl.name] = max(rss[impl.name], res["peak_rss"])
                 if wname not in THROUGHPUT_SKIP:
-                    rates[impl.name].append(throughput(impl, job, folder))
+                    rate, peak = throughput(impl, job, folder)
+                    rates[impl.name].append(rate)
+                    rss_one[impl.name] = max(rss_one[impl.name], peak)
         sizes: dict[str, int] = {}
         ssim: dict[str, float] = {}
         lossless_outputs = [{k: v for k, v in o.items() if k not in ("quality", "effort")} | {"format": "png", "effort": 1}
@@ -203,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                 made[tag] = {o["id"]: out_dir / f"{o['id']}.{o['format']}" for o in outs}
             sizes[impl.name] = sum(f.stat().st_size for f in made["lossy"].values())
             ssim[impl.name] = quality(made["lossy"], made["png"])
-        report.append(render(wname, source_name, outputs, impls, latency, rates, rss, sizes, ssim))
+        report.append(render(wname, source_name, outputs, impls, latency, rates, (rss_one, rss), sizes, ssim))
     print("\n\n".join(report))
     return 0
 
@@ -212,14 +217,16 @@ def render(wname, source_name, outputs, impls, latency, rates, rss, sizes, ssim)
     lines = [
         f"### `{wname}`: {source_name} -> {len(outputs)} output(s)",
         "",
-        "| implementation | img/s, 2 procs x 1 thread | single job, default threads | peak RSS | bytes | SSIM |",
+        "| implementation | img/s, 2 procs x 1 thread | single job, default threads "
+        "| peak RSS, 1 thread / default | bytes | SSIM |",
         "|---|---|---|---|---|---|",
     ]
     for impl in impls:
         n = impl.name
         rate = f"{statistics.median(rates[n]):.2f} ({spread(rates[n])})" if rates[n] else "—"
         lat = f"{statistics.median(latency[n]) * 1000:.0f} ms ({spread([x * 1000 for x in latency[n]])})"
-        lines.append(f"| {n} | {rate} | {lat} | {rss[n] / 2**20:.0f} MB | {sizes[n]:,} | {ssim[n]:.4f} |")
+        one = f"{rss[0][n] / 2**20:.0f}" if rss[0][n] else "—"
+        lines.append(f"| {n} | {rate} | {lat} | {one} / {rss[1][n] / 2**20:.0f} MB | {sizes[n]:,} | {ssim[n]:.4f} |")
     pf = "pixelflow"
     peers = [n for n in ("sharp", "pillow-simd") if n in latency]
     if peers and rates[pf]:

@@ -335,7 +335,7 @@ def _child_main(conn: Connection, config: SandboxConfig) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
-    _tune_malloc()
+    tune_malloc()
     from pipeline.engine import process  # libvips loads now, not on the first job
     from pipeline.vips import configure_vips
 
@@ -419,7 +419,7 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _tune_malloc() -> None:
+def tune_malloc() -> None:
     # Two arenas instead of 8 per core: libvips' worker threads otherwise fragment the heap into
     # hundreds of MB that a long-lived process never returns.
     with contextlib.suppress(OSError, AttributeError):

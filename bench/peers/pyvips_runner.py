@@ -64,6 +64,9 @@ def floor(data: bytes, job: dict):
 
 
 def main() -> None:
+    from pipeline.sandbox import tune_malloc
+
+    tune_malloc()  # the heap settings a worker's engine process runs with
     mode, path = sys.argv[1], sys.argv[2]
     job = json.loads(Path(path).read_text())
     data = Path(job["source"]).read_bytes()

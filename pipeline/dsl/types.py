@@ -57,7 +57,7 @@ Color = Annotated[
 Quality = Annotated[int, Meta(ge=1, le=100, description="Encoder quality, 1 (smallest) to 100 (best).")]
 Effort = Annotated[
     int,
-    Meta(ge=0, le=10, description="CPU spent on compression: webp 0-6, avif 0-9, png 0-9, gif 1-10."),
+    Meta(ge=0, le=10, description="CPU spent on compression: webp 0-6, avif 0-9, png 0-9, gif 1-10, jxl 1-9."),
 ]
 Sigma = Annotated[float, Meta(gt=0, le=100, description="Gaussian sigma in pixels.")]
 Angle = Annotated[float, Meta(ge=-360, le=360, description="Degrees clockwise.")]
@@ -73,4 +73,4 @@ SmartCrop = Literal["attention", "entropy"]
 SMART_GRAVITIES: tuple[str, ...] = get_args(SmartCrop)
 SmartGravity = Literal[Gravity, SmartCrop]
 FitMode = Literal["cover", "contain", "fill", "inside", "outside"]
-OutputFormat = Literal["auto", "jpeg", "png", "webp", "avif", "gif", "tiff"]
+OutputFormat = Literal["auto", "jpeg", "png", "webp", "avif", "gif", "tiff", "jxl"]

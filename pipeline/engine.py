@@ -21,6 +21,7 @@ from pipeline.dsl.job import JobSpec
 from pipeline.dsl.limits import Limits
 from pipeline.encode import encode, resolve_format
 from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, PipelineError
+from pipeline.geometry import IDENTITY, Affine
 from pipeline.load import SourceInfo, decode, drop_opaque_alpha, probe
 from pipeline.ops import AssetResolver, OpContext, apply_step
 from pipeline.vips import configure_vips
@@ -112,6 +113,7 @@ def process(
         if plan.materialize_source:
             source = drop_opaque_alpha(_evaluate(_materialize, source, deadline=deadline, what="decoding the source"))
     images: dict[str | None, pyvips.Image] = {None: source}
+    placements: dict[str | None, Affine | None] = {None: IDENTITY}  # the decode is the whole upright source
     # Encoders (libwebp, libjpeg, ...) are single-threaded and dominate a job's time, so with
     # spare libvips threads the variants are encoded concurrently while the main thread builds
     # the next variant. Workers run one libvips thread per job and stay sequential.
@@ -126,10 +128,13 @@ def process(
         for node in plan.work_order():
             variant = node.variant
             with observe("pipeline.variant", {"variant.id": variant.id, "variant.steps": len(variant.steps)}):
-                if node.pixels_of is not None:
-                    image = images[node.pixels_of]  # the same parent and steps made these pixels already
+                if node.pixels_of is not None:  # the same parent and steps made these pixels already
+                    image, placements[variant.id] = images[node.pixels_of], placements[node.pixels_of]
                 else:
-                    image = _run_steps(images[node.parent], node, plan, ctx, deadline)
+                    parent = node.parent
+                    image, placements[variant.id] = _run_steps(
+                        images[parent], placements[parent], node, plan, ctx, deadline
+                    )
                 what = f"variant '{variant.id}'"
                 if node.materialize:
                     image = _evaluate(_materialize, image, deadline=deadline, what=what)
@@ -152,16 +157,21 @@ def process(
     return JobOutput(info, plan, tuple(outputs))
 
 
-def _run_steps(image: pyvips.Image, node: PlanNode, plan: Plan, ctx: OpContext, deadline: _Deadline) -> pyvips.Image:
+def _run_steps(
+    image: pyvips.Image, placement: Affine | None, node: PlanNode, plan: Plan, ctx: OpContext, deadline: _Deadline
+) -> tuple[pyvips.Image, Affine | None]:
+    """The variant's steps, and where the source's points (focal gravities) lie in the result."""
     # a root starting from a shrunk decode: see OpContext.logical_size
     shrunk = node.parent is None and plan.decode_size != plan.source_size
     logical = plan.source_size if shrunk else None
     for step in node.variant.steps:
         deadline.check()
         sized_from, logical = through_logical(step, logical)
-        image = _apply(image, step, replace(ctx, logical_size=sized_from) if sized_from else ctx)
+        before = sized_from or (image.width, image.height)
+        image = _apply(image, step, replace(ctx, logical_size=sized_from, placement=placement))
         _check_size(image, limits=ctx.limits, variant_id=node.variant.id)
-    return image
+        placement = step.carry(placement, before, (image.width, image.height))
+    return image, placement
 
 
 def _apply(image: pyvips.Image, step: object, ctx: OpContext) -> pyvips.Image:

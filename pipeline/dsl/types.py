@@ -64,6 +64,7 @@ Angle = Annotated[float, Meta(ge=-360, le=360, description="Degrees clockwise.")
 Factor = Annotated[float, Meta(ge=0, le=10, description="Multiplier; 1 leaves the image unchanged.")]
 Hue = Annotated[float, Meta(ge=-360, le=360, description="Hue rotation in degrees.")]
 Opacity = Annotated[float, Meta(ge=0, le=1, description="0 is invisible, 1 is opaque.")]
+Fraction = Annotated[float, Meta(ge=0, le=1, description="A fraction of the source's width or height, 0 to 1.")]
 FontSize = Annotated[int, Meta(ge=4, le=1024, description="Text height in pixels.")]
 
 Gravity = Literal["centre", "north", "northeast", "east", "southeast", "south", "southwest", "west", "northwest"]

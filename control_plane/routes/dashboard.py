@@ -1,0 +1,162 @@
+"""``/dashboard``: the pages people use, and the few JSON routes only they need (their session,
+API keys, usage). Jobs, specs and deliveries go through ``/v1`` with the session cookie, so the
+dashboard runs the very code machines do. None of this is in the OpenAPI document."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from html import escape
+from typing import Annotated
+
+import msgspec
+from litestar import Request, Response, Router, get, post
+from litestar.datastructures import Cookie
+from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+
+from control_plane.deps import ApiDepsDep as ServicesDep
+from control_plane.pages import STATIC, page_response
+from control_plane.problems import NotFound
+from control_plane.sessions import current_session, pre_session_token, require_session
+from infra.lifecycle import JobStatus
+from infra.repo import ApiKey
+from infra.repo.usage import UsageDay, usage_by_day
+
+__all__ = ["dashboard_routes"]
+
+LOGIN = "/dashboard/login"
+
+
+async def _page(request: Request, services: ServicesDep, page: str, **fields: str) -> Response[str] | Redirect:
+    session = await current_session(request, services)
+    if session is None:
+        return Redirect(LOGIN, status_code=303)
+    return page_response(page, services.settings, csrf=session.csrf_token, user=session.user, fields=fields)
+
+
+async def _public_page(request: Request, services: ServicesDep, page: str) -> Response[str] | Redirect:
+    if await current_session(request, services) is not None:
+        return Redirect("/dashboard", status_code=303)
+    cookies: list[Cookie] = []
+    csrf = pre_session_token(request, services, cookies)
+    return page_response(page, services.settings, csrf=csrf, user=None, cookies=cookies)
+
+
+_STATUS_OPTIONS = "".join(f'<option value="{s}">{s}</option>' for s in JobStatus)
+
+
+@get("/dashboard", include_in_schema=False)
+async def jobs_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
+    return await _page(request, services, "jobs", statuses=_STATUS_OPTIONS)
+
+
+@get("/dashboard/jobs/{job_id:uuid}", include_in_schema=False)
+async def job_page(request: Request, services: ServicesDep, job_id: FromPath[uuid.UUID]) -> Response[str] | Redirect:
+    return await _page(request, services, "job", job_id=escape(str(job_id)))
+
+
+@get("/dashboard/new", include_in_schema=False)
+async def new_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
+    return await _page(request, services, "new")
+
+
+@get("/dashboard/keys", include_in_schema=False)
+async def keys_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
+    return await _page(request, services, "keys")
+
+
+@get("/dashboard/usage", include_in_schema=False)
+async def usage_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
+    return await _page(request, services, "usage")
+
+
+@get("/dashboard/login", include_in_schema=False)
+async def login_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
+    return await _public_page(request, services, "login")
+
+
+@get("/dashboard/signup", include_in_schema=False)
+async def signup_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
+    return await _public_page(request, services, "signup")
+
+
+# JSON for the script
+
+
+class Me(msgspec.Struct):
+    email: str
+    role: str
+    client_id: uuid.UUID
+    client_name: str
+    expires_at: datetime
+
+
+class KeyView(msgspec.Struct):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class NewKey(msgspec.Struct, forbid_unknown_fields=True):
+    name: Annotated[str, msgspec.Meta(max_length=100)] = ""
+
+
+class CreatedKey(msgspec.Struct):
+    key: str  # shown once
+    record: KeyView
+
+
+def _key_view(k: ApiKey) -> KeyView:
+    return KeyView(k.id, k.name, k.prefix, k.created_at, k.revoked_at)
+
+
+@get("/dashboard/api/session", include_in_schema=False)
+async def me(request: Request, services: ServicesDep) -> Me:
+    s = await require_session(request, services)
+    return Me(s.user.email, s.user.role, s.user.client_id, s.user.client_name, s.expires_at)
+
+
+@get("/dashboard/api/keys", include_in_schema=False)
+async def list_keys(request: Request, services: ServicesDep) -> list[KeyView]:
+    s = await require_session(request, services)
+    return [_key_view(k) for k in await services.clients.list_keys(s.user.client_id)]
+
+
+@post("/dashboard/api/keys", status_code=201, include_in_schema=False)
+async def create_key(request: Request, services: ServicesDep, data: JSONBody[NewKey]) -> CreatedKey:
+    s = await require_session(request, services, owner=True)
+    record, key = await services.clients.create_key(s.user.client_id, data.name.strip())
+    return CreatedKey(key, _key_view(record))
+
+
+@post("/dashboard/api/keys/{key_id:uuid}/revoke", status_code=200, include_in_schema=False)
+async def revoke_key(request: Request, services: ServicesDep, key_id: FromPath[uuid.UUID]) -> KeyView:
+    s = await require_session(request, services, owner=True)
+    if not await services.clients.revoke_key(key_id, s.user.client_id):
+        raise NotFound("no such active key")
+    keys = await services.clients.list_keys(s.user.client_id)
+    return _key_view(next(k for k in keys if k.id == key_id))
+
+
+@get("/dashboard/api/usage", include_in_schema=False)
+async def usage(
+    request: Request, services: ServicesDep, days: Annotated[int, QueryParameter(ge=1, le=366)] = 30
+) -> list[UsageDay]:
+    s = await require_session(request, services)
+    return await usage_by_day(services.pool, s.user.client_id, days=days)
+
+
+dashboard_routes = Router(
+    "/",
+    route_handlers=[
+        jobs_page, job_page, new_page, keys_page, usage_page, login_page, signup_page,
+        me, list_keys, create_key, revoke_key, usage,
+        create_static_files_router("/dashboard/static", directories=[STATIC], include_in_schema=False,
+                                   name="dashboard-static"),
+    ],
+    include_in_schema=False,
+)  # fmt: skip

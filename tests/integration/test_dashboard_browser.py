@@ -1,0 +1,245 @@
+"""The dashboard in real Chromium (Debian's ``chromium``, driven by Playwright) against the real
+stack: API, worker, PostgreSQL, Redis and LocalStack S3. A person signs up, creates a key, drops
+a generated image, fixes the spec the validator points at, uploads straight to S3, watches the
+job succeed, checks every variant's pixels and downloads one, sees the webhook's deliveries,
+revokes the key and signs out.
+
+Screenshots of every page go to ``$DASHBOARD_SCREENSHOTS`` if set, else to the test's tmp
+directory (its path is printed); they are not committed."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import re
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from PIL import Image
+
+from devstack.browser import chromium
+from devstack.imagegen import encode, photo
+from devstack.receiver import WebhookReceiver
+from tests.integration.conftest import ApiServer, Stack, WorkerProcess
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(chromium() is None, reason="chromium is not installed (build/services.sh installs it)"),
+]
+
+# The spec the person pastes: the second variant's width is 0, which the validator refuses at
+# its path; the fix sets it to 120.
+BROKEN = {
+    "version": 1,
+    "metadata": {"order": "42"},
+    "pipeline": [
+        {"id": "large", "steps": [{"op": "resize", "width": 320, "fit": "inside"}], "format": "webp"},
+        {"id": "thumb", "action": "resize", "width": 0, "height": 90, "format": "jpeg"},
+        {"id": "mono", "from": "large", "steps": [{"op": "grayscale"}], "format": "png"},
+    ],
+}
+SOURCE = (640, 480)
+EXPECTED = {"large": (320, 240), "thumb": (120, 90), "mono": (320, 240)}
+
+_DROP = """async ([name, data]) => {
+  const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], name, { type: "image/jpeg" }));
+  const zone = document.querySelector("#drop");
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }
+}"""
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    where = Path(os.environ.get("DASHBOARD_SCREENSHOTS") or tmp_path / "screenshots")
+    where.mkdir(parents=True, exist_ok=True)
+    print(f"dashboard screenshots: {where}")
+    return where
+
+
+def test_a_person_runs_a_job_from_sign_up_to_sign_out(
+    stack: Stack, api: ApiServer, worker: WorkerProcess, receiver: WebhookReceiver, shots: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
+    password = "correct horse battery staple"
+    hook = receiver.url(f"/dashboard/{uuid.uuid4().hex[:8]}")
+    spec = json.loads(json.dumps(BROKEN)) | {"webhook_url": hook}
+    image = encode(photo(*SOURCE), ".jpg")
+    s3_host = urlsplit(f"http://{stack.env['PIXELFLOW_S3_ENDPOINT']}").hostname
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        context.grant_permissions(["clipboard-read", "clipboard-write"], origin=api.url)
+        page = context.new_page()
+        page.set_default_timeout(20_000)
+        problems: list[str] = []
+        hosts: set[str] = set()
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("request", lambda r: hosts.add(urlsplit(r.url).hostname or r.url.split(":")[0]))
+
+        def shot(name: str) -> None:
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+        # Sign up: a too-short password is refused next to its field, then the account is made.
+        page.goto(f"{api.url}/dashboard")
+        expect(page).to_have_url(f"{api.url}/dashboard/login")
+        shot("01-login")
+        page.get_by_role("link", name="Sign up").click()
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill("short")
+        page.get_by_role("button", name="Create account").click()
+        expect(page.locator("#password-error")).to_contain_text("at least 10 characters")
+        expect(page.get_by_label("Password")).to_have_attribute("aria-invalid", "true")
+        shot("02-signup-error")
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Create account").click()
+        expect(page).to_have_url(f"{api.url}/dashboard")
+        expect(page.locator("#empty")).to_be_visible()
+        expect(page.locator(".who")).to_contain_text(email)
+        shot("03-jobs-empty")
+
+        # An API key, shown once, copied with the button.
+        page.get_by_role("link", name="API keys").click()
+        page.get_by_label("Name of the new key").fill("ci server")
+        page.get_by_role("button", name="Create key").click()
+        expect(page.get_by_label("New API key")).to_have_value(re.compile(r"^pf_"))
+        key = page.get_by_label("New API key").input_value()
+        page.get_by_role("button", name="Copy", exact=True).click()
+        expect(page.locator("#copied")).to_have_text("Copied to the clipboard.")
+        assert page.evaluate("navigator.clipboard.readText()") == key
+        expect(page.locator("#keys tbody tr")).to_have_count(1)
+        shot("04-keys-created")
+        assert httpx.get(f"{api.url}/v1/jobs", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+        # New job: drop the image, paste the broken spec; the error is shown at its field.
+        page.get_by_role("link", name="New job").first.click()
+        page.evaluate(_DROP, ["photo.jpg", base64.b64encode(image).decode()])
+        expect(page.locator("#file-list")).to_contain_text(f"photo.jpg: {SOURCE[0]}×{SOURCE[1]}")
+        page.get_by_label("Job spec (JSON)").fill(json.dumps(spec, indent=2))
+        problem = page.locator('#spec-errors li.problem[data-path="$.pipeline[1].width"]')
+        expect(problem).to_contain_text("Expected `int` >= 1")
+        expect(page.get_by_label("Job spec (JSON)")).to_have_attribute("aria-invalid", "true")
+        problem.get_by_role("button", name="Show in spec").click()
+        text = json.dumps(spec, indent=2)
+        start, end = page.evaluate("[document.activeElement.selectionStart, document.activeElement.selectionEnd]")
+        assert text[start:end] == "0", text[start - 20 : end + 5]  # the failing value itself is selected
+        shot("05-new-job-error")
+        page.get_by_role("button", name="Upload and start").click()
+        expect(page.locator("#form-error")).to_contain_text("Fix the spec first")
+
+        spec["pipeline"][1]["width"] = 120
+        page.get_by_label("Job spec (JSON)").fill(json.dumps(spec, indent=2))
+        expect(page.locator("#spec-errors")).to_have_text("The spec is valid.")
+        for variant, (w, h) in EXPECTED.items():
+            row = page.locator(f'#prediction tr[data-variant="{variant}"] td')
+            expect(row.nth(2)).to_have_text(str(w))
+            expect(row.nth(3)).to_have_text(str(h))
+        shot("06-new-job-valid")
+
+        # Upload straight to S3 with the presigned URL, start, and follow it to its page.
+        with page.expect_request(lambda r: r.method == "PUT" and urlsplit(r.url).hostname == s3_host):
+            page.get_by_role("button", name="Upload and start").click()
+        page.wait_for_url(f"{api.url}/dashboard/jobs/*")
+        job_id = page.url.rsplit("/", 1)[1]
+        expect(page.locator("#summary .status")).to_have_text("succeeded", timeout=60_000)
+        cards = page.locator("li.variant")
+        expect(cards).to_have_count(len(EXPECTED))
+        for variant, (w, h) in EXPECTED.items():
+            img = page.locator(f'li.variant[data-variant="{variant}"] img')
+            expect(img).to_have_js_property("complete", True)
+            natural = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
+            assert tuple(natural) == (w, h), (variant, natural)
+            expect(page.locator(f'li.variant[data-variant="{variant}"] .dims')).to_contain_text(f"{w}×{h}")
+        expect(page.locator("#source")).to_contain_text(f"{SOURCE[0]}×{SOURCE[1]}")
+        expect(page.locator("#source")).to_contain_text("jpeg")
+        expect(page.locator("#summary")).to_contain_text("Processing")
+
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download thumb").click()
+        saved = tmp_path / download.value.suggested_filename
+        download.value.save_as(saved)
+        assert saved.name == "thumb.jpg"
+        with Image.open(io.BytesIO(saved.read_bytes())) as got:
+            assert (got.format, got.size) == ("JPEG", EXPECTED["thumb"])
+
+        # The webhook's delivery with its attempt, and a redelivery.
+        expect(page.locator("#deliveries tbody tr")).to_have_count(1, timeout=15_000)
+        expect(page.locator("#deliveries")).to_contain_text("job.succeeded")
+        expect(page.locator("#deliveries ol.attempts li").first).to_contain_text("HTTP 200")
+        page.get_by_role("button", name="Send the last event again").click()
+        expect(page.locator("#flash")).to_have_text("The last event was queued again.")
+        expect(page.locator("#deliveries tbody tr")).to_have_count(2, timeout=15_000)
+        shot("07-job-succeeded")
+
+        # The list shows it, filtered by status.
+        page.get_by_role("link", name="Jobs", exact=True).click()
+        row = page.locator(f'#jobs tr[data-job-id="{job_id}"]')
+        expect(row).to_contain_text("succeeded")
+        page.get_by_label("Status").select_option("failed")
+        page.get_by_role("button", name="Apply filters").click()
+        expect(row).to_have_count(0)
+        expect(page.locator("#empty")).to_be_visible()
+        page.get_by_label("Status").select_option("succeeded")
+        page.get_by_role("button", name="Apply filters").click()
+        expect(row).to_have_count(1)
+        shot("08-jobs")
+
+        page.get_by_role("link", name="Usage").click()
+        expect(page.locator("#usage tbody tr")).to_have_count(1)
+        expect(page.locator("#usage tbody tr td").nth(1)).to_have_text("1")
+        expect(page.locator("#usage tbody tr td").nth(4)).to_have_text(f"{SOURCE[0] * SOURCE[1] / 1e6:.2f}")
+        shot("09-usage")
+
+        # Revoke the key: it stops working at once.
+        page.get_by_role("link", name="API keys").click()
+        page.once("dialog", lambda d: d.accept())
+        page.get_by_role("button", name="Revoke key ci server").click()
+        expect(page.locator("#keys tbody tr td").nth(3)).to_contain_text("revoked")
+        assert httpx.get(f"{api.url}/v1/jobs", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+        shot("10-keys-revoked")
+
+        # Sign out: back to the sign-in page, and the dashboard stays closed.
+        page.get_by_role("button", name="Sign out").click()
+        expect(page).to_have_url(f"{api.url}/dashboard/login")
+        page.goto(f"{api.url}/dashboard/keys")
+        expect(page).to_have_url(f"{api.url}/dashboard/login")
+        shot("11-signed-out")
+        browser.close()
+
+    assert problems == [], problems  # no script error, no CSP violation, no failed request logged
+    assert hosts <= {"127.0.0.1", s3_host, "blob", "data"}, hosts  # nothing from the internet
+
+
+def test_keyboard_alone_signs_in(stack: Stack, api: ApiServer, shots: Path) -> None:
+    """Labels, focus order and the Enter key: a person without a mouse gets in."""
+    from playwright.sync_api import expect, sync_playwright
+
+    email = f"kb-{uuid.uuid4().hex[:8]}@example.com"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.goto(f"{api.url}/dashboard/signup")
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+        page.keyboard.press("Tab")  # the brand link
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "email"
+        page.keyboard.type(email)
+        page.keyboard.press("Tab")
+        assert page.evaluate("document.activeElement.id") == "password"
+        page.keyboard.type("a long enough passphrase")
+        page.keyboard.press("Enter")
+        expect(page).to_have_url(f"{api.url}/dashboard")
+        browser.close()

@@ -164,7 +164,6 @@ function jobsPage() {
           el("td", {}, statusBadge(job.status)),
           el("td", { text: when(job.created_at) }),
           el("td", { text: job.source ? `${job.source.format || "?"} ${job.source.width ?? "?"}×${job.source.height ?? "?"}` : "—" }),
-          el("td", { text: String(job.variants.length) }),
           el("td", { text: job.error ? `${job.error.code}: ${job.error.message}` : "" }),
         ),
       ),
@@ -509,6 +508,7 @@ function newJobPage() {
     textarea.setAttribute("aria-invalid", String(!specOk));
     textarea.classList.toggle("invalid", !specOk);
     if (specOk) {
+      showError("#form-error", null);
       box.replaceChildren(el("p", { class: "ok", text: "The spec is valid." }));
       return;
     }

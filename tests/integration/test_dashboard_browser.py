@@ -44,6 +44,7 @@ BROKEN = {
     ],
 }
 SOURCE = (640, 480)
+BY = "\N{MULTIPLICATION SIGN}"  # as the page writes sizes, 640 BY 480
 EXPECTED = {"large": (320, 240), "thumb": (120, 90), "mono": (320, 240)}
 
 _DROP = """async ([name, data]) => {
@@ -130,7 +131,7 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         # New job: drop the image, paste the broken spec; the error is shown at its field.
         page.get_by_role("link", name="New job").first.click()
         page.evaluate(_DROP, ["photo.jpg", base64.b64encode(image).decode()])
-        expect(page.locator("#file-list")).to_contain_text(f"photo.jpg: {SOURCE[0]}×{SOURCE[1]}")
+        expect(page.locator("#file-list")).to_contain_text(f"photo.jpg: {SOURCE[0]}{BY}{SOURCE[1]}")
         page.get_by_label("Job spec (JSON)").fill(json.dumps(spec, indent=2))
         problem = page.locator('#spec-errors li.problem[data-path="$.pipeline[1].width"]')
         expect(problem).to_contain_text("Expected int >= 1")
@@ -165,8 +166,8 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
             expect(img).to_have_js_property("complete", True)
             natural = img.evaluate("i => [i.naturalWidth, i.naturalHeight]")
             assert tuple(natural) == (w, h), (variant, natural)
-            expect(page.locator(f'li.variant[data-variant="{variant}"] .dims')).to_contain_text(f"{w}×{h}")
-        expect(page.locator("#source")).to_contain_text(f"{SOURCE[0]}×{SOURCE[1]}")
+            expect(page.locator(f'li.variant[data-variant="{variant}"] .dims')).to_contain_text(f"{w}{BY}{h}")
+        expect(page.locator("#source")).to_contain_text(f"{SOURCE[0]}{BY}{SOURCE[1]}")
         expect(page.locator("#source")).to_contain_text("jpeg")
         expect(page.locator("#summary")).to_contain_text("Processing")
 

@@ -32,7 +32,8 @@ def password_problem(password: str, email: str) -> str | None:
         return f"use at least {MIN_LENGTH} characters"
     if len(password) > MAX_LENGTH:
         return f"use at most {MAX_LENGTH} characters"
-    if password.strip().lower() == email.strip().lower() or password.lower() in email.lower():
+    lowered, address = password.lower(), email.strip().lower()
+    if address and (address in lowered or lowered in address):
         return "the password must not contain the email address"
     if len(set(password)) < 4:
         return "use more than three different characters"

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -197,6 +198,14 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         expect(row).to_have_count(0)
         expect(page.locator("#empty")).to_be_visible()
         page.get_by_label("Status").select_option("succeeded")
+        page.get_by_role("button", name="Apply filters").click()
+        expect(row).to_have_count(1)
+        tomorrow = (datetime.now(UTC) + timedelta(days=1)).strftime("%Y-%m-%d")
+        page.get_by_label("Created on or after").fill(tomorrow)
+        page.get_by_role("button", name="Apply filters").click()
+        expect(row).to_have_count(0)
+        page.get_by_label("Created on or after").fill("")
+        page.get_by_label("Created before").fill(tomorrow)
         page.get_by_role("button", name="Apply filters").click()
         expect(row).to_have_count(1)
         shot("08-jobs")

@@ -201,6 +201,41 @@ def test_sign_in_attempts_are_limited_per_address(api: ApiServer) -> None:
     assert sign_in(api.url, b.email, PASSWORD, _address()).status_code == 200  # other addresses still sign in
 
 
+def test_sign_ups_are_limited_per_address(api: ApiServer) -> None:
+    address = _address()
+    started = time.monotonic()
+    for n in range(40):
+        with httpx.Client(base_url=api.url, headers={"X-Forwarded-For": address}, timeout=30) as http:
+            token = _page_token(http, "/dashboard/signup")
+            r = http.post("/auth/signup", json={"email": _email("many"), "password": PASSWORD},
+                          headers={"X-CSRF-Token": token})  # fmt: skip
+        if r.status_code == 429:
+            assert 10 <= n <= 10 + (time.monotonic() - started) * 5 / 60 + 1, n
+            _problem(r, 429, "sign_up_address_limited")
+            return
+        assert r.status_code == 201, r.text
+    raise AssertionError("sign-ups were never limited")
+
+
+async def test_a_hash_with_weaker_parameters_is_upgraded_at_sign_in(stack: Stack, api: ApiServer) -> None:
+    from argon2 import PasswordHasher
+
+    b = sign_up(api.url)
+    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(PASSWORD)
+    pool = await open_pool(stack.env["PIXELFLOW_DATABASE_URL"], max_size=1)
+    try:
+        async with pool.connection() as conn:
+            await conn.execute("UPDATE users SET password_hash = %s WHERE email = %s", (weak, b.email))
+        assert sign_in(api.url, b.email, PASSWORD, _address()).status_code == 200
+        async with pool.connection() as conn:
+            row = await (await conn.execute("SELECT password_hash FROM users WHERE email = %s", (b.email,))).fetchone()
+    finally:
+        await pool.close()
+    stored = row["password_hash"]
+    assert stored != weak and stored.startswith("$argon2id$") and "m=65536,t=3,p=4" in stored
+    assert sign_in(api.url, b.email, PASSWORD, _address()).status_code == 200
+
+
 def test_an_unknown_email_and_a_wrong_password_get_the_same_answer_in_the_same_time(api: ApiServer) -> None:
     b = sign_up(api.url)
     timings: dict[str, list[float]] = {"unknown": [], "wrong": []}

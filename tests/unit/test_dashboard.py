@@ -77,6 +77,7 @@ def test_every_page_has_markup_and_the_frame_carries_token_nav_and_policy() -> N
     assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp
     assert "connect-src 'self' https://images.example.com https://*.images.example.com;" in csp
     assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_the_dashboard_loads_nothing_from_elsewhere() -> None:

@@ -7,18 +7,21 @@ import asyncio
 import hashlib
 import re
 import secrets
+from datetime import timedelta
 
 from psycopg.errors import UniqueViolation
 
 from control_plane.deps import ApiDeps
-from control_plane.problems import Conflict, Forbidden, InvalidRequest, RateLimited, SignInFailed
+from control_plane.problems import Conflict, Forbidden, InvalidRequest, NotFound, RateLimited, SignInFailed
 from control_plane.ratelimit import RateLimiter
 from infra.passwords import hash_password, needs_rehash, password_problem, verify
 from infra.repo import User
 from infra.repo.users import normal_email
 from pipeline.errors import FieldError
 
-__all__ = ["sign_in", "sign_up"]
+__all__ = ["INVITE_LIFETIME", "accept_invite", "email_errors", "sign_in", "sign_up"]
+
+INVITE_LIFETIME = timedelta(days=7)
 
 _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
 _SLUG = re.compile(r"[^a-z0-9]+")
@@ -29,6 +32,13 @@ async def _limit(limiter: RateLimiter, key: str, what: str) -> None:
     if not decision.allowed:
         raise RateLimited(f"too many {what}; try again later", code=f"{limiter.name}_limited".replace("-", "_"),
                           headers=decision.headers())  # fmt: skip
+
+
+def email_errors(email: str) -> list[FieldError]:
+    """The one rule for an address people sign up or are invited with."""
+    if len(email) > 254 or not _EMAIL.fullmatch(normal_email(email)):
+        return [FieldError("$.email", "enter an email address such as ada@example.com")]
+    return []
 
 
 def _account_key(email: str) -> str:
@@ -58,9 +68,7 @@ async def sign_up(services: ApiDeps, email: str, password: str, address: str) ->
         raise Forbidden("sign-up is closed here; ask an administrator for an account", code="signup_closed")
     await _limit(services.sign_ups_per_address, address, "sign-ups from this address")
     email = normal_email(email)
-    errors = []
-    if len(email) > 254 or not _EMAIL.fullmatch(email):
-        errors.append(FieldError("$.email", "enter an email address such as ada@example.com"))
+    errors = email_errors(email)
     if problem := password_problem(password, email):
         errors.append(FieldError("$.password", problem))
     if errors:
@@ -76,3 +84,21 @@ async def sign_up(services: ApiDeps, email: str, password: str, address: str) ->
     except UniqueViolation:  # the same email signed up in the same instant
         await services.clients.delete(client.id)
         raise Conflict("an account with this email exists; sign in instead", code="email_taken") from None
+
+
+async def accept_invite(services: ApiDeps, token: str, password: str, address: str) -> User:
+    """The invited person's new account, in the inviting client, whether or not sign-up is open."""
+    await _limit(services.sign_ups_per_address, address, "sign-ups from this address")
+    invite = await services.users.invitation(token) if len(token) <= 100 else None
+    if invite is None:
+        raise NotFound("the invitation is unknown, used or expired; ask for a new one", code="invite_invalid")
+    if problem := password_problem(password, invite.email):
+        raise InvalidRequest("check the highlighted fields", errors=[FieldError("$.password", problem)])
+    digest = await asyncio.to_thread(hash_password, password)
+    try:
+        user = await services.users.accept_invite(token, digest)
+    except UniqueViolation:
+        raise Conflict("an account with this email exists; sign in instead", code="email_taken") from None
+    if user is None:  # accepted in another tab meanwhile
+        raise NotFound("the invitation is unknown, used or expired; ask for a new one", code="invite_invalid")
+    return user

@@ -33,9 +33,11 @@ PAGES = {
     "new": "New job",
     "keys": "API keys",
     "usage": "Usage",
+    "team": "Team",
+    "invite": "Join a client",
 }
 _NAV = (("jobs", "/dashboard", "Jobs"), ("new", "/dashboard/new", "New job"), ("keys", "/dashboard/keys", "API keys"),
-        ("usage", "/dashboard/usage", "Usage"))  # fmt: skip
+        ("usage", "/dashboard/usage", "Usage"), ("team", "/dashboard/team", "Team"))  # fmt: skip
 
 
 @cache

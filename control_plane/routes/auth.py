@@ -10,7 +10,7 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.params import JSONBody
 
-from control_plane.accounts import sign_in, sign_up
+from control_plane.accounts import accept_invite, sign_in, sign_up
 from control_plane.deps import ApiDeps
 from control_plane.deps import ApiDepsDep as ServicesDep
 from control_plane.sessions import (
@@ -63,6 +63,19 @@ async def login(request: Request, services: ServicesDep, data: JSONBody[Credenti
     return await _open_session(request, services, user, 200)
 
 
+class Acceptance(msgspec.Struct, forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(max_length=200)]
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+@post("/auth/accept", status_code=201, include_in_schema=False)
+async def accept(request: Request, services: ServicesDep, data: JSONBody[Acceptance]) -> Response[Next]:
+    """An invited person sets a password and joins the inviting client."""
+    check_csrf(request, request.cookies.get(PRE_SESSION_COOKIE))
+    user = await accept_invite(services, data.token, data.password, _address(request))
+    return await _open_session(request, services, user, 201)
+
+
 @post("/auth/logout", status_code=200, include_in_schema=False)
 async def logout(request: Request, services: ServicesDep) -> Response[Next]:
     await require_session(request, services)  # a cross-site page cannot sign people out either
@@ -72,4 +85,4 @@ async def logout(request: Request, services: ServicesDep) -> Response[Next]:
     return response
 
 
-auth_routes = [signup, login, logout]
+auth_routes = [signup, login, accept, logout]

@@ -16,13 +16,15 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
+from control_plane.accounts import INVITE_LIFETIME, email_errors
 from control_plane.deps import ApiDepsDep as ServicesDep
 from control_plane.pages import STATIC, page_response
-from control_plane.problems import NotFound
+from control_plane.problems import InvalidRequest, NotFound
 from control_plane.sessions import current_session, pre_session_token, require_session
 from infra.lifecycle import JobStatus
 from infra.repo import ApiKey
 from infra.repo.usage import UsageDay, usage_by_day
+from infra.repo.users import Invite, Role
 
 __all__ = ["dashboard_routes"]
 
@@ -70,6 +72,20 @@ async def keys_page(request: Request, services: ServicesDep) -> Response[str] | 
 @get("/dashboard/usage", include_in_schema=False)
 async def usage_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
     return await _page(request, services, "usage")
+
+
+@get("/dashboard/team", include_in_schema=False)
+async def team_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
+    return await _page(request, services, "team")
+
+
+@get("/dashboard/invite", include_in_schema=False)
+async def invite_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
+    # The token is in the link's fragment (#pfi_...): browsers never send it, so it stays out of
+    # access logs and Referer headers; the page's script posts it.
+    cookies: list[Cookie] = []
+    csrf = pre_session_token(request, services, cookies)
+    return page_response("invite", services.settings, csrf=csrf, user=None, cookies=cookies)
 
 
 @get("/dashboard/login", include_in_schema=False)
@@ -142,6 +158,46 @@ async def revoke_key(request: Request, services: ServicesDep, key_id: FromPath[u
     return _key_view(next(k for k in keys if k.id == key_id))
 
 
+class Member(msgspec.Struct):
+    email: str
+    role: str
+    created_at: datetime
+    disabled_at: datetime | None
+
+
+class NewInvite(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, msgspec.Meta(max_length=320)]
+    role: Role = "member"
+
+
+class CreatedInvite(msgspec.Struct):
+    link: str  # path and fragment; shown once
+    invite: Invite
+
+
+@get("/dashboard/api/members", include_in_schema=False)
+async def members(request: Request, services: ServicesDep) -> list[Member]:
+    s = await require_session(request, services)
+    return [Member(u.email, u.role, u.created_at, u.disabled_at) for u in await services.users.list(s.user.client_id)]
+
+
+@get("/dashboard/api/invites", include_in_schema=False)
+async def list_invites(request: Request, services: ServicesDep) -> list[Invite]:
+    s = await require_session(request, services, owner=True)
+    return await services.users.pending_invites(s.user.client_id)
+
+
+@post("/dashboard/api/invites", status_code=201, include_in_schema=False)
+async def create_invite(request: Request, services: ServicesDep, data: JSONBody[NewInvite]) -> CreatedInvite:
+    s = await require_session(request, services, owner=True)
+    if errors := email_errors(data.email):
+        raise InvalidRequest("check the highlighted fields", errors=errors)
+    token = await services.users.invite(s.user.client_id, data.email, data.role, s.user.id, INVITE_LIFETIME)
+    invite = await services.users.invitation(token)
+    assert invite is not None
+    return CreatedInvite(f"/dashboard/invite#{token}", invite)
+
+
 @get("/dashboard/api/usage", include_in_schema=False)
 async def usage(
     request: Request, services: ServicesDep, days: Annotated[int, QueryParameter(ge=1, le=366)] = 30
@@ -153,8 +209,8 @@ async def usage(
 dashboard_routes = Router(
     "/",
     route_handlers=[
-        jobs_page, job_page, new_page, keys_page, usage_page, login_page, signup_page,
-        me, list_keys, create_key, revoke_key, usage,
+        jobs_page, job_page, new_page, keys_page, usage_page, team_page, invite_page, login_page, signup_page,
+        me, list_keys, create_key, revoke_key, members, list_invites, create_invite, usage,
         create_static_files_router("/dashboard/static", directories=[STATIC], include_in_schema=False,
                                    name="dashboard-static"),
     ],

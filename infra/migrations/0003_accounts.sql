@@ -24,3 +24,17 @@ CREATE TABLE sessions (
     revoked_at      timestamptz
 );
 CREATE INDEX sessions_user ON sessions (user_id);
+
+-- An owner invites a person into the client: the link carries a random token (only its SHA-256
+-- is stored), good once, until it expires. Invitations work whether or not sign-up is open.
+CREATE TABLE invites (
+    token_hash      bytea PRIMARY KEY,
+    client_id       uuid NOT NULL REFERENCES clients (id) ON DELETE CASCADE,
+    email           text NOT NULL,
+    role            text NOT NULL CHECK (role IN ('owner', 'member')),
+    invited_by      uuid REFERENCES users (id) ON DELETE SET NULL,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    expires_at      timestamptz NOT NULL,
+    accepted_at     timestamptz
+);
+CREATE INDEX invites_client ON invites (client_id);

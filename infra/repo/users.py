@@ -13,11 +13,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from infra.repo._sql import execute, fetch_all, fetch_one
 
-__all__ = ["SESSION_PREFIX", "Role", "Session", "User", "UserRepo", "normal_email"]
+__all__ = ["INVITE_PREFIX", "SESSION_PREFIX", "Invite", "Role", "Session", "User", "UserRepo", "normal_email"]
 
 Role = Literal["owner", "member"]
 # Scrubbed from every log line by infra.logs, like API keys.
 SESSION_PREFIX = "pfs_"
+INVITE_PREFIX = "pfi_"
 
 
 def normal_email(email: str) -> str:
@@ -40,9 +41,22 @@ class Session(msgspec.Struct, frozen=True):
     expires_at: datetime
 
 
+class Invite(msgspec.Struct, frozen=True):
+    email: str
+    role: Role
+    created_at: datetime
+    expires_at: datetime
+
+
 _USER = (
     "u.id, u.client_id, c.name AS client_name, u.email, u.role, u.created_at, u.disabled_at"
     " FROM users u JOIN clients c ON c.id = u.client_id"
+)
+
+_INSERT_USER = (
+    "WITH u AS (INSERT INTO users (id, client_id, email, password_hash, role) VALUES (%s, %s, %s, %s, %s)"
+    " RETURNING *) SELECT u.id, u.client_id, c.name AS client_name, u.email, u.role, u.created_at,"
+    " u.disabled_at FROM u JOIN clients c ON c.id = u.client_id"
 )
 
 
@@ -57,13 +71,7 @@ class UserRepo:
 
     async def create(self, client_id: uuid.UUID, email: str, password_hash: str, role: Role) -> User:
         """Raises psycopg's UniqueViolation when the email has an account."""
-        row = await fetch_one(
-            self.pool,
-            "WITH u AS (INSERT INTO users (id, client_id, email, password_hash, role) VALUES (%s, %s, %s, %s, %s)"
-            " RETURNING *) SELECT u.id, u.client_id, c.name AS client_name, u.email, u.role, u.created_at,"
-            " u.disabled_at FROM u JOIN clients c ON c.id = u.client_id",
-            (uuid.uuid4(), client_id, normal_email(email), password_hash, role),
-        )
+        row = await fetch_one(self.pool, _INSERT_USER, (uuid.uuid4(), client_id, normal_email(email), password_hash, role))
         assert row is not None
         return User(**row)
 
@@ -136,3 +144,57 @@ class UserRepo:
             (_token_hash(token),),
         )
         return changed == 1
+
+    async def invite(
+        self, client_id: uuid.UUID, email: str, role: Role, invited_by: uuid.UUID, lifetime: timedelta
+    ) -> str:
+        """The invitation's token (shown once, in the link); a new invitation replaces a pending one."""
+        token = INVITE_PREFIX + secrets.token_urlsafe(32)
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                "DELETE FROM invites WHERE client_id = %s AND email = %s AND accepted_at IS NULL",
+                (client_id, normal_email(email)),
+            )
+            await conn.execute(
+                "INSERT INTO invites (token_hash, client_id, email, role, invited_by, expires_at)"
+                " VALUES (%s, %s, %s, %s, %s, now() + make_interval(secs => %s))",
+                (_token_hash(token), client_id, normal_email(email), role, invited_by, lifetime.total_seconds()),
+            )
+        return token
+
+    async def pending_invites(self, client_id: uuid.UUID) -> list[Invite]:
+        rows = await fetch_all(
+            self.pool,
+            "SELECT email, role, created_at, expires_at FROM invites"
+            " WHERE client_id = %s AND accepted_at IS NULL AND expires_at > now() ORDER BY created_at",
+            (client_id,),
+        )
+        return [Invite(**r) for r in rows]
+
+    async def invitation(self, token: str) -> Invite | None:
+        """A pending invitation by its token."""
+        row = await fetch_one(
+            self.pool,
+            "SELECT email, role, created_at, expires_at FROM invites"
+            " WHERE token_hash = %s AND accepted_at IS NULL AND expires_at > now()",
+            (_token_hash(token),),
+        )
+        return Invite(**row) if row else None
+
+    async def accept_invite(self, token: str, password_hash: str) -> User | None:
+        """The new user, or None for an unknown, used or expired token. Raises psycopg's
+        UniqueViolation when the invited email has an account meanwhile."""
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await fetch_one(
+                conn,
+                "UPDATE invites SET accepted_at = now() WHERE token_hash = %s AND accepted_at IS NULL"
+                " AND expires_at > now() RETURNING client_id, email, role",
+                (_token_hash(token),),
+            )
+            if row is None:
+                return None
+            user = await fetch_one(
+                conn, _INSERT_USER, (uuid.uuid4(), row["client_id"], row["email"], password_hash, row["role"])
+            )
+        assert user is not None
+        return User(**user)

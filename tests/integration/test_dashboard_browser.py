@@ -216,20 +216,51 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         expect(page.locator("#usage tbody tr td").nth(4)).to_have_text(f"{SOURCE[0] * SOURCE[1] / 1e6:.2f}")
         shot("09-usage")
 
+        # Invite a member: they join through the link (its token in the fragment) and see the job.
+        page.get_by_role("link", name="Team").click()
+        expect(page.locator("#members tbody tr")).to_have_count(1)
+        invitee = f"bob-{uuid.uuid4().hex[:8]}@example.com"
+        page.get_by_label("Their email").fill(invitee)
+        page.get_by_role("button", name="Create invitation").click()
+        expect(page.get_by_label("Invitation link")).to_have_value(re.compile(rf"^{re.escape(api.url)}/dashboard/invite#pfi_"))
+        link = page.get_by_label("Invitation link").input_value()
+        expect(page.locator("#invites tbody tr")).to_contain_text(invitee)
+        shot("10-team-invited")
+        other = browser.new_context()
+        guest = other.new_page()
+        guest.goto(link)
+        guest.get_by_label("Password").fill("bob's own passphrase")
+        guest.get_by_role("button", name="Join").click()
+        expect(guest).to_have_url(f"{api.url}/dashboard")
+        expect(guest.locator(".who")).to_contain_text(f"{invitee} · ")
+        expect(guest.locator(".who")).to_contain_text("(member)")
+        expect(guest.locator(f'#jobs tr[data-job-id="{job_id}"]')).to_contain_text("succeeded")
+        guest.get_by_role("link", name="API keys").click()
+        expect(guest.locator("#keys tbody tr")).to_have_count(1)
+        expect(guest.get_by_role("button", name="Create key")).to_be_hidden()  # owners manage keys
+        guest.goto(link)  # used: the link works once
+        guest.get_by_label("Password").fill("another passphrase")
+        guest.get_by_role("button", name="Join").click()
+        expect(guest.locator("#form-error")).to_contain_text("unknown, used or expired")
+        other.close()
+        page.reload()
+        expect(page.locator("#members tbody tr")).to_have_count(2)
+        expect(page.locator("#invites tbody tr")).to_have_count(0)
+
         # Revoke the key: it stops working at once.
         page.get_by_role("link", name="API keys").click()
         page.once("dialog", lambda d: d.accept())
         page.get_by_role("button", name="Revoke key ci server").click()
         expect(page.locator("#keys tbody tr td").nth(3)).to_contain_text("revoked")
         assert httpx.get(f"{api.url}/v1/jobs", headers={"Authorization": f"Bearer {key}"}).status_code == 401
-        shot("10-keys-revoked")
+        shot("11-keys-revoked")
 
         # Sign out: back to the sign-in page, and the dashboard stays closed.
         page.get_by_role("button", name="Sign out").click()
         expect(page).to_have_url(f"{api.url}/dashboard/login")
         page.goto(f"{api.url}/dashboard/keys")
         expect(page).to_have_url(f"{api.url}/dashboard/login")
-        shot("11-signed-out")
+        shot("12-signed-out")
         browser.close()
 
     assert problems == [], problems  # no script error, no CSP violation, no failed request logged

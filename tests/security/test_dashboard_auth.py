@@ -15,7 +15,7 @@ import pytest
 from devstack.servers import free_port
 from infra.db import open_pool
 from infra.passwords import hash_password
-from infra.repo import UserRepo
+from infra.repo import ClientRepo, UserRepo
 from tests.integration.conftest import ApiServer, Stack
 from tests.security.conftest import ApiProcess, record
 
@@ -255,7 +255,23 @@ def test_an_unknown_email_and_a_wrong_password_get_the_same_answer_in_the_same_t
     assert unknown > 0.6 * wrong and wrong > 0.6 * unknown, (unknown, wrong)
 
 
-def test_sign_up_is_refused_when_closed(stack: Stack) -> None:
+def accept(base: str, token: str, password: str = PASSWORD) -> tuple[httpx.Client, httpx.Response]:
+    http = httpx.Client(base_url=base, headers={"X-Forwarded-For": _address()}, timeout=30)
+    form = _page_token(http, "/dashboard/invite")
+    return http, http.post("/auth/accept", json={"token": token, "password": password}, headers={"X-CSRF-Token": form})
+
+
+def invite(owner: Browser, email: str, role: str = "member") -> str:
+    r = owner.http.post(
+        "/dashboard/api/invites", json={"email": email, "role": role}, headers={"X-CSRF-Token": owner.csrf}
+    )
+    assert r.status_code == 201, r.text
+    link = r.json()["link"]
+    assert link.startswith("/dashboard/invite#pfi_")
+    return link.split("#", 1)[1]
+
+
+async def test_sign_up_is_refused_when_closed_and_invitations_still_let_people_in(stack: Stack) -> None:
     port = free_port()
     server = ApiServer(stack.settings(signup="closed", public_base_url=f"http://127.0.0.1:{port}"), port).start()
     try:
@@ -265,14 +281,77 @@ def test_sign_up_is_refused_when_closed(stack: Stack) -> None:
                 "/auth/signup", json={"email": _email(), "password": PASSWORD}, headers={"X-CSRF-Token": token}
             )
             _problem(r, 403, "signup_closed")
+        # an owner the operator made invites a colleague, who joins although sign-up is closed
+        owner_email = _email("owner")
+        pool = await open_pool(stack.env["PIXELFLOW_DATABASE_URL"], max_size=1)
+        try:
+            client, _ = await ClientRepo(pool).create(f"closed-{uuid.uuid4().hex[:8]}")
+            client_id = client.id
+            await UserRepo(pool).create(client_id, owner_email, hash_password(PASSWORD), "owner")
+        finally:
+            await pool.close()
+        owner = Browser(
+            httpx.Client(base_url=server.url, headers={"X-Forwarded-For": _address()}, timeout=30), "", owner_email
+        )
+        form = _page_token(owner.http, "/dashboard/login")
+        signed = owner.http.post("/auth/login", json={"email": owner_email, "password": PASSWORD},
+                                 headers={"X-CSRF-Token": form})  # fmt: skip
+        assert signed.status_code == 200
+        owner.csrf = _page_token(owner.http, "/dashboard")
+        guest, joined = accept(server.url, invite(owner, _email("colleague")))
+        assert joined.status_code == 201, joined.text
+        assert guest.get("/dashboard/api/session").json()["client_id"] == str(client_id)
+        guest.close()
+        owner.http.close()
     finally:
         server.stop()
+
+
+def test_invitations_are_for_owners_to_make_and_work_once(api: ApiServer) -> None:
+    owner = sign_up(api.url)
+    _problem(owner.http.post("/dashboard/api/invites", json={"email": _email()}), 403, "csrf_failed")
+    bad = owner.http.post(
+        "/dashboard/api/invites", json={"email": "not an email"}, headers={"X-CSRF-Token": owner.csrf}
+    )
+    _problem(bad, 400, "invalid_request")
+    assert [e["path"] for e in bad.json()["errors"]] == ["$.email"]
+    email = _email("invited")
+    token = invite(owner, email)
+    assert [i["email"] for i in owner.http.get("/dashboard/api/invites").json()] == [email]
+
+    _problem(accept(api.url, token[:-2] + "xx")[1], 404, "invite_invalid")
+    weak = accept(api.url, token, "short")[1]
+    _problem(weak, 400, "invalid_request")
+    assert [e["path"] for e in weak.json()["errors"]] == ["$.password"]
+    member, joined = accept(api.url, token)
+    assert joined.status_code == 201, joined.text
+    me = member.get("/dashboard/api/session").json()
+    assert (me["email"], me["role"], me["client_name"]) == (
+        email,
+        "member",
+        owner.http.get("/dashboard/api/session").json()["client_name"],
+    )
+    _problem(accept(api.url, token)[1], 404, "invite_invalid")  # once only
+    assert owner.http.get("/dashboard/api/invites").json() == []
+    assert sorted(m["email"] for m in owner.http.get("/dashboard/api/members").json()) == sorted([owner.email, email])
+
+    # members may not invite, nor see pending invitations
+    csrf = _page_token(member, "/dashboard")
+    _problem(
+        member.post("/dashboard/api/invites", json={"email": _email()}, headers={"X-CSRF-Token": csrf}),
+        403,
+        "owner_only",
+    )
+    _problem(member.get("/dashboard/api/invites"), 403, "owner_only")
+    member.close()
 
 
 def test_sign_up_checks_the_email_and_password_and_names_the_fields(api: ApiServer) -> None:
     with httpx.Client(base_url=api.url, headers={"X-Forwarded-For": _address()}, timeout=30) as http:
         token = _page_token(http, "/dashboard/signup")
-        r = http.post("/auth/signup", json={"email": "nope", "password": "aaaaaaaaaaaa"}, headers={"X-CSRF-Token": token})
+        r = http.post(
+            "/auth/signup", json={"email": "nope", "password": "aaaaaaaaaaaa"}, headers={"X-CSRF-Token": token}
+        )
         _problem(r, 400, "invalid_request")
         assert {e["path"] for e in r.json()["errors"]} == {"$.email", "$.password"}
     b = sign_up(api.url)
@@ -335,11 +414,15 @@ def test_no_password_or_session_token_reaches_the_logs(stack: Stack, tmp_path) -
         assert b.http.post("/v1/jobs", json=SPEC, headers={"X-CSRF-Token": b.csrf}).status_code == 201
         assert b.http.get("/v1/jobs?token=" + b.session).status_code == 200  # even a token in a URL
         key = b.http.post("/dashboard/api/keys", json={}, headers={"X-CSRF-Token": b.csrf}).json()["key"]
+        invitation = invite(b, _email("logged"))
+        guest, joined = accept(proc.url, invitation)
+        assert joined.status_code == 201
+        guest.close()
         session = b.session
         assert b.http.post("/auth/logout", headers={"X-CSRF-Token": b.csrf}).status_code == 200
     finally:
         proc.stop()
     text = "\n".join(proc.lines())
     assert "/auth/login" in text and "/dashboard" in text  # the requests were logged
-    for secret in (PASSWORD, wrong, session, session[4:], b.csrf, key):
+    for secret in (PASSWORD, wrong, session, session[4:], b.csrf, key, invitation, invitation[4:]):
         assert secret not in text

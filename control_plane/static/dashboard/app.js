@@ -90,7 +90,8 @@ function statusBadge(status) {
 
 // Forms before sign-in: field errors next to their field, the rest above the button.
 function fieldErrors(form, error) {
-  for (const node of form.querySelectorAll(".error")) node.textContent = "";
+  const general = form.querySelector("#form-error") || $("#form-error");
+  for (const node of [...form.querySelectorAll(".error"), general]) node.textContent = "";
   for (const input of form.querySelectorAll("input")) input.removeAttribute("aria-invalid");
   const errors = (error.problem && error.problem.errors) || [];
   let first = null;
@@ -103,8 +104,8 @@ function fieldErrors(form, error) {
       first = first || input;
     }
   }
-  if (!first) $("#form-error", form).textContent = error.message;
-  (first || $("#form-error", form)).focus?.();
+  if (!first) general.textContent = error.message;
+  if (first) first.focus();
 }
 
 function credentialsForm(form, path) {
@@ -768,16 +769,7 @@ function keysPage() {
       showError("#keys-error", error);
     }
   });
-  $("#copy").addEventListener("click", async () => {
-    const input = $("#new-key-value");
-    try {
-      await navigator.clipboard.writeText(input.value);
-    } catch {
-      input.select();
-      document.execCommand("copy"); // older browsers, or a page not in a secure context
-    }
-    $("#copied").textContent = "Copied to the clipboard.";
-  });
+  copyButton($("#copy"), $("#new-key-value"), $("#copied"));
   load().catch((error) => showError("#keys-error", error));
 }
 
@@ -791,6 +783,69 @@ async function usagePage() {
     ),
   );
   $("#empty").hidden = days.length > 0;
+}
+
+// Team and invitations ----------------------------------------------------------------------------
+
+function copyButton(button, input, status) {
+  button.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(input.value);
+    } catch {
+      input.select();
+      document.execCommand("copy"); // older browsers, or a page not in a secure context
+    }
+    status.textContent = "Copied to the clipboard.";
+  });
+}
+
+function teamPage() {
+  async function load() {
+    const people = await api("GET", "/dashboard/api/members");
+    $("#members tbody").replaceChildren(
+      ...people.map((p) => el("tr", {}, el("td", { text: p.email }), el("td", { text: p.role }), el("td", { text: when(p.created_at) }), el("td", { text: p.disabled_at ? "disabled" : "active" }))),
+    );
+    if (role !== "owner") return;
+    const invites = await api("GET", "/dashboard/api/invites");
+    $("#invites tbody").replaceChildren(
+      ...invites.map((i) => el("tr", {}, el("td", { text: i.email }), el("td", { text: i.role }), el("td", { text: when(i.expires_at) }))),
+    );
+  }
+  $("#inviting").hidden = role !== "owner";
+  const form = $("#invite-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const created = await api("POST", "/dashboard/api/invites", { email: form.elements.email.value, role: form.elements.role.value });
+      fieldErrors(form, { problem: {}, message: "" });
+      $("#invited").hidden = false;
+      $("#invite-link").value = new URL(created.link, location.origin).href;
+      $("#copied").textContent = "";
+      $("#invite-link").focus();
+      $("#invite-link").select();
+      form.reset();
+      load();
+    } catch (error) {
+      fieldErrors(form, error);
+    }
+  });
+  copyButton($("#copy-link"), $("#invite-link"), $("#copied"));
+  load().catch((error) => showError("#form-error", error));
+}
+
+function invitePage() {
+  const form = $("#accept-form");
+  const token = decodeURIComponent(location.hash.slice(1));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const next = await api("POST", "/auth/accept", { token, password: form.elements.password.value });
+      location.replace(next.redirect); // replace: the link with its token leaves the history
+    } catch (error) {
+      fieldErrors(form, error);
+    }
+  });
+  if (!token) $("#form-error").textContent = "This page needs the whole invitation link, including the part after #.";
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -811,5 +866,7 @@ const PAGES = {
   new: newJobPage,
   keys: keysPage,
   usage: usagePage,
+  team: teamPage,
+  invite: invitePage,
 };
 PAGES[page]();

@@ -71,7 +71,9 @@ class UserRepo:
 
     async def create(self, client_id: uuid.UUID, email: str, password_hash: str, role: Role) -> User:
         """Raises psycopg's UniqueViolation when the email has an account."""
-        row = await fetch_one(self.pool, _INSERT_USER, (uuid.uuid4(), client_id, normal_email(email), password_hash, role))
+        row = await fetch_one(
+            self.pool, _INSERT_USER, (uuid.uuid4(), client_id, normal_email(email), password_hash, role)
+        )
         assert row is not None
         return User(**row)
 

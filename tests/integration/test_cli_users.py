@@ -50,7 +50,9 @@ def test_an_operator_manages_accounts(stack: Stack, api: ApiServer) -> None:
     # the account signs in (any case of the address) and its session works
     browser = httpx.Client(base_url=api.url, headers={"X-Forwarded-For": _address()}, timeout=30)
     token = _page_token(browser, "/dashboard/login")
-    r = browser.post("/auth/login", json={"email": email.upper(), "password": PASSWORD}, headers={"X-CSRF-Token": token})
+    r = browser.post(
+        "/auth/login", json={"email": email.upper(), "password": PASSWORD}, headers={"X-CSRF-Token": token}
+    )
     assert r.status_code == 200, r.text
     assert browser.get("/dashboard/api/session").json()["client_name"] == client
 

@@ -222,7 +222,9 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         invitee = f"bob-{uuid.uuid4().hex[:8]}@example.com"
         page.get_by_label("Their email").fill(invitee)
         page.get_by_role("button", name="Create invitation").click()
-        expect(page.get_by_label("Invitation link")).to_have_value(re.compile(rf"^{re.escape(api.url)}/dashboard/invite#pfi_"))
+        expect(page.get_by_label("Invitation link")).to_have_value(
+            re.compile(rf"^{re.escape(api.url)}/dashboard/invite#pfi_")
+        )
         link = page.get_by_label("Invitation link").input_value()
         expect(page.locator("#invites tbody tr")).to_contain_text(invitee)
         shot("10-team-invited")

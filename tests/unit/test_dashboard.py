@@ -67,7 +67,9 @@ def test_session_tokens_are_scrubbed_from_log_text() -> None:
 
 def test_every_page_has_markup_and_the_frame_carries_token_nav_and_policy() -> None:
     assert {p.stem for p in PAGES_DIR.glob("*.html")} == {*PAGES, "_shell"}
-    settings = load_settings({"PIXELFLOW_S3_PUBLIC_ENDPOINT": "images.example.com", "PIXELFLOW_S3_PUBLIC_SECURE": "true"})
+    settings = load_settings(
+        {"PIXELFLOW_S3_PUBLIC_ENDPOINT": "images.example.com", "PIXELFLOW_S3_PUBLIC_SECURE": "true"}
+    )
     response = page_response("keys", settings, csrf='tok"<en', user=None)
     html = response.content
     assert '<meta name="csrf-token" content="tok&quot;&lt;en">' in html  # escaped

@@ -198,6 +198,20 @@ async def create_invite(request: Request, services: ServicesDep, data: JSONBody[
     return CreatedInvite(f"/dashboard/invite#{token}", invite)
 
 
+class NewSecret(msgspec.Struct):
+    secret: str  # shown once
+    previous_valid_hours: float
+
+
+@post("/dashboard/api/webhook-secret", status_code=201, include_in_schema=False)
+async def rotate_webhook_secret(request: Request, services: ServicesDep) -> NewSecret:
+    """What ``pixelflow clients rotate-secret`` does: a new signing secret, shown once; the
+    previous ones keep verifying for a day while receivers switch. A client made by sign-up gets
+    its first usable secret this way."""
+    s = await require_session(request, services, owner=True)
+    return NewSecret(await services.clients.rotate_secret(s.user.client_id, grace_hours=24), 24)
+
+
 @get("/dashboard/api/usage", include_in_schema=False)
 async def usage(
     request: Request, services: ServicesDep, days: Annotated[int, QueryParameter(ge=1, le=366)] = 30
@@ -210,7 +224,7 @@ dashboard_routes = Router(
     "/",
     route_handlers=[
         jobs_page, job_page, new_page, keys_page, usage_page, team_page, invite_page, login_page, signup_page,
-        me, list_keys, create_key, revoke_key, members, list_invites, create_invite, usage,
+        me, list_keys, create_key, revoke_key, members, list_invites, create_invite, rotate_webhook_secret, usage,
         create_static_files_router("/dashboard/static", directories=[STATIC], include_in_schema=False,
                                    name="dashboard-static"),
     ],

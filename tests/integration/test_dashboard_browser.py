@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from PIL import Image
+from standardwebhooks.webhooks import Webhook
 
 from devstack.browser import chromium
 from devstack.imagegen import encode, photo
@@ -70,7 +71,7 @@ def shots(tmp_path: Path) -> Path:
 def test_a_person_runs_a_job_from_sign_up_to_sign_out(
     stack: Stack, api: ApiServer, worker: WorkerProcess, receiver: WebhookReceiver, shots: Path, tmp_path: Path
 ) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import Page, expect, sync_playwright
 
     email = f"ada-{uuid.uuid4().hex[:8]}@example.com"
     password = "correct horse battery staple"
@@ -95,14 +96,22 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.on("request", lambda r: hosts.add(urlsplit(r.url).hostname or r.url.split(":")[0]))
 
+        def go(where: str, path: str, on: Page | None = None) -> None:
+            """Follow a link and wait for the page's script to have wired its forms."""
+            p = on or page
+            p.get_by_role("link", name=where, exact=True).first.click()
+            expect(p).to_have_url(f"{api.url}{path}")
+            expect(p.locator("body[data-ready]")).to_have_count(1)
+
         def shot(name: str) -> None:
             page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
         # Sign up: a too-short password is refused next to its field, then the account is made.
         page.goto(f"{api.url}/dashboard")
         expect(page).to_have_url(f"{api.url}/dashboard/login")
+        expect(page.locator("body[data-ready]")).to_have_count(1)
         shot("01-login")
-        page.get_by_role("link", name="Sign up").click()
+        go("Sign up", "/dashboard/signup")
         page.get_by_label("Email").fill(email)
         page.get_by_label("Password").fill("short")
         page.get_by_role("button", name="Create account").click()
@@ -117,7 +126,7 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         shot("03-jobs-empty")
 
         # An API key, shown once, copied with the button.
-        page.get_by_role("link", name="API keys").click()
+        go("API keys", "/dashboard/keys")
         page.get_by_label("Name of the new key").fill("ci server")
         page.get_by_role("button", name="Create key").click()
         expect(page.get_by_label("New API key")).to_have_value(re.compile(r"^pf_"))
@@ -126,11 +135,16 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         expect(page.locator("#copied")).to_have_text("Copied to the clipboard.")
         assert page.evaluate("navigator.clipboard.readText()") == key
         expect(page.locator("#keys tbody tr")).to_have_count(1)
+        # the client's webhook signing secret: a new one, shown once, that signs the job's webhook below
+        page.once("dialog", lambda d: d.accept())
+        page.get_by_role("button", name="Create a new signing secret").click()
+        expect(page.get_by_label("New webhook signing secret")).to_have_value(re.compile(r"^whsec_"))
+        signing_secret = page.get_by_label("New webhook signing secret").input_value()
         shot("04-keys-created")
         assert httpx.get(f"{api.url}/v1/jobs", headers={"Authorization": f"Bearer {key}"}).status_code == 200
 
         # New job: drop the image, paste the broken spec; the error is shown at its field.
-        page.get_by_role("link", name="New job").first.click()
+        go("New job", "/dashboard/new")
         page.evaluate(_DROP, ["photo.jpg", base64.b64encode(image).decode()])
         expect(page.locator("#file-list")).to_contain_text(f"photo.jpg: {SOURCE[0]}{BY}{SOURCE[1]}")
         page.get_by_label("Job spec (JSON)").fill(json.dumps(spec, indent=2))
@@ -180,7 +194,10 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         with Image.open(io.BytesIO(saved.read_bytes())) as got:
             assert (got.format, got.size) == ("JPEG", EXPECTED["thumb"])
 
-        # The webhook's delivery with its attempt, and a redelivery.
+        # The webhook's delivery with its attempt, signed with the secret the page showed, and a redelivery.
+        (delivered,) = receiver.wait(urlsplit(hook).path, 1, timeout=15)
+        event = Webhook(signing_secret).verify(delivered.body, delivered.headers)
+        assert event["data"]["job_id"] == job_id
         expect(page.locator("#deliveries tbody tr")).to_have_count(1, timeout=15_000)
         expect(page.locator("#deliveries")).to_contain_text("job.succeeded")
         expect(page.locator("#deliveries ol.attempts li").first).to_contain_text("HTTP 200")
@@ -190,7 +207,7 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         shot("07-job-succeeded")
 
         # The list shows it, filtered by status.
-        page.get_by_role("link", name="Jobs", exact=True).click()
+        go("Jobs", "/dashboard")
         row = page.locator(f'#jobs tr[data-job-id="{job_id}"]')
         expect(row).to_contain_text("succeeded")
         page.get_by_label("Status").select_option("failed")
@@ -210,14 +227,14 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         expect(row).to_have_count(1)
         shot("08-jobs")
 
-        page.get_by_role("link", name="Usage").click()
+        go("Usage", "/dashboard/usage")
         expect(page.locator("#usage tbody tr")).to_have_count(1)
         expect(page.locator("#usage tbody tr td").nth(1)).to_have_text("1")
         expect(page.locator("#usage tbody tr td").nth(4)).to_have_text(f"{SOURCE[0] * SOURCE[1] / 1e6:.2f}")
         shot("09-usage")
 
         # Invite a member: they join through the link (its token in the fragment) and see the job.
-        page.get_by_role("link", name="Team").click()
+        go("Team", "/dashboard/team")
         expect(page.locator("#members tbody tr")).to_have_count(1)
         invitee = f"bob-{uuid.uuid4().hex[:8]}@example.com"
         page.get_by_label("Their email").fill(invitee)
@@ -231,16 +248,18 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         other = browser.new_context()
         guest = other.new_page()
         guest.goto(link)
+        expect(guest.locator("body[data-ready]")).to_have_count(1)
         guest.get_by_label("Password").fill("bob's own passphrase")
         guest.get_by_role("button", name="Join").click()
         expect(guest).to_have_url(f"{api.url}/dashboard")
         expect(guest.locator(".who")).to_contain_text(f"{invitee} · ")
         expect(guest.locator(".who")).to_contain_text("(member)")
         expect(guest.locator(f'#jobs tr[data-job-id="{job_id}"]')).to_contain_text("succeeded")
-        guest.get_by_role("link", name="API keys").click()
+        go("API keys", "/dashboard/keys", guest)
         expect(guest.locator("#keys tbody tr")).to_have_count(1)
         expect(guest.get_by_role("button", name="Create key")).to_be_hidden()  # owners manage keys
         guest.goto(link)  # used: the link works once
+        expect(guest.locator("body[data-ready]")).to_have_count(1)
         guest.get_by_label("Password").fill("another passphrase")
         guest.get_by_role("button", name="Join").click()
         expect(guest.locator("#form-error")).to_contain_text("unknown, used or expired")
@@ -250,7 +269,7 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         expect(page.locator("#invites tbody tr")).to_have_count(0)
 
         # Revoke the key: it stops working at once.
-        page.get_by_role("link", name="API keys").click()
+        go("API keys", "/dashboard/keys")
         page.once("dialog", lambda d: d.accept())
         page.get_by_role("button", name="Revoke key ci server").click()
         expect(page.locator("#keys tbody tr td").nth(3)).to_contain_text("revoked")
@@ -278,6 +297,7 @@ def test_keyboard_alone_signs_in(stack: Stack, api: ApiServer, shots: Path) -> N
         browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         page = browser.new_page()
         page.goto(f"{api.url}/dashboard/signup")
+        expect(page.locator("body[data-ready]")).to_have_count(1)
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.textContent") == "Skip to content"
         page.keyboard.press("Tab")  # the brand link

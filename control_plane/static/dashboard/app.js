@@ -770,6 +770,21 @@ function keysPage() {
     }
   });
   copyButton($("#copy"), $("#new-key-value"), $("#copied"));
+  $("#webhook-secret").hidden = !owner;
+  $("#rotate").addEventListener("click", async () => {
+    if (!confirm("Create a new webhook signing secret? The current ones keep working for 24 hours.")) return;
+    try {
+      const created = await api("POST", "/dashboard/api/webhook-secret");
+      $("#secret-box").hidden = false;
+      $("#secret-value").value = created.secret;
+      $("#secret-copied").textContent = "";
+      $("#secret-value").focus();
+      $("#secret-value").select();
+    } catch (error) {
+      showError("#keys-error", error);
+    }
+  });
+  copyButton($("#copy-secret"), $("#secret-value"), $("#secret-copied"));
   load().catch((error) => showError("#keys-error", error));
 }
 
@@ -870,3 +885,6 @@ const PAGES = {
   invite: invitePage,
 };
 PAGES[page]();
+// Forms work from here on (tests wait for this; a form submitted earlier posts to its page, so
+// what was typed never lands in a URL).
+document.body.dataset.ready = "true";

@@ -316,8 +316,10 @@ def test_invitations_are_for_owners_to_make_and_work_once(api: ApiServer) -> Non
     _problem(bad, 400, "invalid_request")
     assert [e["path"] for e in bad.json()["errors"]] == ["$.email"]
     email = _email("invited")
-    token = invite(owner, email)
+    replaced = invite(owner, email)
+    token = invite(owner, email)  # a new invitation to the same email replaces the pending one
     assert [i["email"] for i in owner.http.get("/dashboard/api/invites").json()] == [email]
+    _problem(accept(api.url, replaced)[1], 404, "invite_invalid")
 
     _problem(accept(api.url, token[:-2] + "xx")[1], 404, "invite_invalid")
     weak = accept(api.url, token, "short")[1]
@@ -426,3 +428,15 @@ def test_no_password_or_session_token_reaches_the_logs(stack: Stack, tmp_path) -
     assert "/auth/login" in text and "/dashboard" in text  # the requests were logged
     for secret in (PASSWORD, wrong, session, session[4:], b.csrf, key, invitation, invitation[4:]):
         assert secret not in text
+
+
+def test_accepting_invitations_is_limited_per_address(api: ApiServer) -> None:
+    address = _address()
+    with httpx.Client(base_url=api.url, headers={"X-Forwarded-For": address}, timeout=30) as http:
+        form = _page_token(http, "/dashboard/invite")
+        answers = [
+            http.post("/auth/accept", json={"token": f"pfi_guess{n}", "password": PASSWORD},
+                      headers={"X-CSRF-Token": form}).status_code
+            for n in range(12)
+        ]  # fmt: skip
+    assert answers[:10] == [404] * 10 and answers[-1] == 429, answers

@@ -95,3 +95,13 @@ def test_the_dashboard_loads_nothing_from_elsewhere() -> None:
 def test_dashboard_routes_stay_out_of_the_openapi_document() -> None:
     paths = create_app(load_settings({})).openapi_schema.to_schema()["paths"]
     assert not [p for p in paths if p.startswith(("/dashboard", "/auth"))]
+
+
+def test_the_pages_script_and_styles_ship_in_the_package() -> None:
+    import tomllib
+
+    package = PAGES_DIR.parent
+    patterns = tomllib.loads((package.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    shipped = {path for pattern in patterns["control_plane"] for path in package.glob(pattern)}
+    needed = {*PAGES_DIR.iterdir(), *STATIC.iterdir()}
+    assert {p.name for p in needed} >= {"_shell.html", "app.js", "app.css"} and needed <= shipped

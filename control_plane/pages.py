@@ -16,7 +16,7 @@ from string import Template
 from litestar import Response
 from litestar.datastructures import Cookie
 
-from infra.lifecycle import TERMINAL
+from infra.lifecycle import ACTIVE, TERMINAL
 from infra.repo import User
 from infra.settings import Settings
 
@@ -83,7 +83,7 @@ def page_response(
     body = _template(page).substitute(fields or {})
     html = _template("_shell").substitute(
         title=escape(PAGES[page]), page=page, csrf=escape(csrf), nav=_nav(page, user), body=body,
-        role=user.role if user else "", terminal=" ".join(sorted(TERMINAL)),
+        role=user.role if user else "", terminal=" ".join(sorted(TERMINAL)), active=" ".join(sorted(ACTIVE)),
     )  # fmt: skip
     store = _store_origins(settings)
     csp = (

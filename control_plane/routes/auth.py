@@ -3,7 +3,7 @@ Not part of the API's OpenAPI contract: machines use API keys."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 import msgspec
@@ -43,9 +43,7 @@ def _address(request: Request) -> str:
 
 
 async def _open_session(request: Request, services: ApiDeps, user: User, status: int) -> Response[Next]:
-    lifetime = services.settings.session_hours
-    token, _csrf = await services.users.open_session(user.id, timedelta(hours=lifetime))
-    expires = datetime.now(UTC) + timedelta(hours=lifetime)
+    token, expires = await services.users.open_session(user.id, timedelta(hours=services.settings.session_hours))
     return Response(Next(HOME), status_code=status, cookies=[session_cookie(request, services, token, expires)])
 
 

@@ -114,17 +114,17 @@ class UserRepo:
             )
         return True
 
-    async def open_session(self, user_id: uuid.UUID, lifetime: timedelta) -> tuple[str, str]:
-        """(the cookie's token, the session's CSRF token)."""
+    async def open_session(self, user_id: uuid.UUID, lifetime: timedelta) -> tuple[str, datetime]:
+        """(the cookie's token, when the session ends)."""
         token = SESSION_PREFIX + secrets.token_urlsafe(32)
-        csrf = secrets.token_urlsafe(32)
-        await execute(
+        row = await fetch_one(
             self.pool,
             "INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at)"
-            " VALUES (%s, %s, %s, now() + make_interval(secs => %s))",
-            (_token_hash(token), user_id, csrf, lifetime.total_seconds()),
+            " VALUES (%s, %s, %s, now() + make_interval(secs => %s)) RETURNING expires_at",
+            (_token_hash(token), user_id, secrets.token_urlsafe(32), lifetime.total_seconds()),
         )
-        return token, csrf
+        assert row is not None
+        return token, row["expires_at"]
 
     async def session(self, token: str) -> Session | None:
         """The live session for a cookie's token: not revoked, not expired, its user enabled."""

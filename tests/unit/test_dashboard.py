@@ -75,6 +75,7 @@ def test_every_page_has_markup_and_the_frame_carries_token_nav_and_policy() -> N
     assert '<meta name="csrf-token" content="tok&quot;&lt;en">' in html  # escaped
     assert '<body data-page="keys"' in html
     assert '<meta name="pixelflow-terminal" content="canceled failed succeeded">' in html
+    assert '<meta name="pixelflow-active" content="processing queued">' in html
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp
     assert "connect-src 'self' https://images.example.com https://*.images.example.com;" in csp

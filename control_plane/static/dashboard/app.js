@@ -6,7 +6,9 @@
 const page = document.body.dataset.page;
 const role = document.body.dataset.role;
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
+// The job states' named sets, from the server's one definition (infra/lifecycle.py).
 const TERMINAL = new Set(document.querySelector('meta[name="pixelflow-terminal"]').content.split(" "));
+const ACTIVE = new Set(document.querySelector('meta[name="pixelflow-active"]').content.split(" "));
 
 const $ = (selector, root = document) => root.querySelector(selector);
 
@@ -173,7 +175,7 @@ function jobsPage() {
     $("#older").disabled = !list.next_cursor;
     $("#older").dataset.cursor = list.next_cursor || "";
     $("#newer").disabled = cursors.length === 1;
-    if (list.jobs.some((job) => !TERMINAL.has(job.status))) timer = setTimeout(load, 2000);
+    if (list.jobs.some((job) => ACTIVE.has(job.status))) timer = setTimeout(load, 2000);
   }
 
   form.addEventListener("submit", (event) => {
@@ -343,9 +345,9 @@ function jobPage() {
     if (TERMINAL.has(job.status)) {
       loadDeliveries();
       setTimeout(loadDeliveries, 3000); // the webhook goes out just after the job ends
-    } else {
+    } else if (ACTIVE.has(job.status)) {
       setTimeout(load, 1000);
-    }
+    } // `created`: nothing changes until someone uploads and starts it
   }
 
   $("#cancel").addEventListener("click", async () => {

@@ -227,11 +227,27 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         expect(row).to_have_count(1)
         shot("08-jobs")
 
+        # A file that is not an image: the job fails at start, and its page says why.
+        go("New job", "/dashboard/new")
+        page.evaluate(_DROP, ["notes.jpg", base64.b64encode(b"these are notes, not pixels\n" * 20).decode()])
+        expect(page.locator("#file-list")).to_contain_text("notes.jpg")
+        expect(page.locator("#spec-errors")).to_have_text("The spec is valid.")
+        page.get_by_role("button", name="Upload and start").click()
+        run = page.locator("#run-list li")
+        expect(run.locator(".state")).to_contain_text("not", timeout=20_000)
+        failed_id = run.get_attribute("data-job-id")
+        page.goto(f"{api.url}/dashboard/jobs/{failed_id}")
+        expect(page.locator("#summary .status")).to_have_text("failed")
+        expect(page.locator("#summary")).to_contain_text("unsupported_format: ")
+        expect(page.get_by_role("button", name="Cancel job")).to_be_hidden()
+        shot("09-job-failed")
+
         go("Usage", "/dashboard/usage")
+        cells = page.locator("#usage tbody tr td")
         expect(page.locator("#usage tbody tr")).to_have_count(1)
-        expect(page.locator("#usage tbody tr td").nth(1)).to_have_text("1")
-        expect(page.locator("#usage tbody tr td").nth(4)).to_have_text(f"{SOURCE[0] * SOURCE[1] / 1e6:.2f}")
-        shot("09-usage")
+        for column, value in ((1, "2"), (2, "1"), (3, "1"), (4, f"{SOURCE[0] * SOURCE[1] / 1e6:.2f}")):
+            expect(cells.nth(column)).to_have_text(value)  # jobs, succeeded, failed, source megapixels
+        shot("10-usage")
 
         # Invite a member: they join through the link (its token in the fragment) and see the job.
         go("Team", "/dashboard/team")
@@ -244,7 +260,7 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         )
         link = page.get_by_label("Invitation link").input_value()
         expect(page.locator("#invites tbody tr")).to_contain_text(invitee)
-        shot("10-team-invited")
+        shot("11-team-invited")
         other = browser.new_context()
         guest = other.new_page()
         guest.goto(link)
@@ -274,14 +290,14 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         page.get_by_role("button", name="Revoke key ci server").click()
         expect(page.locator("#keys tbody tr td").nth(3)).to_contain_text("revoked")
         assert httpx.get(f"{api.url}/v1/jobs", headers={"Authorization": f"Bearer {key}"}).status_code == 401
-        shot("11-keys-revoked")
+        shot("12-keys-revoked")
 
         # Sign out: back to the sign-in page, and the dashboard stays closed.
         page.get_by_role("button", name="Sign out").click()
         expect(page).to_have_url(f"{api.url}/dashboard/login")
         page.goto(f"{api.url}/dashboard/keys")
         expect(page).to_have_url(f"{api.url}/dashboard/login")
-        shot("12-signed-out")
+        shot("13-signed-out")
         browser.close()
 
     assert problems == [], problems  # no script error, no CSP violation, no failed request logged

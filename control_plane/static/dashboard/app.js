@@ -332,7 +332,7 @@ function jobPage() {
             ["Size", job.source.width ? `${job.source.width}×${job.source.height}` : "read when processed"],
             ["Bytes", bytes(job.source.bytes)],
           ]
-        : [["Original", "not uploaded yet"]],
+        : [["Original", job.status === "created" ? "not uploaded yet" : "no details recorded (it was refused or never read)"]],
     );
     const key = job.variants.map((v) => v.id).join(",");
     if (key !== shownVariants) {
@@ -341,6 +341,7 @@ function jobPage() {
       $("#variants").replaceChildren(...job.variants.map(variantCard));
     }
     $("#no-variants").hidden = job.variants.length > 0;
+    $("#no-variants").textContent = TERMINAL.has(job.status) ? "No variants." : "No variants yet.";
     $("#cancel").hidden = TERMINAL.has(job.status);
     if (TERMINAL.has(job.status)) {
       loadDeliveries();

@@ -25,7 +25,7 @@ from pipeline.dsl.decode import topological_order
 from pipeline.dsl.job import JobSpec
 from pipeline.dsl.limits import Limits
 from pipeline.dsl.steps import Resize, Step
-from pipeline.dsl.variant import Variant, effective_effort
+from pipeline.dsl.variant import Variant, effective_effort, kept_metadata
 from pipeline.errors import ImageTooLarge, OutputTooLarge, OverBudget, PipelineError
 from pipeline.geometry import pixels, resize_plan
 from pipeline.sniff import AUTO_FORMAT, output_format
@@ -71,6 +71,8 @@ class Plan:
     # A JPEG is decoded at 1/jpeg_shrink by its DCT (see jpeg_shrink()); then, if the decode is
     # held for several variants, reduced to decode_size once.
     jpeg_shrink: int = 1
+    # A variant keeps the colour profile: the decode stays in it (pipeline.metadata)
+    keep_profile: bool = False
 
     @property
     def cost(self) -> float:
@@ -235,6 +237,7 @@ def plan_issues(
         nodes=tuple(nodes),
         decode_cost=decode_cost((width, height), decode),
         jpeg_shrink=shrink,
+        keep_profile=any("icc" in kept_metadata(v) for v in spec.pipeline),
     )
     costs = [(index[n.variant.id], n) for n in plan.nodes]
     issues.extend(_budget_issues(costs, plan.cost, limits, certain=False))

@@ -6,8 +6,9 @@ from typing import Any
 
 import pyvips
 
-from pipeline.dsl.variant import Variant, effective_effort
+from pipeline.dsl.variant import Variant, effective_effort, kept_metadata
 from pipeline.jxl import encode_jxl
+from pipeline.metadata import for_encoding
 from pipeline.pillow_encode import pillow_can_encode, pillow_encode
 from pipeline.sniff import CONTENT_TYPES, EXTENSIONS, output_format
 
@@ -25,12 +26,12 @@ def resolve_format(variant: Variant, source_format: str) -> str:
 
 def encode(image: pyvips.Image, variant: Variant, fmt: str) -> tuple[bytes, str]:
     """Encode to ``fmt``; returns the bytes and their content type."""
-    keep = "none" if variant.strip else "all"
+    image, keep = for_encoding(image, kept_metadata(variant))
     opts: dict[str, Any] = {"keep": keep}
     quality = variant.quality or DEFAULT_QUALITY.get(fmt)
     if fmt in ("jpeg", "tiff") and image.hasalpha() and (fmt == "jpeg" or variant.quality):
         image = image.flatten(background=[255] * (image.bands - 1))
-    if pillow_can_encode(image, fmt, lossless=variant.lossless, keep_metadata=not variant.strip):
+    if pillow_can_encode(image, fmt, lossless=variant.lossless, keep_metadata=keep != "none"):
         assert quality is not None  # lossy webp and jpeg have defaults
         effort = effective_effort(variant, fmt)
         return pillow_encode(

@@ -13,6 +13,7 @@ from pipeline.dsl.limits import Limits
 from pipeline.errors import CorruptImage, ImageTooLarge
 from pipeline.heif import decode_heif, heif_header
 from pipeline.jxl import decode_jxl, jxl_header
+from pipeline.metadata import to_working_colour
 from pipeline.sniff import SNIFF_BYTES, SourceFormat, sniff
 from pipeline.svg import check_svg
 
@@ -71,11 +72,12 @@ def probe(data: bytes, limits: Limits, *, auto_orient: bool = True) -> SourceInf
 
 
 def decode(data: bytes, plan: Plan, *, auto_orient: bool) -> pyvips.Image:
-    """Lazily decode the first frame at ``plan.decode_size``, shrinking on load, in 8-bit sRGB or grey.
+    """Lazily decode the first frame at ``plan.decode_size``, shrinking on load, in 8 bits: sRGB
+    or grey, or in its own profile when a variant keeps it (``pipeline.metadata``).
 
     thumbnail_buffer picks the cheapest route (JPEG DCT scaling, WebP/SVG scale-on-load, pyramid
-    levels), applies the EXIF orientation and converts embedded profiles (CMYK included) to sRGB.
-    ``fail_on`` goes to the loader itself so truncated data raises instead of turning grey.
+    levels) and applies the EXIF orientation. ``fail_on`` goes to the loader itself so truncated
+    data raises instead of turning grey.
     """
     dw, dh = plan.decode_size
     sw, sh = plan.source_size
@@ -83,8 +85,12 @@ def decode(data: bytes, plan: Plan, *, auto_orient: bool) -> pyvips.Image:
     fmt = sniff(data[:SNIFF_BYTES])
     if fmt in _FOREIGN:
         full, data = _foreign_decode(fmt, data)
-        if full is not None:  # thumbnail_image leaves colour alone: managed here, at the smaller size
-            return _to_8bit(_to_srgb(_thumbnail(full.thumbnail_image, width, height, auto_orient=True)))
+        if full is not None:
+            return _to_8bit(
+                to_working_colour(
+                    _thumbnail(full.thumbnail_image, width, height, auto_orient=True), keep_profile=plan.keep_profile
+                )
+            )
         fmt, auto_orient = "jpeg", True  # a JPEG XL wrapping a JPEG: that JPEG, upright as probed
     fail_on = _FAIL_ON.get(fmt, "error")
     try:
@@ -97,7 +103,9 @@ def decode(data: bytes, plan: Plan, *, auto_orient: bool) -> pyvips.Image:
             image = _thumbnail(load, width, height, auto_orient=auto_orient)
     except pyvips.Error as exc:
         raise CorruptImage("the image cannot be decoded", detail=str(exc)) from None
-    return _to_8bit(image)
+    # thumbnail leaves an embedded RGB profile alone (only CMYK is converted): managed here, at
+    # the decoded size
+    return _to_8bit(to_working_colour(image, keep_profile=plan.keep_profile))
 
 
 def _thumbnail(load: Callable[..., pyvips.Image], width: int, height: int, *, auto_orient: bool) -> pyvips.Image:
@@ -115,23 +123,13 @@ def _to_8bit(image: pyvips.Image) -> pyvips.Image:
 
 def _jpeg_shrunk(data: bytes, shrink: int, *, auto_orient: bool, fail_on: str) -> pyvips.Image:
     """What thumbnail_buffer does for a JPEG, at the planner's DCT scale (``Plan.jpeg_shrink``)
-    rather than thumbnail's: upright, and colour-managed to sRGB by its embedded profile (CMYK
-    without one by libvips' CMYK profile). The variants' resizes do the rest."""
+    rather than thumbnail's, upright. The variants' resizes do the rest."""
     # Streamed top to bottom, the way every consumer reads it (a decode held in memory is copied
     # sequentially too): ~5 % less time than libvips' random access, which decodes into a buffer
     # first. Autorot's turns and flips read out of order, so an oriented source keeps random access.
     image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=fail_on, access="sequential")
     if auto_orient and _orientation(image) > 1:
         image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=fail_on).autorot()
-    return _to_srgb(image)
-
-
-def _to_srgb(image: pyvips.Image) -> pyvips.Image:
-    """Colour-managed to sRGB by the embedded profile (CMYK without one by libvips' CMYK profile)."""
-    if "icc-profile-data" in image.get_fields():
-        return image.icc_transform("srgb", embedded=True, intent="relative")
-    if image.interpretation == "cmyk":
-        return image.icc_transform("srgb", input_profile="cmyk", intent="relative")
     return image
 
 

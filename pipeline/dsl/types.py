@@ -74,4 +74,6 @@ SmartCrop = Literal["attention", "entropy"]
 SMART_GRAVITIES: tuple[str, ...] = get_args(SmartCrop)
 SmartGravity = Literal[Gravity, SmartCrop]
 FitMode = Literal["cover", "contain", "fill", "inside", "outside"]
+# Metadata a variant may keep (pipeline/metadata.py); `gps` only inside `exif`, never by accident.
+KeepTag = Literal["icc", "exif", "xmp", "copyright", "gps"]
 OutputFormat = Literal["auto", "jpeg", "png", "webp", "avif", "gif", "tiff", "jxl"]

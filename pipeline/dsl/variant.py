@@ -8,9 +8,9 @@ import msgspec
 from msgspec import Meta, Struct
 
 from pipeline.dsl.steps import Step
-from pipeline.dsl.types import Effort, OutputFormat, Quality, VariantId
+from pipeline.dsl.types import Effort, KeepTag, OutputFormat, Quality, VariantId
 
-__all__ = ["DEFAULT_EFFORT", "EFFORT_RANGE", "Variant", "effective_effort"]
+__all__ = ["DEFAULT_EFFORT", "EFFORT_RANGE", "STRIP_FALSE_KEEPS", "Variant", "effective_effort", "kept_metadata"]
 
 # The encoders' own effort ranges; `auto` resolves to a format at run time and is clamped then.
 EFFORT_RANGE: dict[str, tuple[int, int]] = {
@@ -29,6 +29,17 @@ _PROGRESSIVE = frozenset({"jpeg", "png", "gif", "auto"})
 _QUALITY = frozenset({"jpeg", "webp", "avif", "tiff", "jxl", "auto"})
 
 Steps = Annotated[list[Step], Meta(description="Applied in order.")]
+Keep = Annotated[
+    list[KeepTag],
+    Meta(
+        max_length=5,
+        description="Metadata to keep (default none): the colour profile (pixels then stay in it), EXIF "
+        "(without GPS unless `gps` is named too), XMP, or only EXIF's copyright and artist.",
+    ),
+]
+# `strip: false`: every kind of metadata but GPS, which is only ever kept by name
+STRIP_FALSE_KEEPS = frozenset({"icc", "exif", "xmp", "iptc"})
+_NO_METADATA = frozenset({"gif", "jxl"})  # PixelFlow's encoders for these write none
 
 
 class Variant(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -38,12 +49,19 @@ class Variant(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     format: OutputFormat = "auto"
     quality: Quality | None = None
     strip: bool = True
+    keep: Keep = msgspec.field(default_factory=list)
     progressive: bool = False
     lossless: bool = False
     effort: Effort | None = None
 
     def __post_init__(self) -> None:
         fmt = self.format
+        if self.keep and not self.strip:
+            raise ValueError("`strip: false` keeps all metadata but GPS; `keep` names a selection; use one")
+        if "gps" in self.keep and "exif" not in self.keep:
+            raise ValueError("`gps` is kept as part of EXIF: name `exif` too")
+        if self.keep and fmt in _NO_METADATA:
+            raise ValueError(f"`keep` does not apply to {fmt}: it is written without metadata")
         if self.lossless and fmt not in _LOSSLESS:
             raise ValueError(f"`lossless` applies to webp, avif and jxl, not {fmt}")
         if self.lossless and self.quality is not None:
@@ -58,6 +76,11 @@ class Variant(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             lo, hi = EFFORT_RANGE[fmt]
             if not lo <= self.effort <= hi:
                 raise ValueError(f"`effort` for {fmt} must be between {lo} and {hi}")
+
+
+def kept_metadata(variant: Variant) -> frozenset[str]:
+    """What the variant keeps: its `keep`, or everything but GPS with `strip: false`."""
+    return STRIP_FALSE_KEEPS if not variant.strip else frozenset(variant.keep)
 
 
 def effective_effort(variant: Variant, fmt: str) -> int | None:

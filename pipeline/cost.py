@@ -16,7 +16,7 @@ Pure arithmetic: the API prices specs with it, so it never imports libvips.
 
 from __future__ import annotations
 
-from pipeline.dsl.variant import EFFORT_RANGE, Variant, effective_effort
+from pipeline.dsl.variant import EFFORT_RANGE, MAX_BYTES_ENCODES, Variant, effective_effort
 from pipeline.geometry import megapixels
 
 __all__ = ["DECODE_MS_PER_MP", "ENCODE_MS_PER_MP", "decode_cost", "encode_cost"]
@@ -59,4 +59,6 @@ def encode_cost(variant: Variant, fmt: str, size: tuple[int, int]) -> float:
     rate = rates[0] if effort is None else rates[effort - EFFORT_RANGE[fmt][0]]
     if fmt == "avif" and variant.lossless:
         rate *= _AVIF_LOSSLESS
+    if variant.max_bytes is not None:  # the worst case: every encode of the search
+        rate *= MAX_BYTES_ENCODES
     return rate * megapixels(size)

@@ -19,7 +19,7 @@ import pyvips
 from pipeline.compile import Plan, PlanNode, check_output_size, compile_plan, through_logical
 from pipeline.dsl.job import JobSpec
 from pipeline.dsl.limits import Limits
-from pipeline.encode import encode, resolve_format
+from pipeline.encode import Encoded, encode, resolve_format
 from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, PipelineError
 from pipeline.geometry import IDENTITY, Affine
 from pipeline.load import SourceInfo, decode, drop_opaque_alpha, probe
@@ -37,6 +37,7 @@ class VariantOutput:
     width: int
     height: int
     data: bytes
+    quality: int | None = None  # a lossy encoder's quality (with `max_bytes`: the one chosen)
 
     @property
     def bytes(self) -> int:
@@ -123,7 +124,7 @@ def process(
         if workers > 1 and len(plan.nodes) > 1
         else None
     )
-    pending: dict[str, tuple[str, pyvips.Image, Future[tuple[bytes, str]] | tuple[bytes, str]]] = {}
+    pending: dict[str, tuple[str, pyvips.Image, Future[Encoded] | Encoded]] = {}
     try:
         for node in plan.work_order():
             variant = node.variant
@@ -146,8 +147,10 @@ def process(
         for node in plan.nodes:  # the spec's order
             variant_id = node.variant.id
             fmt, image, result = pending[variant_id]
-            encoded, content_type = result.result() if isinstance(result, Future) else result
-            out = VariantOutput(variant_id, fmt, content_type, image.width, image.height, encoded)
+            encoded = result.result() if isinstance(result, Future) else result
+            out = VariantOutput(
+                variant_id, fmt, encoded.content_type, image.width, image.height, encoded.data, encoded.quality
+            )
             outputs.append(out)
             if on_variant is not None:
                 on_variant(out)

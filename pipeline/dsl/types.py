@@ -55,6 +55,15 @@ Color = Annotated[
     ),
 ]
 Quality = Annotated[int, Meta(ge=1, le=100, description="Encoder quality, 1 (smallest) to 100 (best).")]
+MaxBytes = Annotated[
+    int,
+    Meta(
+        ge=100,
+        le=100_000_000,
+        description="Largest output in bytes: the quality is lowered (binary search, at most 8 encodes) to the "
+        "highest that fits, or the job fails with cannot_meet_max_bytes.",
+    ),
+]
 Effort = Annotated[
     int,
     Meta(ge=0, le=10, description="CPU spent on compression: webp 0-6, avif 0-9, png 0-9, gif 1-10, jxl 1-9."),

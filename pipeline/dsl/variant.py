@@ -8,9 +8,20 @@ import msgspec
 from msgspec import Meta, Struct
 
 from pipeline.dsl.steps import Step
-from pipeline.dsl.types import Effort, KeepTag, OutputFormat, Quality, VariantId
+from pipeline.dsl.types import Effort, KeepTag, MaxBytes, OutputFormat, Quality, VariantId
 
-__all__ = ["DEFAULT_EFFORT", "EFFORT_RANGE", "STRIP_FALSE_KEEPS", "Variant", "effective_effort", "kept_metadata"]
+__all__ = [
+    "DEFAULT_EFFORT",
+    "EFFORT_RANGE",
+    "MAX_BYTES_ENCODES",
+    "STRIP_FALSE_KEEPS",
+    "Variant",
+    "effective_effort",
+    "kept_metadata",
+]
+
+# `max_bytes`: the first encode, then a binary search over qualities 1..99 (7 halvings)
+MAX_BYTES_ENCODES = 8
 
 # The encoders' own effort ranges; `auto` resolves to a format at run time and is clamped then.
 EFFORT_RANGE: dict[str, tuple[int, int]] = {
@@ -53,6 +64,7 @@ class Variant(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     progressive: bool = False
     lossless: bool = False
     effort: Effort | None = None
+    max_bytes: MaxBytes | None = None
 
     def __post_init__(self) -> None:
         fmt = self.format
@@ -60,6 +72,8 @@ class Variant(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("`strip: false` keeps all metadata but GPS; `keep` names a selection; use one")
         if "gps" in self.keep and "exif" not in self.keep:
             raise ValueError("`gps` is kept as part of EXIF: name `exif` too")
+        if self.max_bytes is not None and (fmt not in _QUALITY or fmt == "tiff" or self.lossless):
+            raise ValueError(f"`max_bytes` needs a lossy format (jpeg, webp, avif, jxl), not {_described(self)}")
         if self.keep and fmt in _NO_METADATA:
             raise ValueError(f"`keep` does not apply to {fmt}: it is written without metadata")
         if self.lossless and fmt not in _LOSSLESS:
@@ -76,6 +90,10 @@ class Variant(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             lo, hi = EFFORT_RANGE[fmt]
             if not lo <= self.effort <= hi:
                 raise ValueError(f"`effort` for {fmt} must be between {lo} and {hi}")
+
+
+def _described(variant: Variant) -> str:
+    return f"lossless {variant.format}" if variant.lossless else variant.format
 
 
 def kept_metadata(variant: Variant) -> frozenset[str]:

@@ -21,7 +21,7 @@ def _variant(**fields: object):
 @pytest.mark.parametrize(("quality", "effort"), [(10, 0), (80, 4), (95, 6)])
 def test_lossy_webp_is_byte_identical_to_libvips(alpha: bool, quality: int, effort: int) -> None:
     image = photo(321, 203, seed=7, alpha=alpha)
-    data, content_type = encode_variant(image, _variant(format="webp", quality=quality, effort=effort), "webp")
+    data, content_type, _ = encode_variant(image, _variant(format="webp", quality=quality, effort=effort), "webp")
     assert content_type == "image/webp"
     assert data == image.webpsave_buffer(Q=quality, effort=effort, keep="none")
 
@@ -33,7 +33,7 @@ def test_jpeg_is_byte_identical_to_libvips(quality: int, progressive: bool, grey
     image = photo(321, 203, seed=7)
     if grey:
         image = image.colourspace("b-w")
-    data, _ = encode_variant(image, _variant(format="jpeg", quality=quality, progressive=progressive), "jpeg")
+    data, _, _ = encode_variant(image, _variant(format="jpeg", quality=quality, progressive=progressive), "jpeg")
     assert data == image.jpegsave_buffer(Q=quality, optimize_coding=True, interlace=progressive, keep="none")
     if not grey:
         assert load(data).get("jpeg-chroma-subsample") == ("4:4:4" if quality >= 90 else "4:2:0")
@@ -42,10 +42,10 @@ def test_jpeg_is_byte_identical_to_libvips(quality: int, progressive: bool, grey
 
 def test_grey_jpeg_stays_one_band_and_alpha_is_flattened_onto_white() -> None:
     grey = photo(64, 48, seed=2).colourspace("b-w")
-    data, _ = encode_variant(grey, _variant(format="jpeg"), "jpeg")
+    data, _, _ = encode_variant(grey, _variant(format="jpeg"), "jpeg")
     assert load(data).bands == 1
     rgba = photo(100, 50, seed=4, alpha=True)
-    data, _ = encode_variant(rgba, _variant(format="jpeg"), "jpeg")
+    data, _, _ = encode_variant(rgba, _variant(format="jpeg"), "jpeg")
     flat = load(data)
     assert flat.bands == 3 and flat.crop(0, 20, 2, 10).min() > 200
 
@@ -66,7 +66,7 @@ def test_what_pillow_does_not_cover_is_still_written_by_libvips() -> None:
     ref = run(data, {"id": "ref", "format": "png"}).variants[0]
     assert (load(lossless.data) - load(ref.data)).abs().max() == 0
     deep = (photo(40, 30, seed=3).cast("ushort") * 256).copy(interpretation="rgb16")
-    data16, _ = encode_variant(deep, _variant(format="jpeg"), "jpeg")
+    data16, _, _ = encode_variant(deep, _variant(format="jpeg"), "jpeg")
     assert load(data16).width == 40
 
 

@@ -188,7 +188,9 @@ def plan_issues(
     scale = max(_needed_scale(v, width, height) for v in roots)
     decode = decode_size(width, height, scale)
     shrink = jpeg_shrink((width, height), decode) if source_format == "jpeg" else 1
-    held = len(roots) > 1 or any(s.random_access for v in roots for s in v.steps)
+    # held in memory when several read it, when a step reads out of order, or when the source is
+    # described (pipeline.info reads it besides the variants)
+    held = len(roots) > 1 or any(s.random_access for v in roots for s in v.steps) or spec.info is not None
     if shrink > 1 and not held:
         # one variant streams from the decoder: its resize goes straight from the DCT-scaled image.
         # (A decode held in memory for several variants is reduced to `decode` once first, so

@@ -22,6 +22,7 @@ from pipeline.dsl.limits import Limits
 from pipeline.encode import Encoded, encode, resolve_format
 from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, PipelineError
 from pipeline.geometry import IDENTITY, Affine
+from pipeline.info import SourceDetails, describe
 from pipeline.load import SourceInfo, decode, drop_opaque_alpha, probe
 from pipeline.ops import AssetResolver, OpContext, apply_step
 from pipeline.vips import configure_vips
@@ -49,6 +50,7 @@ class JobOutput:
     source: SourceInfo
     plan: Plan
     variants: tuple[VariantOutput, ...]
+    details: SourceDetails | None = None  # the spec's `info`, when it asks
 
 
 # Called after each variant is encoded (progress bars, uploads).
@@ -113,6 +115,16 @@ def process(
         source = decode(data, plan, auto_orient=spec.auto_orient)
         if plan.materialize_source:
             source = drop_opaque_alpha(_evaluate(_materialize, source, deadline=deadline, what="decoding the source"))
+    details = None
+    if spec.info is not None:
+        with observe("pipeline.info", {}):
+            details = _evaluate(
+                lambda image: describe(
+                    data, fmt=info.format, width=info.width, height=info.height, orientation=info.orientation,
+                    frames=info.pages, source=image, request=spec.info,
+                ),
+                source, deadline=deadline, what="describing the source",
+            )  # fmt: skip
     images: dict[str | None, pyvips.Image] = {None: source}
     placements: dict[str | None, Affine | None] = {None: IDENTITY}  # the decode is the whole upright source
     # Encoders (libwebp, libjpeg, ...) are single-threaded and dominate a job's time, so with
@@ -157,7 +169,7 @@ def process(
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    return JobOutput(info, plan, tuple(outputs))
+    return JobOutput(info, plan, tuple(outputs), details)
 
 
 def _run_steps(

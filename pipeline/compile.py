@@ -28,7 +28,7 @@ from pipeline.dsl.steps import Resize, Step
 from pipeline.dsl.variant import Variant, effective_effort, kept_metadata
 from pipeline.errors import ImageTooLarge, OutputTooLarge, OverBudget, PipelineError
 from pipeline.geometry import pixels, resize_plan
-from pipeline.sniff import AUTO_FORMAT, output_format
+from pipeline.sniff import ANIMATED_FORMATS, AUTO_FORMAT, output_format
 
 __all__ = [
     "Plan",
@@ -55,6 +55,7 @@ class PlanNode:
     steps_cost: float  # cost units (pipeline.cost): this variant's steps (0 when it shares pixels)
     encode_cost: float  # and its encoder (for `auto` of unknown source: the cheapest it can be)
     pixels_of: str | None = None  # an earlier variant with the same parent and steps: its pixels, encoded anew
+    frames: int = 1  # an animated source's frames this variant keeps (1: its first frame)
 
     @property
     def cost(self) -> float:
@@ -73,6 +74,8 @@ class Plan:
     jpeg_shrink: int = 1
     # A variant keeps the colour profile: the decode stays in it (pipeline.metadata)
     keep_profile: bool = False
+    # Every frame of an animated source is decoded (some variant keeps the animation)
+    frames: int = 1
 
     @property
     def cost(self) -> float:
@@ -163,13 +166,19 @@ def check_output_size(variant_id: str, width: int, height: int, limits: Limits) 
 
 
 def compile_plan(
-    spec: JobSpec, width: int, height: int, limits: Limits | None = None, *, source_format: str | None = None
+    spec: JobSpec,
+    width: int,
+    height: int,
+    limits: Limits | None = None,
+    *,
+    source_format: str | None = None,
+    frames: int = 1,
 ) -> Plan:
     """``width`` x ``height`` is the source as the client sees it (after EXIF auto-orientation).
 
     Raises the job's first problem (see ``plan_issues``) as its typed ``PipelineError``.
     """
-    plan, issues = plan_issues(spec, width, height, limits, source_format=source_format)
+    plan, issues = plan_issues(spec, width, height, limits, source_format=source_format, frames=frames)
     if issues:
         raise issues[0].error
     assert plan is not None  # no issues: every variant was sized
@@ -177,7 +186,13 @@ def compile_plan(
 
 
 def plan_issues(
-    spec: JobSpec, width: int, height: int, limits: Limits | None = None, *, source_format: str | None = None
+    spec: JobSpec,
+    width: int,
+    height: int,
+    limits: Limits | None = None,
+    *,
+    source_format: str | None = None,
+    frames: int = 1,
 ) -> tuple[Plan | None, tuple[PlanIssue, ...]]:
     """The plan and every reason it would fail, in the order the engine meets them (the plan is
     None when a step is impossible for this size, e.g. a crop box outside the image)."""
@@ -200,15 +215,22 @@ def plan_issues(
     too_big = check_source_size(width, height, limits)
     if too_big is not None:
         issues.append(PlanIssue("$.source", too_big))
+    animated = _animated_variants(spec, order, source_format) if frames > 1 else set()
+    decoded_frames = frames if animated else 1
+    if animated and too_big is None and width * height * frames > limits.max_source_pixels:
+        issues.append(PlanIssue("$.source", ImageTooLarge(
+            f"source has {frames} frames of {width}x{height} ({width * height * frames} pixels in all, decoded to keep "
+            f"the animation); the limit is {limits.max_source_pixels} pixels"
+        )))  # fmt: skip
 
     children: dict[str, int] = {}
-    first_with: dict[tuple[str | None, bytes], str] = {}
+    first_with: dict[tuple[str | None, bytes, bool], str] = {}
     twin_of: dict[str, str] = {}
     for v in order:
         if v.from_ is not None:
             children[v.from_] = children.get(v.from_, 0) + 1
         if v.steps:
-            key = (v.from_, msgspec.json.encode(v.steps))
+            key = (v.from_, msgspec.json.encode(v.steps), v.id in animated)
             if key in first_with:
                 twin_of[v.id] = first_with[key]
                 children[first_with[key]] = children.get(first_with[key], 0) + 1
@@ -231,19 +253,38 @@ def plan_issues(
         encoding = _encode_cost(v, fmt, (w, h))
         twin = twin_of.get(v.id)
         materialize = children.get(v.id, 0) > 0
-        nodes.append(PlanNode(v, v.from_, materialize, (w, h), fmt, 0.0 if twin else work, encoding, pixels_of=twin))
+        kept = frames if v.id in animated else 1  # an animation's steps and encoder run once per frame
+        nodes.append(
+            PlanNode(v, v.from_, materialize, (w, h), fmt, 0.0 if twin else work * kept, encoding * kept,
+                     pixels_of=twin, frames=kept)
+        )  # fmt: skip
     plan = Plan(
         source_size=(width, height),
         decode_size=decode,
         materialize_source=held,
         nodes=tuple(nodes),
-        decode_cost=decode_cost((width, height), decode),
+        decode_cost=decode_cost((width, height), decode) * decoded_frames,
         jpeg_shrink=shrink,
+        frames=decoded_frames,
         keep_profile=any("icc" in kept_metadata(v) for v in spec.pipeline),
     )
     costs = [(index[n.variant.id], n) for n in plan.nodes]
     issues.extend(_budget_issues(costs, plan.cost, limits, certain=False))
     return plan, tuple(issues)
+
+
+def _animated_variants(spec: JobSpec, order: list[Variant], source_format: str | None) -> set[str]:
+    """The variants that keep an animated source's frames: `animated` (the default) in a format
+    that can hold them, and every variant they are built from (a `from` chain is animated down to
+    the variants that keep it; a flattened child takes its parent's first frame)."""
+    keep = {v.id for v in order if v.animated and output_format(v.format, source_format) in ANIMATED_FORMATS}
+    by_id = {v.id: v for v in order}
+    for v in list(keep):
+        parent = by_id[v].from_
+        while parent is not None and parent not in keep:
+            keep.add(parent)
+            parent = by_id[parent].from_
+    return keep
 
 
 def spec_issues(spec: JobSpec, limits: Limits | None = None) -> tuple[PlanIssue, ...]:

@@ -16,9 +16,11 @@ from typing import Any
 
 import pyvips
 
+from pipeline.animation import first_frame, frame_count, frame_size, is_animated, per_frame
 from pipeline.compile import Plan, PlanNode, check_output_size, compile_plan, through_logical
 from pipeline.dsl.job import JobSpec
 from pipeline.dsl.limits import Limits
+from pipeline.dsl.steps import is_smart
 from pipeline.encode import Encoded, encode, resolve_format
 from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, PipelineError
 from pipeline.geometry import IDENTITY, Affine
@@ -39,6 +41,7 @@ class VariantOutput:
     height: int
     data: bytes
     quality: int | None = None  # a lossy encoder's quality (with `max_bytes`: the one chosen)
+    frames: int = 1  # an animation's frames; 1 for a still image or an animation's first frame
 
     @property
     def bytes(self) -> int:
@@ -108,7 +111,7 @@ def process(
     deadline = _Deadline(limits.deadline_seconds)
     with observe("pipeline.probe", {"source.bytes": len(data)}):
         info = probe(data, limits, auto_orient=spec.auto_orient)
-        plan = compile_plan(spec, info.width, info.height, limits, source_format=info.format)
+        plan = compile_plan(spec, info.width, info.height, limits, source_format=info.format, frames=info.pages)
     ctx = OpContext(limits=limits, assets=assets)
 
     with observe("pipeline.decode", {"source.format": info.format, "decode.width": plan.decode_size[0]}):
@@ -160,8 +163,9 @@ def process(
             variant_id = node.variant.id
             fmt, image, result = pending[variant_id]
             encoded = result.result() if isinstance(result, Future) else result
+            width, height = frame_size(image)
             out = VariantOutput(
-                variant_id, fmt, encoded.content_type, image.width, image.height, encoded.data, encoded.quality
+                variant_id, fmt, encoded.content_type, width, height, encoded.data, encoded.quality, frame_count(image)
             )
             outputs.append(out)
             if on_variant is not None:
@@ -179,6 +183,8 @@ def _run_steps(
     # a root starting from a shrunk decode: see OpContext.logical_size
     shrunk = node.parent is None and plan.decode_size != plan.source_size
     logical = plan.source_size if shrunk else None
+    if node.frames == 1:
+        image = first_frame(image)  # a variant that does not keep the animation
     for step in node.variant.steps:
         deadline.check()
         sized_from, logical = through_logical(step, logical)
@@ -191,6 +197,10 @@ def _run_steps(
 
 def _apply(image: pyvips.Image, step: object, ctx: OpContext) -> pyvips.Image:
     try:
+        if is_animated(image):
+            # a smart gravity becomes a point of the first frame: read as such, not via the source
+            frame_ctx = replace(ctx, placement=IDENTITY) if is_smart(getattr(step, "gravity", None)) else ctx
+            return per_frame(image, step, lambda frame, s: apply_step(frame, s, frame_ctx))  # type: ignore[arg-type]
         return apply_step(image, step, ctx)  # type: ignore[arg-type]
     except PipelineError:
         raise
@@ -201,7 +211,7 @@ def _apply(image: pyvips.Image, step: object, ctx: OpContext) -> pyvips.Image:
 
 
 def _check_size(image: pyvips.Image, limits: Limits, variant_id: str) -> None:
-    error = check_output_size(variant_id, image.width, image.height, limits)
+    error = check_output_size(variant_id, *frame_size(image), limits)
     if error is not None:
         raise error
 

@@ -99,7 +99,8 @@ def decode(data: bytes, plan: Plan, *, auto_orient: bool) -> pyvips.Image:
             if (image.width, image.height) != plan.decode_size:  # held for several variants: see Plan
                 image = image.resize(dw / image.width, vscale=dh / image.height)
         else:
-            load = partial(pyvips.Image.thumbnail_buffer, data, option_string=f"fail_on={fail_on}")
+            every_frame = ",n=-1" if plan.frames > 1 else ""  # an animation some variant keeps
+            load = partial(pyvips.Image.thumbnail_buffer, data, option_string=f"fail_on={fail_on}{every_frame}")
             image = _thumbnail(load, width, height, auto_orient=auto_orient)
     except pyvips.Error as exc:
         raise CorruptImage("the image cannot be decoded", detail=str(exc)) from None

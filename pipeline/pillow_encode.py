@@ -39,6 +39,8 @@ def _mode(image: pyvips.Image) -> str | None:
 def pillow_can_encode(image: pyvips.Image, fmt: str, *, lossless: bool, keep_metadata: bool) -> bool:
     if keep_metadata or lossless or fmt not in ("webp", "jpeg"):
         return False
+    if "page-height" in image.get_fields() and image.get("page-height") < image.height:
+        return False  # frames of an animation: libvips writes them as one
     mode = _mode(image)
     if mode is None:
         return False

@@ -13,7 +13,16 @@ from typing import Literal
 
 from pipeline.errors import UnsupportedFormat
 
-__all__ = ["AUTO_FORMAT", "CONTENT_TYPES", "EXTENSIONS", "SNIFF_BYTES", "SourceFormat", "output_format", "sniff"]
+__all__ = [
+    "ANIMATED_FORMATS",
+    "AUTO_FORMAT",
+    "CONTENT_TYPES",
+    "EXTENSIONS",
+    "SNIFF_BYTES",
+    "SourceFormat",
+    "output_format",
+    "sniff",
+]
 
 SourceFormat = Literal["jpeg", "png", "gif", "webp", "tiff", "avif", "svg", "heic", "jxl"]
 SNIFF_BYTES = 4096
@@ -40,6 +49,9 @@ CONTENT_TYPES: dict[str, str] = {
     "heic": "image/heic",
     "jxl": "image/jxl",
 }
+
+# The encoders here that write animations (pipeline/animation.py)
+ANIMATED_FORMATS = frozenset({"gif", "webp"})
 
 # What output format `auto` picks for each source: the same one, except vector SVG becomes PNG
 # and HEIC (no HEVC encoder here, and HEVC's patent pool) becomes JPEG.

@@ -65,6 +65,9 @@ class Variant(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     lossless: bool = False
     effort: Effort | None = None
     max_bytes: MaxBytes | None = None
+    # An animated source (GIF, WebP) stays animated in gif and webp outputs unless this is false;
+    # other formats take its first frame (the job result says so).
+    animated: bool = True
 
     def __post_init__(self) -> None:
         fmt = self.format

@@ -71,6 +71,18 @@ WORKLOADS: dict[str, tuple[str, list[dict]]] = {
         [{"id": f"a{w}", "width": w, "format": "webp", "quality": 80, "effort": 4} for w in (2048, 1024, 400)],
     ),
     "responsive32": ("24mp.jpg", _responsive([160 * i for i in range(1, 17)])),
+    # #15: an animated GIF kept animated, and an iPhone-sized HEIC
+    "animated": ("anim.gif", [{"id": "a", "width": 240, "format": "webp", "quality": 80, "effort": 4}]),
+    "heic": (
+        "12mp.heic",
+        [{"id": f"h{w}", "width": w, "format": "webp", "quality": 80, "effort": 4} for w in (2048, 1024, 400)],
+    ),
+}
+# Who can run a workload (sharp's bundled libheif has no HEVC decoder; the floor and an engine
+# from before #15 keep no animation); by default everyone.
+RUNS_ONLY = {
+    "animated": {"pixelflow", "sharp", "pillow-simd", "pillow"},
+    "heic": {"pixelflow", "pillow-simd", "pillow", "floor"},
 }
 THROUGHPUT_SKIP = {"responsive32"}  # the issue measures it as a single job
 
@@ -88,7 +100,40 @@ def make_corpus(folder: Path, quick: bool) -> dict[str, tuple[Path, int, int]]:
         path = folder / name
         path.write_bytes(encode(photo(sw, sh, seed=5, alpha=alpha), suffix, **opts))
         made[name] = (path, sw, sh)
+    made["anim.gif"] = _animation(folder / "anim.gif", 480, 270, frames=6 if quick else 24)
+    made["12mp.heic"] = _heic(folder / "12mp.heic", int(4000 * scale), int(3000 * scale))
     return made
+
+
+def _animation(path: Path, width: int, height: int, frames: int) -> tuple[Path, int, int]:
+    """A camera pan across a photo, 10 fps, as GIFs on the web are."""
+    import pyvips
+
+    from devstack.imagegen import photo
+
+    wide = photo(width * 2, height, seed=9)
+    strip = pyvips.Image.arrayjoin([wide.crop(i * width // frames, 0, width, height) for i in range(frames)], across=1)
+    strip = strip.copy()
+    strip.set_type(pyvips.GValue.gint_type, "page-height", height)
+    strip.set_type(pyvips.GValue.array_int_type, "delay", [100] * frames)
+    path.write_bytes(strip.gifsave_buffer())
+    return path, width, height
+
+
+def _heic(path: Path, width: int, height: int) -> tuple[Path, int, int]:
+    """An iPhone-like HEIC (quality 90), made with pillow-heif's x265 encoder."""
+    import io
+
+    import pillow_heif
+    from PIL import Image
+
+    from devstack.imagegen import photo
+
+    pixels = Image.frombytes("RGB", (width, height), photo(width, height, seed=5).write_to_memory())
+    out = io.BytesIO()
+    pillow_heif.from_pillow(pixels).save(out, quality=90)
+    path.write_bytes(out.getvalue())
+    return path, width, height
 
 
 def run_one(impl: Impl, job: dict, folder: Path, *, threads: int | None) -> dict:
@@ -168,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         keep = set(args.only.split(",")) | {"pixelflow"}
         candidates = [i for i in candidates if i.name in keep or i.name.startswith("pixelflow@")]
-    impls = [i for i in candidates if i.available]
+    all_impls = [i for i in candidates if i.available]
     missing = [i.name for i in candidates if not i.available]
     folder = Path(tempfile.mkdtemp(prefix="pixelflow-versus-"))
     corpus = make_corpus(folder, args.quick)
@@ -180,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         source_name, outputs = WORKLOADS[wname]
         path, sw, sh = corpus[source_name]
         job = {"source": str(path), "source_width": sw, "source_height": sh, "outputs": outputs,
-               "iterations": iterations}  # fmt: skip
+               "iterations": iterations, "animated": wname == "animated"}  # fmt: skip
+        runs_only = RUNS_ONLY.get(wname)
+        impls = [i for i in all_impls if runs_only is None or i.name in runs_only]
         latency: dict[str, list[float]] = {i.name: [] for i in impls}
         rates: dict[str, list[float]] = {i.name: [] for i in impls}
         rss: dict[str, int] = {i.name: 0 for i in impls}

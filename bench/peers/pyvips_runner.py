@@ -56,7 +56,9 @@ def floor(data: bytes, job: dict):
 
     def once() -> list[bytes]:
         if len(variants) == 1:
-            return [encode(scale(decode(data, plan, auto_orient=True), *sizes[0]), variants[0], variants[0].format).data]
+            return [
+                encode(scale(decode(data, plan, auto_orient=True), *sizes[0]), variants[0], variants[0].format).data
+            ]
         decode(data, plan, auto_orient=True).copy_memory()
         return [encode(im, v, v.format).data for im, v in zip(resized, variants, strict=True)]
 

@@ -18,13 +18,14 @@ import pyvips
 
 from pipeline.animation import first_frame, frame_count, frame_size, is_animated, per_frame
 from pipeline.compile import Plan, PlanNode, check_output_size, compile_plan, through_logical
+from pipeline.details import SourceDetails
 from pipeline.dsl.job import JobSpec
 from pipeline.dsl.limits import Limits
 from pipeline.dsl.steps import is_smart
 from pipeline.encode import Encoded, encode, resolve_format
 from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, PipelineError
 from pipeline.geometry import IDENTITY, Affine
-from pipeline.info import SourceDetails, describe
+from pipeline.info import describe
 from pipeline.load import SourceInfo, decode, drop_opaque_alpha, probe
 from pipeline.ops import AssetResolver, OpContext, apply_step
 from pipeline.vips import configure_vips

@@ -9,56 +9,30 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-import msgspec
 import numpy as np
 import pyvips
 
+from pipeline.animation import first_frame
+from pipeline.details import Camera, Location, SourceDetails
 from pipeline.dsl.job import InfoRequest
 from pipeline.metadata import to_working_colour
 from pipeline.placeholders import blurhash, thumbhash
 
-__all__ = ["Camera", "Location", "SourceDetails", "describe"]
+__all__ = ["describe"]
 
 # libvips renders an EXIF field as "<value> (<value as text>, <type>, <n> components, <n> bytes)"
 _EXIF_VALUE = re.compile(r"^(?P<raw>.*) \((?P<text>.*), [A-Za-z]+, \d+ components?, \d+ bytes?\)$", re.S)
-
-
-class Location(msgspec.Struct, frozen=True):
-    latitude: float
-    longitude: float
-
-
-class Camera(msgspec.Struct, frozen=True, omit_defaults=True):
-    make: str | None = None
-    model: str | None = None
-    lens: str | None = None
-    taken_at: str | None = None  # ISO 8601, with the offset when the camera recorded one
-    location: Location | None = None  # only when the spec's info asks for gps
-
-
-class SourceDetails(msgspec.Struct, frozen=True, omit_defaults=True):
-    format: str
-    width: int  # as shown (after EXIF orientation when auto-orient is on)
-    height: int
-    orientation: int
-    frames: int
-    has_alpha: bool
-    average_color: str
-    dominant_color: str
-    profile: str | None = None  # the embedded colour profile's name ("Display P3", ...)
-    camera: Camera | None = None
-    blurhash: str | None = None
-    thumbhash: str | None = None
 
 
 def describe(
     data: bytes, *, fmt: str, width: int, height: int, orientation: int, frames: int,
     source: pyvips.Image, request: InfoRequest,
 ) -> SourceDetails:  # fmt: skip
-    """``source`` is the job's decoded source (any size, upright)."""
+    """``source`` is the job's decoded source (any size, upright; an animation's first frame is
+    what its colours and placeholders describe)."""
     header = _header(data, fmt)
     fields = set(header.get_fields()) if header is not None else set()
-    small = to_working_colour(source.thumbnail_image(100, height=100), keep_profile=False)
+    small = to_working_colour(first_frame(source).thumbnail_image(100, height=100), keep_profile=False)
     rgba = small.numpy()
     if rgba.ndim == 2:
         rgba = rgba[..., None]

@@ -107,3 +107,13 @@ def test_heic_exif_is_described() -> None:
     d = run(buf.getvalue(), {"id": "v", "format": "jpeg"}, info={}).details
     assert d is not None and d.format == "heic" and d.camera is not None
     assert (d.camera.make, d.camera.model) == ("PhoneCo", "P 9")
+
+
+def test_an_animation_is_described_by_its_first_frame() -> None:
+    frames = [photo(160, 120, seed=i) for i in range(3)]
+    strip = pyvips.Image.arrayjoin(frames, across=1).copy()
+    strip.set_type(pyvips.GValue.gint_type, "page-height", 120)
+    out = run(strip.gifsave_buffer(), {"id": "a", "format": "webp"}, info={"placeholders": ["thumbhash"]})
+    assert out.details is not None and out.details.frames == 3 and out.variants[0].frames == 3
+    ratio = reference_thumbhash.thumb_hash_to_approximate_aspect_ratio(base64.b64decode(out.details.thumbhash))
+    assert ratio == pytest.approx(160 / 120, abs=0.15)  # a frame's shape, not the stack's

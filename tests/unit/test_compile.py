@@ -95,7 +95,6 @@ def test_variants_with_the_same_parent_and_steps_share_their_pixels() -> None:
     assert nodes["j"].encode_cost > 0 and nodes["j"].predicted_size == nodes["w"].predicted_size
 
 
-
 def test_the_costliest_family_is_built_first_and_each_family_in_order() -> None:
     s = spec(
         {"id": "small", "action": "resize", "width": 320, "format": "webp"},

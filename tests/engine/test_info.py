@@ -117,3 +117,17 @@ def test_an_animation_is_described_by_its_first_frame() -> None:
     assert out.details is not None and out.details.frames == 3 and out.variants[0].frames == 3
     ratio = reference_thumbhash.thumb_hash_to_approximate_aspect_ratio(base64.b64decode(out.details.thumbhash))
     assert ratio == pytest.approx(160 / 120, abs=0.15)  # a frame's shape, not the stack's
+
+
+@pytest.mark.parametrize(
+    "exif",
+    [b"Exif\x00\x00" + b"\xff" * 64, b"Exif\x00\x00II*\x00\x08\x00\x00\x00\xff\xff" + b"\x00" * 32, b"\x00" * 16],
+)
+def test_malformed_exif_is_no_failure(exif: bytes) -> None:
+    """EXIF is the least trustworthy part of a file: a broken block describes nothing and keeps nothing."""
+    image = photo(120, 80, seed=1).copy()
+    image.set_type(pyvips.GValue.blob_type, "exif-data", exif)
+    data = image.write_to_buffer(".jpg", Q=90, keep="exif")
+    out = run(data, {"id": "v", "format": "jpeg", "keep": ["exif"]}, {"id": "w", "format": "webp"}, info={})
+    assert out.details is not None and out.details.camera is None
+    assert [v.width for v in out.variants] == [120, 120]

@@ -243,7 +243,13 @@ function variantCard(variant) {
         "figcaption",
         {},
         el("strong", { text: variant.id }),
-        el("span", { class: "dims", text: ` ${variant.format} · ${variant.width}×${variant.height} · ${bytes(variant.bytes)}` }),
+        el("span", {
+          class: "dims",
+          text:
+            ` ${variant.format} · ${variant.width}×${variant.height} · ${bytes(variant.bytes)}` +
+            (variant.quality != null ? ` · quality ${variant.quality}` : "") +
+            (variant.frames > 1 ? ` · ${variant.frames} frames` : ""),
+        }),
       ),
     ),
     button,
@@ -331,6 +337,14 @@ function jobPage() {
             ["Format", job.source.format],
             ["Size", job.source.width ? `${job.source.width}×${job.source.height}` : "read when processed"],
             ["Bytes", bytes(job.source.bytes)],
+            // the described source, when the spec asked for `info`
+            ["Frames", job.info && job.info.frames > 1 ? String(job.info.frames) : null],
+            ["Colour profile", job.info ? job.info.profile : null],
+            ["Colours", job.info ? `average ${job.info.average_color}, dominant ${job.info.dominant_color}` : null],
+            ["Camera", job.info && job.info.camera ? [job.info.camera.make, job.info.camera.model, job.info.camera.lens].filter(Boolean).join(" · ") || null : null],
+            ["Taken", job.info && job.info.camera ? job.info.camera.taken_at : null],
+            ["BlurHash", job.info ? job.info.blurhash : null],
+            ["ThumbHash", job.info ? job.info.thumbhash : null],
           ]
         : [["Original", job.status === "created" ? "not uploaded yet" : "no details recorded (it was refused or never read)"]],
     );

@@ -1,4 +1,6 @@
-"""Encoders per output format, with the DSL's options mapped to libvips' and sane defaults."""
+"""Encoders per output format, with the DSL's options mapped to the encoder's and sane defaults:
+libvips' savers, Pillow's for lossy WebP and JPEG (the same bytes, faster: pipeline/pillow_encode.py),
+libjxl's for JPEG XL (pipeline/jxl.py); and `max_bytes`, the highest quality that fits."""
 
 from __future__ import annotations
 
@@ -49,11 +51,12 @@ def encode(image: pyvips.Image, variant: Variant, fmt: str) -> Encoded:
     # the highest quality below that fits: a binary search over 1..quality-1
     best, smallest, lo, hi = None, first, 1, quality - 1
     while lo <= hi:
-        tried = _encode_at(image, variant, fmt, (lo + hi) // 2)
+        mid = (lo + hi) // 2
+        tried = _encode_at(image, variant, fmt, mid)
         if len(tried.data) <= limit:
-            best, lo = tried, (lo + hi) // 2 + 1
+            best, lo = tried, mid + 1
         else:
-            smallest, hi = min(smallest, tried, key=lambda e: len(e.data)), (lo + hi) // 2 - 1
+            smallest, hi = min(smallest, tried, key=lambda e: len(e.data)), mid - 1
     if best is None:
         raise CannotMeetMaxBytes(
             f"variant '{variant.id}' cannot fit its max_bytes of {limit:,}: its smallest {fmt}, at quality "

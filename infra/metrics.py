@@ -25,7 +25,11 @@ _SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 JOBS_CREATED = Counter("pixelflow_jobs_created", "Jobs created through the API")
 JOBS_STARTED = Counter("pixelflow_jobs_started", "Jobs queued by /start")
 JOBS_FINISHED = Counter("pixelflow_jobs_finished", "Jobs finished by workers", ["status", "reason"])
-JOB_DURATION = Histogram("pixelflow_job_duration_seconds", "Worker time per job run", buckets=_SECONDS)
+# status: the job's status after the run (succeeded, failed, canceled; queued when handed back;
+# skipped when the message could not claim the job), so slow failures and fast successes separate.
+JOB_DURATION = Histogram(
+    "pixelflow_job_duration_seconds", "Worker time per job run, by outcome", ["status"], buckets=_SECONDS
+)
 QUEUE_WAIT = Histogram("pixelflow_queue_wait_seconds", "From queued to picked up by a worker", buckets=_SECONDS)
 # Gauges say how values from several processes combine in prometheus_client's multiprocess mode
 # (control_plane/metrics.py): every worker measures the same queue, so the latest reading wins;

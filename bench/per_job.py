@@ -67,7 +67,7 @@ def diff(after: dict[str, Counter], before: dict[str, Counter]) -> dict[str, Cou
     return {k: Counter({n: after[k][n] - before[k].get(n, 0) for n in after[k]}) for k in after}
 
 
-async def run_jobs(api: str, key: str, receiver: WebhookReceiver, source: bytes, jobs: int) -> None:
+async def run_jobs(api: str, key: str, receiver: WebhookReceiver, source: bytes, jobs: int, spec: dict) -> None:
     tag = f"/per-job/{time.time_ns()}"
     async with (
         httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http,
@@ -75,7 +75,7 @@ async def run_jobs(api: str, key: str, receiver: WebhookReceiver, source: bytes,
     ):
         for i in range(jobs):
             path = f"{tag}/{i}"
-            job = (await http.post("/v1/jobs", json={**SPEC, "webhook_url": receiver.url(path)})).json()
+            job = (await http.post("/v1/jobs", json={**spec, "webhook_url": receiver.url(path)})).json()
             (await plain.put(job["upload"]["put"]["url"], content=source)).raise_for_status()
             (await http.post(f"/v1/jobs/{job['id']}/start")).raise_for_status()
             await asyncio.to_thread(receiver.wait, path, 1, 120.0)
@@ -84,11 +84,13 @@ async def run_jobs(api: str, key: str, receiver: WebhookReceiver, source: bytes,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--jobs", type=int, default=20)
+    ap.add_argument("--variants", type=int, choices=(1, 2, 3), default=3, help="the first N of the spec's variants")
     args = ap.parse_args(argv)
 
     from devstack.imagegen import encode, photo
 
     source = encode(photo(1200, 830, seed=3), ".jpg", Q=85)
+    spec = {**SPEC, "pipeline": SPEC["pipeline"][: args.variants]}
     work = Path(tempfile.mkdtemp(prefix="pixelflow-perjob-"))
     os.chmod(work, 0o755)
     rs, pg, s3 = RedisServer(work / "redis"), PostgresServer(work / "pg"), LocalStackS3(work / "s3")
@@ -114,13 +116,13 @@ def main(argv: list[str] | None = None) -> int:
         key, _ = asyncio.run(make_key(env))
         counts = Counts(rs.url, pg.url, work / "s3" / "localstack.log")
         with WebhookReceiver() as receiver:
-            asyncio.run(run_jobs(api, key, receiver, source, 2))  # warm-up: engines spawned, bucket rules set
+            asyncio.run(run_jobs(api, key, receiver, source, 2, spec))  # warm-up: engines spawned, bucket rules set
             start = counts.snapshot()
             t0 = time.monotonic()
             time.sleep(10)
             middle = counts.snapshot()
             t1 = time.monotonic()
-            asyncio.run(run_jobs(api, key, receiver, source, args.jobs))
+            asyncio.run(run_jobs(api, key, receiver, source, args.jobs, spec))
             jobs_took = time.monotonic() - t1
             end = counts.snapshot()
             t2 = time.monotonic()
@@ -134,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         rs.stop()
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"{args.jobs} jobs one at a time in {jobs_took:.1f} s; windows: idle {idle_s:.1f} s, busy {busy_s:.1f} s\n")
+    print(
+        f"{args.jobs} jobs of {args.variants} variant(s) one at a time in {jobs_took:.1f} s; windows: idle {idle_s:.1f} s, busy {busy_s:.1f} s\n"
+    )
     for service in ("redis", "postgres", "s3"):
         print(f"{service}: per job (busy window - idle rate x its length) / jobs; the idle stack per second")
         for name in sorted(set(busy[service]) | set(idle[service])):

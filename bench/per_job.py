@@ -47,6 +47,9 @@ class Counts:
         time.sleep(11)
         stats = self.redis.info("commandstats")
         r = Counter({k.removeprefix("cmdstat_"): v["calls"] for k, v in stats.items() if k != "cmdstat_info"})
+        # what the queue keeps: arq's job and result keys (results live keep_result = 1 h)
+        r["(memory bytes)"] = self.redis.info("memory")["used_memory"]
+        r["(keys)"] = self.redis.dbsize()
         with psycopg.connect(self.database_url, autocommit=True) as conn:
             conn.execute("SELECT pg_stat_clear_snapshot()")
             row = conn.execute(
@@ -141,13 +144,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     for service in ("redis", "postgres", "s3"):
         print(f"{service}: per job (busy window - idle rate x its length) / jobs; the idle stack per second")
+        print(
+            end="",
+        )
         for name in sorted(set(busy[service]) | set(idle[service])):
+            if name.startswith("(") or name in ("dbsize", "memory"):  # the measurement's own, or levels
+                continue
             b, i = busy[service].get(name, 0), idle[service].get(name, 0) / idle_s
             if b or i:
                 print(f"  {name:<32} {(b - i * busy_s) / args.jobs:8.2f}   idle {i:7.2f}/s")
         if service != "postgres":
-            b, i = sum(busy[service].values()), sum(idle[service].values()) / idle_s
+            own = ("dbsize", "memory")
+            b = sum(v for k, v in busy[service].items() if not k.startswith("(") and k not in own)
+            i = sum(v for k, v in idle[service].items() if not k.startswith("(") and k not in own) / idle_s
             print(f"  {'TOTAL':<32} {(b - i * busy_s) / args.jobs:8.2f}   idle {i:7.2f}/s")
+        if service == "redis":  # levels, not rates: what each job leaves behind (arq keeps results 1 h)
+            keys, memory = busy["redis"]["(keys)"] / args.jobs, busy["redis"]["(memory bytes)"] / args.jobs
+            print(f"  left in Redis per job: {keys:.2f} keys, {memory:,.0f} bytes of used_memory")
         print()
     return 0
 

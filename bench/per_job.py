@@ -144,9 +144,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     for service in ("redis", "postgres", "s3"):
         print(f"{service}: per job (busy window - idle rate x its length) / jobs; the idle stack per second")
-        print(
-            end="",
-        )
         for name in sorted(set(busy[service]) | set(idle[service])):
             if name.startswith("(") or name in ("dbsize", "memory"):  # the measurement's own, or levels
                 continue

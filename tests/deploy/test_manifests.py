@@ -216,3 +216,18 @@ def test_the_memory_alert_tracks_the_engine_limit() -> None:
     limit = int(config()["PIXELFLOW_ENGINE_MEMORY_LIMIT_MB"])
     assert f"> 0.9 * {limit} * 1048576" in rules["PixelFlowEngineMemoryHigh"]["expr"]
     assert f'queue="{config()["PIXELFLOW_QUEUE_NAME"]}"' in rules["PixelFlowQueueBackingUp"]["expr"]
+
+
+def test_the_profiling_container_spec_is_valid_and_never_applied() -> None:
+    """deploy/k8s/profiling/py-spy.yaml, as `kubectl debug --custom` merges it into an ephemeral container."""
+    custom = yaml.safe_load((K8S / "profiling" / "py-spy.yaml").read_text())
+    api = copy.deepcopy(one("Deployment", "pixelflow-api"))
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "profiled"}, "spec": pod_spec(api)}
+    pod["spec"]["ephemeralContainers"] = [
+        {"name": "py-spy", "image": pod["spec"]["containers"][0]["image"], "targetContainerName": "api", **custom}
+    ]
+    for version in KUBERNETES_VERSIONS:
+        kubernetes_validate.validate(pod, version, strict=True)
+    assert custom["securityContext"]["capabilities"]["add"] == ["SYS_PTRACE"]
+    rendered = {o["kind"] for o in production()}
+    assert "EphemeralContainer" not in rendered and all("py-spy" not in str(o) for o in production())

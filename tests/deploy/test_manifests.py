@@ -25,6 +25,7 @@ from tests.deploy.manifests import (
     PRODUCTION_MIGRATE,
     config,
     container_env,
+    dashboard,
     objects,
     one,
     pod_spec,
@@ -231,3 +232,15 @@ def test_the_profiling_container_spec_is_valid_and_never_applied() -> None:
     assert custom["securityContext"]["capabilities"]["add"] == ["SYS_PTRACE"]
     rendered = {o["kind"] for o in production()}
     assert "EphemeralContainer" not in rendered and all("py-spy" not in str(o) for o in production())
+
+
+def test_compose_grafana_loads_the_same_dashboard() -> None:
+    compose = yaml.safe_load((K8S.parents[1] / "compose.yaml").read_text())
+    mounts = dict(v.split(":")[:2] for v in compose["services"]["grafana"]["volumes"] if v.startswith("./"))
+    assert mounts["./deploy/k8s/base/dashboards/pixelflow.json"].startswith("/var/lib/grafana/dashboards/")
+    provider = yaml.safe_load((K8S.parents[1] / "build" / "compose" / "grafana" / "dashboards.yaml").read_text())
+    (entry,) = provider["providers"]
+    assert entry["options"]["path"] == "/var/lib/grafana/dashboards"
+    assert mounts["./build/compose/grafana/dashboards.yaml"].startswith("/etc/grafana/provisioning/dashboards/")
+    panels = dashboard()["panels"]
+    assert len({p["id"] for p in panels}) == len(panels) and all(p["targets"] for p in panels)

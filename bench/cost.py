@@ -110,6 +110,13 @@ def main() -> None:
     for e in range(10):
         row(f"avif effort {e}", cpu_ms(lambda e=e: small.write_to_buffer(".avif", Q=50, effort=e), 1), smp)
     row("avif lossless effort 2", cpu_ms(lambda: small.write_to_buffer(".avif", lossless=True, effort=2), 1), smp)
+    from pipeline.jxl import encode_jxl
+
+    for e in range(1, 10):
+        row(f"jxl effort {e}", cpu_ms(lambda e=e: encode_jxl(small, quality=80, effort=e, lossless=False), 1), smp)
+    for e in range(1, 10):
+        row(f"jxl lossless effort {e}", cpu_ms(lambda e=e: encode_jxl(small, quality=None, effort=e, lossless=True), 1),
+            smp)  # fmt: skip
 
 
 if __name__ == "__main__":

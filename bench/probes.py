@@ -2,13 +2,20 @@
 
     VIPS_CONCURRENCY=1 .venv/bin/python -m bench.probes     # about a minute; needs scikit-image
 
-1. JPEG decode at 1/8 DCT scale of a 24 MP photo: pyvips-binary (mozjpeg) vs Pillow (libjpeg-turbo).
+1. JPEG decode at 1/8 and 1/2 DCT scale of a 24 MP photo: pyvips-binary (mozjpeg) vs Pillow
+   (libjpeg-turbo), and Pillow's with its pixels then handed to libvips (what the engine would pay).
 2. Resizing a 12 MP gradient-alpha image premultiplied in float vs in 8 bits: time per resize,
    and how far the 8-bit result is from the float one once composited on black and on white.
 3. What the DCT-scaled decode costs in resampling: SSIM of 24 MP JPEG -> width through
    libvips' thumbnail (which keeps 2x for its own resize) and through the deepest DCT scale that
    covers the width (what PixelFlow now decodes at), both against Pillow's LANCZOS of the full
    decode (a reference neither path made).
+4. Encoding the same pixels (the photo resized to 2560 and 1280 px) as WebP q80 effort 4 and as JPEG
+   q80 with optimised Huffman tables: pyvips-binary's libwebp/mozjpeg vs Pillow's bundled
+   libwebp/libjpeg-turbo, and whether they write the same bytes.
+5. Cascaded resizing: each width of a responsive set (1920 ... 320 px) resized from the next larger
+   one instead of from the 2560 px decode: time for all five, and SSIM of both against Pillow's
+   LANCZOS of the full decode.
 Medians of 5 runs, the two sides of each comparison interleaved.
 """
 
@@ -40,19 +47,26 @@ def main() -> None:
     from devstack.imagegen import encode, photo
     from pipeline.compile import jpeg_shrink
     from pipeline.ops.resize import scale
+    from pipeline.pillow_encode import pillow_encode
 
     pyvips.cache_set_max(0)
     jpeg = encode(photo(6000, 4000, seed=5), ".jpg", Q=90)
 
-    def pillow_draft() -> None:
+    def pillow_draft(shrink: int, handed_over: bool) -> None:
         im = Image.open(io.BytesIO(jpeg))
-        im.draft("RGB", (750, 500))
+        im.draft("RGB", (6000 // shrink, 4000 // shrink))
         im.load()
+        if handed_over:  # what using Pillow's decoder in the engine would cost: its pixels in libvips
+            pyvips.Image.new_from_memory(im.tobytes(), im.width, im.height, 3, "uchar")
 
-    ms = _interleaved(
-        pyvips=lambda: pyvips.Image.new_from_buffer(jpeg, "", shrink=8).copy_memory(), pillow=pillow_draft
-    )
-    print(f"1. 24 MP JPEG at 1/8: pyvips-binary {ms['pyvips']:.0f} ms, Pillow {ms['pillow']:.0f} ms")
+    for shrink in (8, 2):
+        ms = _interleaved(
+            pyvips=lambda f=shrink: pyvips.Image.new_from_buffer(jpeg, "", shrink=f, access="sequential").copy_memory(),
+            pillow=lambda f=shrink: pillow_draft(f, False),
+            pillow_to_vips=lambda f=shrink: pillow_draft(f, True),
+        )
+        print(f"1. 24 MP JPEG at 1/{shrink}: pyvips-binary {ms['pyvips']:.0f} ms, Pillow {ms['pillow']:.0f} ms, "
+              f"Pillow then handed to libvips {ms['pillow_to_vips']:.0f} ms")  # fmt: skip
 
     rgba = pyvips.Image.thumbnail_buffer(encode(photo(4000, 3000, seed=5, alpha=True), ".png"), 2048, height=_HUGE)
     rgba = rgba.copy_memory()
@@ -89,6 +103,45 @@ def main() -> None:
         s_thumb = structural_similarity(ref, grey(thumb), data_range=255)
         s_dct = structural_similarity(ref, grey(dct), data_range=255)
         print(f"3. 6000 -> {width} px: thumbnail SSIM {s_thumb:.4f}, DCT 1/{f} {s_dct:.4f} ({s_dct - s_thumb:+.4f})")
+
+    for width in (2560, 1280):
+        pixels = full.resize((width, int(4000 * width / 6000 + 0.5)), Image.LANCZOS)
+        image = pyvips.Image.new_from_array(np.asarray(pixels)).copy(interpretation="srgb").copy_memory()
+        ms = _interleaved(
+            vips_webp=lambda im=image: im.webpsave_buffer(Q=80, effort=4, keep="none"),
+            pillow_webp=lambda im=image: pillow_encode(im, "webp", quality=80, effort=4, progressive=False),
+            vips_jpeg=lambda im=image: im.jpegsave_buffer(Q=80, optimize_coding=True, keep="none"),
+            pillow_jpeg=lambda im=image: pillow_encode(im, "jpeg", quality=80, effort=None, progressive=False),
+        )
+        same_webp = image.webpsave_buffer(Q=80, effort=4, keep="none") == pillow_encode(
+            image, "webp", quality=80, effort=4, progressive=False
+        )
+        same_jpeg = image.jpegsave_buffer(Q=80, optimize_coding=True, keep="none") == pillow_encode(
+            image, "jpeg", quality=80, effort=None, progressive=False
+        )
+        print(f"4. encode {width} px: WebP pyvips {ms['vips_webp']:.0f} ms, Pillow {ms['pillow_webp']:.0f} ms; "
+              f"JPEG pyvips {ms['vips_jpeg']:.1f} ms, Pillow {ms['pillow_jpeg']:.1f} ms; "
+              f"identical bytes: WebP {same_webp}, JPEG {same_jpeg}")  # fmt: skip
+
+    held = scale(pyvips.Image.new_from_buffer(jpeg, "", shrink=2, access="sequential"), 2560, 1707).copy_memory()
+    widths = [(w, int(4000 * w / 6000 + 0.5)) for w in (1920, 1280, 960, 640, 320)]
+
+    def cascade(direct: bool) -> list[pyvips.Image]:
+        made, previous = [], held
+        for w, h in widths:
+            made.append(scale(held if direct else previous, w, h).copy_memory())
+            previous = made[-1]
+        return made
+
+    ms = _interleaved(direct=lambda: cascade(True), cascaded=lambda: cascade(False))
+    losses = []
+    for (w, h), d, c in zip(widths, cascade(True), cascade(False), strict=True):
+        ref = np.asarray(full.resize((w, h), Image.LANCZOS).convert("L")).astype(float)
+        d_ssim = structural_similarity(ref, d.colourspace("b-w")[0].numpy().astype(float), data_range=255)
+        c_ssim = structural_similarity(ref, c.colourspace("b-w")[0].numpy().astype(float), data_range=255)
+        losses.append(f"{w}: {c_ssim - d_ssim:+.4f}")
+    print(f"5. five widths from 2560 px: direct {ms['direct']:.0f} ms, cascaded {ms['cascaded']:.0f} ms; "
+          f"SSIM change cascaded vs direct {', '.join(losses)}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -71,6 +71,18 @@ WORKLOADS: dict[str, tuple[str, list[dict]]] = {
         [{"id": f"a{w}", "width": w, "format": "webp", "quality": 80, "effort": 4} for w in (2048, 1024, 400)],
     ),
     "responsive32": ("24mp.jpg", _responsive([160 * i for i in range(1, 17)])),
+    # #15: an animated GIF kept animated, and an iPhone-sized HEIC
+    "animated": ("anim.gif", [{"id": "a", "width": 240, "format": "webp", "quality": 80, "effort": 4}]),
+    "heic": (
+        "12mp.heic",
+        [{"id": f"h{w}", "width": w, "format": "webp", "quality": 80, "effort": 4} for w in (2048, 1024, 400)],
+    ),
+}
+# Who can run a workload (sharp's bundled libheif has no HEVC decoder; the floor and an engine
+# from before #15 keep no animation); by default everyone.
+RUNS_ONLY = {
+    "animated": {"pixelflow", "sharp", "pillow-simd", "pillow"},
+    "heic": {"pixelflow", "pillow-simd", "pillow", "floor"},
 }
 THROUGHPUT_SKIP = {"responsive32"}  # the issue measures it as a single job
 
@@ -88,7 +100,40 @@ def make_corpus(folder: Path, quick: bool) -> dict[str, tuple[Path, int, int]]:
         path = folder / name
         path.write_bytes(encode(photo(sw, sh, seed=5, alpha=alpha), suffix, **opts))
         made[name] = (path, sw, sh)
+    made["anim.gif"] = _animation(folder / "anim.gif", 480, 270, frames=6 if quick else 24)
+    made["12mp.heic"] = _heic(folder / "12mp.heic", int(4000 * scale), int(3000 * scale))
     return made
+
+
+def _animation(path: Path, width: int, height: int, frames: int) -> tuple[Path, int, int]:
+    """A camera pan across a photo, 10 fps, as GIFs on the web are."""
+    import pyvips
+
+    from devstack.imagegen import photo
+
+    wide = photo(width * 2, height, seed=9)
+    strip = pyvips.Image.arrayjoin([wide.crop(i * width // frames, 0, width, height) for i in range(frames)], across=1)
+    strip = strip.copy()
+    strip.set_type(pyvips.GValue.gint_type, "page-height", height)
+    strip.set_type(pyvips.GValue.array_int_type, "delay", [100] * frames)
+    path.write_bytes(strip.gifsave_buffer())
+    return path, width, height
+
+
+def _heic(path: Path, width: int, height: int) -> tuple[Path, int, int]:
+    """An iPhone-like HEIC (quality 90), made with pillow-heif's x265 encoder."""
+    import io
+
+    import pillow_heif
+    from PIL import Image
+
+    from devstack.imagegen import photo
+
+    pixels = Image.frombytes("RGB", (width, height), photo(width, height, seed=5).write_to_memory())
+    out = io.BytesIO()
+    pillow_heif.from_pillow(pixels).save(out, quality=90)
+    path.write_bytes(out.getvalue())
+    return path, width, height
 
 
 def run_one(impl: Impl, job: dict, folder: Path, *, threads: int | None) -> dict:
@@ -105,21 +150,23 @@ def run_one(impl: Impl, job: dict, folder: Path, *, threads: int | None) -> dict
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def throughput(impl: Impl, job: dict, folder: Path) -> float:
-    """Images per second of two single-threaded processes running at once."""
+def throughput(impl: Impl, job: dict, folder: Path) -> tuple[float, int]:
+    """Images per second of two single-threaded processes running at once, and their peak RSS."""
     path = folder / f"tp-{impl.name}-{time.time_ns()}.json"
     path.write_text(json.dumps(job))
     env = {**os.environ, **dict(impl.env), "VIPS_CONCURRENCY": "1", "PEER_THREADS": "1", "UV_THREADPOOL_SIZE": "1"}
     procs = [subprocess.Popen([*impl.argv, str(path)], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for _ in range(2)]  # fmt: skip
-    rate = 0.0
+    rate, rss = 0.0, 0
     for p in procs:
         stdout, stderr = p.communicate()
         if p.returncode != 0:
             raise RuntimeError(f"{impl.name} failed: {stderr[-2000:]}")
-        seconds = json.loads(stdout.strip().splitlines()[-1])["seconds"][1:]  # the first warms up
+        result = json.loads(stdout.strip().splitlines()[-1])
+        seconds = result["seconds"][1:]  # the first warms up
         rate += len(seconds) / sum(seconds)
-    return rate
+        rss = max(rss, result["peak_rss"])
+    return rate, rss
 
 
 def quality(lossy: dict[str, Path], lossless: dict[str, Path]) -> float:
@@ -166,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only:
         keep = set(args.only.split(",")) | {"pixelflow"}
         candidates = [i for i in candidates if i.name in keep or i.name.startswith("pixelflow@")]
-    impls = [i for i in candidates if i.available]
+    all_impls = [i for i in candidates if i.available]
     missing = [i.name for i in candidates if not i.available]
     folder = Path(tempfile.mkdtemp(prefix="pixelflow-versus-"))
     corpus = make_corpus(folder, args.quick)
@@ -178,10 +225,13 @@ def main(argv: list[str] | None = None) -> int:
         source_name, outputs = WORKLOADS[wname]
         path, sw, sh = corpus[source_name]
         job = {"source": str(path), "source_width": sw, "source_height": sh, "outputs": outputs,
-               "iterations": iterations}  # fmt: skip
+               "iterations": iterations, "animated": wname == "animated"}  # fmt: skip
+        runs_only = RUNS_ONLY.get(wname)
+        impls = [i for i in all_impls if runs_only is None or i.name in runs_only]
         latency: dict[str, list[float]] = {i.name: [] for i in impls}
         rates: dict[str, list[float]] = {i.name: [] for i in impls}
         rss: dict[str, int] = {i.name: 0 for i in impls}
+        rss_one: dict[str, int] = {i.name: 0 for i in impls}  # one thread: a worker's configuration
         for r in range(rounds):
             order = impls[r % len(impls) :] + impls[: r % len(impls)]  # rotate who goes first
             for impl in order:
@@ -189,7 +239,9 @@ def main(argv: list[str] | None = None) -> int:
                 latency[impl.name].append(statistics.median(res["seconds"][1:]))
                 rss[impl.name] = max(rss[impl.name], res["peak_rss"])
                 if wname not in THROUGHPUT_SKIP:
-                    rates[impl.name].append(throughput(impl, job, folder))
+                    rate, peak = throughput(impl, job, folder)
+                    rates[impl.name].append(rate)
+                    rss_one[impl.name] = max(rss_one[impl.name], peak)
         sizes: dict[str, int] = {}
         ssim: dict[str, float] = {}
         lossless_outputs = [{k: v for k, v in o.items() if k not in ("quality", "effort")} | {"format": "png", "effort": 1}
@@ -203,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
                 made[tag] = {o["id"]: out_dir / f"{o['id']}.{o['format']}" for o in outs}
             sizes[impl.name] = sum(f.stat().st_size for f in made["lossy"].values())
             ssim[impl.name] = quality(made["lossy"], made["png"])
-        report.append(render(wname, source_name, outputs, impls, latency, rates, rss, sizes, ssim))
+        report.append(render(wname, source_name, outputs, impls, latency, rates, (rss_one, rss), sizes, ssim))
     print("\n\n".join(report))
     return 0
 
@@ -212,14 +264,16 @@ def render(wname, source_name, outputs, impls, latency, rates, rss, sizes, ssim)
     lines = [
         f"### `{wname}`: {source_name} -> {len(outputs)} output(s)",
         "",
-        "| implementation | img/s, 2 procs x 1 thread | single job, default threads | peak RSS | bytes | SSIM |",
+        "| implementation | img/s, 2 procs x 1 thread | single job, default threads "
+        "| peak RSS, 1 thread / default | bytes | SSIM |",
         "|---|---|---|---|---|---|",
     ]
     for impl in impls:
         n = impl.name
         rate = f"{statistics.median(rates[n]):.2f} ({spread(rates[n])})" if rates[n] else "—"
         lat = f"{statistics.median(latency[n]) * 1000:.0f} ms ({spread([x * 1000 for x in latency[n]])})"
-        lines.append(f"| {n} | {rate} | {lat} | {rss[n] / 2**20:.0f} MB | {sizes[n]:,} | {ssim[n]:.4f} |")
+        one = f"{rss[0][n] / 2**20:.0f}" if rss[0][n] else "—"
+        lines.append(f"| {n} | {rate} | {lat} | {one} / {rss[1][n] / 2**20:.0f} MB | {sizes[n]:,} | {ssim[n]:.4f} |")
     pf = "pixelflow"
     peers = [n for n in ("sharp", "pillow-simd") if n in latency]
     if peers and rates[pf]:

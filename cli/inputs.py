@@ -10,7 +10,7 @@ __all__ = ["expand", "outputs_or_refuse"]
 
 # What a directory contributes: files named like images (a file given by name is always taken;
 # its bytes decide what it is either way).
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".svg"}
+_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".svg", ".heic", ".heif", ".jxl"}
 
 
 def expand(inputs: list[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:

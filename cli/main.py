@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import local, remote, servers, submit
+from cli import local, remote, servers, submit, users
 
 __all__ = ["main"]
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     local.register(sub)
     servers.register(sub)
+    users.register(sub)
     common = remote.connection_options()
     submit.register(sub, common)
     remote.register(sub, common)

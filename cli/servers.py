@@ -166,13 +166,12 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return _database_errors(run)
 
 
-def _with_clients(work: Callable[[Any], Awaitable[int]]) -> int:
-    """Run ``work`` with a ``ClientRepo`` on a small pool of its own, once one connection has
-    answered (so an absent database fails in a second, not after the pool's 30 s of retries)."""
+def _with_pool(work: Callable[[Any], Awaitable[int]]) -> int:
+    """Run ``work`` with a small pool of its own, once one connection has answered (so an absent
+    database fails in a second, not after the pool's 30 s of retries)."""
     import asyncio
 
     from infra.db import open_pool, probe
-    from infra.repo import ClientRepo
 
     settings = _settings()
 
@@ -180,11 +179,18 @@ def _with_clients(work: Callable[[Any], Awaitable[int]]) -> int:
         await probe(settings.database_url)
         pool = await open_pool(settings.database_url, max_size=2)
         try:
-            return await work(ClientRepo(pool))
+            return await work(pool)
         finally:
             await pool.close()
 
     return _database_errors(lambda: asyncio.run(main()))
+
+
+def _with_clients(work: Callable[[Any], Awaitable[int]]) -> int:
+    """Run ``work`` with a ``ClientRepo``."""
+    from infra.repo import ClientRepo
+
+    return _with_pool(lambda pool: work(ClientRepo(pool)))
 
 
 async def _client(repo: Any, name: str) -> Any:

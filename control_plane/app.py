@@ -22,6 +22,8 @@ from control_plane.metrics import metrics_controller, metrics_listener
 from control_plane.openapi import JobSpecSchemaPlugin, describe, openapi_config
 from control_plane.problems import problem_response
 from control_plane.routes.assets import create_asset_upload
+from control_plane.routes.auth import auth_routes
+from control_plane.routes.dashboard import dashboard_routes
 from control_plane.routes.health import healthz, readyz
 from control_plane.routes.jobs import JobsController
 from control_plane.routes.specs import validate_spec
@@ -66,6 +68,8 @@ def create_app(
         healthz,
         readyz,
         docs_assets(),
+        *auth_routes,
+        dashboard_routes,
     ]
     if settings.metrics_token:
         handlers.append(metrics_controller(settings.metrics_token))

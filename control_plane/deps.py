@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from control_plane.ratelimit import RateLimiter
 from infra.db import open_pool
 from infra.queue import open_queue
-from infra.repo import ClientRepo, DeliveryRepo, JobRepo
+from infra.repo import ClientRepo, DeliveryRepo, JobRepo, UserRepo
 from infra.settings import Settings
 from infra.storage import ObjectStore, open_store
 
@@ -34,6 +34,12 @@ class ApiDeps:
     # minute, and 60 per client then one a second, so the endpoint cannot be turned into a cannon.
     redeliveries_per_job: RateLimiter
     redeliveries_per_client: RateLimiter
+    # Dashboard accounts. Sign-in attempts are limited per account (guessing one password) and per
+    # address (trying many accounts); sign-ups per address.
+    users: UserRepo
+    sign_ins_per_account: RateLimiter
+    sign_ins_per_address: RateLimiter
+    sign_ups_per_address: RateLimiter
 
 
 @asynccontextmanager
@@ -57,6 +63,10 @@ async def open_deps(settings: Settings) -> AsyncIterator[ApiDeps]:
             RateLimiter(queue, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst),
             RateLimiter(queue, per_minute=1, burst=3, name="redeliver-job"),
             RateLimiter(queue, per_minute=60, burst=60, name="redeliver-client"),
+            UserRepo(pool),
+            RateLimiter(queue, per_minute=5, burst=10, name="sign-in-account"),
+            RateLimiter(queue, per_minute=30, burst=30, name="sign-in-address"),
+            RateLimiter(queue, per_minute=5, burst=10, name="sign-up-address"),
         )
 
 

@@ -45,7 +45,7 @@ START_ERRORS = (NotFound, Conflict, PayloadTooLarge, Unprocessable, UnsupportedM
 
 
 async def rate_limit(services: Services, principal: Principal) -> Decision:
-    decision = await services.limiter.hit(str(principal.key_id))
+    decision = await services.limiter.hit(principal.rate_key)
     if not decision.allowed:
         RATE_LIMITED.labels(str(principal.client.id)).inc()  # an id, never a tenant-chosen name
         raise RateLimited(

@@ -193,10 +193,15 @@ def describe(app: Litestar) -> None:
     document.webhooks = _webhooks()
 
 
+_SHARED_WITH_EVENTS = frozenset({"PublicVariant", "SourceDetails", "Camera", "Location"})
+
+
 def _add_components(schemas: dict[str, Any], *parts: tuple[str, dict[str, Any]]) -> None:
     for name, schema in parts:
         existing = schemas.get(name)
-        if existing is not None and name != "PublicVariant":  # the one struct both views and events use
+        # the structs both the views and the webhook events use arrive twice (Litestar's rendering
+        # first); any other name twice would be two shapes under one name
+        if existing is not None and name not in _SHARED_WITH_EVENTS:
             raise RuntimeError(f"two OpenAPI components are named {name!r}")
         schemas.setdefault(name, _Verbatim(schema))
 

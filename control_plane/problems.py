@@ -23,6 +23,7 @@ __all__ = [
     "ApiError",
     "BadRequest",
     "Conflict",
+    "CsrfFailed",
     "Forbidden",
     "InvalidRequest",
     "MethodNotAllowed",
@@ -31,6 +32,7 @@ __all__ = [
     "Problem",
     "RateLimited",
     "ServiceUnavailable",
+    "SignInFailed",
     "TooManyRequests",
     "Unauthorized",
     "Unprocessable",
@@ -91,8 +93,18 @@ class Unauthorized(ApiError):
     headers_sent = ("WWW-Authenticate",)
 
 
+class SignInFailed(ApiError):
+    """The dashboard's sign-in: one answer for an unknown email, a wrong password and a disabled account."""
+
+    status, code, title = 401, "invalid_credentials", "Wrong email or password"
+
+
 class Forbidden(ApiError):
     status, code, title = 403, "forbidden", "Forbidden"
+
+
+class CsrfFailed(Forbidden):
+    code, title = "csrf_failed", "Missing or wrong CSRF token"
 
 
 class NotFound(ApiError):

@@ -8,9 +8,10 @@ from typing import Any
 
 import msgspec
 
-from infra.events import PublicVariant, public_variant
+from infra.events import PublicVariant, public_variant, source_details
 from infra.repo import Delivery, Job
 from infra.storage import ObjectStore, PresignedUpload
+from pipeline.details import SourceDetails
 
 __all__ = ["DeliveryView", "JobList", "JobView", "UploadView", "delivery_view", "job_view", "upload_view"]
 
@@ -56,6 +57,7 @@ class JobView(msgspec.Struct):
     source: SourceView | None = None
     variants: list[PublicVariant] = msgspec.field(default_factory=list)
     upload: UploadView | None = None
+    info: SourceDetails | None = None  # the source described, when the spec's `info` asks
 
 
 class JobList(msgspec.Struct):
@@ -119,6 +121,7 @@ def job_view(job: Job, store: ObjectStore, *, url_expiry: timedelta, upload: Upl
         source=source,
         variants=variants,
         upload=upload,
+        info=source_details(job.source_info),
     )
 
 

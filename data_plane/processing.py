@@ -147,6 +147,8 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
             v.height,
             v.bytes,
             output_key(job.client_id, job.id, v.id, v.format),
+            v.quality,
+            v.frames,
         )
         for v in result.variants
     ]
@@ -159,10 +161,13 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     for r in records:
         VARIANTS.labels(r.format).inc()
         OUTPUT_BYTES.labels(r.format).inc(r.bytes)
-    delivery = await job_delivery(deps.deliveries, job, deps.store, status=JobStatus.SUCCEEDED, variants=records)
+    info = msgspec.to_builtins(result.details) if result.details is not None else None
+    delivery = await job_delivery(
+        deps.deliveries, job, deps.store, status=JobStatus.SUCCEEDED, variants=records, info=info
+    )
     src = result.source
     recorded = await deps.jobs.succeed(
-        job.id, dispatch, records, source=(src.format, src.width, src.height), delivery=delivery
+        job.id, dispatch, records, source=(src.format, src.width, src.height), delivery=delivery, source_info=info
     )
     if recorded is False:
         log.info("job canceled or handed on while processing; results discarded", extra={"job_id": str(job.id)})

@@ -138,6 +138,7 @@ def _environment(work: Path, redis: RedisServer, pg: PostgresServer, api_port: i
         "PIXELFLOW_REDIS_URL": redis.url,
         "PIXELFLOW_PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
         "PIXELFLOW_WEBHOOK_ALLOW_PRIVATE": "true",  # the demo receiver listens on loopback
+        "PIXELFLOW_SIGNUP": "open",  # a stack on one's own machine: anyone at it may make an account
         "PIXELFLOW_LOG_FORMAT": "text",
         "PIXELFLOW_LOG_LEVEL": "WARNING",
     }
@@ -209,6 +210,7 @@ def _print_connection(api: str, key: str, env: dict[str, str]) -> None:
     lines = [
         "",
         f"The stack is up: API {api} (OpenAPI: {api}/schema), storage {storage}. Ctrl-C stops everything.",
+        f"Dashboard: {api}/dashboard (sign-up is open on this stack: create an account there)",
         f"  PIXELFLOW_DATABASE_URL={env['PIXELFLOW_DATABASE_URL']}",
         f"  PIXELFLOW_REDIS_URL={env['PIXELFLOW_REDIS_URL']}",
         "The demo client's API key is shown this once. In another shell, paste:",

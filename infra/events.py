@@ -14,6 +14,7 @@ from infra.lifecycle import JobStatus
 from infra.repo import DeliveryRepo, Job, VariantRecord
 from infra.repo.jobs import NewDelivery
 from infra.storage import ObjectStore
+from pipeline.details import SourceDetails
 
 __all__ = [
     "EVENTS",
@@ -24,6 +25,7 @@ __all__ = [
     "job_delivery",
     "job_event",
     "public_variant",
+    "source_details",
 ]
 
 # SigV4 presigned URLs live at most 7 days; receivers needing them later use the API.
@@ -37,10 +39,16 @@ class PublicVariant(msgspec.Struct):
     id: str
     format: str
     content_type: str
-    width: int
+    width: int  # of a frame, for an animation
     height: int
     bytes: int
     url: str
+    quality: Annotated[
+        int | None, Meta(description="The lossy encoder's quality; with max_bytes, the highest that fit.")
+    ] = None
+    frames: Annotated[
+        int, Meta(description="Frames of an animated variant; 1 for a still image or an animation's first frame.")
+    ] = 1
 
 
 class EventError(msgspec.Struct):
@@ -55,6 +63,7 @@ class JobEventData(msgspec.Struct):
     metadata: dict[str, Any] | None  # the spec's metadata, echoed
     variants: list[PublicVariant]  # empty unless the job succeeded
     error: EventError | None  # why the job failed; null otherwise
+    info: SourceDetails | None = None  # the source described, when the spec's `info` asks
 
 
 class JobEvent(msgspec.Struct):
@@ -66,6 +75,11 @@ class JobEvent(msgspec.Struct):
     data: JobEventData
 
 
+def source_details(info: dict[str, Any] | None) -> SourceDetails | None:
+    """A stored `source_info` in its public shape."""
+    return msgspec.convert(info, SourceDetails) if info is not None else None
+
+
 def public_variant(v: VariantRecord, store: ObjectStore, *, expires: timedelta) -> PublicVariant:
     return PublicVariant(
         v.variant_id,
@@ -75,6 +89,8 @@ def public_variant(v: VariantRecord, store: ObjectStore, *, expires: timedelta) 
         v.height,
         v.bytes,
         store.presign_get(v.object_key, expires=expires),
+        v.quality,
+        v.frames,
     )
 
 
@@ -85,6 +101,7 @@ def job_event(
     status: JobStatus,
     variants: list[VariantRecord] | tuple[VariantRecord, ...] = (),
     error: tuple[str, str] | None = None,
+    info: dict[str, Any] | None = None,
 ) -> NewDelivery | None:
     url = job.spec.get("webhook_url")
     if not url:
@@ -96,6 +113,7 @@ def job_event(
         metadata=job.spec.get("metadata"),
         variants=[public_variant(v, store, expires=_URL_EXPIRY) for v in variants],
         error=EventError(*error) if error else None,
+        info=source_details(info),
     )
     event = EVENTS[status]
     payload = JobEvent(type=event, timestamp=datetime.now(UTC).isoformat(), data=data)

@@ -68,6 +68,10 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     rate_limit_per_minute: PositiveInt = 120
     rate_limit_burst: PositiveInt = 30
     max_concurrent_jobs_per_client: PositiveInt = 50
+    # dashboard accounts: `open` lets anyone sign up (each sign-up creates a client); `closed` (the
+    # default, for production) leaves accounts to `pixelflow users create`
+    signup: Literal["open", "closed"] = "closed"
+    session_hours: Annotated[float, Meta(gt=0, le=24 * 30)] = 12.0  # a browser session's absolute lifetime
     # queue and workers
     queue_name: str = "pixelflow:queue"
     worker_concurrency: PositiveInt = 2

@@ -16,7 +16,7 @@ Pure arithmetic: the API prices specs with it, so it never imports libvips.
 
 from __future__ import annotations
 
-from pipeline.dsl.variant import EFFORT_RANGE, Variant, effective_effort
+from pipeline.dsl.variant import EFFORT_RANGE, MAX_BYTES_ENCODES, Variant, effective_effort
 from pipeline.geometry import megapixels
 
 __all__ = ["DECODE_MS_PER_MP", "ENCODE_MS_PER_MP", "decode_cost", "encode_cost"]
@@ -39,6 +39,8 @@ ENCODE_MS_PER_MP: dict[str, tuple[float, ...]] = {
     "webp.lossless": (51, 324, 403, 602, 786, 1300, 1190),
     "gif": (367, 505, 371, 654, 1342, 2659, 3267, 4119, 4998, 5549),
     "avif": (54, 88, 245, 595, 2549, 2836, 9471, 17552, 22525, 39460),
+    "jxl": (49, 38, 44, 36, 204, 368, 381, 1771, 2284),
+    "jxl.lossless": (5, 68, 133, 323, 444, 541, 820, 3473, 5837),
 }
 _AVIF_LOSSLESS = 2.5
 
@@ -52,9 +54,11 @@ def encode_cost(variant: Variant, fmt: str, size: tuple[int, int]) -> float:
     if fmt == "tiff" and variant.quality is not None:
         fmt = "jpeg"  # tiff with a quality is JPEG-compressed
     effort = effective_effort(variant, fmt)
-    key = f"{fmt}.lossless" if fmt == "webp" and variant.lossless else fmt
+    key = f"{fmt}.lossless" if fmt in ("webp", "jxl") and variant.lossless else fmt
     rates = ENCODE_MS_PER_MP[key]
     rate = rates[0] if effort is None else rates[effort - EFFORT_RANGE[fmt][0]]
     if fmt == "avif" and variant.lossless:
         rate *= _AVIF_LOSSLESS
+    if variant.max_bytes is not None:  # the worst case: every encode of the search
+        rate *= MAX_BYTES_ENCODES
     return rate * megapixels(size)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import pyvips
 
-from pipeline.dsl.variant import Variant, effective_effort
+from pipeline.dsl.variant import Variant, effective_effort, kept_metadata
+from pipeline.errors import CannotMeetMaxBytes, InvalidOperation
+from pipeline.jxl import encode_jxl
+from pipeline.metadata import for_encoding
+from pipeline.pillow_encode import pillow_can_encode, pillow_encode
 from pipeline.sniff import CONTENT_TYPES, EXTENSIONS, output_format
 
-__all__ = ["DEFAULT_QUALITY", "encode", "resolve_format"]
+__all__ = ["DEFAULT_QUALITY", "Encoded", "encode", "resolve_format"]
 
-DEFAULT_QUALITY = {"jpeg": 80, "webp": 80, "avif": 50, "tiff": 85}
+DEFAULT_QUALITY = {"jpeg": 80, "webp": 80, "avif": 50, "tiff": 85, "jxl": 80}
 
 
 def resolve_format(variant: Variant, source_format: str) -> str:
@@ -21,14 +25,57 @@ def resolve_format(variant: Variant, source_format: str) -> str:
     return fmt
 
 
-def encode(image: pyvips.Image, variant: Variant, fmt: str) -> tuple[bytes, str]:
-    """Encode to ``fmt``; returns the bytes and their content type."""
-    keep = "none" if variant.strip else "all"
-    opts: dict[str, Any] = {"keep": keep}
+_LOSSY = frozenset({"jpeg", "webp", "avif", "jxl"})
+
+
+class Encoded(NamedTuple):
+    data: bytes
+    content_type: str
+    quality: int | None  # what a lossy encoder ran at (with `max_bytes`: what the search chose)
+
+
+def encode(image: pyvips.Image, variant: Variant, fmt: str) -> Encoded:
+    """Encode to ``fmt``, within the variant's ``max_bytes`` if it has one."""
     quality = variant.quality or DEFAULT_QUALITY.get(fmt)
+    limit = variant.max_bytes
+    if limit is None:
+        return _encode_at(image, variant, fmt, quality)
+    if fmt not in _LOSSY or variant.lossless or quality is None:
+        raise InvalidOperation(f"variant '{variant.id}' has max_bytes, which needs a lossy format, not {fmt}")
+    image = image.copy_memory()  # the pipeline runs once, not once per try
+    first = _encode_at(image, variant, fmt, quality)
+    if len(first.data) <= limit:
+        return first
+    # the highest quality below that fits: a binary search over 1..quality-1
+    best, smallest, lo, hi = None, first, 1, quality - 1
+    while lo <= hi:
+        tried = _encode_at(image, variant, fmt, (lo + hi) // 2)
+        if len(tried.data) <= limit:
+            best, lo = tried, (lo + hi) // 2 + 1
+        else:
+            smallest, hi = min(smallest, tried, key=lambda e: len(e.data)), (lo + hi) // 2 - 1
+    if best is None:
+        raise CannotMeetMaxBytes(
+            f"variant '{variant.id}' cannot fit its max_bytes of {limit:,}: its smallest {fmt}, at quality "
+            f"{smallest.quality}, is {len(smallest.data):,} bytes"
+        )
+    return best
+
+
+def _encode_at(image: pyvips.Image, variant: Variant, fmt: str, quality: int | None) -> Encoded:
+    image, keep = for_encoding(image, kept_metadata(variant))
+    opts: dict[str, Any] = {"keep": keep}
+    if fmt in ("jpeg", "tiff") and image.hasalpha() and (fmt == "jpeg" or variant.quality):
+        image = image.flatten(background=[255] * (image.bands - 1))
+    if pillow_can_encode(image, fmt, lossless=variant.lossless, keep_metadata=keep != "none"):
+        assert quality is not None  # lossy webp and jpeg have defaults
+        effort = effective_effort(variant, fmt)
+        return Encoded(
+            pillow_encode(image, fmt, quality=quality, effort=effort, progressive=variant.progressive),
+            _content_type(fmt),
+            quality,
+        )
     if fmt == "jpeg":
-        if image.hasalpha():
-            image = image.flatten(background=[255] * (image.bands - 1))
         opts.update(Q=quality, interlace=variant.progressive, optimize_coding=True)
     elif fmt == "png":
         opts.update(interlace=variant.progressive, compression=effective_effort(variant, fmt))
@@ -40,15 +87,23 @@ def encode(image: pyvips.Image, variant: Variant, fmt: str) -> tuple[bytes, str]
         opts.update(compression="av1", effort=effective_effort(variant, fmt), lossless=variant.lossless)
         if not variant.lossless:
             opts["Q"] = quality
+    elif fmt == "jxl":  # not in this libvips build: pillow-jxl-plugin's libjxl
+        effort = effective_effort(variant, fmt)
+        assert effort is not None
+        data = encode_jxl(_to_uchar(image), quality=quality, effort=effort, lossless=variant.lossless)
+        return Encoded(data, _content_type(fmt), None if variant.lossless else quality)
     elif fmt == "gif":
         opts.update(effort=effective_effort(variant, fmt), interlace=variant.progressive)
     elif fmt == "tiff":
         opts.update(compression="jpeg" if variant.quality else "deflate", Q=quality)
-        if image.hasalpha() and variant.quality:
-            image = image.flatten(background=[255] * (image.bands - 1))
     else:  # pragma: no cover - the spec's Literal admits nothing else
         raise ValueError(fmt)
-    return image.write_to_buffer(EXTENSIONS[fmt], **opts), _content_type(fmt)
+    lossy = (fmt in _LOSSY and not variant.lossless) or (fmt == "tiff" and variant.quality is not None)
+    return Encoded(image.write_to_buffer(EXTENSIONS[fmt], **opts), _content_type(fmt), quality if lossy else None)
+
+
+def _to_uchar(image: pyvips.Image) -> pyvips.Image:
+    return image if image.format == "uchar" else image.cast("uchar")
 
 
 def _content_type(fmt: str) -> str:

@@ -16,11 +16,16 @@ from typing import Any
 
 import pyvips
 
-from pipeline.compile import Plan, check_output_size, compile_plan, through_logical
+from pipeline.animation import first_frame, frame_count, frame_size, is_animated, per_frame
+from pipeline.compile import Plan, PlanNode, check_output_size, compile_plan, through_logical
+from pipeline.details import SourceDetails
 from pipeline.dsl.job import JobSpec
 from pipeline.dsl.limits import Limits
-from pipeline.encode import encode, resolve_format
+from pipeline.dsl.steps import is_smart
+from pipeline.encode import Encoded, encode, resolve_format
 from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, PipelineError
+from pipeline.geometry import IDENTITY, Affine
+from pipeline.info import describe
 from pipeline.load import SourceInfo, decode, drop_opaque_alpha, probe
 from pipeline.ops import AssetResolver, OpContext, apply_step
 from pipeline.vips import configure_vips
@@ -36,6 +41,8 @@ class VariantOutput:
     width: int
     height: int
     data: bytes
+    quality: int | None = None  # a lossy encoder's quality (with `max_bytes`: the one chosen)
+    frames: int = 1  # an animation's frames; 1 for a still image or an animation's first frame
 
     @property
     def bytes(self) -> int:
@@ -47,6 +54,7 @@ class JobOutput:
     source: SourceInfo
     plan: Plan
     variants: tuple[VariantOutput, ...]
+    details: SourceDetails | None = None  # the spec's `info`, when it asks
 
 
 # Called after each variant is encoded (progress bars, uploads).
@@ -104,14 +112,25 @@ def process(
     deadline = _Deadline(limits.deadline_seconds)
     with observe("pipeline.probe", {"source.bytes": len(data)}):
         info = probe(data, limits, auto_orient=spec.auto_orient)
-        plan = compile_plan(spec, info.width, info.height, limits, source_format=info.format)
+        plan = compile_plan(spec, info.width, info.height, limits, source_format=info.format, frames=info.pages)
     ctx = OpContext(limits=limits, assets=assets)
 
     with observe("pipeline.decode", {"source.format": info.format, "decode.width": plan.decode_size[0]}):
         source = decode(data, plan, auto_orient=spec.auto_orient)
         if plan.materialize_source:
             source = drop_opaque_alpha(_evaluate(_materialize, source, deadline=deadline, what="decoding the source"))
+    details = None
+    if spec.info is not None:
+        with observe("pipeline.info", {}):
+            details = _evaluate(
+                lambda image: describe(
+                    data, fmt=info.format, width=info.width, height=info.height, orientation=info.orientation,
+                    frames=info.pages, source=image, request=spec.info,
+                ),
+                source, deadline=deadline, what="describing the source",
+            )  # fmt: skip
     images: dict[str | None, pyvips.Image] = {None: source}
+    placements: dict[str | None, Affine | None] = {None: IDENTITY}  # the decode is the whole upright source
     # Encoders (libwebp, libjpeg, ...) are single-threaded and dominate a job's time, so with
     # spare libvips threads the variants are encoded concurrently while the main thread builds
     # the next variant. Workers run one libvips thread per job and stay sequential.
@@ -121,42 +140,68 @@ def process(
         if workers > 1 and len(plan.nodes) > 1
         else None
     )
-    pending: list[tuple[str, str, pyvips.Image, Future[tuple[bytes, str]] | tuple[bytes, str]]] = []
+    pending: dict[str, tuple[str, pyvips.Image, Future[Encoded] | Encoded]] = {}
     try:
-        for node in plan.nodes:
+        for node in plan.work_order():
             variant = node.variant
             with observe("pipeline.variant", {"variant.id": variant.id, "variant.steps": len(variant.steps)}):
-                image = images[node.parent]
-                # a root starting from a shrunk decode: see OpContext.logical_size
-                shrunk = node.parent is None and plan.decode_size != plan.source_size
-                logical = plan.source_size if shrunk else None
-                for step in variant.steps:
-                    deadline.check()
-                    sized_from, logical = through_logical(step, logical)
-                    image = _apply(image, step, replace(ctx, logical_size=sized_from) if sized_from else ctx)
-                    _check_size(image, limits, variant.id)
+                if node.pixels_of is not None:  # the same parent and steps made these pixels already
+                    image, placements[variant.id] = images[node.pixels_of], placements[node.pixels_of]
+                else:
+                    parent = node.parent
+                    image, placements[variant.id] = _run_steps(
+                        images[parent], placements[parent], node, plan, ctx, deadline
+                    )
                 what = f"variant '{variant.id}'"
                 if node.materialize:
                     image = _evaluate(_materialize, image, deadline=deadline, what=what)
                 images[variant.id] = image
                 fmt = resolve_format(variant, info.format)
                 job = partial(_evaluate, encode, image, variant, fmt, deadline=deadline, what=what)
-                pending.append((variant.id, fmt, image, pool.submit(job) if pool else job()))
+                pending[variant.id] = (fmt, image, pool.submit(job) if pool else job())
         outputs = []
-        for variant_id, fmt, image, result in pending:
-            encoded, content_type = result.result() if isinstance(result, Future) else result
-            out = VariantOutput(variant_id, fmt, content_type, image.width, image.height, encoded)
+        for node in plan.nodes:  # the spec's order
+            variant_id = node.variant.id
+            fmt, image, result = pending[variant_id]
+            encoded = result.result() if isinstance(result, Future) else result
+            width, height = frame_size(image)
+            out = VariantOutput(
+                variant_id, fmt, encoded.content_type, width, height, encoded.data, encoded.quality, frame_count(image)
+            )
             outputs.append(out)
             if on_variant is not None:
                 on_variant(out)
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
-    return JobOutput(info, plan, tuple(outputs))
+    return JobOutput(info, plan, tuple(outputs), details)
+
+
+def _run_steps(
+    image: pyvips.Image, placement: Affine | None, node: PlanNode, plan: Plan, ctx: OpContext, deadline: _Deadline
+) -> tuple[pyvips.Image, Affine | None]:
+    """The variant's steps, and where the source's points (focal gravities) lie in the result."""
+    # a root starting from a shrunk decode: see OpContext.logical_size
+    shrunk = node.parent is None and plan.decode_size != plan.source_size
+    logical = plan.source_size if shrunk else None
+    if node.frames == 1:
+        image = first_frame(image)  # a variant that does not keep the animation
+    for step in node.variant.steps:
+        deadline.check()
+        sized_from, logical = through_logical(step, logical)
+        before = sized_from or (image.width, image.height)
+        image = _apply(image, step, replace(ctx, logical_size=sized_from, placement=placement))
+        _check_size(image, limits=ctx.limits, variant_id=node.variant.id)
+        placement = step.carry(placement, before, (image.width, image.height))
+    return image, placement
 
 
 def _apply(image: pyvips.Image, step: object, ctx: OpContext) -> pyvips.Image:
     try:
+        if is_animated(image):
+            # a smart gravity becomes a point of the first frame: read as such, not via the source
+            frame_ctx = replace(ctx, placement=IDENTITY) if is_smart(getattr(step, "gravity", None)) else ctx
+            return per_frame(image, step, lambda frame, s: apply_step(frame, s, frame_ctx))  # type: ignore[arg-type]
         return apply_step(image, step, ctx)  # type: ignore[arg-type]
     except PipelineError:
         raise
@@ -167,7 +212,7 @@ def _apply(image: pyvips.Image, step: object, ctx: OpContext) -> pyvips.Image:
 
 
 def _check_size(image: pyvips.Image, limits: Limits, variant_id: str) -> None:
-    error = check_output_size(variant_id, image.width, image.height, limits)
+    error = check_output_size(variant_id, *frame_size(image), limits)
     if error is not None:
         raise error
 

@@ -13,6 +13,7 @@ import msgspec
 
 __all__ = [
     "AssetNotFound",
+    "CannotMeetMaxBytes",
     "CorruptImage",
     "DeadlineExceeded",
     "EngineCrashed",
@@ -94,6 +95,12 @@ class InvalidOperation(ImageError):
     """A step is valid on its own but impossible for this image (a crop box outside it, say)."""
 
     code = "invalid_operation"
+
+
+class CannotMeetMaxBytes(ImageError):
+    """A variant's ``max_bytes`` is smaller than its encoder's output even at the lowest quality."""
+
+    code = "cannot_meet_max_bytes"
 
 
 class AssetNotFound(ImageError):

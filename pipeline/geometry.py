@@ -14,9 +14,13 @@ if TYPE_CHECKING:  # the step structs call into this module
     from pipeline.dsl.steps import Crop, Resize, Rotate
 
 __all__ = [
+    "IDENTITY",
+    "Affine",
     "Box",
     "ResizePlan",
+    "cover_offset",
     "crop_box",
+    "focal_offset",
     "gravity_offset",
     "megapixels",
     "pixels",
@@ -31,6 +35,39 @@ class Box:
     top: int
     width: int
     height: int
+
+
+@dataclass(frozen=True, slots=True)
+class Affine:
+    """Where a point given as fractions of the source (u, v) lies in an image, as fractions of that
+    image: focal points are written against the source and carried through every step (and
+    `from` chain) that moves pixels. Every geometric step is affine in these coordinates."""
+
+    a: float = 1.0
+    b: float = 0.0
+    c: float = 0.0
+    d: float = 0.0
+    e: float = 1.0
+    f: float = 0.0
+
+    def apply(self, u: float, v: float) -> tuple[float, float]:
+        return self.a * u + self.b * v + self.c, self.d * u + self.e * v + self.f
+
+    def then(self, a: float, b: float, c: float, d: float, e: float, f: float) -> Affine:
+        """This mapping followed by (u, v) -> (a u + b v + c, d u + e v + f)."""
+        return Affine(
+            a * self.a + b * self.d, a * self.b + b * self.e, a * self.c + b * self.f + c,
+            d * self.a + e * self.d, d * self.b + e * self.e, d * self.c + e * self.f + f,
+        )  # fmt: skip
+
+    def moved(self, offset: tuple[int, int], before: tuple[int, int], after: tuple[int, int]) -> Affine:
+        """The image's pixels shifted by ``offset`` (a crop's negative left/top, a pad's positive)
+        onto a canvas of ``after``: x' = (u * before + offset) / after."""
+        (bw, bh), (aw, ah) = before, after
+        return self.then(bw / aw, 0, offset[0] / aw, 0, bh / ah, offset[1] / ah)
+
+
+IDENTITY = Affine()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +132,23 @@ def gravity_offset(gravity: str, outer: tuple[int, int], inner: tuple[int, int],
     return x, y
 
 
-def crop_box(step: Crop, width: int, height: int) -> Box:
+def focal_offset(focus: tuple[float, float], outer: tuple[int, int], inner: tuple[int, int]) -> tuple[int, int]:
+    """Top-left of an ``inner`` box centred on ``focus`` (fractions of ``outer``), kept inside ``outer``."""
+    x = round(focus[0] * outer[0] - inner[0] / 2)
+    y = round(focus[1] * outer[1] - inner[1] / 2)
+    return min(max(0, x), outer[0] - inner[0]), min(max(0, y), outer[1] - inner[1])
+
+
+def cover_offset(
+    gravity: str | object, scaled: tuple[int, int], final: tuple[int, int], focus: tuple[float, float] | None
+) -> tuple[int, int]:
+    """Where resize's cover crops its scaled image to the box: by the focal point when given."""
+    if focus is not None:
+        return focal_offset(focus, scaled, final)
+    return gravity_offset(gravity if isinstance(gravity, str) else "centre", scaled, final)
+
+
+def crop_box(step: Crop, width: int, height: int, focus: tuple[float, float] | None = None) -> Box:
     """The region a non-smart crop keeps. Smart gravities choose only the offset at run time."""
     ratio = step.ratio
     if ratio is not None:
@@ -114,7 +167,10 @@ def crop_box(step: Crop, width: int, height: int) -> Box:
                 )
             return Box(step.left, step.top, cw, ch)
         cw, ch = min(cw, width), min(ch, height)
-    gravity = step.gravity if step.gravity not in SMART_GRAVITIES else "centre"
+    if focus is not None:
+        x, y = focal_offset(focus, (width, height), (cw, ch))
+        return Box(x, y, cw, ch)
+    gravity = step.gravity if isinstance(step.gravity, str) and step.gravity not in SMART_GRAVITIES else "centre"
     x, y = gravity_offset(gravity, (width, height), (cw, ch))
     return Box(x, y, cw, ch)
 

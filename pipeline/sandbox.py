@@ -36,6 +36,7 @@ from typing import Any
 
 import msgspec
 
+from pipeline.details import SourceDetails
 from pipeline.dsl.limits import Limits
 from pipeline.errors import (
     DeadlineExceeded,
@@ -98,6 +99,8 @@ class VariantResult(msgspec.Struct, frozen=True):
     width: int
     height: int
     data: builtins.bytes  # `bytes` is the property below inside this class body
+    quality: int | None = None  # a lossy encoder's quality (with `max_bytes`: the one chosen)
+    frames: int = 1  # an animation's frames; 1 for a still or an animation's first frame
 
     @property
     def bytes(self) -> int:
@@ -117,6 +120,7 @@ class EngineResult(msgspec.Struct, frozen=True):
     source: SourceResult
     variants: list[VariantResult]
     stages: list[Stage] = []
+    details: SourceDetails | None = None  # the spec's `info`, when it asks
 
 
 class _Failure(msgspec.Struct, frozen=True):
@@ -335,7 +339,7 @@ def _child_main(conn: Connection, config: SandboxConfig) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     _die_with_parent()
-    _tune_malloc()
+    tune_malloc()
     from pipeline.engine import process  # libvips loads now, not on the first job
     from pipeline.vips import configure_vips
 
@@ -391,8 +395,12 @@ def _run(process: Any, request: EngineRequest, config: SandboxConfig) -> _Reply:
     return _Reply(
         ok=EngineResult(
             SourceResult(s.format, s.width, s.height, s.pages, s.orientation, s.bytes),
-            [VariantResult(v.id, v.format, v.content_type, v.width, v.height, v.data) for v in out.variants],
+            [
+                VariantResult(v.id, v.format, v.content_type, v.width, v.height, v.data, v.quality, v.frames)
+                for v in out.variants
+            ],
             stages,
+            out.details,
         )
     )
 
@@ -419,7 +427,7 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def _tune_malloc() -> None:
+def tune_malloc() -> None:
     # Two arenas instead of 8 per core: libvips' worker threads otherwise fragment the heap into
     # hundreds of MB that a long-lived process never returns.
     with contextlib.suppress(OSError, AttributeError):

@@ -1,8 +1,9 @@
 """Identify an image by its first bytes, before any decoder sees it.
 
-Only formats on the allow-list reach libvips; everything else (HEIC, JPEG XL, PDF, ...) is
-refused with a reason a client can act on. This also keeps libvips' long tail of loaders away
-from untrusted input.
+Only formats on the allow-list reach a decoder (libvips, or for HEIC and JPEG XL, which this
+libvips build cannot read, pillow-heif and pillow-jxl-plugin); everything else (PDF, BMP, PSD,
+...) is refused with a reason a client can act on. This also keeps libvips' long tail of loaders
+away from untrusted input.
 """
 
 from __future__ import annotations
@@ -12,13 +13,30 @@ from typing import Literal
 
 from pipeline.errors import UnsupportedFormat
 
-__all__ = ["AUTO_FORMAT", "CONTENT_TYPES", "EXTENSIONS", "SNIFF_BYTES", "SourceFormat", "output_format", "sniff"]
+__all__ = [
+    "ANIMATED_FORMATS",
+    "AUTO_FORMAT",
+    "CONTENT_TYPES",
+    "EXTENSIONS",
+    "SNIFF_BYTES",
+    "SourceFormat",
+    "output_format",
+    "sniff",
+]
 
-SourceFormat = Literal["jpeg", "png", "gif", "webp", "tiff", "avif", "svg"]
+SourceFormat = Literal["jpeg", "png", "gif", "webp", "tiff", "avif", "svg", "heic", "jxl"]
 SNIFF_BYTES = 4096
 
 # File-name suffix per output format: stored object keys and `pixelflow run` outputs.
-EXTENSIONS = {"jpeg": ".jpg", "png": ".png", "webp": ".webp", "avif": ".avif", "gif": ".gif", "tiff": ".tif"}
+EXTENSIONS = {
+    "jpeg": ".jpg",
+    "png": ".png",
+    "webp": ".webp",
+    "avif": ".avif",
+    "gif": ".gif",
+    "tiff": ".tif",
+    "jxl": ".jxl",
+}
 
 CONTENT_TYPES: dict[str, str] = {
     "jpeg": "image/jpeg",
@@ -28,9 +46,15 @@ CONTENT_TYPES: dict[str, str] = {
     "tiff": "image/tiff",
     "avif": "image/avif",
     "svg": "image/svg+xml",
+    "heic": "image/heic",
+    "jxl": "image/jxl",
 }
 
-# What output format `auto` picks for each source: the same one, except vector SVG becomes PNG.
+# The encoders here that write animations (pipeline/animation.py)
+ANIMATED_FORMATS = frozenset({"gif", "webp"})
+
+# What output format `auto` picks for each source: the same one, except vector SVG becomes PNG
+# and HEIC (no HEVC encoder here, and HEVC's patent pool) becomes JPEG.
 AUTO_FORMAT: dict[str, str] = {
     "jpeg": "jpeg",
     "png": "png",
@@ -39,6 +63,8 @@ AUTO_FORMAT: dict[str, str] = {
     "tiff": "tiff",
     "avif": "avif",
     "svg": "png",
+    "heic": "jpeg",
+    "jxl": "jxl",
 }
 
 
@@ -50,8 +76,6 @@ def output_format(variant_format: str, source_format: str | None) -> str | None:
 
 
 _REFUSED = {
-    "heic": "HEIC/HEIF is not supported (this build has no HEVC decoder); convert it to JPEG or AVIF",
-    "jxl": "JPEG XL is not supported by this build; convert it to JPEG, PNG or AVIF",
     "pdf": "PDF documents are not images PixelFlow processes",
     "bmp": "BMP is not supported; convert it to PNG",
     "psd": "Photoshop documents are not supported; export to PNG or TIFF",
@@ -76,7 +100,7 @@ def sniff(head: bytes) -> SourceFormat:
     if head[4:8] == b"ftyp":
         return _iso_bmff(head)
     if head.startswith((b"\xff\x0a", b"\x00\x00\x00\x0cJXL \r\n\x87\n")):
-        raise UnsupportedFormat(_REFUSED["jxl"])
+        return "jxl"
     if head.startswith(b"%PDF"):
         raise UnsupportedFormat(_REFUSED["pdf"])
     if head.startswith(b"BM"):
@@ -85,7 +109,7 @@ def sniff(head: bytes) -> SourceFormat:
         raise UnsupportedFormat(_REFUSED["psd"])
     if _SVG.match(head.removeprefix(b"\xef\xbb\xbf")):
         return "svg"
-    raise UnsupportedFormat("not a recognised image: expected JPEG, PNG, GIF, WebP, TIFF, AVIF or SVG")
+    raise UnsupportedFormat("not a recognised image: expected JPEG, PNG, GIF, WebP, TIFF, AVIF, HEIC, JPEG XL or SVG")
 
 
 def _iso_bmff(head: bytes) -> SourceFormat:
@@ -95,5 +119,5 @@ def _iso_bmff(head: bytes) -> SourceFormat:
     if major in _AVIF_BRANDS or (major in (b"mif1", b"msf1") and compatible & _AVIF_BRANDS):
         return "avif"
     if major in _HEIF_BRANDS or compatible & _HEIF_BRANDS:
-        raise UnsupportedFormat(_REFUSED["heic"])
+        return "heic"
     raise UnsupportedFormat("not a recognised image: an ISO media file that is neither AVIF nor HEIC")

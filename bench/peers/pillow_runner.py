@@ -8,7 +8,14 @@ import sys
 import time
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, ImageSequence
+
+try:  # HEIC sources (bench/peers/setup.sh installs it beside Pillow and Pillow-SIMD)
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+except ImportError:
+    pass
 
 job = json.loads(Path(sys.argv[1]).read_text())
 data = Path(job["source"]).read_bytes()
@@ -38,7 +45,21 @@ def cover(im: Image.Image, w: int, h: int) -> Image.Image:
     return im.resize((w, h), Image.LANCZOS, box=(left / scale, top / scale, (left + w) / scale, (top + h) / scale))
 
 
+def animated(o: dict) -> bytes:
+    """Every frame resized, written as one animated WebP with the source's timing."""
+    im = Image.open(io.BytesIO(data))
+    w, h = size(o)
+    frames = [f.convert("RGB").resize((w, h), Image.LANCZOS) for f in ImageSequence.Iterator(im)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "WEBP", save_all=True, append_images=frames[1:], duration=im.info.get("duration", 100),
+                   loop=im.info.get("loop", 0), quality=o["quality"], method=o.get("effort", 4))  # fmt: skip
+    return buf.getvalue()
+
+
 def once() -> list[bytes]:
+    if job.get("animated"):
+        return [animated(o) if o["format"] == "webp" else encode(Image.open(io.BytesIO(data)).convert("RGB").resize(
+            size(o), Image.LANCZOS), o) for o in job["outputs"]]  # fmt: skip
     im = Image.open(io.BytesIO(data))
     if im.format == "JPEG":
         im.draft("RGB", (largest, round(sh * largest / sw)))

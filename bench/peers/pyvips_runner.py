@@ -56,14 +56,19 @@ def floor(data: bytes, job: dict):
 
     def once() -> list[bytes]:
         if len(variants) == 1:
-            return [encode(scale(decode(data, plan, auto_orient=True), *sizes[0]), variants[0], variants[0].format)[0]]
+            return [
+                encode(scale(decode(data, plan, auto_orient=True), *sizes[0]), variants[0], variants[0].format).data
+            ]
         decode(data, plan, auto_orient=True).copy_memory()
-        return [encode(im, v, v.format)[0] for im, v in zip(resized, variants, strict=True)]
+        return [encode(im, v, v.format).data for im, v in zip(resized, variants, strict=True)]
 
     return once
 
 
 def main() -> None:
+    from pipeline.sandbox import tune_malloc
+
+    tune_malloc()  # the heap settings a worker's engine process runs with
     mode, path = sys.argv[1], sys.argv[2]
     job = json.loads(Path(path).read_text())
     data = Path(job["source"]).read_bytes()

@@ -17,7 +17,20 @@ function encode(pipeline, o) {
   throw new Error(`format ${o.format}`);
 }
 
+// An animation: sharp keeps the frames only through its own pipeline (animated: true), so each
+// output decodes the source again, as sharp's docs show for animated images.
+function animated() {
+  return Promise.all(
+    job.outputs.map((o) =>
+      o.format === "webp"
+        ? encode(sharp(input, { animated: true }).resize({ width: o.width }), o).toBuffer()
+        : encode(sharp(input).resize({ width: o.width }), o).toBuffer(),
+    ),
+  );
+}
+
 async function once() {
+  if (job.animated) return animated();
   const { data, info } = await sharp(input)
     .resize({ width: largest, withoutEnlargement: true })
     .raw()

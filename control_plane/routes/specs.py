@@ -25,6 +25,7 @@ class SourceSize(msgspec.Struct, forbid_unknown_fields=True):
     width: Annotated[int, Meta(ge=1, le=1_000_000)]
     height: Annotated[int, Meta(ge=1, le=1_000_000)]
     format: SourceFormat | None = None
+    frames: Annotated[int, Meta(ge=1, le=100_000, description="An animated source's frames.")] = 1
 
 
 class ValidateRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -85,7 +86,9 @@ async def validate_spec(
     if source is None:  # only what fails for every source
         issues = spec_issues(spec, limits)
     else:
-        plan, issues = plan_issues(spec, source.width, source.height, limits, source_format=src_format)
+        plan, issues = plan_issues(
+            spec, source.width, source.height, limits, source_format=src_format, frames=source.frames
+        )
     if plan is not None:
         for node in plan.nodes:
             variants[node.variant.id] = PlannedVariant(

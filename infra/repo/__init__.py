@@ -3,6 +3,7 @@
 from infra.repo.clients import ApiKey, Client, ClientRepo
 from infra.repo.deliveries import Attempt, Delivery, DeliveryRepo
 from infra.repo.jobs import Job, JobPage, JobRepo, VariantRecord
+from infra.repo.users import Session, User, UserRepo
 
 __all__ = [
     "ApiKey",
@@ -14,5 +15,8 @@ __all__ = [
     "Job",
     "JobPage",
     "JobRepo",
+    "Session",
+    "User",
+    "UserRepo",
     "VariantRecord",
 ]

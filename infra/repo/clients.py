@@ -44,6 +44,10 @@ class ClientRepo:
             )
         return client, secret
 
+    async def delete(self, client_id: uuid.UUID) -> None:
+        """Only for a client that was never used (a sign-up that lost a race); deletes its rows too."""
+        await execute(self.pool, "DELETE FROM clients WHERE id = %s", (client_id,))
+
     async def by_name(self, name: str) -> Client | None:
         row = await fetch_one(self.pool, "SELECT id, name FROM clients WHERE name = %s", (name,))
         return Client(**row) if row else None
@@ -94,9 +98,13 @@ class ClientRepo:
         )
         return [ApiKey(**r) for r in rows]
 
-    async def revoke_key(self, key_id: uuid.UUID) -> bool:
+    async def revoke_key(self, key_id: uuid.UUID, client_id: uuid.UUID | None = None) -> bool:
+        """``client_id``: only that client's key (the dashboard); None: any (the admin CLI)."""
         changed = await execute(
-            self.pool, "UPDATE api_keys SET revoked_at = now() WHERE id = %s AND revoked_at IS NULL", (key_id,)
+            self.pool,
+            "UPDATE api_keys SET revoked_at = now() WHERE id = %(id)s AND revoked_at IS NULL"
+            " AND (%(client)s::uuid IS NULL OR client_id = %(client)s)",
+            {"id": key_id, "client": client_id},
         )
         return changed == 1
 

@@ -28,6 +28,8 @@ class VariantRecord(msgspec.Struct, frozen=True):
     height: int
     bytes: int
     object_key: str
+    quality: int | None = None  # a lossy encoder's quality (with `max_bytes`: the one chosen)
+    frames: int = 1  # an animation's frames; 1 for a still image
 
 
 class Job(msgspec.Struct, frozen=True):
@@ -55,6 +57,7 @@ class Job(msgspec.Struct, frozen=True):
     finished_at: datetime | None
     updated_at: datetime
     variants: tuple[VariantRecord, ...] = ()
+    source_info: dict[str, Any] | None = None  # pipeline.details.SourceDetails, when the spec asks
 
 
 class JobPage(msgspec.Struct, frozen=True):
@@ -124,7 +127,7 @@ class JobRepo:
             return None
         variants = await fetch_all(
             conn,
-            "SELECT variant_id, format, content_type, width, height, bytes, object_key FROM variants"
+            "SELECT variant_id, format, content_type, width, height, bytes, object_key, quality, frames FROM variants"
             " WHERE job_id = %s ORDER BY created_at, variant_id",
             (job_id,),
         )
@@ -302,6 +305,7 @@ class JobRepo:
         *,
         source: tuple[str, int, int],
         delivery: NewDelivery | None,
+        source_info: dict[str, Any] | None = None,
     ) -> uuid.UUID | bool:
         """Record variants and mark succeeded in one transaction, only while this run holds the
         job. False if it was canceled or handed on meanwhile (nothing is written); else the
@@ -311,19 +315,32 @@ class JobRepo:
                 conn,
                 "UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now(), error_code = NULL,"
                 " error_message = NULL, lease_expires_at = NULL, source_format = %s, source_width = %s,"
-                " source_height = %s WHERE id = %s AND dispatch = %s AND status = 'processing'",
-                (*source, job_id, dispatch),
+                " source_height = %s, source_info = %s WHERE id = %s AND dispatch = %s AND status = 'processing'",
+                (*source, Jsonb(source_info) if source_info is not None else None, job_id, dispatch),
             )
             if changed != 1:
                 return False
             async with conn.cursor() as c:
                 await c.executemany(
-                    "INSERT INTO variants (job_id, variant_id, format, content_type, width, height, bytes, object_key)"
-                    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (job_id, variant_id) DO UPDATE SET"
-                    " format = excluded.format, content_type = excluded.content_type, width = excluded.width,"
-                    " height = excluded.height, bytes = excluded.bytes, object_key = excluded.object_key",
+                    "INSERT INTO variants (job_id, variant_id, format, content_type, width, height, bytes, object_key,"
+                    " quality, frames) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (job_id, variant_id) DO UPDATE SET format = excluded.format,"
+                    " content_type = excluded.content_type, width = excluded.width, height = excluded.height,"
+                    " bytes = excluded.bytes, object_key = excluded.object_key, quality = excluded.quality,"
+                    " frames = excluded.frames",
                     [
-                        (job_id, v.variant_id, v.format, v.content_type, v.width, v.height, v.bytes, v.object_key)
+                        (
+                            job_id,
+                            v.variant_id,
+                            v.format,
+                            v.content_type,
+                            v.width,
+                            v.height,
+                            v.bytes,
+                            v.object_key,
+                            v.quality,
+                            v.frames,
+                        )
                         for v in variants
                     ],
                 )

@@ -16,7 +16,7 @@ import msgspec
 
 from pipeline.dsl.job import JobSpec
 from pipeline.dsl.limits import Limits
-from pipeline.dsl.steps import Step, StepBase, Watermark
+from pipeline.dsl.steps import FocalPoint, Step, StepBase, Watermark, is_smart
 from pipeline.dsl.variant import Variant
 from pipeline.errors import FieldError, SpecError
 
@@ -175,6 +175,27 @@ def _job_rules(spec: JobSpec, limits: Limits, compact: frozenset[int]) -> list[F
         cycle = _cycle_from(spec, v.id, index)
         if cycle:
             errors.append(FieldError(f"$.pipeline[{i}].from", "cycle: " + " -> ".join(cycle)))
+    errors.extend(_focal_after_smart(spec, index, compact))
+    return errors
+
+
+def _focal_after_smart(spec: JobSpec, index: dict[str, int], compact: frozenset[int]) -> list[FieldError]:
+    """A focal point is given against the source; after a smart crop (which chooses its offset
+    while running) nobody knows where that point went."""
+    errors = []
+    for i, v in enumerate(spec.pipeline):
+        smart, parent, seen = False, v.from_, {v.id}
+        while parent in index and parent not in seen:  # the chain above (cycles are reported apart)
+            seen.add(parent)
+            above = spec.pipeline[index[parent]]
+            smart = smart or any(is_smart(getattr(s, "gravity", None)) for s in above.steps)
+            parent = above.from_
+        for j, step in enumerate(v.steps):
+            gravity = getattr(step, "gravity", None)
+            if isinstance(gravity, FocalPoint) and smart:
+                at = f"$.pipeline[{i}]" if i in compact else f"$.pipeline[{i}].steps[{j}]"
+                errors.append(FieldError(f"{at}.gravity", "a focal point cannot follow a smart crop in its chain"))
+            smart = smart or is_smart(gravity)
     return errors
 
 

@@ -8,7 +8,7 @@ from msgspec import Meta, Struct
 
 from pipeline.dsl.variant import Variant
 
-__all__ = ["SPEC_VERSION", "JobSpec", "Metadata"]
+__all__ = ["SPEC_VERSION", "InfoRequest", "JobSpec", "Metadata"]
 
 SPEC_VERSION = 1
 
@@ -30,12 +30,27 @@ Metadata = Annotated[
 Pipeline = Annotated[list[Variant], Meta(min_length=1, description="The output variants.")]
 
 
+Placeholders = Annotated[
+    list[Literal["blurhash", "thumbhash"]],
+    Meta(max_length=2, description="Placeholder strings to compute from the source."),
+]
+
+
+class InfoRequest(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Ask for the source's description in the job result: format, size, orientation, frames,
+    alpha, colour profile, an EXIF summary, average and dominant colour, and placeholders."""
+
+    placeholders: Placeholders = []
+    gps: bool = False  # the EXIF summary leaves out where the photo was taken unless asked
+
+
 class JobSpec(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     version: Literal[1]
     pipeline: Pipeline
     webhook_url: WebhookUrl | None = None
     metadata: Metadata | None = None
     auto_orient: bool = True
+    info: InfoRequest | None = None
 
     def variant(self, variant_id: str) -> Variant:
         for v in self.pipeline:

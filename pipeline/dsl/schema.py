@@ -34,6 +34,8 @@ def _compact_struct(step: type[StepBase]) -> type[msgspec.Struct]:
 
 
 def _field(f: msgspec.structs.FieldInfo) -> Any:
+    if f.default_factory is not msgspec.NODEFAULT:
+        return msgspec.field(default_factory=f.default_factory, name=f.encode_name)
     if f.default is msgspec.NODEFAULT:
         return msgspec.field(name=f.encode_name)
     return msgspec.field(default=f.default, name=f.encode_name)

@@ -12,6 +12,7 @@ fields the deployment caps, and its cost. A new op is this struct plus its pixel
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, ClassVar, Literal
 
@@ -25,6 +26,7 @@ from pipeline.dsl.types import (
     Factor,
     FitMode,
     FontSize,
+    Fraction,
     Gravity,
     Hue,
     Margin,
@@ -34,7 +36,15 @@ from pipeline.dsl.types import (
     Sigma,
     SmartGravity,
 )
-from pipeline.geometry import crop_box, megapixels, resize_plan, rotated_size
+from pipeline.geometry import (
+    Affine,
+    cover_offset,
+    crop_box,
+    gravity_offset,
+    megapixels,
+    resize_plan,
+    rotated_size,
+)
 
 __all__ = [
     "STEP_TYPES",
@@ -42,6 +52,7 @@ __all__ = [
     "Crop",
     "Flip",
     "Flop",
+    "FocalPoint",
     "Grayscale",
     "Modulate",
     "Pad",
@@ -121,6 +132,35 @@ class StepBase(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, ta
         """The work (cost units, see ``pipeline.cost``) of taking a ``before`` image to ``after``."""
         return self.ms_per_mp * megapixels(after)
 
+    def carry(self, placement: Affine | None, before: Size, after: Size) -> Affine | None:
+        """Where the source's points lie after this step (``pipeline.geometry.Affine``), for focal
+        points further on; None once unknowable (after a smart crop). ``before`` is the size the
+        step sized itself from, ``after`` its output."""
+        return placement
+
+
+class FocalPoint(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A point of the source to keep in view, as fractions of its width and height (after EXIF
+    orientation): crops and cover resizes centre on it as far as the image allows."""
+
+    x: Fraction
+    y: Fraction
+
+
+# A compass point, a smart gravity, or a focal point of the source
+Placement = SmartGravity | FocalPoint
+
+
+def focus_of(gravity: object, placement: Affine | None) -> tuple[float, float] | None:
+    """A focal gravity's point in the current image (fractions), or None for every other gravity."""
+    if isinstance(gravity, FocalPoint) and placement is not None:
+        return placement.apply(gravity.x, gravity.y)
+    return None
+
+
+def is_smart(gravity: object) -> bool:
+    return isinstance(gravity, str) and gravity in SMART_GRAVITIES
+
 
 class Resize(StepBase, tag="resize"):
     """Scale to ``width`` and/or ``height``.
@@ -133,7 +173,7 @@ class Resize(StepBase, tag="resize"):
     width: Dimension | None = None
     height: Dimension | None = None
     fit: FitMode = "cover"
-    gravity: SmartGravity = "centre"
+    gravity: Placement = "centre"
     without_enlargement: bool = False
     background: Color | None = None
 
@@ -162,7 +202,19 @@ class Resize(StepBase, tag="resize"):
 
     @property
     def random_access(self) -> bool:  # type: ignore[override]
-        return self.gravity in SMART_GRAVITIES
+        return is_smart(self.gravity)
+
+    def carry(self, placement: Affine | None, before: Size, after: Size) -> Affine | None:
+        plan = resize_plan(self, *before)
+        if placement is None or plan.final == plan.scaled:
+            return placement  # scaling alone moves no point's fractions
+        if self.fit == "cover":
+            if is_smart(self.gravity):
+                return None
+            x, y = cover_offset(self.gravity, plan.scaled, plan.final, focus_of(self.gravity, placement))
+            return placement.moved((-x, -y), plan.scaled, plan.final)
+        x, y = gravity_offset("centre", plan.final, plan.scaled)  # contain: centred on the box
+        return placement.moved((x, y), plan.scaled, plan.final)
 
     def cost(self, before: Size, after: Size) -> float:
         scaled = resize_plan(self, *before).scaled
@@ -184,7 +236,7 @@ class Crop(StepBase, tag="crop"):
     width: Dimension | None = None
     height: Dimension | None = None
     aspect_ratio: AspectRatio | None = None
-    gravity: SmartGravity = "centre"
+    gravity: Placement = "centre"
 
     ms_per_mp: ClassVar[float] = 0  # a view into its input
     capped_fields: ClassVar[tuple[str, ...]] = ("width", "height")
@@ -220,7 +272,13 @@ class Crop(StepBase, tag="crop"):
 
     @property
     def random_access(self) -> bool:  # type: ignore[override]
-        return self.gravity in SMART_GRAVITIES
+        return is_smart(self.gravity)
+
+    def carry(self, placement: Affine | None, before: Size, after: Size) -> Affine | None:
+        if placement is None or is_smart(self.gravity):
+            return None
+        box = crop_box(self, *before, focus=focus_of(self.gravity, placement))
+        return placement.moved((-box.left, -box.top), before, (box.width, box.height))
 
     def cost(self, before: Size, after: Size) -> float:
         return _smartcrop_cost(self.gravity, before)
@@ -251,6 +309,18 @@ class Rotate(StepBase, tag="rotate"):
     def cost(self, before: Size, after: Size) -> float:
         return (self.right_angle_ms_per_mp if self.right_angle else self.ms_per_mp) * megapixels(after)
 
+    def carry(self, placement: Affine | None, before: Size, after: Size) -> Affine | None:
+        if placement is None:
+            return None
+        # clockwise on screen (y down) about the centre, onto the rotated bounding box
+        (w, h), (w2, h2) = before, after
+        rad = math.radians(self.angle % 360)
+        cos, sin = round(math.cos(rad), 12), round(math.sin(rad), 12)  # exact at right angles
+        return placement.then(
+            cos * w / w2, -sin * h / w2, (-cos * w / 2 + sin * h / 2 + w2 / 2) / w2,
+            sin * w / h2, cos * h / h2, (-sin * w / 2 - cos * h / 2 + h2 / 2) / h2,
+        )  # fmt: skip
+
 
 class Flip(StepBase, tag="flip"):
     """Mirror top to bottom."""
@@ -260,6 +330,9 @@ class Flip(StepBase, tag="flip"):
     scale_free = True
     random_access = True  # reads the bottom row first
 
+    def carry(self, placement: Affine | None, before: Size, after: Size) -> Affine | None:
+        return None if placement is None else placement.then(1, 0, 0, 0, -1, 1)
+
 
 class Flop(StepBase, tag="flop"):
     """Mirror left to right."""
@@ -267,6 +340,9 @@ class Flop(StepBase, tag="flop"):
     ms_per_mp: ClassVar[float] = 0.5
 
     scale_free = True
+
+    def carry(self, placement: Affine | None, before: Size, after: Size) -> Affine | None:
+        return None if placement is None else placement.then(-1, 0, 1, 0, 1, 0)
 
 
 class Blur(StepBase, tag="blur"):
@@ -329,6 +405,9 @@ class Pad(StepBase, tag="pad"):
 
     def output_size(self, width: int, height: int) -> Size:
         return width + self.left + self.right, height + self.top + self.bottom
+
+    def carry(self, placement: Affine | None, before: Size, after: Size) -> Affine | None:
+        return None if placement is None else placement.moved((self.left, self.top), before, after)
 
 
 class Watermark(StepBase, tag="watermark"):

@@ -55,15 +55,25 @@ Color = Annotated[
     ),
 ]
 Quality = Annotated[int, Meta(ge=1, le=100, description="Encoder quality, 1 (smallest) to 100 (best).")]
+MaxBytes = Annotated[
+    int,
+    Meta(
+        ge=100,
+        le=100_000_000,
+        description="Largest output in bytes: the quality is lowered (binary search, at most 8 encodes) to the "
+        "highest that fits, or the job fails with cannot_meet_max_bytes.",
+    ),
+]
 Effort = Annotated[
     int,
-    Meta(ge=0, le=10, description="CPU spent on compression: webp 0-6, avif 0-9, png 0-9, gif 1-10."),
+    Meta(ge=0, le=10, description="CPU spent on compression: webp 0-6, avif 0-9, png 0-9, gif 1-10, jxl 1-9."),
 ]
 Sigma = Annotated[float, Meta(gt=0, le=100, description="Gaussian sigma in pixels.")]
 Angle = Annotated[float, Meta(ge=-360, le=360, description="Degrees clockwise.")]
 Factor = Annotated[float, Meta(ge=0, le=10, description="Multiplier; 1 leaves the image unchanged.")]
 Hue = Annotated[float, Meta(ge=-360, le=360, description="Hue rotation in degrees.")]
 Opacity = Annotated[float, Meta(ge=0, le=1, description="0 is invisible, 1 is opaque.")]
+Fraction = Annotated[float, Meta(ge=0, le=1, description="A fraction of the source's width or height, 0 to 1.")]
 FontSize = Annotated[int, Meta(ge=4, le=1024, description="Text height in pixels.")]
 
 Gravity = Literal["centre", "north", "northeast", "east", "southeast", "south", "southwest", "west", "northwest"]
@@ -73,4 +83,6 @@ SmartCrop = Literal["attention", "entropy"]
 SMART_GRAVITIES: tuple[str, ...] = get_args(SmartCrop)
 SmartGravity = Literal[Gravity, SmartCrop]
 FitMode = Literal["cover", "contain", "fill", "inside", "outside"]
-OutputFormat = Literal["auto", "jpeg", "png", "webp", "avif", "gif", "tiff"]
+# Metadata a variant may keep (pipeline/metadata.py); `gps` only inside `exif`, never by accident.
+KeepTag = Literal["icc", "exif", "xmp", "copyright", "gps"]
+OutputFormat = Literal["auto", "jpeg", "png", "webp", "avif", "gif", "tiff", "jxl"]

@@ -9,7 +9,7 @@ from pipeline.ops.context import OpContext
 
 
 def apply(image: pyvips.Image, step: Crop, ctx: OpContext) -> pyvips.Image:
-    box = crop_box(step, image.width, image.height)
+    box = crop_box(step, image.width, image.height, focus=ctx.focus(step.gravity))
     if step.gravity in SMART_GRAVITIES:
         return image.smartcrop(box.width, box.height, interesting=step.gravity)
     if (box.width, box.height) == (image.width, image.height):

@@ -6,7 +6,7 @@ import pyvips
 
 from pipeline.dsl.steps import Resize
 from pipeline.dsl.types import SMART_GRAVITIES
-from pipeline.geometry import gravity_offset, resize_plan
+from pipeline.geometry import cover_offset, gravity_offset, resize_plan
 from pipeline.ops._color import background
 from pipeline.ops.context import OpContext
 
@@ -43,7 +43,7 @@ def apply(image: pyvips.Image, step: Resize, ctx: OpContext) -> pyvips.Image:
     if step.fit == "cover":
         if step.gravity in SMART_GRAVITIES:
             return out.smartcrop(fw, fh, interesting=step.gravity)
-        x, y = gravity_offset(step.gravity, (out.width, out.height), (fw, fh))
+        x, y = cover_offset(step.gravity, (out.width, out.height), (fw, fh), ctx.focus(step.gravity))
         return out.extract_area(x, y, fw, fh)
     # contain: centre the scaled image on a box-sized canvas
     out, colour = background(out, step.background)

@@ -39,6 +39,12 @@ def good_jpeg() -> bytes:
     return encode(photo(400, 300, seed=9), ".jpg", Q=90)
 
 
+def _jxl(image: pyvips.Image) -> bytes:
+    import imagecodecs
+
+    return imagecodecs.jpegxl_encode(image.numpy(), level=90, effort=3)
+
+
 HOSTILE = [
     ("truncated jpeg", lambda j: j[: len(j) // 2], CorruptImage, "corrupt or truncated"),
     ("jpeg header only", lambda j: j[:400], CorruptImage, "corrupt or truncated|cannot be"),
@@ -52,12 +58,17 @@ HOSTILE = [
     ("truncated png", lambda j: encode(photo(300, 200), ".png")[:3000], CorruptImage, "corrupt or truncated|cannot be"),
     ("pdf", lambda j: b"%PDF-1.4\n1 0 obj<<>>endobj\n", UnsupportedFormat, "PDF"),
     (
-        "heic",
+        "heic with nothing after its brand",
         lambda j: b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + b"\x00" * 64,
-        UnsupportedFormat,
-        "HEIC/HEIF is not supported",
+        CorruptImage,
+        "heic header cannot be read",
     ),
-    ("jpeg xl", lambda j: b"\xff\x0a\xfa\x7f" + b"\x00" * 64, UnsupportedFormat, "JPEG XL"),
+    (
+        "truncated jpeg xl",
+        lambda j: _jxl(photo(300, 200))[:400],
+        CorruptImage,
+        "jxl image data is corrupt or truncated",
+    ),
     ("bomb png", lambda j: png_header_only(100_000, 100_000), ImageTooLarge, "100000x100000"),
     (
         "svg bomb",

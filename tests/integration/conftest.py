@@ -72,6 +72,8 @@ def _env(redis: RedisServer, pg: PostgresServer, s3: LocalStackS3, api_port: int
         "PIXELFLOW_RATE_LIMIT_PER_MINUTE": "600",
         "PIXELFLOW_RATE_LIMIT_BURST": "200",
         "PIXELFLOW_LOG_LEVEL": "INFO",
+        "PIXELFLOW_SIGNUP": "open",  # the dashboard tests sign people up
+        "PIXELFLOW_S3_CORS_ORIGINS": f"http://127.0.0.1:{api_port}",  # the dashboard uploads from its own origin
     }
 
 

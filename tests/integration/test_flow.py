@@ -168,3 +168,55 @@ async def test_start_refuses_a_job_whose_watermark_was_never_uploaded(tenant: Te
     assert (await tenant.http.post(f"/v1/jobs/{job['id']}/start")).status_code == 202
     final = await wait_status(tenant, job["id"], {"succeeded", "failed"})
     assert final["status"] == "succeeded", final
+
+
+async def test_the_engines_report_reaches_the_job_and_its_webhook(
+    tenant: Tenant, worker: WorkerProcess, receiver: WebhookReceiver
+) -> None:
+    """#15 on the real path: an animated GIF with `info`, `max_bytes` and a kept animation; the
+    described source, each variant's quality and frames in the job and in the signed webhook."""
+    frames = [photo(160, 120, seed=i) for i in range(3)]
+    strip = pyvips.Image.arrayjoin(frames, across=1).copy()
+    strip.set_type(pyvips.GValue.gint_type, "page-height", 120)
+    strip.set_type(pyvips.GValue.array_int_type, "delay", [80, 80, 80])
+    body = {
+        "version": 1,
+        "webhook_url": receiver.url(f"/report/{tenant.name}"),
+        "info": {"placeholders": ["blurhash", "thumbhash"]},
+        "pipeline": [
+            {"id": "anim", "action": "resize", "width": 80, "format": "webp"},
+            {"id": "poster", "action": "resize", "width": 80, "format": "jpeg", "max_bytes": 1000},
+        ],
+    }
+    job = await create_and_upload(tenant, body, strip.gifsave_buffer())
+    assert (await tenant.http.post(f"/v1/jobs/{job['id']}/start")).status_code == 202
+    final = await wait_status(tenant, job["id"], {"succeeded", "failed"})
+    assert final["status"] == "succeeded", final["error"]
+    (delivery,) = receiver.wait(f"/report/{tenant.name}", 1, timeout=60)
+    event = Webhook(tenant.secret).verify(delivery.body, delivery.headers)
+    for doc in (final, event["data"]):
+        info = doc["info"]
+        assert (info["format"], info["width"], info["height"], info["frames"]) == ("gif", 160, 120, 3)
+        assert info["blurhash"] and info["thumbhash"] and info["average_color"].startswith("#")
+        got = {v["id"]: (v["frames"], v["quality"], v["bytes"]) for v in doc["variants"]}
+        assert got["anim"][:2] == (3, 80)
+        assert got["poster"][0] == 1 and got["poster"][1] < 80 and got["poster"][2] <= 1000
+    plain = await tenant.http.post("/v1/jobs", json={"version": 1, "pipeline": [{"id": "a"}]})
+    assert plain.json().get("info") is None  # only when asked
+
+
+async def test_a_heic_upload_becomes_variants(tenant: Tenant, worker: WorkerProcess) -> None:
+    import io
+
+    import pillow_heif
+    from PIL import Image
+
+    pil = Image.frombytes("RGB", (640, 480), photo(640, 480, seed=8).write_to_memory())
+    heic = io.BytesIO()
+    pillow_heif.from_pillow(pil).save(heic, quality=85)
+    job = await create_and_upload(tenant, {"version": 1, "pipeline": [{"id": "j", "action": "resize", "width": 320}]},
+                                  heic.getvalue())  # fmt: skip
+    assert (await tenant.http.post(f"/v1/jobs/{job['id']}/start")).status_code == 202
+    final = await wait_status(tenant, job["id"], {"succeeded"})
+    assert final["source"]["format"] == "heic"
+    assert [(v["format"], v["width"], v["height"]) for v in final["variants"]] == [("jpeg", 320, 240)]

@@ -56,6 +56,8 @@ def test_keep_running_prints_the_exports_that_submit_uses_and_stops_on_sigint(tm
         assert url == f"http://127.0.0.1:{port}"
         assert f"API={url}; KEY={key}\n" in out  # README's walk-through variables
         assert out.count(key) == 2 and f"({key[:10]}…)" in out  # the demo itself shows it truncated
+        assert f"Dashboard: {url}/dashboard (sign-up is open on this stack" in out
+        _dashboard_runs_the_example(url)
 
         result = subprocess.run(
             [PIXELFLOW, "submit", "examples/job.json", "examples/sample.jpg", "--assets", "examples",
@@ -136,3 +138,37 @@ def test_a_taken_8000_falls_back_to_a_free_port_and_says_so(capsys: pytest.Captu
         capsys.readouterr().out
         == f"port {DEFAULT_PORT} is in use; the API listens on {port} instead (--port chooses)\n"
     )
+
+
+def _dashboard_runs_the_example(url: str) -> None:
+    """README's Dashboard section on up's stack (local storage: uploads go to the API's own signed
+    URLs): sign up, pick examples/sample.jpg, start the default example spec, see its variants."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from devstack.browser import chromium
+
+    if chromium() is None:
+        pytest.skip("chromium is not installed (build/services.sh installs it)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page()
+        page.set_default_timeout(30_000)
+        page.goto(f"{url}/dashboard/signup")
+        expect(page.locator("body[data-ready]")).to_have_count(1)  # the script has wired the form
+        page.get_by_label("Email").fill("newcomer@example.com")
+        page.get_by_label("Password").fill("newcomer passphrase")
+        page.get_by_role("button", name="Create account").click()
+        expect(page).to_have_url(f"{url}/dashboard")
+        page.get_by_role("link", name="New job").first.click()
+        expect(page).to_have_url(f"{url}/dashboard/new")
+        expect(page.locator("body[data-ready]")).to_have_count(1)
+        page.get_by_label("Choose images").set_input_files(str(ROOT / "examples" / "sample.jpg"))
+        expect(page.locator("#spec-errors")).to_have_text("The spec is valid.")
+        page.get_by_role("button", name="Upload and start").click()
+        expect(page.locator("#summary .status")).to_have_text("succeeded", timeout=60_000)
+        images = page.locator("li.variant img")
+        expect(images).to_have_count(2)  # the default example: large and thumb
+        for i in range(2):
+            expect(images.nth(i)).to_have_js_property("complete", True)
+            assert images.nth(i).evaluate("i => i.naturalWidth") == int(images.nth(i).get_attribute("data-width"))
+        browser.close()

@@ -76,6 +76,40 @@ def test_from_chain_materialises_only_shared_parents() -> None:
     assert not plan.materialize_source  # one root reads the source, in order
 
 
+def test_variants_with_the_same_parent_and_steps_share_their_pixels() -> None:
+    s = spec(
+        {"id": "w", "action": "resize", "width": 640, "format": "webp"},
+        {"id": "j", "action": "resize", "width": 640, "format": "jpeg", "quality": 70},
+        {"id": "other", "action": "resize", "width": 320, "format": "jpeg"},
+        {"id": "child", "from": "w", "action": "resize", "width": 640},  # same steps, other parent
+        {"id": "twin", "from": "w", "steps": [{"op": "resize", "width": 640}], "format": "png"},
+    )
+    plan = compile_plan(s, 2000, 1000)
+    nodes = {n.variant.id: n for n in plan.nodes}
+    assert {k: n.pixels_of for k, n in nodes.items()} == {
+        "w": None, "j": "w", "other": None, "child": None, "twin": "child"
+    }  # fmt: skip
+    assert nodes["w"].materialize and nodes["child"].materialize  # read twice: held in memory
+    assert not nodes["other"].materialize
+    assert nodes["j"].steps_cost == 0 < nodes["w"].steps_cost  # the dry run charges the work once
+    assert nodes["j"].encode_cost > 0 and nodes["j"].predicted_size == nodes["w"].predicted_size
+
+
+def test_the_costliest_family_is_built_first_and_each_family_in_order() -> None:
+    s = spec(
+        {"id": "small", "action": "resize", "width": 320, "format": "webp"},
+        {"id": "small_jpeg", "action": "resize", "width": 320, "format": "jpeg"},
+        {"id": "big_jpeg", "action": "resize", "width": 2560, "format": "jpeg"},
+        {"id": "big", "action": "resize", "width": 2560, "format": "webp"},
+        {"id": "crop", "from": "small", "action": "crop", "width": 100, "height": 100},
+        {"id": "mid", "action": "resize", "width": 1280, "format": "webp"},
+    )
+    plan = compile_plan(s, 6000, 4000, source_format="jpeg")
+    order = [n.variant.id for n in plan.work_order()]
+    assert order == ["big_jpeg", "big", "mid", "small", "small_jpeg", "crop"]
+    assert sorted(order) == sorted(n.variant.id for n in plan.nodes)
+
+
 @pytest.mark.parametrize(
     ("step", "size", "scaled", "final"),
     [

@@ -168,7 +168,7 @@ INVALID = [
     ("heic output", job({"id": "a", "format": "heic"}), "$.pipeline[0].format: Invalid enum value 'heic'"),
     ("quality range", job({"id": "a", "format": "jpeg", "quality": 101}), "$.pipeline[0].quality: Expected int <= 100"),
     ("quality on png", job({"id": "a", "format": "png", "quality": 80}), "'quality' does not apply to png"),
-    ("lossless jpeg", job({"id": "a", "format": "jpeg", "lossless": True}), "'lossless' applies to webp and avif"),
+    ("lossless jpeg", job({"id": "a", "format": "jpeg", "lossless": True}), "'lossless' applies to webp, avif and jxl"),
     ("lossless with quality", job({"id": "a", "format": "webp", "lossless": True, "quality": 5}), "no effect with"),
     ("progressive webp", job({"id": "a", "format": "webp", "progressive": True}), "'progressive' applies to jpeg"),
     ("effort on jpeg", job({"id": "a", "format": "jpeg", "effort": 3}), "'effort' does not apply to jpeg"),

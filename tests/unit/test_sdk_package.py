@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 import tomllib
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,3 +23,40 @@ def test_the_sdk_depends_on_httpx_and_msgspec_only() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd="/")
     assert out.stdout.strip() == ""
+
+
+def test_the_sdk_reads_every_field_the_api_writes() -> None:
+    """The SDK's models against the API's own structs: a job view with every field set decodes
+    into the SDK's Job with nothing lost (the SDK cannot import the server, so compare JSON)."""
+    import msgspec
+    from pixelflow_client.models import Job
+
+    from control_plane.views import JobView
+    from infra.events import PublicVariant
+    from pipeline.details import Camera, Location, SourceDetails
+
+    view = JobView(
+        id=uuid.uuid4(),
+        status="succeeded",
+        created_at=datetime(2026, 11, 23, tzinfo=UTC),
+        attempts=1,
+        variants=[PublicVariant("a", "webp", "image/webp", 80, 60, 1234, "https://x/a", 70, 3)],
+        info=SourceDetails(
+            format="gif",
+            width=160,
+            height=120,
+            orientation=1,
+            frames=3,
+            has_alpha=False,
+            average_color="#102030",
+            dominant_color="#112233",
+            profile="sRGB",
+            camera=Camera(make="M", model="P", lens="L", taken_at="2026-05-01T12:00:00", location=Location(1.5, 2.5)),
+            blurhash="LAHnT",
+            thumbhash="nwcG",
+        ),
+    )
+    wire = msgspec.json.encode(view)
+    job = msgspec.json.decode(wire, type=Job)
+    assert msgspec.to_builtins(job.variants[0]) == msgspec.to_builtins(view.variants[0])
+    assert msgspec.to_builtins(job.info) == msgspec.to_builtins(view.info)

@@ -10,12 +10,15 @@ import msgspec
 
 __all__ = [
     "Attempt",
+    "Camera",
     "Delivery",
     "FieldError",
     "Job",
     "JobError",
     "JobPage",
+    "Location",
     "Source",
+    "SourceInfo",
     "Upload",
     "UploadTarget",
     "Validation",
@@ -60,6 +63,38 @@ class Variant(msgspec.Struct):
     height: int
     bytes: int
     url: str
+    quality: int | None = None  # a lossy encoder's quality; with max_bytes, the highest that fit
+    frames: int = 1  # an animated variant's frames
+
+
+class Location(msgspec.Struct):
+    latitude: float
+    longitude: float
+
+
+class Camera(msgspec.Struct):
+    make: str | None = None
+    model: str | None = None
+    lens: str | None = None
+    taken_at: str | None = None
+    location: Location | None = None
+
+
+class SourceInfo(msgspec.Struct):
+    """The source described, when the spec's ``info`` asks."""
+
+    format: str
+    width: int
+    height: int
+    orientation: int
+    frames: int
+    has_alpha: bool
+    average_color: str
+    dominant_color: str
+    profile: str | None = None
+    camera: Camera | None = None
+    blurhash: str | None = None
+    thumbhash: str | None = None
 
 
 class Job(msgspec.Struct):
@@ -75,6 +110,7 @@ class Job(msgspec.Struct):
     source: Source | None = None
     variants: list[Variant] = []
     upload: Upload | None = None
+    info: SourceInfo | None = None
 
     @property
     def done(self) -> bool:

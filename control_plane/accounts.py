@@ -1,0 +1,104 @@
+"""Signing up and signing in to the dashboard: the rules, the limits and the one answer for
+every failed sign-in. Password hashing runs in a thread: argon2id is meant to be slow."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import secrets
+from datetime import timedelta
+
+from psycopg.errors import UniqueViolation
+
+from control_plane.deps import ApiDeps
+from control_plane.problems import Conflict, Forbidden, InvalidRequest, NotFound, RateLimited, SignInFailed
+from control_plane.ratelimit import RateLimiter
+from infra.passwords import hash_password, needs_rehash, password_problem, verify
+from infra.repo import User
+from infra.repo.users import normal_email
+from pipeline.errors import FieldError
+
+__all__ = ["INVITE_LIFETIME", "accept_invite", "email_errors", "sign_in", "sign_up"]
+
+INVITE_LIFETIME = timedelta(days=7)
+
+_EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+async def _limit(limiter: RateLimiter, key: str, what: str) -> None:
+    decision = await limiter.hit(key)
+    if not decision.allowed:
+        raise RateLimited(f"too many {what}; try again later", code=f"{limiter.name}_limited".replace("-", "_"),
+                          headers=decision.headers())  # fmt: skip
+
+
+def email_errors(email: str) -> list[FieldError]:
+    """The one rule for an address people sign up or are invited with."""
+    if len(email) > 254 or not _EMAIL.fullmatch(normal_email(email)):
+        return [FieldError("$.email", "enter an email address such as ada@example.com")]
+    return []
+
+
+def _account_key(email: str) -> str:
+    # Redis holds a digest, not the address.
+    return hashlib.sha256(normal_email(email).encode()).hexdigest()[:32]
+
+
+async def sign_in(services: ApiDeps, email: str, password: str, address: str) -> User:
+    """The user, or 401 ``invalid_credentials``: the same status, body and work (one argon2id
+    verification) for an unknown email, a disabled account and a wrong password."""
+    await _limit(services.sign_ins_per_address, address, "sign-in attempts from this address")
+    await _limit(services.sign_ins_per_account, _account_key(email), "sign-in attempts for this account")
+    found = await services.users.credentials(email) if len(email) <= 320 else None
+    stored = found[1] if found else None
+    ok = await asyncio.to_thread(verify, stored, password[:1024])
+    if not ok or found is None:
+        raise SignInFailed("the email or password is wrong")
+    user, stored = found
+    if needs_rehash(stored):  # parameters raised since it was hashed
+        await services.users.set_hash(user.id, await asyncio.to_thread(hash_password, password))
+    return user
+
+
+async def sign_up(services: ApiDeps, email: str, password: str, address: str) -> User:
+    """A new client with this person as its owner; 403 ``signup_closed`` unless sign-up is open."""
+    if services.settings.signup != "open":
+        raise Forbidden("sign-up is closed here; ask an administrator for an account", code="signup_closed")
+    await _limit(services.sign_ups_per_address, address, "sign-ups from this address")
+    email = normal_email(email)
+    errors = email_errors(email)
+    if problem := password_problem(password, email):
+        errors.append(FieldError("$.password", problem))
+    if errors:
+        raise InvalidRequest("check the highlighted fields", errors=errors)
+    if await services.users.credentials(email) is not None:
+        raise Conflict("an account with this email exists; sign in instead", code="email_taken")
+    digest = await asyncio.to_thread(hash_password, password)
+    # A client per sign-up, named after the address plus a random suffix (names are unique).
+    name = f"{_SLUG.sub('-', email.split('@')[0]).strip('-')[:40] or 'client'}-{secrets.token_hex(3)}"
+    client, _secret = await services.clients.create(name)
+    try:
+        return await services.users.create(client.id, email, digest, "owner")
+    except UniqueViolation:  # the same email signed up in the same instant
+        await services.clients.delete(client.id)
+        raise Conflict("an account with this email exists; sign in instead", code="email_taken") from None
+
+
+async def accept_invite(services: ApiDeps, token: str, password: str, address: str) -> User:
+    """The invited person's new account, in the inviting client, whether or not sign-up is open."""
+    await _limit(services.sign_ups_per_address, address, "sign-ups from this address")
+    invite = await services.users.invitation(token) if len(token) <= 100 else None
+    if invite is None:
+        raise NotFound("the invitation is unknown, used or expired; ask for a new one", code="invite_invalid")
+    if problem := password_problem(password, invite.email):
+        raise InvalidRequest("check the highlighted fields", errors=[FieldError("$.password", problem)])
+    digest = await asyncio.to_thread(hash_password, password)
+    try:
+        user = await services.users.accept_invite(token, digest)
+    except UniqueViolation:
+        raise Conflict("an account with this email exists; sign in instead", code="email_taken") from None
+    if user is None:  # accepted in another tab meanwhile
+        raise NotFound("the invitation is unknown, used or expired; ask for a new one", code="invite_invalid")
+    return user

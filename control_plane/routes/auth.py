@@ -1,0 +1,86 @@
+"""``/auth``: the dashboard's sign-up, sign-in and sign-out (JSON in, a session cookie out).
+Not part of the API's OpenAPI contract: machines use API keys."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import msgspec
+from litestar import Request, Response, post
+from litestar.params import JSONBody
+
+from control_plane.accounts import accept_invite, sign_in, sign_up
+from control_plane.deps import ApiDeps
+from control_plane.deps import ApiDepsDep as ServicesDep
+from control_plane.sessions import (
+    PRE_SESSION_COOKIE,
+    SESSION_COOKIE,
+    check_csrf,
+    end_session_cookies,
+    require_session,
+    session_cookie,
+)
+from infra.repo import User
+
+__all__ = ["auth_routes"]
+
+HOME = "/dashboard"
+
+
+class Credentials(msgspec.Struct, forbid_unknown_fields=True):
+    email: Annotated[str, msgspec.Meta(max_length=320)]
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+class Next(msgspec.Struct):
+    redirect: str
+
+
+def _address(request: Request) -> str:
+    # The peer as uvicorn reports it: behind a proxy, run with --proxy-headers / FORWARDED_ALLOW_IPS.
+    return request.client.host if request.client else "unknown"
+
+
+async def _open_session(request: Request, services: ApiDeps, user: User, status: int) -> Response[Next]:
+    token, expires = await services.users.open_session(user.id, timedelta(hours=services.settings.session_hours))
+    return Response(Next(HOME), status_code=status, cookies=[session_cookie(request, services, token, expires)])
+
+
+@post("/auth/signup", status_code=201, include_in_schema=False)
+async def signup(request: Request, services: ServicesDep, data: JSONBody[Credentials]) -> Response[Next]:
+    check_csrf(request, request.cookies.get(PRE_SESSION_COOKIE))
+    user = await sign_up(services, data.email, data.password, _address(request))
+    return await _open_session(request, services, user, 201)
+
+
+@post("/auth/login", status_code=200, include_in_schema=False)
+async def login(request: Request, services: ServicesDep, data: JSONBody[Credentials]) -> Response[Next]:
+    check_csrf(request, request.cookies.get(PRE_SESSION_COOKIE))
+    user = await sign_in(services, data.email, data.password, _address(request))
+    return await _open_session(request, services, user, 200)
+
+
+class Acceptance(msgspec.Struct, forbid_unknown_fields=True):
+    token: Annotated[str, msgspec.Meta(max_length=200)]
+    password: Annotated[str, msgspec.Meta(max_length=1024)]
+
+
+@post("/auth/accept", status_code=201, include_in_schema=False)
+async def accept(request: Request, services: ServicesDep, data: JSONBody[Acceptance]) -> Response[Next]:
+    """An invited person sets a password and joins the inviting client."""
+    check_csrf(request, request.cookies.get(PRE_SESSION_COOKIE))
+    user = await accept_invite(services, data.token, data.password, _address(request))
+    return await _open_session(request, services, user, 201)
+
+
+@post("/auth/logout", status_code=200, include_in_schema=False)
+async def logout(request: Request, services: ServicesDep) -> Response[Next]:
+    await require_session(request, services)  # a cross-site page cannot sign people out either
+    await services.users.revoke_session(request.cookies[SESSION_COOKIE])
+    response = Response(Next(f"{HOME}/login"))
+    end_session_cookies(response)
+    return response
+
+
+auth_routes = [signup, login, accept, logout]

@@ -92,13 +92,18 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     settings = _settings()
     if args.workers > 1:
-        if settings.api_metrics_port:
-            print("pixelflow: PIXELFLOW_API_METRICS_PORT needs --workers 1 (each process has its own counters); "
-                  "use PIXELFLOW_METRICS_TOKEN with several workers", file=sys.stderr)  # fmt: skip
-            return 2
-        config = server_config("cli.servers:app_factory", settings, factory=True, host=args.host, port=args.port,
-                               workers=args.workers, proxy_headers=True)  # fmt: skip
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        from control_plane.metrics import multiprocess_listener, prepare_multiprocess_dir, remove_multiprocess_dir
+
+        # before any worker process exists: they inherit the variable and report through it
+        directory, owned = prepare_multiprocess_dir()
+        try:
+            with multiprocess_listener(settings, directory):
+                config = server_config("cli.servers:app_factory", settings, factory=True, host=args.host,
+                                       port=args.port, workers=args.workers, proxy_headers=True)  # fmt: skip
+                Multiprocess(config, sockets=[config.bind_socket()]).run()
+        finally:
+            if owned:
+                remove_multiprocess_dir(directory)
         return 0
     from control_plane.app import create_app
 
@@ -109,9 +114,10 @@ def cmd_api(args: argparse.Namespace) -> int:
 
 
 def app_factory() -> Any:
+    """One of ``--workers N`` processes (spawned: it imports everything afresh)."""
     from control_plane.app import create_app
 
-    return create_app(_settings())
+    return create_app(_settings(), own_metrics_listener=False)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

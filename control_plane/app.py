@@ -4,7 +4,7 @@ at import time."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 
 from litestar import Litestar
 from litestar.datastructures import State
@@ -35,8 +35,12 @@ from infra.telemetry import configure_tracing
 __all__ = ["create_app"]
 
 
-def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = None) -> Litestar:
-    """``tracer_provider`` overrides the one ``PIXELFLOW_OTEL_EXPORTER`` would install (tests)."""
+def create_app(
+    settings: Settings, *, tracer_provider: TracerProvider | None = None, own_metrics_listener: bool = True
+) -> Litestar:
+    """``tracer_provider`` overrides the one ``PIXELFLOW_OTEL_EXPORTER`` would install (tests).
+    ``own_metrics_listener=False``: one of ``--workers N`` processes, whose supervisor serves the
+    separate metrics listener for all of them (control_plane/metrics.py)."""
     provider = tracer_provider or configure_tracing(settings.otel_exporter, "pixelflow-api")
     plugins: list = [JobSpecSchemaPlugin()]
     if provider is not None:
@@ -47,7 +51,8 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        async with open_deps(settings) as deps, metrics_listener(settings):
+        listener = metrics_listener(settings) if own_metrics_listener else nullcontext()
+        async with open_deps(settings) as deps, listener:
             app.state.deps = deps
             yield
 

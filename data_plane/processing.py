@@ -68,7 +68,7 @@ async def process_job(
         outcome = await run_job(
             ctx["deps"], uuid.UUID(job_id), uuid.UUID(dispatch), trace_headers, job_try=ctx.get("job_try", 1)
         )
-        JOB_DURATION.observe(time.perf_counter() - started)
+        JOB_DURATION.labels(outcome.status).observe(time.perf_counter() - started)
         JOBS_FINISHED.labels(outcome.status, outcome.reason).inc()
         return outcome.status
 

@@ -21,9 +21,14 @@ from infra.queue import PROCESS_JOB, SEND_WEBHOOK, cancel_channel, deserialize, 
 from infra.settings import Settings
 from infra.telemetry import configure_tracing
 
-__all__ = ["build_workers", "run_worker"]
+__all__ = ["HANDBACK_SECONDS", "build_workers", "run_worker"]
 
 log = logging.getLogger("pixelflow.worker")
+
+# After the drain, how long the stopped jobs' hand-backs (a few database writes each) may take.
+# A worker exits within PIXELFLOW_WORKER_DRAIN_SECONDS + this of SIGTERM; a container's grace
+# period must cover both (deploy/k8s/base/worker.yaml).
+HANDBACK_SECONDS = 10
 
 
 def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) -> tuple[Worker, Worker]:
@@ -137,4 +142,4 @@ async def _drain(workers: tuple[Worker, ...], *, grace: float) -> None:
     for w in workers:
         w.handle_sig(signal.SIGTERM)
     if running:
-        await asyncio.wait(running, timeout=10)  # the hand-backs: a few database writes
+        await asyncio.wait(running, timeout=HANDBACK_SECONDS)

@@ -25,9 +25,21 @@ _SECONDS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 JOBS_CREATED = Counter("pixelflow_jobs_created", "Jobs created through the API")
 JOBS_STARTED = Counter("pixelflow_jobs_started", "Jobs queued by /start")
 JOBS_FINISHED = Counter("pixelflow_jobs_finished", "Jobs finished by workers", ["status", "reason"])
-JOB_DURATION = Histogram("pixelflow_job_duration_seconds", "Worker time per job run", buckets=_SECONDS)
+# status: the job's status after the run (succeeded, failed, canceled; queued when handed back;
+# skipped when the message could not claim the job), so slow failures and fast successes separate.
+JOB_DURATION = Histogram(
+    "pixelflow_job_duration_seconds", "Worker time per job run, by outcome", ["status"], buckets=_SECONDS
+)
 QUEUE_WAIT = Histogram("pixelflow_queue_wait_seconds", "From queued to picked up by a worker", buckets=_SECONDS)
-QUEUE_DEPTH = Gauge("pixelflow_queue_depth", "Entries waiting in a queue", ["queue"])
+# Gauges say how values from several processes combine in prometheus_client's multiprocess mode
+# (control_plane/metrics.py): every worker measures the same queue, so the latest reading wins;
+# engine memory is per process, and a dead process's slots must drop out.
+QUEUE_DEPTH = Gauge(
+    "pixelflow_queue_depth",
+    "Entries in a queue (waiting, deferred and running)",
+    ["queue"],
+    multiprocess_mode="mostrecent",
+)
 VARIANTS = Counter("pixelflow_variants", "Variants written", ["format"])
 OUTPUT_BYTES = Counter("pixelflow_output_bytes", "Bytes of variants written", ["format"])
 WEBHOOK_DELIVERIES = Counter("pixelflow_webhook_attempts", "Webhook HTTP attempts by outcome", ["outcome"])
@@ -35,7 +47,9 @@ WEBHOOK_DELIVERIES = Counter("pixelflow_webhook_attempts", "Webhook HTTP attempt
 # series per client that has been rate-limited, so cardinality is bounded by the client count.
 RATE_LIMITED = Counter("pixelflow_rate_limited", "Requests refused by the per-key rate limit", ["client"])
 # One series per engine slot (bounded by PIXELFLOW_WORKER_CONCURRENCY).
-ENGINE_MEMORY = Gauge("pixelflow_engine_rss_bytes", "Resident memory of each engine child process", ["slot"])
+ENGINE_MEMORY = Gauge(
+    "pixelflow_engine_rss_bytes", "Resident memory of each engine child process", ["slot"], multiprocess_mode="liveall"
+)
 ENGINE_RESTARTS = Counter(
     "pixelflow_engine_restarts", "Engine children replaced, by why", ["reason"]
 )  # reason: deadline, memory, canceled, crashed, recycled

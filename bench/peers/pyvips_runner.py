@@ -66,7 +66,10 @@ def floor(data: bytes, job: dict):
 
 
 def main() -> None:
-    from pipeline.sandbox import tune_malloc
+    try:
+        from pipeline.sandbox import tune_malloc
+    except ImportError:  # a --baseline checkout from before it was public
+        from pipeline.sandbox import _tune_malloc as tune_malloc
 
     tune_malloc()  # the heap settings a worker's engine process runs with
     mode, path = sys.argv[1], sys.argv[2]

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cli.output import emit, json_option
+from infra.keys import SCOPES
 
 __all__ = ["register"]
 
@@ -48,6 +49,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     kc = k_sub.add_parser("create", help="create an API key for a client; prints it once")
     kc.add_argument("client")
     kc.add_argument("--name", default="")
+    kc.add_argument(
+        "--scope",
+        action="append",
+        choices=SCOPES,
+        help="limit the key to this scope (repeat for several); without --scope the key may do everything",
+    )
+    kc.add_argument("--presets-only", action="store_true", help="jobs only from templates, never a free-form spec")
     json_option(kc)
     kc.set_defaults(handler=cmd_keys_create)
     kl = k_sub.add_parser("list", help="list keys (prefixes only)")
@@ -231,13 +239,15 @@ def cmd_clients_rotate(args: argparse.Namespace) -> int:
 def _key_record(key: Any) -> dict[str, Any]:
     """A key as ``keys create --json`` and ``keys list --json`` show it: never its hash."""
     return {"id": key.id, "client": key.client_name, "prefix": key.prefix, "name": key.name,
-            "created_at": key.created_at, "revoked_at": key.revoked_at}  # fmt: skip
+            "created_at": key.created_at, "revoked_at": key.revoked_at,
+            "scopes": list(key.scopes) if key.scopes is not None else None, "presets_only": key.presets_only}  # fmt: skip
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     async def work(repo: Any) -> int:
         client = await _client(repo, args.client)
-        key, plaintext = await repo.create_key(client.id, args.name)
+        scopes = tuple(dict.fromkeys(args.scope)) if args.scope else None
+        key, plaintext = await repo.create_key(client.id, args.name, scopes=scopes, presets_only=args.presets_only)
         emit(
             args.json,
             _key_record(key) | {"key": plaintext},
@@ -255,7 +265,9 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
         lines = []
         for k in keys:
             state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
-            lines.append(f"{k.id}  {k.client_name:<20} {k.prefix}…  {k.name or '-':<16} {state}")
+            access = ",".join(k.scopes) if k.scopes is not None else "all"
+            access += " presets-only" if k.presets_only else ""
+            lines.append(f"{k.id}  {k.client_name:<20} {k.prefix}…  {k.name or '-':<16} {state:<18} {access}")
         emit(args.json, {"keys": [_key_record(k) for k in keys]}, lines)
         return 0
 

@@ -28,6 +28,7 @@ from control_plane.routes.health import healthz, readyz
 from control_plane.routes.jobs import JobsController
 from control_plane.routes.specs import validate_spec
 from control_plane.routes.storage import storage_get, storage_put
+from control_plane.routes.templates import TemplatesController
 from control_plane.routes.uploads import upload_route
 from infra.settings import Settings
 from infra.telemetry import configure_tracing
@@ -57,6 +58,7 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
     inline_cap = min(settings.max_inline_upload_bytes, settings.max_source_bytes)
     handlers: list = [
         JobsController,
+        TemplatesController,
         upload_route(inline_cap + 64 * 1024),
         validate_spec,
         create_asset_upload,

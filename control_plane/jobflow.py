@@ -14,6 +14,7 @@ from control_plane.auth import Principal
 from control_plane.deps import ApiDeps as Services
 from control_plane.problems import (
     Conflict,
+    Forbidden,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -22,6 +23,7 @@ from control_plane.problems import (
     UnsupportedMediaType,
 )
 from control_plane.ratelimit import Decision
+from control_plane.templates import resolve_job
 from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOBS_CREATED, JOBS_STARTED, RATE_LIMITED
 from infra.netguard import BlockedDestination, check_literal
@@ -40,7 +42,7 @@ _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 # What each step raises, for the OpenAPI document of every route that calls it.
 RATE_LIMIT_ERRORS = (RateLimited,)
-CREATE_ERRORS = (Unprocessable, Conflict)
+CREATE_ERRORS = (Unprocessable, Conflict, Forbidden, NotFound)  # 403 presets_only, 404 template_not_found
 START_ERRORS = (NotFound, Conflict, PayloadTooLarge, Unprocessable, UnsupportedMediaType, TooManyRequests)
 
 
@@ -60,6 +62,7 @@ async def create_job(
 ) -> tuple[Job, bool]:
     """Validate and store a job. Same idempotency key and same spec: the stored job, not a new one."""
     settings = services.settings
+    body, template = await resolve_job(services.templates, principal, body)
     spec = decode_job_spec(body, settings.limits)
     # What fails for every source (an exact 9000x9000 box encoded as AVIF at effort 9) is refused
     # now; the rest waits for the source's size, which the worker reads from its header.
@@ -87,6 +90,7 @@ async def create_job(
         spec_sha256=digest,
         idempotency_key=idempotency_key,
         trace_context=carrier(),  # the job's trace starts at this request
+        template=(template.name, template.version) if template else None,
     )
     if created:
         JOBS_CREATED.inc()

@@ -43,6 +43,13 @@ class SourceView(msgspec.Struct):
     height: int | None
 
 
+class TemplateUse(msgspec.Struct):
+    """The template version a job's spec was resolved from."""
+
+    name: str
+    version: int
+
+
 class JobView(msgspec.Struct):
     id: uuid.UUID
     status: str
@@ -56,6 +63,7 @@ class JobView(msgspec.Struct):
     source: SourceView | None = None
     variants: list[PublicVariant] = msgspec.field(default_factory=list)
     upload: UploadView | None = None
+    template: TemplateUse | None = None
 
 
 class JobList(msgspec.Struct):
@@ -119,6 +127,9 @@ def job_view(job: Job, store: ObjectStore, *, url_expiry: timedelta, upload: Upl
         source=source,
         variants=variants,
         upload=upload,
+        template=TemplateUse(job.template_name, job.template_version)
+        if job.template_name is not None and job.template_version is not None
+        else None,
     )
 
 

@@ -14,7 +14,7 @@ from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, FromQuery, HeaderParameter, QueryParameter
 from litestar.response import Redirect
 
-from control_plane.auth import PrincipalDep
+from control_plane.auth import PrincipalDep, needs
 from control_plane.deps import ApiDepsDep as ServicesDep
 from control_plane.jobflow import (
     CREATE_ERRORS,
@@ -25,7 +25,7 @@ from control_plane.jobflow import (
     start_job,
     url_expiry,
 )
-from control_plane.openapi import JOB_SPEC, doc
+from control_plane.openapi import JOB_REQUEST, doc
 from control_plane.problems import Conflict, InvalidRequest, NotFound, RateLimited, Unprocessable
 from control_plane.views import (
     DeliveryView,
@@ -57,10 +57,16 @@ SPEC_EXAMPLE = {
 }
 SpecBody = Annotated[
     dict[str, Any],
-    JOB_SPEC,
+    JOB_REQUEST,
     Body(
-        description="A PixelFlow job spec (also published as schemas/job-spec.v1.json).",
-        examples=[Example(summary="Two variants", value=SPEC_EXAMPLE)],
+        description="A PixelFlow job spec (also published as schemas/job-spec.v1.json), or a template reference.",
+        examples=[
+            Example(summary="Two variants", value=SPEC_EXAMPLE),
+            Example(
+                summary="From a template",
+                value={"template": "product@3", "parameters": {"caption": "Sale"}, "metadata": {"sku": "1234"}},
+            ),
+        ],
     ),
 ]
 IdempotencyKey = Annotated[
@@ -125,13 +131,16 @@ class JobsController(Controller):
         operation_id="createJob",
         summary="Create a job and get its upload URL",
         responses={200: ResponseSpec(JobView, description="Replayed: the job this Idempotency-Key created before")},
-        opt=doc(raises=(*RATE_LIMIT_ERRORS, *CREATE_ERRORS), sends=(*RATE_LIMIT_HEADERS, "Idempotent-Replayed")),
+        opt=doc(raises=(*RATE_LIMIT_ERRORS, *CREATE_ERRORS), sends=(*RATE_LIMIT_HEADERS, "Idempotent-Replayed"))
+        | needs("jobs:write"),
     )
     async def create(
         self, services: ServicesDep, principal: PrincipalDep, data: SpecBody, idempotency_key: IdempotencyKey = None
     ) -> Response[JobView]:
-        """Validates the spec (every invalid field is reported at once in `errors[]`, 422 `invalid_spec`)
-        and returns the job, `created`, with presigned URLs to upload the original to (`upload.put`, and
+        """Validates the spec (every invalid field is reported at once in `errors[]`, 422 `invalid_spec`), or
+        resolves a template reference (`template`: `name` for its latest version or `name@version`;
+        `parameters` set its declared parameters; 404 `template_not_found`); a presets-only key
+        sending a spec is 403 `presets_only`. Returns the job, `created`, with presigned URLs to upload the original to (`upload.put`, and
         `upload.post` for browser forms where the store supports it). Upload, then `startJob`.
 
         Rate-limited per API key (`RateLimit-Policy`, `RateLimit`; 429 with `Retry-After`)."""
@@ -153,7 +162,7 @@ class JobsController(Controller):
         status_code=202,
         operation_id="startJob",
         summary="Check the upload and queue the job",
-        opt=doc(raises=START_ERRORS),
+        opt=doc(raises=START_ERRORS) | needs("jobs:write"),
     )
     async def start(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
         """Checks the uploaded original (it exists, is within the size limit, and its bytes are an image
@@ -164,7 +173,12 @@ class JobsController(Controller):
         job = await start_job(services, principal, job_id)
         return job_view(job, services.store, url_expiry=url_expiry(services))
 
-    @get("/{job_id:uuid}", operation_id="getJob", summary="A job's status and variants", opt=doc(raises=[NotFound]))
+    @get(
+        "/{job_id:uuid}",
+        operation_id="getJob",
+        summary="A job's status and variants",
+        opt=doc(raises=[NotFound]) | needs("jobs:read"),
+    )
     async def get_job(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
         """Status (`created`, `queued`, `processing`, `succeeded`, `failed`, `canceled`), timestamps,
         attempts, the error `code`/`message` of a failed job, the source's size and format, and each
@@ -176,7 +190,12 @@ class JobsController(Controller):
         upload = _pending_upload(services, job, expiry)
         return job_view(job, services.store, url_expiry=expiry, upload=upload)
 
-    @get("/", operation_id="listJobs", summary="List your jobs, newest first", opt=doc(raises=[Unprocessable]))
+    @get(
+        "/",
+        operation_id="listJobs",
+        summary="List your jobs, newest first",
+        opt=doc(raises=[Unprocessable]) | needs("jobs:read"),
+    )
     async def list_jobs(
         self,
         services: ServicesDep,
@@ -208,7 +227,7 @@ class JobsController(Controller):
         status_code=200,
         operation_id="cancelJob",
         summary="Cancel a job that has not finished",
-        opt=doc(raises=[NotFound, Conflict]),
+        opt=doc(raises=[NotFound, Conflict]) | needs("jobs:write"),
     )
     async def cancel(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
         """A running job's engine is stopped within a second; the job ends `canceled` and its
@@ -239,7 +258,7 @@ class JobsController(Controller):
         status_code=302,
         operation_id="getVariant",
         summary="Download a variant",
-        opt=doc(raises=[NotFound], sends=["Location"]),
+        opt=doc(raises=[NotFound], sends=["Location"]) | needs("jobs:read"),
     )
     async def download(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID], variant_id: FromPath[str]
@@ -256,7 +275,7 @@ class JobsController(Controller):
         "/{job_id:uuid}/deliveries",
         operation_id="listDeliveries",
         summary="Webhook deliveries for a job, with every attempt",
-        opt=doc(raises=[NotFound]),
+        opt=doc(raises=[NotFound]) | needs("jobs:read"),
     )
     async def deliveries(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
@@ -272,7 +291,7 @@ class JobsController(Controller):
         status_code=202,
         operation_id="redeliver",
         summary="Send the job's last webhook again",
-        opt=doc(raises=[NotFound, RateLimited, Conflict]),
+        opt=doc(raises=[NotFound, RateLimited, Conflict]) | needs("jobs:write"),
     )
     async def redeliver(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]

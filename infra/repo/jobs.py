@@ -54,6 +54,8 @@ class Job(msgspec.Struct, frozen=True):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    template_name: str | None = None  # the template (and version) its spec was resolved from
+    template_version: int | None = None
     variants: tuple[VariantRecord, ...] = ()
 
 
@@ -88,6 +90,7 @@ class JobRepo:
         spec_sha256: bytes,
         idempotency_key: str | None,
         trace_context: dict[str, str] | None = None,
+        template: tuple[str, int] | None = None,
     ) -> tuple[Job, bool]:
         """Insert a job; with an idempotency key already used by this client, return that job instead."""
         job_id = uuid.uuid4()
@@ -95,10 +98,19 @@ class JobRepo:
         async with self.pool.connection() as conn:
             row = await _one(
                 conn,
-                f"INSERT INTO jobs (id, client_id, status, spec, spec_sha256, idempotency_key, source_key, trace_context)"
-                f" VALUES (%s, %s, 'created', %s::jsonb, %s, %s, %s, %s)"
+                f"INSERT INTO jobs (id, client_id, status, spec, spec_sha256, idempotency_key, source_key, trace_context,"
+                f" template_name, template_version) VALUES (%s, %s, 'created', %s::jsonb, %s, %s, %s, %s, %s, %s)"
                 f" ON CONFLICT (client_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
-                (job_id, client_id, spec.decode(), spec_sha256, idempotency_key, source, Jsonb(trace_context)),
+                (
+                    job_id,
+                    client_id,
+                    spec.decode(),
+                    spec_sha256,
+                    idempotency_key,
+                    source,
+                    Jsonb(trace_context),
+                    *(template or (None, None)),
+                ),
             )
             if row is not None:
                 return _job(row), True

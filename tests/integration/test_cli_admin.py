@@ -75,7 +75,8 @@ async def test_admin_commands_print_one_json_document(stack: Stack, api: ApiServ
     assert refused(stack, "clients", "create", "acme-json") == "pixelflow: a client named 'acme-json' already exists\n"
 
     made = cli_json(stack, "keys", "create", "acme-json", "--name", "ci")
-    assert set(made) == {"id", "client", "prefix", "name", "created_at", "revoked_at", "key"}
+    assert set(made) == {"id", "client", "prefix", "name", "created_at", "revoked_at", "scopes", "presets_only", "key"}
+    assert (made["scopes"], made["presets_only"]) == (None, False)  # full access unless --scope is given
     assert (made["client"], made["name"], made["revoked_at"]) == ("acme-json", "ci", None)
     assert made["key"].startswith("pf_") and made["key"].startswith(made["prefix"]) and len(made["key"]) > 20
     listed = {k: v for k, v in made.items() if k != "key"}  # the key itself is shown once, never listed

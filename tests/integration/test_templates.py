@@ -162,7 +162,10 @@ async def test_the_dry_run_resolves_a_template(tenant: Tenant) -> None:
     assert (await tenant.http.post("/v1/templates", json=product(200))).status_code == 201
     r = await tenant.http.post(
         "/v1/specs/validate",
-        json={"spec": {"template": "product@1", "parameters": {"caption": "Hi"}}, "source": {"width": 1600, "height": 1200}},
+        json={
+            "spec": {"template": "product@1", "parameters": {"caption": "Hi"}},
+            "source": {"width": 1600, "height": 1200},
+        },
     )
     assert r.status_code == 200, r.text
     body = r.json()

@@ -16,6 +16,9 @@ __all__ = [
     "JobError",
     "JobPage",
     "Source",
+    "Template",
+    "TemplateUse",
+    "TemplateVersion",
     "Upload",
     "UploadTarget",
     "Validation",
@@ -62,6 +65,26 @@ class Variant(msgspec.Struct):
     url: str
 
 
+class TemplateUse(msgspec.Struct):
+    """The template version a job's spec was resolved from."""
+
+    name: str
+    version: int
+
+
+class TemplateVersion(msgspec.Struct):
+    version: int
+    spec: dict[str, Any]
+    parameters: dict[str, Any]
+    created_at: datetime
+
+
+class Template(msgspec.Struct):
+    name: str
+    latest_version: int
+    versions: list[TemplateVersion]  # newest first
+
+
 class Job(msgspec.Struct):
     id: uuid.UUID
     status: Status
@@ -75,6 +98,7 @@ class Job(msgspec.Struct):
     source: Source | None = None
     variants: list[Variant] = []
     upload: Upload | None = None
+    template: TemplateUse | None = None
 
     @property
     def done(self) -> bool:
@@ -123,6 +147,7 @@ class Validation(msgspec.Struct):
     errors: list[dict[str, Any]] | None = None
     cost: float | None = None
     max_cost: float | None = None
+    template: TemplateUse | None = None
 
 
 class WebhookEvent(msgspec.Struct):

@@ -30,7 +30,7 @@ from data_plane.webhooks import start_delivery
 from infra.events import job_delivery
 from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
-from infra.objects import asset_key, discard_originals, output_key
+from infra.objects import OUTPUT_CACHE_CONTROL, asset_key, discard_originals, output_key
 from infra.outages import TRANSIENT
 from infra.queue import dispatch_job
 from infra.repo import Job, VariantRecord
@@ -153,7 +153,7 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
 
     async def put(record: VariantRecord, data: bytes) -> None:
         with span("storage.put", key=record.object_key, bytes=record.bytes):
-            await deps.store.write(record.object_key, data, record.content_type)
+            await deps.store.write(record.object_key, data, record.content_type, cache_control=OUTPUT_CACHE_CONTROL)
 
     await asyncio.gather(*(put(r, v.data) for r, v in zip(records, result.variants, strict=True)))
     for r in records:

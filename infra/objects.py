@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from infra.storage import ObjectStore
 
 __all__ = [
+    "OUTPUT_CACHE_CONTROL",
     "UPLOADS_PREFIX",
     "UPLOAD_RETENTION_DAYS",
     "asset_key",
@@ -36,6 +37,9 @@ UPLOADS_PREFIX = "uploads/"
 # A presigned PUT cannot be revoked and carries no size limit: whatever a client writes to its URL
 # after /start (or without ever starting) lands under uploads/ and is deleted by the store a day later.
 UPLOAD_RETENTION_DAYS = 1
+# An output's key names its job and variant, so its bytes never change under that URL: a CDN and
+# browsers may keep it for a year without revalidating.
+OUTPUT_CACHE_CONTROL = "public, max-age=31536000, immutable"
 
 
 def upload_key(client_id: uuid.UUID, job_id: uuid.UUID) -> str:

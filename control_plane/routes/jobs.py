@@ -263,13 +263,13 @@ class JobsController(Controller):
     async def download(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID], variant_id: FromPath[str]
     ) -> Redirect:
-        """Redirects (302) to a presigned URL of the variant in object storage; follow it without
-        the API key."""
+        """Redirects (302) to a presigned URL of the variant in object storage (or its CDN URL where
+        the deployment has one); follow it without the API key."""
         job = await services.jobs.get(job_id, principal.client.id)
         variant = next((v for v in job.variants if v.variant_id == variant_id), None) if job else None
         if variant is None:
             raise NotFound("no such job or variant")
-        return Redirect(services.store.presign_get(variant.object_key, expires=url_expiry(services)), status_code=302)
+        return Redirect(services.store.public_url(variant.object_key, expires=url_expiry(services)), status_code=302)
 
     @get(
         "/{job_id:uuid}/deliveries",

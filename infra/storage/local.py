@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from infra.storage.base import ObjectInfo, ObjectNotFound, PresignedUpload, require_within
+from infra.storage.base import ObjectInfo, ObjectNotFound, PresignedUpload, cdn_url, require_within
 
 __all__ = ["LocalStore", "UrlSigner"]
 
@@ -40,9 +40,10 @@ class UrlSigner:
 
 
 class LocalStore:
-    def __init__(self, root: str | Path, signer: UrlSigner) -> None:
+    def __init__(self, root: str | Path, signer: UrlSigner, cdn_base_url: str | None = None) -> None:
         self.root = Path(root).resolve()
         self.signer = signer
+        self.cdn_base_url = cdn_base_url
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -66,6 +67,9 @@ class LocalStore:
 
     def presign_get(self, key: str, *, expires: timedelta) -> str:
         return self.signer.sign("GET", key, expires)[0]
+
+    def public_url(self, key: str, *, expires: timedelta) -> str:
+        return cdn_url(self.cdn_base_url, key) if self.cdn_base_url else self.presign_get(key, expires=expires)
 
     async def stat(self, key: str) -> ObjectInfo | None:
         path = self._path(key)

@@ -1,4 +1,4 @@
-"""``/v1/jobs``: create, start, inspect, list, cancel, download, webhook deliveries."""
+"""``/v1/jobs``: create, start, inspect, list, cancel, delete, download, webhook deliveries."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, FromQuery, HeaderParameter, QueryParameter
@@ -38,7 +38,7 @@ from control_plane.views import (
 )
 from infra.events import job_delivery
 from infra.lifecycle import ACTIVE, TERMINAL, JobStatus
-from infra.objects import discard_originals, upload_key
+from infra.objects import discard_originals, erase_job_objects, upload_key
 from infra.queue import announce_cancel, queue_webhook
 from infra.repo import Job
 from infra.telemetry import carrier
@@ -252,6 +252,27 @@ class JobsController(Controller):
         job = await services.jobs.get(job_id, principal.client.id)
         assert job is not None
         return job_view(job, services.store, url_expiry=url_expiry(services))
+
+    @delete(
+        "/{job_id:uuid}",
+        status_code=204,
+        operation_id="deleteJob",
+        summary="Delete a finished job and everything stored for it",
+        opt=doc(raises=[NotFound, Conflict]) | needs("jobs:write"),
+    )
+    async def delete_job(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> None:
+        """Deletes the original and every variant from storage, and the job's spec, metadata and
+        webhook deliveries; the job is then 404 everywhere. A record of it (id, status, timestamps)
+        is kept for audit. Only a finished job (`succeeded`, `failed`, `canceled`): cancel a running
+        one first (409 `job_<status>`)."""
+        job = await services.jobs.get(job_id, principal.client.id)
+        if job is None:
+            raise NotFound("no such job")
+        if job.status not in TERMINAL:
+            raise Conflict(f"the job is {job.status}; cancel it before deleting it", code=f"job_{job.status}")
+        await erase_job_objects(services.store, job.client_id, job.id)  # first: a failure here keeps the job
+        if not await services.jobs.erase(job_id, principal.client.id):
+            raise NotFound("no such job")  # deleted by a concurrent request
 
     @get(
         "/{job_id:uuid}/variants/{variant_id:str}",

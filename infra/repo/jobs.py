@@ -56,6 +56,7 @@ class Job(msgspec.Struct, frozen=True):
     updated_at: datetime
     template_name: str | None = None  # the template (and version) its spec was resolved from
     template_version: int | None = None
+    deleted_at: datetime | None = None  # a tombstone: see erase(); the API no longer shows it
     variants: tuple[VariantRecord, ...] = ()
 
 
@@ -129,7 +130,8 @@ class JobRepo:
     async def _get(self, conn: AsyncConnection, job_id: uuid.UUID, client_id: uuid.UUID | None = None) -> Job | None:
         row = await fetch_one(
             conn,
-            f"SELECT {_COLUMNS} FROM jobs WHERE id = %(id)s AND (%(client)s::uuid IS NULL OR client_id = %(client)s)",
+            f"SELECT {_COLUMNS} FROM jobs WHERE id = %(id)s AND (%(client)s::uuid IS NULL OR client_id = %(client)s)"
+            " AND deleted_at IS NULL",
             {"id": job_id, "client": client_id},
         )
         if row is None:
@@ -164,7 +166,7 @@ class JobRepo:
         }
         rows = await fetch_all(
             self.pool,
-            f"SELECT {_COLUMNS} FROM jobs WHERE client_id = %(client)s"
+            f"SELECT {_COLUMNS} FROM jobs WHERE client_id = %(client)s AND deleted_at IS NULL"
             " AND (%(status)s::text IS NULL OR status = %(status)s)"
             " AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)"
             " AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)"
@@ -247,6 +249,24 @@ class JobRepo:
                 (job_id, client_id),
             )
             return changed == 1 and await _announce(conn, job_id, delivery)
+
+    async def erase(self, job_id: uuid.UUID, client_id: uuid.UUID) -> bool:
+        """Turn a finished job into a tombstone: its spec (metadata, webhook URL), idempotency key,
+        error message, trace context and webhook deliveries (whose payloads echo the metadata) go;
+        id, client, status, timestamps, template and the variants' sizes stay. False unless the
+        job is this client's, finished and not yet erased. The caller deletes the objects first."""
+        async with self.pool.connection() as conn, conn.transaction():
+            changed = await execute(
+                conn,
+                f"UPDATE jobs SET spec = '{{}}'::jsonb, spec_sha256 = ''::bytea, idempotency_key = NULL,"
+                f" error_message = NULL, trace_context = NULL, deleted_at = now(), updated_at = now()"
+                f" WHERE id = %s AND client_id = %s AND status IN {_TERMINAL} AND deleted_at IS NULL",
+                (job_id, client_id),
+            )
+            if changed != 1:
+                return False
+            await conn.execute("DELETE FROM webhook_deliveries WHERE job_id = %s", (job_id,))
+            return True
 
     async def claim(self, job_id: uuid.UUID, dispatch: uuid.UUID, *, lease_seconds: float) -> Job | None:
         """A worker takes the job for one run: counts the attempt and takes the lease. None unless

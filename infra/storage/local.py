@@ -113,5 +113,15 @@ class LocalStore:
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
+    async def delete_prefix(self, prefix: str) -> int:
+        # a key is a path under the root, so a prefix PixelFlow deletes (one ending in "/") is a directory
+        if not prefix.endswith("/"):
+            raise ValueError(f"local storage deletes directory prefixes only, not {prefix!r}")
+        directory = self._path(prefix.rstrip("/"))
+        found = [p for p in directory.rglob("*") if p.is_file()] if directory.is_dir() else []
+        for path in found:
+            path.unlink(missing_ok=True)
+        return len(found)
+
     async def close(self) -> None:
         return None

@@ -174,6 +174,15 @@ class S3Store:
     async def delete(self, key: str) -> None:
         await self._call(self._client.remove_object, self.bucket, key)
 
+    async def delete_prefix(self, prefix: str) -> int:
+        def keys() -> list[str]:
+            return [o.object_name for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)]
+
+        found = await self._call(keys)
+        for key in found:
+            await self.delete(key)
+        return len(found)
+
     async def lifecycle_rules(self) -> list[dict[str, object]]:
         """The bucket's expiration rules as ``{"prefix", "days"}``, for checks and tests."""
         config = await self._call(self._client.get_bucket_lifecycle, self.bucket)

@@ -47,6 +47,7 @@ def test_every_operation_is_named_summarised_and_described(document: dict[str, A
         "getJob",
         "listJobs",
         "cancelJob",
+        "deleteJob",
         "getVariant",
         "listDeliveries",
         "redeliver",
@@ -106,6 +107,8 @@ def test_statuses_and_headers_each_operation_really_sends(document: dict[str, An
     # 403: a scoped key without jobs:write, or a presets-only key sending a spec; 404: no such template
     assert statuses["createJob"] == {"200", "201", "400", "401", "403", "404", "409", "413", "422", "429", "503"}
     assert statuses["startJob"] == {"202", "400", "401", "403", "404", "409", "413", "415", "422", "429", "503"}
+    assert statuses["deleteJob"] == {"204", "400", "401", "403", "404", "409", "503"}
+    assert "content" not in ops["deleteJob"]["responses"]["204"]
     assert statuses["listTemplates"] == {"200", "401", "503"}  # any key of the client may read templates
     assert statuses["saveTemplate"] == {"200", "201", "400", "401", "403", "413", "422", "503"}
     assert statuses["getVariant"] == {"302", "400", "401", "403", "404", "503"}

@@ -105,6 +105,25 @@ async def test_admin_commands_print_one_json_document(stack: Stack, api: ApiServ
         assert refused(stack, *args) == "pixelflow: no client named 'no-such-client'\n"
 
 
+async def test_keys_create_makes_scoped_and_presets_only_keys(stack: Stack, api: ApiServer) -> None:
+    cli_json(stack, "clients", "create", "acme-scoped")
+    reader = cli_json(stack, "keys", "create", "acme-scoped", "--scope", "jobs:read")
+    assert (reader["scopes"], reader["presets_only"]) == (["jobs:read"], False)
+    presets = cli_json(stack, "keys", "create", "acme-scoped", "--scope", "jobs:write", "--scope", "jobs:read",
+                       "--presets-only")  # fmt: skip
+    assert (presets["scopes"], presets["presets_only"]) == (["jobs:write", "jobs:read"], True)
+    listing = cli(stack, "keys", "list", "--client", "acme-scoped").stdout
+    assert "jobs:read " in listing and "jobs:write,jobs:read presets-only" in listing
+    assert cli(stack, "keys", "create", "acme-scoped", "--scope", "everything").returncode == 2  # not a scope
+    spec = {"version": 1, "pipeline": [{"id": "a", "action": "resize", "width": 10, "format": "png"}]}
+    async with httpx.AsyncClient(base_url=api.url) as http:
+        as_reader = {"Authorization": f"Bearer {reader['key']}"}
+        assert (await http.get("/v1/jobs", headers=as_reader)).status_code == 200
+        assert (await http.post("/v1/jobs", json=spec, headers=as_reader)).json()["code"] == "insufficient_scope"
+        as_presets = {"Authorization": f"Bearer {presets['key']}"}
+        assert (await http.post("/v1/jobs", json=spec, headers=as_presets)).json()["code"] == "presets_only"
+
+
 def test_db_migrate_json_lists_what_it_applied(stack: Stack) -> None:
     admin_url = stack.postgres.url.rsplit("/", 1)[0]
     with psycopg.connect(admin_url + "/postgres", autocommit=True) as conn:

@@ -5,6 +5,8 @@ refused with 403 problem+json."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,7 +16,7 @@ import pytest
 from devstack.imagegen import encode, photo
 from infra.db import open_pool
 from infra.repo import ClientRepo, JobRepo
-from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
+from tests.integration.conftest import ROOT, ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
 from tests.integration.test_flow import create_and_upload, spec
 
 pytestmark = pytest.mark.integration
@@ -212,3 +214,21 @@ async def test_scoped_keys_reach_only_their_routes(stack: Stack, api: ApiServer,
     async with scoped_key(stack, api, tenant, scopes=("jobs:write", "assets:write")) as writer:
         assert (await writer.post("/v1/jobs", json={"template": "product"})).status_code == 201
         assert (await writer.post("/v1/assets", json={"key": "logo.png"})).status_code == 201
+
+
+async def test_the_readme_template_example_runs_as_written(tenant: Tenant) -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, re.S) if "$API/v1/templates" in b)
+    api = str(tenant.http.base_url).rstrip("/")
+    out = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", f"API={api}; KEY={tenant.key}\n{block}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    saved, job = (json.loads(line) for line in out.stdout.replace("}{", "}\n{").splitlines() if line.strip())
+    assert saved["version"] == 1 and saved["parameters"]["caption"] == {"type": "string", "default": "© ACME"}
+    assert job["status"] == "created" and job["template"] == {"name": "product", "version": 1}
+    assert job["metadata"] == {"sku": "1234"}

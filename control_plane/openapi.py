@@ -58,7 +58,7 @@ from control_plane.problems import (
     ServiceUnavailable,
     Unauthorized,
 )
-from control_plane.templates import TemplateJob
+from control_plane.template_jobs import TemplateJob
 from infra.events import EVENTS, JobEvent
 from pipeline.dsl.schema import job_spec_components
 
@@ -336,6 +336,10 @@ def _close_structs(handler: HTTPRouteHandler, schemas: dict[str, Any]) -> None:
             pending += [f.type for f in info.fields]
         elif isinstance(info, msgspec.inspect.UnionType):
             pending += info.types
+        elif isinstance(info, msgspec.inspect.DictType):  # e.g. a template's parameters by name
+            pending.append(info.value_type)
+        elif isinstance(info, msgspec.inspect.CollectionType | msgspec.inspect.Metadata):
+            pending.append(info.item_type if isinstance(info, msgspec.inspect.CollectionType) else info.type)
 
 
 def _is_null(schema: Any) -> bool:

@@ -9,7 +9,6 @@ stores the resolved spec and which version it came from.
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -17,10 +16,19 @@ import msgspec
 from msgspec import Meta
 
 from control_plane.auth import Principal
+from control_plane.openapi import DocumentedAs
 from control_plane.problems import Forbidden, NotFound, Unprocessable
+from control_plane.template_jobs import (
+    MAX_PARAMETERS,
+    PARAMETER_NAME,
+    ParameterValue,
+    TemplateJob,
+    TemplateName,
+    is_template_job,
+    parse_reference,
+)
 from infra.repo import TemplateRepo, TemplateVersion
 from pipeline.dsl import Limits, decode_job_spec
-from pipeline.dsl.job import Metadata, WebhookUrl
 from pipeline.errors import FieldError, SpecError
 
 __all__ = [
@@ -34,19 +42,6 @@ __all__ = [
 ]
 
 PLACEHOLDER = "$param"
-_NAME = r"[a-z0-9][a-z0-9_-]{0,63}"
-TemplateName = Annotated[str, Meta(pattern=f"^{_NAME}$", description="Lower-case letters, digits, `_`, `-`.")]
-TemplateReference = Annotated[
-    str,
-    Meta(
-        pattern=f"^{_NAME}(@[1-9][0-9]{{0,8}})?$",
-        description="A template's name (its latest version) or `name@version` (pinned).",
-        examples=["product", "product@3"],
-    ),
-]
-_PARAMETER_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
-ParameterName = Annotated[str, Meta(pattern=f"^{_PARAMETER_NAME.pattern}$")]
-ParameterValue = Annotated[str, Meta(max_length=1024)] | int | float | bool
 _TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,)}
 
 
@@ -54,7 +49,9 @@ class Parameter(msgspec.Struct, forbid_unknown_fields=True):
     """A value a job may set; ``default`` when it does not."""
 
     type: Literal["string", "integer", "number", "boolean"]
-    default: ParameterValue
+    # documented by msgspec: Litestar would drop the string's length and make the union a oneOf
+    # (which no integer satisfies, being a number too)
+    default: Annotated[ParameterValue, DocumentedAs(ParameterValue)]
 
     def admits(self, value: object) -> bool:
         # bool is an int to Python, never to a template
@@ -67,29 +64,8 @@ class TemplateRequest(msgspec.Struct, forbid_unknown_fields=True):
         dict[str, Any],
         Meta(description='A job spec in which any value may be `{"$param": "<name>"}`, a declared parameter.'),
     ]
-    # names are checked by save_template (422 with the path), like the spec
-    parameters: Annotated[dict[str, Parameter], Meta(max_length=32)] = msgspec.field(default_factory=dict)
-
-
-class TemplateJob(msgspec.Struct, forbid_unknown_fields=True):
-    """A job by template: the template's spec, its parameters set, and this job's webhook and metadata
-    (which replace the template's own)."""
-
-    template: TemplateReference
-    parameters: Annotated[dict[ParameterName, ParameterValue], Meta(max_length=32)] = msgspec.field(
-        default_factory=dict
-    )
-    webhook_url: WebhookUrl | None = None
-    metadata: Metadata | None = None
-
-
-def is_template_job(body: object) -> bool:
-    return isinstance(body, dict) and "template" in body
-
-
-def parse_reference(reference: str) -> tuple[str, int | None]:
-    name, _, version = reference.partition("@")
-    return name, int(version) if version else None
+    # names and count are checked by save_template (422 with the path), like the spec
+    parameters: dict[str, Parameter] = msgspec.field(default_factory=dict)
 
 
 def _substitute(value: Any, values: dict[str, Any], path: str, errors: list[FieldError]) -> Any:
@@ -131,10 +107,12 @@ def _fill(spec: dict[str, Any], parameters: dict[str, Parameter], given: dict[st
 
 
 def _validate_parameters(parameters: dict[str, Parameter]) -> None:
+    if len(parameters) > MAX_PARAMETERS:
+        raise SpecError([FieldError("$.parameters", f"at most {MAX_PARAMETERS} parameters")])
     errors = [
-        FieldError(f"$.parameters.{name}", f"a parameter name must match {_PARAMETER_NAME.pattern}")
+        FieldError(f"$.parameters.{name}", f"a parameter name must match {PARAMETER_NAME.pattern}")
         for name in parameters
-        if not _PARAMETER_NAME.fullmatch(name)
+        if not PARAMETER_NAME.fullmatch(name)
     ]
     errors += [
         FieldError(f"$.parameters.{name}.default", f"expected {p.type}")

@@ -92,7 +92,8 @@ class LocalStore:
         except FileNotFoundError:
             raise ObjectNotFound(key) from None
 
-    async def write(self, key: str, data: bytes, content_type: str) -> None:
+    async def write(self, key: str, data: bytes, content_type: str, *, cache_control: str | None = None) -> None:
+        # a file carries no headers: Cache-Control is for S3 and the CDN in front of it
         path = self._path(key)
 
         def write() -> None:

@@ -9,8 +9,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from cli.output import emit, json_option
 from infra.keys import SCOPES
+from infra.policy import POLICY_FIELDS
 
 __all__ = ["register"]
 
@@ -43,6 +46,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     rotate.add_argument("--grace-hours", type=float, default=24.0)
     json_option(rotate)
     rotate.set_defaults(handler=cmd_clients_rotate)
+
+    limits = c_sub.add_parser(
+        "limits", help="show a client's limits; with options, override the global ones for it (0 resets one)"
+    )
+    limits.add_argument("name")
+    for name in POLICY_FIELDS:
+        limits.add_argument(f"--{name.replace('_', '-')}", type=int, metavar="N")
+    limits.add_argument("--reset", action="store_true", help="drop every override: the global limits apply")
+    json_option(limits)
+    limits.set_defaults(handler=cmd_clients_limits)
 
     keys = sub.add_parser("keys", help="API keys")
     k_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -231,6 +244,35 @@ def cmd_clients_rotate(args: argparse.Namespace) -> int:
             {"id": client.id, "name": client.name, "webhook_secret": secret, "grace_hours": args.grace_hours},
             [f"new webhook secret (shown once): {secret}", f"previous secrets stay valid for {args.grace_hours:g} h"],
         )
+        return 0
+
+    return _with_clients(work)
+
+
+def cmd_clients_limits(args: argparse.Namespace) -> int:
+    from infra.policy import ClientPolicy, client_limits
+
+    settings = _settings()
+
+    async def work(repo: Any) -> int:
+        client = await _client(repo, args.name)
+        given = {name: getattr(args, name) for name in POLICY_FIELDS if getattr(args, name) is not None}
+        if given or args.reset:
+            current = {} if args.reset else msgspec.structs.asdict(await repo.policy(client.id))
+            merged = {**current, **{k: (v or None) for k, v in given.items()}}  # 0: back to the global value
+            try:
+                policy = msgspec.convert(merged, ClientPolicy)
+            except msgspec.ValidationError as exc:
+                print(f"pixelflow: {exc}", file=sys.stderr)
+                return 1
+            await repo.set_policy(client.id, policy)
+        limits = client_limits(settings, await repo.policy(client.id))
+        record = {"client": client.name, **msgspec.structs.asdict(limits)}
+        lines = [f"{client.name}"] + [
+            f"  {name:<32} {getattr(limits, name):>12,}  {'(client)' if name in limits.overridden else '(global)'}"
+            for name in POLICY_FIELDS
+        ]
+        emit(args.json, record, lines)
         return 0
 
     return _with_clients(work)

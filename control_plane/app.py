@@ -26,6 +26,7 @@ from control_plane.routes.auth import auth_routes
 from control_plane.routes.dashboard import dashboard_routes
 from control_plane.routes.health import healthz, readyz
 from control_plane.routes.jobs import JobsController
+from control_plane.routes.limits import get_limits
 from control_plane.routes.specs import validate_spec
 from control_plane.routes.storage import storage_get, storage_put
 from control_plane.routes.templates import TemplatesController
@@ -61,6 +62,7 @@ def create_app(settings: Settings, *, tracer_provider: TracerProvider | None = N
         TemplatesController,
         upload_route(inline_cap + 64 * 1024),
         validate_spec,
+        get_limits,
         create_asset_upload,
         healthz,
         readyz,

@@ -16,6 +16,7 @@ from control_plane.openapi import JOB_REQUEST, JOB_SPEC, doc
 from control_plane.problems import NotFound, Unprocessable
 from control_plane.templates import resolve_job
 from control_plane.views import TemplateUse
+from infra.policy import engine_limits
 from pipeline.compile import PlanIssue, plan_issues, spec_issues
 from pipeline.dsl import decode_job_spec, encode_job_spec
 from pipeline.sniff import SourceFormat, output_format
@@ -80,7 +81,7 @@ async def validate_spec(
     every limit the job would break (`errors`), which `createJob` or the worker would refuse.
     Given a template reference, it is resolved as `createJob` would (404 `template_not_found`) and
     `template` names the version; `spec` is then the resolved spec."""
-    limits = services.settings.limits
+    limits = engine_limits(services.settings, await services.clients.policy(principal.client.id))
     body, template = await resolve_job(services.templates, principal, data.spec, dry_run=True)
     spec = decode_job_spec(body, limits)  # SpecError renders as 422 with paths
     normal = msgspec.json.decode(encode_job_spec(spec))

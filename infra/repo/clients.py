@@ -8,6 +8,7 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from infra.keys import SCOPES, hash_key, new_key
+from infra.policy import POLICY_FIELDS, ClientPolicy
 from infra.repo._sql import execute, fetch_all, fetch_one
 from infra.webhooks import new_secret
 
@@ -134,6 +135,25 @@ class ClientRepo:
             {"id": key_id, "client": client_id},
         )
         return changed == 1
+
+    async def policy(self, client_id: uuid.UUID) -> ClientPolicy:
+        """The client's overrides of the global limits (none: every field None)."""
+        row = await fetch_one(
+            self.pool, f"SELECT {', '.join(POLICY_FIELDS)} FROM client_policies WHERE client_id = %s", (client_id,)
+        )
+        return ClientPolicy(**row) if row else ClientPolicy()
+
+    async def set_policy(self, client_id: uuid.UUID, policy: ClientPolicy) -> None:
+        """Replace the client's overrides (all None: back to the global limits)."""
+        values = [getattr(policy, name) for name in POLICY_FIELDS]
+        columns = ", ".join(POLICY_FIELDS)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in POLICY_FIELDS)
+        await execute(
+            self.pool,
+            f"INSERT INTO client_policies (client_id, {columns}) VALUES (%s{', %s' * len(values)})"
+            f" ON CONFLICT (client_id) DO UPDATE SET {updates}, updated_at = now()",
+            (client_id, *values),
+        )
 
     async def authenticate(self, key: str) -> Grant | None:
         """What a live key may do, or None."""

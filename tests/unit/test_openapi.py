@@ -53,6 +53,7 @@ def test_every_operation_is_named_summarised_and_described(document: dict[str, A
         "redeliver",
         "createUpload",
         "validateSpec",
+        "getLimits",
         "createAssetUpload",
         "saveTemplate",
         "listTemplates",

@@ -152,6 +152,7 @@ async def test_templates_through_the_clients(stack: Stack, api: ApiServer, tenan
 
     template = product(200)
     with Client(api.url, tenant.key) as pf:
+        assert pf.limits()["max_job_cost"] > 0
         first = pf.save_template("product", template["spec"], template["parameters"])
         assert first.version == 1
         assert pf.save_template("product", template["spec"], template["parameters"]).version == 1  # unchanged
@@ -163,6 +164,7 @@ async def test_templates_through_the_clients(stack: Stack, api: ApiServer, tenan
         assert (await apf.save_template("product", template["spec"], template["parameters"])).version == 2
         assert await apf.list_templates() == {"product": 2}
         assert [v.version for v in (await apf.get_template("product")).versions] == [2, 1]
+        assert (await apf.limits())["overridden"] == []
     async with scoped_key(stack, api, tenant, presets_only=True) as http:
         key = http.headers["Authorization"].removeprefix("Bearer ")
         async with AsyncClient(api.url, key) as limited:

@@ -83,6 +83,10 @@ class calls:
         return Call("GET", f"/v1/templates/{name}", Template)
 
     @staticmethod
+    def limits() -> Call:
+        return Call("GET", "/v1/limits", dict[str, Any])
+
+    @staticmethod
     def templates() -> Call:
         return Call("GET", "/v1/templates", _TemplateList)
 

@@ -176,6 +176,10 @@ class Client:
         A job then names it: ``create({"template": "name"})`` or ``{"template": "name@2"}``."""
         return self._send(calls.save_template(name, spec, parameters))
 
+    def limits(self) -> dict[str, Any]:
+        """Your client's limits in force, and which the operator set for it (``overridden``)."""
+        return self._send(calls.limits())
+
     def get_template(self, name: str) -> Template:
         return self._send(calls.template(name))
 
@@ -317,6 +321,9 @@ class AsyncClient:
         self, name: str, spec: dict[str, Any], parameters: dict[str, Any] | None = None
     ) -> TemplateVersion:
         return await self._send(calls.save_template(name, spec, parameters))
+
+    async def limits(self) -> dict[str, Any]:
+        return await self._send(calls.limits())
 
     async def get_template(self, name: str) -> Template:
         return await self._send(calls.template(name))

@@ -9,7 +9,11 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import msgspec
+
 from cli.output import emit, json_option
+from infra.keys import SCOPES
+from infra.policy import POLICY_FIELDS
 
 __all__ = ["register"]
 
@@ -43,11 +47,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     json_option(rotate)
     rotate.set_defaults(handler=cmd_clients_rotate)
 
+    limits = c_sub.add_parser(
+        "limits", help="show a client's limits; with options, override the global ones for it (0 resets one)"
+    )
+    limits.add_argument("name")
+    for name in POLICY_FIELDS:
+        limits.add_argument(f"--{name.replace('_', '-')}", type=int, metavar="N")
+    limits.add_argument("--reset", action="store_true", help="drop every override: the global limits apply")
+    json_option(limits)
+    limits.set_defaults(handler=cmd_clients_limits)
+
     keys = sub.add_parser("keys", help="API keys")
     k_sub = keys.add_subparsers(dest="keys_command", required=True)
     kc = k_sub.add_parser("create", help="create an API key for a client; prints it once")
     kc.add_argument("client")
     kc.add_argument("--name", default="")
+    kc.add_argument(
+        "--scope",
+        action="append",
+        choices=SCOPES,
+        help="limit the key to this scope (repeat for several); without --scope the key may do everything",
+    )
+    kc.add_argument("--presets-only", action="store_true", help="jobs only from templates, never a free-form spec")
     json_option(kc)
     kc.set_defaults(handler=cmd_keys_create)
     kl = k_sub.add_parser("list", help="list keys (prefixes only)")
@@ -234,16 +255,47 @@ def cmd_clients_rotate(args: argparse.Namespace) -> int:
     return _with_clients(work)
 
 
+def cmd_clients_limits(args: argparse.Namespace) -> int:
+    from infra.policy import ClientPolicy, client_limits
+
+    settings = _settings()
+
+    async def work(repo: Any) -> int:
+        client = await _client(repo, args.name)
+        given = {name: getattr(args, name) for name in POLICY_FIELDS if getattr(args, name) is not None}
+        if given or args.reset:
+            current = {} if args.reset else msgspec.structs.asdict(await repo.policy(client.id))
+            merged = {**current, **{k: (v or None) for k, v in given.items()}}  # 0: back to the global value
+            try:
+                policy = msgspec.convert(merged, ClientPolicy)
+            except msgspec.ValidationError as exc:
+                print(f"pixelflow: {exc}", file=sys.stderr)
+                return 1
+            await repo.set_policy(client.id, policy)
+        limits = client_limits(settings, await repo.policy(client.id))
+        record = {"client": client.name, **msgspec.structs.asdict(limits)}
+        lines = [f"{client.name}"] + [
+            f"  {name:<32} {getattr(limits, name):>12,}  {'(client)' if name in limits.overridden else '(global)'}"
+            for name in POLICY_FIELDS
+        ]
+        emit(args.json, record, lines)
+        return 0
+
+    return _with_clients(work)
+
+
 def _key_record(key: Any) -> dict[str, Any]:
     """A key as ``keys create --json`` and ``keys list --json`` show it: never its hash."""
     return {"id": key.id, "client": key.client_name, "prefix": key.prefix, "name": key.name,
-            "created_at": key.created_at, "revoked_at": key.revoked_at}  # fmt: skip
+            "created_at": key.created_at, "revoked_at": key.revoked_at,
+            "scopes": list(key.scopes) if key.scopes is not None else None, "presets_only": key.presets_only}  # fmt: skip
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     async def work(repo: Any) -> int:
         client = await _client(repo, args.client)
-        key, plaintext = await repo.create_key(client.id, args.name)
+        scopes = tuple(dict.fromkeys(args.scope)) if args.scope else None
+        key, plaintext = await repo.create_key(client.id, args.name, scopes=scopes, presets_only=args.presets_only)
         emit(
             args.json,
             _key_record(key) | {"key": plaintext},
@@ -261,7 +313,9 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
         lines = []
         for k in keys:
             state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
-            lines.append(f"{k.id}  {k.client_name:<20} {k.prefix}…  {k.name or '-':<16} {state}")
+            access = ",".join(k.scopes) if k.scopes is not None else "all"
+            access += " presets-only" if k.presets_only else ""
+            lines.append(f"{k.id}  {k.client_name:<20} {k.prefix}…  {k.name or '-':<16} {state:<18} {access}")
         emit(args.json, {"keys": [_key_record(k) for k in keys]}, lines)
         return 0
 

@@ -26,8 +26,10 @@ from control_plane.routes.auth import auth_routes
 from control_plane.routes.dashboard import dashboard_routes
 from control_plane.routes.health import healthz, readyz
 from control_plane.routes.jobs import JobsController
+from control_plane.routes.limits import get_limits
 from control_plane.routes.specs import validate_spec
 from control_plane.routes.storage import storage_get, storage_put
+from control_plane.routes.templates import TemplatesController
 from control_plane.routes.uploads import upload_route
 from infra.settings import Settings
 from infra.telemetry import configure_tracing
@@ -62,8 +64,10 @@ def create_app(
     inline_cap = min(settings.max_inline_upload_bytes, settings.max_source_bytes)
     handlers: list = [
         JobsController,
+        TemplatesController,
         upload_route(inline_cap + 64 * 1024),
         validate_spec,
+        get_limits,
         create_asset_upload,
         healthz,
         readyz,

@@ -1,6 +1,10 @@
 """Who is asking: a bearer API key (machines), or a dashboard session cookie (people; see
 sessions.py). A missing, malformed, unknown or revoked key is the same 401. Both reach the same
-routes and services, scoped to one client."""
+routes and services, scoped to one client.
+
+A key may be scoped (infra.keys.SCOPES): a route names the scope it needs in its ``opt``
+(``needs("jobs:write")``), checked here before the handler runs, so no handler can forget it.
+People signed in to the dashboard act with full access for their client."""
 
 from __future__ import annotations
 
@@ -11,13 +15,22 @@ from litestar import Request
 from litestar.di import NamedDependency
 
 from control_plane.deps import ApiDepsDep
-from control_plane.problems import Unauthorized
+from control_plane.problems import Forbidden, Unauthorized
 from control_plane.sessions import SESSION_COOKIE, require_session
+from infra.keys import SCOPES
 from infra.repo import Client, User
 
-__all__ = ["Principal", "PrincipalDep", "provide_principal"]
+__all__ = ["SCOPE_OPT", "Principal", "PrincipalDep", "needs", "provide_principal"]
 
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="pixelflow"'}
+SCOPE_OPT = "scope"
+
+
+def needs(scope: str) -> dict[str, str]:
+    """A route handler's ``opt`` entry naming the scope a scoped key must hold to call it."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+    return {SCOPE_OPT: scope}
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +38,8 @@ class Principal:
     client: Client
     key_id: uuid.UUID | None  # None: a person signed in to the dashboard
     user: User | None = None
+    scopes: frozenset[str] | None = None  # None: full access
+    presets_only: bool = False  # jobs only from templates (control_plane.templates enforces it)
 
     @property
     def rate_key(self) -> str:
@@ -42,10 +57,13 @@ async def provide_principal(request: Request, services: ApiDepsDep) -> Principal
     key = key.strip()
     if scheme.lower() != "bearer" or not key or len(key) > 200:
         raise Unauthorized("send 'Authorization: Bearer <api key>'", headers=_CHALLENGE)
-    found = await services.clients.authenticate(key)
-    if found is None:
+    grant = await services.clients.authenticate(key)
+    if grant is None:
         raise Unauthorized("the API key is unknown or revoked", headers=_CHALLENGE)
-    return Principal(*found)
+    scope = request.route_handler.opt.get(SCOPE_OPT)
+    if scope is not None and grant.scopes is not None and scope not in grant.scopes:
+        raise Forbidden(f"this API key lacks the {scope!r} scope", code="insufficient_scope")
+    return Principal(grant.client, grant.key_id, None, grant.scopes, grant.presets_only)
 
 
 PrincipalDep = NamedDependency[Principal]

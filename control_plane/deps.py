@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from control_plane.ratelimit import RateLimiter
 from infra.db import open_pool
 from infra.queue import open_queue
-from infra.repo import ClientRepo, DeliveryRepo, JobRepo, UserRepo
+from infra.repo import ClientRepo, DeliveryRepo, JobRepo, TemplateRepo, UserRepo
 from infra.settings import Settings
 from infra.storage import ObjectStore, open_store
 
@@ -40,6 +40,7 @@ class ApiDeps:
     sign_ins_per_account: RateLimiter
     sign_ins_per_address: RateLimiter
     sign_ups_per_address: RateLimiter
+    templates: TemplateRepo
 
 
 @asynccontextmanager
@@ -67,6 +68,7 @@ async def open_deps(settings: Settings) -> AsyncIterator[ApiDeps]:
             RateLimiter(queue, per_minute=5, burst=10, name="sign-in-account"),
             RateLimiter(queue, per_minute=30, burst=30, name="sign-in-address"),
             RateLimiter(queue, per_minute=5, burst=10, name="sign-up-address"),
+            TemplateRepo(pool),
         )
 
 

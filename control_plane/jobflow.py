@@ -14,6 +14,7 @@ from control_plane.auth import Principal
 from control_plane.deps import ApiDeps as Services
 from control_plane.problems import (
     Conflict,
+    Forbidden,
     NotFound,
     PayloadTooLarge,
     RateLimited,
@@ -22,10 +23,12 @@ from control_plane.problems import (
     UnsupportedMediaType,
 )
 from control_plane.ratelimit import Decision
+from control_plane.templates import resolve_job
 from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOBS_CREATED, JOBS_STARTED, RATE_LIMITED
 from infra.netguard import BlockedDestination, check_literal
 from infra.objects import asset_key, discard_originals, upload_key
+from infra.policy import ClientLimits, client_limits, engine_limits
 from infra.queue import dispatch_job
 from infra.repo import Job
 from infra.telemetry import carrier, parent, tracer
@@ -34,22 +37,30 @@ from pipeline.dsl import asset_references, decode_job_spec, encode_job_spec
 from pipeline.errors import AssetNotFound, FieldError, UnsupportedFormat
 from pipeline.sniff import SNIFF_BYTES, sniff
 
-__all__ = ["CREATE_ERRORS", "RATE_LIMIT_ERRORS", "START_ERRORS", "create_job", "rate_limit", "start_job"]
+__all__ = ["CREATE_ERRORS", "RATE_LIMIT_ERRORS", "START_ERRORS", "create_job", "limits_of", "rate_limit", "start_job"]
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 # What each step raises, for the OpenAPI document of every route that calls it.
 RATE_LIMIT_ERRORS = (RateLimited,)
-CREATE_ERRORS = (Unprocessable, Conflict)
+CREATE_ERRORS = (Unprocessable, Conflict, Forbidden, NotFound)  # 403 presets_only, 404 template_not_found
 START_ERRORS = (NotFound, Conflict, PayloadTooLarge, Unprocessable, UnsupportedMediaType, TooManyRequests)
 
 
+async def limits_of(services: Services, principal: Principal) -> ClientLimits:
+    """The client's limits in force: its policy's overrides, else the settings."""
+    return client_limits(services.settings, await services.clients.policy(principal.client.id))
+
+
 async def rate_limit(services: Services, principal: Principal) -> Decision:
-    decision = await services.limiter.hit(principal.rate_key)
+    limits = await limits_of(services, principal)
+    decision = await services.limiter.hit(
+        principal.rate_key, per_minute=limits.rate_limit_per_minute, burst=limits.rate_limit_burst
+    )
     if not decision.allowed:
         RATE_LIMITED.labels(str(principal.client.id)).inc()  # an id, never a tenant-chosen name
         raise RateLimited(
-            f"job creation is limited to {services.settings.rate_limit_per_minute} per minute per key",
+            f"job creation is limited to {limits.rate_limit_per_minute} per minute per key",
             headers=decision.headers(),
         )
     return decision
@@ -60,10 +71,12 @@ async def create_job(
 ) -> tuple[Job, bool]:
     """Validate and store a job. Same idempotency key and same spec: the stored job, not a new one."""
     settings = services.settings
-    spec = decode_job_spec(body, settings.limits)
+    body, template = await resolve_job(services.templates, principal, body)
+    limits = engine_limits(settings, await services.clients.policy(principal.client.id))
+    spec = decode_job_spec(body, limits)
     # What fails for every source (an exact 9000x9000 box encoded as AVIF at effort 9) is refused
     # now; the rest waits for the source's size, which the worker reads from its header.
-    issues = spec_issues(spec, settings.limits)
+    issues = spec_issues(spec, limits)
     if issues:
         raise Unprocessable(
             "the job would break its limits whatever the source",
@@ -87,6 +100,7 @@ async def create_job(
         spec_sha256=digest,
         idempotency_key=idempotency_key,
         trace_context=carrier(),  # the job's trace starts at this request
+        template=(template.name, template.version) if template else None,
     )
     if created:
         JOBS_CREATED.inc()
@@ -145,10 +159,11 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             assert queued.dispatch is not None
             await dispatch_job(services.queue, queued.id, queued.dispatch, carrier())
 
+        max_active = (await limits_of(services, principal)).max_concurrent_jobs_per_client
         started = await services.jobs.start(
             job.id,
             principal.client.id,
-            max_active=settings.max_concurrent_jobs_per_client,
+            max_active=max_active,
             source_bytes=info.size,
             source_format=source_format,
             queue=settings.queue_name,
@@ -156,7 +171,7 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
         )
     if started == "busy":
         raise TooManyRequests(
-            f"at most {settings.max_concurrent_jobs_per_client} jobs may be queued or processing at once",
+            f"at most {max_active} jobs may be queued or processing at once",
             code="too_many_active_jobs",
             headers={"Retry-After": "5"},
         )

@@ -44,22 +44,34 @@ from litestar.openapi.spec.base import BaseSchemaObject
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.routes import HTTPRoute
 
+from control_plane.auth import SCOPE_OPT
 from control_plane.bodies import JsonTooDeep
 from control_plane.docs import docs_plugins
 from control_plane.problems import (
     PROBLEM_JSON,
     ApiError,
     BadRequest,
+    Forbidden,
     InvalidRequest,
     PayloadTooLarge,
     Problem,
     ServiceUnavailable,
     Unauthorized,
 )
+from control_plane.template_jobs import TemplateJob
 from infra.events import EVENTS, JobEvent
 from pipeline.dsl.schema import job_spec_components
 
-__all__ = ["JOB_SPEC", "METRICS_TOKEN", "DocumentedAs", "JobSpecSchemaPlugin", "describe", "doc", "openapi_config"]
+__all__ = [
+    "JOB_REQUEST",
+    "JOB_SPEC",
+    "METRICS_TOKEN",
+    "DocumentedAs",
+    "JobSpecSchemaPlugin",
+    "describe",
+    "doc",
+    "openapi_config",
+]
 
 COMPONENT = "#/components/schemas/{name}"
 API_KEY = "apiKey"
@@ -74,6 +86,9 @@ class _JobSpecMarker:
 # ``Annotated[dict[str, Any], JOB_SPEC]``: documented as the job spec, parsed as the annotated type
 # (the API decodes specs itself, so every error is reported at once with its path).
 JOB_SPEC = _JobSpecMarker()
+# ``Annotated[dict[str, Any], JOB_REQUEST]``: what creates a job, a job spec or a template
+# reference (control_plane.templates.TemplateJob); parsed as the annotated type, for the same reason.
+JOB_REQUEST = _JobSpecMarker()
 
 
 @dataclass(frozen=True)
@@ -88,7 +103,9 @@ class JobSpecSchemaPlugin(OpenAPISchemaPlugin):
     """Documents values marked ``JOB_SPEC`` or ``DocumentedAs``."""
 
     def is_plugin_supported_field(self, field_definition: Any) -> bool:
-        return any(m is JOB_SPEC or isinstance(m, DocumentedAs) for m in field_definition.metadata or ())
+        return any(
+            m is JOB_SPEC or m is JOB_REQUEST or isinstance(m, DocumentedAs) for m in field_definition.metadata or ()
+        )
 
     def to_openapi_schema(self, field_definition: Any, schema_creator: Any) -> Any:
         for m in field_definition.metadata:
@@ -96,6 +113,11 @@ class JobSpecSchemaPlugin(OpenAPISchemaPlugin):
                 # msgspec reads its own constraints (Meta pattern, lengths); Litestar would drop them here
                 aliases = Schema().field_aliases()
                 return Schema(**{aliases.get(k, k): v for k, v in msgspec.json.schema(m.annotation).items()})
+            if m is JOB_REQUEST:
+                return Schema(
+                    any_of=[Reference(COMPONENT.format(name=name)) for name in ("JobSpec", "TemplateJob")],
+                    description="A job spec, or a template reference with its parameters.",
+                )
         return Reference(COMPONENT.format(name="JobSpec"))
 
 
@@ -181,7 +203,9 @@ def describe(app: Litestar) -> None:
     """Finish the app's document in place, before it is first served (Litestar caches it)."""
     document = app.openapi_schema
     schemas = document.components.schemas
-    _add_components(schemas, *_problem_components(), *_job_spec_components(), *_event_components())
+    _add_components(
+        schemas, *_problem_components(), *_job_spec_components(), *_event_components(), *_components([TemplateJob])
+    )
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue
@@ -230,6 +254,8 @@ def _generic_errors(operation: Operation, handler: HTTPRouteHandler) -> list[typ
     errors: list[type[ApiError]] = []
     if "principal" in params:
         errors.append(Unauthorized)
+    if SCOPE_OPT in handler.opt:
+        errors.append(Forbidden)  # a scoped key without the route's scope
     parsed_body = operation.request_body is not None and not _doc(handler).body  # JSON or multipart
     if parsed_body or operation.parameters:
         errors.append(InvalidRequest)
@@ -315,6 +341,10 @@ def _close_structs(handler: HTTPRouteHandler, schemas: dict[str, Any]) -> None:
             pending += [f.type for f in info.fields]
         elif isinstance(info, msgspec.inspect.UnionType):
             pending += info.types
+        elif isinstance(info, msgspec.inspect.DictType):  # e.g. a template's parameters by name
+            pending.append(info.value_type)
+        elif isinstance(info, msgspec.inspect.CollectionType | msgspec.inspect.Metadata):
+            pending.append(info.item_type if isinstance(info, msgspec.inspect.CollectionType) else info.type)
 
 
 def _is_null(schema: Any) -> bool:

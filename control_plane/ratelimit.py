@@ -60,10 +60,16 @@ class RateLimiter:
         self.policy = f'"{name}";q={burst};w={math.ceil(self.tolerance_us / 1_000_000)}'
         self._script = redis.register_script(_GCRA)
 
-    async def hit(self, key: str) -> Decision:
+    async def hit(self, key: str, *, per_minute: int | None = None, burst: int | None = None) -> Decision:
+        """``per_minute`` and ``burst`` override the limiter's own for this key (a client's policy)."""
+        interval_us, tolerance_us, policy = self.interval_us, self.tolerance_us, self.policy
+        if per_minute is not None or burst is not None:
+            interval_us = 60_000_000 / per_minute if per_minute else self.interval_us
+            tolerance_us = interval_us * (burst or round(self.tolerance_us / self.interval_us))
+            policy = f'"{self.name}";q={round(tolerance_us / interval_us)};w={math.ceil(tolerance_us / 1_000_000)}'
         allowed, retry_us, remaining, reset_us = await self._script(
-            keys=[f"pixelflow:rl:{self.name}:{key}"], args=[self.interval_us, self.tolerance_us]
+            keys=[f"pixelflow:rl:{self.name}:{key}"], args=[interval_us, tolerance_us]
         )
         return Decision(
-            bool(allowed), max(0, int(remaining)), retry_us / 1_000_000, reset_us / 1_000_000, self.name, self.policy
+            bool(allowed), max(0, int(remaining)), retry_us / 1_000_000, reset_us / 1_000_000, self.name, policy
         )

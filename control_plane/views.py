@@ -44,6 +44,13 @@ class SourceView(msgspec.Struct):
     height: int | None
 
 
+class TemplateUse(msgspec.Struct):
+    """The template version a job's spec was resolved from."""
+
+    name: str
+    version: int
+
+
 class JobView(msgspec.Struct):
     id: uuid.UUID
     status: str
@@ -58,6 +65,7 @@ class JobView(msgspec.Struct):
     variants: list[PublicVariant] = msgspec.field(default_factory=list)
     upload: UploadView | None = None
     info: SourceDetails | None = None  # the source described, when the spec's `info` asks
+    template: TemplateUse | None = None
 
 
 class JobList(msgspec.Struct):
@@ -122,6 +130,9 @@ def job_view(job: Job, store: ObjectStore, *, url_expiry: timedelta, upload: Upl
         variants=variants,
         upload=upload,
         info=source_details(job.source_info),
+        template=TemplateUse(job.template_name, job.template_version)
+        if job.template_name is not None and job.template_version is not None
+        else None,
     )
 
 

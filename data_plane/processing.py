@@ -30,8 +30,9 @@ from data_plane.webhooks import start_delivery
 from infra.events import job_delivery
 from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
-from infra.objects import asset_key, discard_originals, output_key
+from infra.objects import OUTPUT_CACHE_CONTROL, asset_key, discard_originals, output_key
 from infra.outages import TRANSIENT
+from infra.policy import engine_limits
 from infra.queue import dispatch_job
 from infra.repo import Job, VariantRecord
 from infra.storage import ObjectNotFound, ObjectTooLarge
@@ -127,14 +128,15 @@ async def run_job(
 async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     settings = deps.settings
     began = time.monotonic()  # the deadline counts from the claim: fetching the source is part of it
-    spec = decode_job_spec(job.spec, settings.limits)
+    client_limits = engine_limits(settings, await deps.clients.policy(job.client_id))  # its policy, else global
+    spec = decode_job_spec(job.spec, client_limits)
     with span("storage.get", key=job.source_key):
         data = await deps.store.read(job.source_key, max_bytes=settings.max_source_bytes)
     assets = await _fetch_assets(deps, job, spec)
     remaining = settings.deadline_seconds - (time.monotonic() - began)
     if remaining <= 0:
         raise DeadlineExceeded(f"processing took longer than {settings.deadline_seconds:g} s")
-    limits = msgspec.structs.replace(settings.limits, deadline_seconds=remaining)
+    limits = msgspec.structs.replace(client_limits, deadline_seconds=remaining)
     request = EngineRequest(data, msgspec.json.encode(job.spec), limits, assets)
     del data
     result = await deps.engines.run(str(job.id), request, timeout=remaining)
@@ -155,7 +157,7 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
 
     async def put(record: VariantRecord, data: bytes) -> None:
         with span("storage.put", key=record.object_key, bytes=record.bytes):
-            await deps.store.write(record.object_key, data, record.content_type)
+            await deps.store.write(record.object_key, data, record.content_type, cache_control=OUTPUT_CACHE_CONTROL)
 
     await asyncio.gather(*(put(r, v.data) for r, v in zip(records, result.variants, strict=True)))
     for r in records:

@@ -88,7 +88,7 @@ def public_variant(v: VariantRecord, store: ObjectStore, *, expires: timedelta) 
         v.width,
         v.height,
         v.bytes,
-        store.presign_get(v.object_key, expires=expires),
+        store.public_url(v.object_key, expires=expires),
         v.quality,
         v.frames,
     )

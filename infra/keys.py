@@ -6,9 +6,12 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-__all__ = ["hash_key", "new_key"]
+__all__ = ["SCOPES", "hash_key", "new_key"]
 
 KEY_PREFIX = "pf_"
+# What a scoped key may do. A key without scopes (every key made before scopes existed, and those
+# made without --scope) may do everything; reading templates needs no scope (using them does).
+SCOPES = ("jobs:read", "jobs:write", "templates:write", "assets:write")
 
 
 def new_key() -> tuple[str, str]:

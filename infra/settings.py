@@ -20,6 +20,7 @@ __all__ = ["CLIENT_VARIABLES", "Settings", "SettingsError", "load_settings"]
 
 PREFIX = "PIXELFLOW_"
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+_BASE_URL = re.compile(_ORIGIN.pattern + r"(/[A-Za-z0-9._~%-]+)*")
 # Read by the commands that talk to a running service (`pixelflow submit`, `pixelflow jobs`), never by
 # the service: after pasting `pixelflow up`'s export lines, `pixelflow run` and the servers still start.
 CLIENT_VARIABLES = ("PIXELFLOW_API_URL", "PIXELFLOW_API_KEY")
@@ -49,6 +50,9 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # presigned upload URLs and read variants: set as the bucket's CORS rule at start-up; empty: left alone
     s3_cors_origins: str = ""
     local_storage_dir: str = ".pixelflow/storage"
+    # where a CDN serves the bucket (`https://images.example.com`, its path mapped to object keys):
+    # job results and webhooks then carry `<this>/<key>`, stable, instead of expiring presigned URLs
+    cdn_base_url: str | None = None
     # HTTP API server (`pixelflow api`): slow or idle clients are cut off, connections capped
     api_header_timeout_seconds: Seconds = 10.0  # request line + headers must arrive within this
     api_body_timeout_seconds: Seconds = 60.0  # the whole body must arrive within this once headers are in
@@ -112,6 +116,10 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("PIXELFLOW_URL_SIGNING_SECRET is required with PIXELFLOW_STORAGE=local")
         if self.engine_recycle_rss_mb > self.engine_memory_limit_mb:
             raise ValueError("PIXELFLOW_ENGINE_RECYCLE_RSS_MB must not exceed PIXELFLOW_ENGINE_MEMORY_LIMIT_MB")
+        if self.cdn_base_url is not None and not _BASE_URL.fullmatch(self.cdn_base_url):
+            raise ValueError(
+                f"PIXELFLOW_CDN_BASE_URL: {self.cdn_base_url!r} is not an http(s) URL without a query or trailing slash"
+            )
         for origin in self.cors_origins:
             if origin != "*" and not _ORIGIN.fullmatch(origin):
                 raise ValueError(

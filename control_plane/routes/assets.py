@@ -9,7 +9,7 @@ import msgspec
 from litestar import post
 from litestar.params import JSONBody
 
-from control_plane.auth import PrincipalDep
+from control_plane.auth import PrincipalDep, needs
 from control_plane.deps import ApiDepsDep as ServicesDep
 from control_plane.jobflow import url_expiry
 from control_plane.openapi import DocumentedAs, doc
@@ -42,7 +42,7 @@ MAX_ASSET_BYTES = 5 * 1024 * 1024
     tags=["assets"],
     operation_id="createAssetUpload",
     summary="Get an upload URL for a watermark image",
-    opt=doc(raises=[Unprocessable]),
+    opt=doc(raises=[Unprocessable]) | needs("assets:write"),
 )
 async def create_asset_upload(
     services: ServicesDep, principal: PrincipalDep, data: JSONBody[AssetRequest]

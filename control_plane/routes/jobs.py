@@ -1,4 +1,4 @@
-"""``/v1/jobs``: create, start, inspect, list, cancel, download, webhook deliveries."""
+"""``/v1/jobs``: create, start, inspect, list, cancel, delete, download, webhook deliveries."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, FromQuery, HeaderParameter, QueryParameter
 from litestar.response import Redirect
 
-from control_plane.auth import PrincipalDep
+from control_plane.auth import PrincipalDep, needs
 from control_plane.deps import ApiDepsDep as ServicesDep
 from control_plane.jobflow import (
     CREATE_ERRORS,
@@ -25,7 +25,7 @@ from control_plane.jobflow import (
     start_job,
     url_expiry,
 )
-from control_plane.openapi import JOB_SPEC, doc
+from control_plane.openapi import JOB_REQUEST, doc
 from control_plane.problems import Conflict, InvalidRequest, NotFound, RateLimited, Unprocessable
 from control_plane.views import (
     DeliveryView,
@@ -38,7 +38,7 @@ from control_plane.views import (
 )
 from infra.events import job_delivery
 from infra.lifecycle import ACTIVE, TERMINAL, JobStatus
-from infra.objects import discard_originals, upload_key
+from infra.objects import discard_originals, erase_job_objects, upload_key
 from infra.queue import announce_cancel, queue_webhook
 from infra.repo import Job
 from infra.telemetry import carrier
@@ -57,10 +57,16 @@ SPEC_EXAMPLE = {
 }
 SpecBody = Annotated[
     dict[str, Any],
-    JOB_SPEC,
+    JOB_REQUEST,
     Body(
-        description="A PixelFlow job spec (also published as schemas/job-spec.v1.json).",
-        examples=[Example(summary="Two variants", value=SPEC_EXAMPLE)],
+        description="A PixelFlow job spec (also published as schemas/job-spec.v1.json), or a template reference.",
+        examples=[
+            Example(summary="Two variants", value=SPEC_EXAMPLE),
+            Example(
+                summary="From a template",
+                value={"template": "product@3", "parameters": {"caption": "Sale"}, "metadata": {"sku": "1234"}},
+            ),
+        ],
     ),
 ]
 IdempotencyKey = Annotated[
@@ -125,13 +131,16 @@ class JobsController(Controller):
         operation_id="createJob",
         summary="Create a job and get its upload URL",
         responses={200: ResponseSpec(JobView, description="Replayed: the job this Idempotency-Key created before")},
-        opt=doc(raises=(*RATE_LIMIT_ERRORS, *CREATE_ERRORS), sends=(*RATE_LIMIT_HEADERS, "Idempotent-Replayed")),
+        opt=doc(raises=(*RATE_LIMIT_ERRORS, *CREATE_ERRORS), sends=(*RATE_LIMIT_HEADERS, "Idempotent-Replayed"))
+        | needs("jobs:write"),
     )
     async def create(
         self, services: ServicesDep, principal: PrincipalDep, data: SpecBody, idempotency_key: IdempotencyKey = None
     ) -> Response[JobView]:
-        """Validates the spec (every invalid field is reported at once in `errors[]`, 422 `invalid_spec`)
-        and returns the job, `created`, with presigned URLs to upload the original to (`upload.put`, and
+        """Validates the spec (every invalid field is reported at once in `errors[]`, 422 `invalid_spec`), or
+        resolves a template reference (`template`: `name` for its latest version or `name@version`;
+        `parameters` set its declared parameters; 404 `template_not_found`); a presets-only key
+        sending a spec is 403 `presets_only`. Returns the job, `created`, with presigned URLs to upload the original to (`upload.put`, and
         `upload.post` for browser forms where the store supports it). Upload, then `startJob`.
 
         Rate-limited per API key (`RateLimit-Policy`, `RateLimit`; 429 with `Retry-After`)."""
@@ -153,7 +162,7 @@ class JobsController(Controller):
         status_code=202,
         operation_id="startJob",
         summary="Check the upload and queue the job",
-        opt=doc(raises=START_ERRORS),
+        opt=doc(raises=START_ERRORS) | needs("jobs:write"),
     )
     async def start(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
         """Checks the uploaded original (it exists, is within the size limit, and its bytes are an image
@@ -164,7 +173,12 @@ class JobsController(Controller):
         job = await start_job(services, principal, job_id)
         return job_view(job, services.store, url_expiry=url_expiry(services))
 
-    @get("/{job_id:uuid}", operation_id="getJob", summary="A job's status and variants", opt=doc(raises=[NotFound]))
+    @get(
+        "/{job_id:uuid}",
+        operation_id="getJob",
+        summary="A job's status and variants",
+        opt=doc(raises=[NotFound]) | needs("jobs:read"),
+    )
     async def get_job(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
         """Status (`created`, `queued`, `processing`, `succeeded`, `failed`, `canceled`), timestamps,
         attempts, the error `code`/`message` of a failed job, the source's size and format, and each
@@ -176,7 +190,12 @@ class JobsController(Controller):
         upload = _pending_upload(services, job, expiry)
         return job_view(job, services.store, url_expiry=expiry, upload=upload)
 
-    @get("/", operation_id="listJobs", summary="List your jobs, newest first", opt=doc(raises=[Unprocessable]))
+    @get(
+        "/",
+        operation_id="listJobs",
+        summary="List your jobs, newest first",
+        opt=doc(raises=[Unprocessable]) | needs("jobs:read"),
+    )
     async def list_jobs(
         self,
         services: ServicesDep,
@@ -208,7 +227,7 @@ class JobsController(Controller):
         status_code=200,
         operation_id="cancelJob",
         summary="Cancel a job that has not finished",
-        opt=doc(raises=[NotFound, Conflict]),
+        opt=doc(raises=[NotFound, Conflict]) | needs("jobs:write"),
     )
     async def cancel(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
         """A running job's engine is stopped within a second; the job ends `canceled` and its
@@ -234,29 +253,50 @@ class JobsController(Controller):
         assert job is not None
         return job_view(job, services.store, url_expiry=url_expiry(services))
 
+    @delete(
+        "/{job_id:uuid}",
+        status_code=204,
+        operation_id="deleteJob",
+        summary="Delete a finished job and everything stored for it",
+        opt=doc(raises=[NotFound, Conflict]) | needs("jobs:write"),
+    )
+    async def delete_job(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> None:
+        """Deletes the original and every variant from storage, and the job's spec, metadata and
+        webhook deliveries; the job is then 404 everywhere. A record of it (id, status, timestamps)
+        is kept for audit. Only a finished job (`succeeded`, `failed`, `canceled`): cancel a running
+        one first (409 `job_<status>`)."""
+        job = await services.jobs.get(job_id, principal.client.id)
+        if job is None:
+            raise NotFound("no such job")
+        if job.status not in TERMINAL:
+            raise Conflict(f"the job is {job.status}; cancel it before deleting it", code=f"job_{job.status}")
+        await erase_job_objects(services.store, job.client_id, job.id)  # first: a failure here keeps the job
+        if not await services.jobs.erase(job_id, principal.client.id):
+            raise NotFound("no such job")  # deleted by a concurrent request
+
     @get(
         "/{job_id:uuid}/variants/{variant_id:str}",
         status_code=302,
         operation_id="getVariant",
         summary="Download a variant",
-        opt=doc(raises=[NotFound], sends=["Location"]),
+        opt=doc(raises=[NotFound], sends=["Location"]) | needs("jobs:read"),
     )
     async def download(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID], variant_id: FromPath[str]
     ) -> Redirect:
-        """Redirects (302) to a presigned URL of the variant in object storage; follow it without
-        the API key."""
+        """Redirects (302) to a presigned URL of the variant in object storage (or its CDN URL where
+        the deployment has one); follow it without the API key."""
         job = await services.jobs.get(job_id, principal.client.id)
         variant = next((v for v in job.variants if v.variant_id == variant_id), None) if job else None
         if variant is None:
             raise NotFound("no such job or variant")
-        return Redirect(services.store.presign_get(variant.object_key, expires=url_expiry(services)), status_code=302)
+        return Redirect(services.store.public_url(variant.object_key, expires=url_expiry(services)), status_code=302)
 
     @get(
         "/{job_id:uuid}/deliveries",
         operation_id="listDeliveries",
         summary="Webhook deliveries for a job, with every attempt",
-        opt=doc(raises=[NotFound]),
+        opt=doc(raises=[NotFound]) | needs("jobs:read"),
     )
     async def deliveries(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
@@ -272,7 +312,7 @@ class JobsController(Controller):
         status_code=202,
         operation_id="redeliver",
         summary="Send the job's last webhook again",
-        opt=doc(raises=[NotFound, RateLimited, Conflict]),
+        opt=doc(raises=[NotFound, RateLimited, Conflict]) | needs("jobs:write"),
     )
     async def redeliver(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]

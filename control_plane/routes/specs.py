@@ -12,8 +12,11 @@ from msgspec import Meta
 
 from control_plane.auth import PrincipalDep
 from control_plane.deps import ApiDepsDep
-from control_plane.openapi import JOB_SPEC, doc
-from control_plane.problems import Unprocessable
+from control_plane.openapi import JOB_REQUEST, JOB_SPEC, doc
+from control_plane.problems import NotFound, Unprocessable
+from control_plane.templates import resolve_job
+from control_plane.views import TemplateUse
+from infra.policy import engine_limits
 from pipeline.compile import PlanIssue, plan_issues, spec_issues
 from pipeline.dsl import decode_job_spec, encode_job_spec
 from pipeline.sniff import SourceFormat, output_format
@@ -29,7 +32,7 @@ class SourceSize(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class ValidateRequest(msgspec.Struct, forbid_unknown_fields=True):
-    spec: Annotated[dict[str, Any], JOB_SPEC]
+    spec: Annotated[dict[str, Any], JOB_REQUEST]  # a spec, or a template reference as createJob takes it
     source: SourceSize | None = None
 
 
@@ -59,6 +62,7 @@ class ValidateResponse(msgspec.Struct):
     cost: int | None = None  # the whole job's estimate, given `source`
     errors: list[PlanProblem] = msgspec.field(default_factory=list)
     plan_error: str | None = None  # the first error's message
+    template: TemplateUse | None = None  # the template version `spec` was resolved from
 
 
 @post(
@@ -67,7 +71,7 @@ class ValidateResponse(msgspec.Struct):
     tags=["specs"],
     operation_id="validateSpec",
     summary="Validate a spec; preview sizes, cost, limits",
-    opt=doc(raises=[Unprocessable]),
+    opt=doc(raises=[Unprocessable, NotFound]),
 )
 async def validate_spec(
     services: ApiDepsDep, principal: PrincipalDep, data: JSONBody[ValidateRequest]
@@ -75,9 +79,12 @@ async def validate_spec(
     """A dry run: an invalid spec is 422 `invalid_spec` with every field's path, as `createJob`
     answers. A valid one returns its normalised form and, given `source` (the original's size and
     format), every variant's output size and cost and the job's estimate; `valid: false` lists
-    every limit the job would break (`errors`), which `createJob` or the worker would refuse."""
-    limits = services.settings.limits
-    spec = decode_job_spec(data.spec, limits)  # SpecError renders as 422 with paths
+    every limit the job would break (`errors`), which `createJob` or the worker would refuse.
+    Given a template reference, it is resolved as `createJob` would (404 `template_not_found`) and
+    `template` names the version; `spec` is then the resolved spec."""
+    limits = engine_limits(services.settings, await services.clients.policy(principal.client.id))
+    body, template = await resolve_job(services.templates, principal, data.spec, dry_run=True)
+    spec = decode_job_spec(body, limits)  # SpecError renders as 422 with paths
     normal = msgspec.json.decode(encode_job_spec(spec))
     source = data.source
     src_format = source.format if source else None
@@ -103,6 +110,7 @@ async def validate_spec(
         cost=round(plan.cost) if plan else None,
         errors=[_problem(i) for i in issues],
         plan_error=issues[0].error.public if issues else None,
+        template=TemplateUse(template.name, template.version) if template else None,
     )
 
 

@@ -12,7 +12,7 @@ from litestar.enums import RequestEncodingType
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, HeaderParameter
 
-from control_plane.auth import PrincipalDep
+from control_plane.auth import PrincipalDep, needs
 from control_plane.bodies import decode_bounded
 from control_plane.deps import ApiDepsDep
 from control_plane.jobflow import (
@@ -90,5 +90,6 @@ def upload_route(max_body_bytes: int) -> HTTPRouteHandler:
             # the file's bytes are checked here (415 unsupported_format, 413 image_too_large for a hostile SVG)
             raises=(*RATE_LIMIT_ERRORS, *CREATE_ERRORS, *START_ERRORS, PayloadTooLarge, UnsupportedMediaType),
             sends=("RateLimit-Policy", "RateLimit"),
-        ),
+        )
+        | needs("jobs:write"),
     )(upload_and_start)

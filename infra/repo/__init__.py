@@ -1,8 +1,9 @@
 """SQL for both planes, one module per aggregate. Plain SQL with psycopg 3; no ORM."""
 
-from infra.repo.clients import ApiKey, Client, ClientRepo
+from infra.repo.clients import ApiKey, Client, ClientRepo, Grant
 from infra.repo.deliveries import Attempt, Delivery, DeliveryRepo
 from infra.repo.jobs import Job, JobPage, JobRepo, VariantRecord
+from infra.repo.templates import TemplateRepo, TemplateSummary, TemplateVersion
 from infra.repo.users import Session, User, UserRepo
 
 __all__ = [
@@ -12,10 +13,14 @@ __all__ = [
     "ClientRepo",
     "Delivery",
     "DeliveryRepo",
+    "Grant",
     "Job",
     "JobPage",
     "JobRepo",
     "Session",
+    "TemplateRepo",
+    "TemplateSummary",
+    "TemplateVersion",
     "User",
     "UserRepo",
     "VariantRecord",

@@ -2,15 +2,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from infra.keys import hash_key, new_key
+from infra.keys import SCOPES, hash_key, new_key
+from infra.policy import POLICY_FIELDS, ClientPolicy
 from infra.repo._sql import execute, fetch_all, fetch_one
 from infra.webhooks import new_secret
 
-__all__ = ["ApiKey", "Client", "ClientRepo"]
+__all__ = ["ApiKey", "Client", "ClientRepo", "Grant"]
 
 
 class Client(msgspec.Struct, frozen=True):
@@ -26,6 +28,22 @@ class ApiKey(msgspec.Struct, frozen=True):
     prefix: str
     created_at: datetime
     revoked_at: datetime | None
+    scopes: tuple[str, ...] | None = None  # None: full access
+    presets_only: bool = False  # may create jobs from templates only
+
+
+class Grant(msgspec.Struct, frozen=True):
+    """What an authenticated key may do (infra.keys.SCOPES; None: everything)."""
+
+    client: Client
+    key_id: uuid.UUID
+    scopes: frozenset[str] | None
+    presets_only: bool
+
+
+_KEY_COLUMNS = (
+    "k.id, k.client_id, c.name AS client_name, k.name, k.prefix, k.created_at, k.revoked_at, k.scopes, k.presets_only"
+)
 
 
 class ClientRepo:
@@ -76,27 +94,37 @@ class ClientRepo:
         )
         return [r["secret"] for r in rows]
 
-    async def create_key(self, client_id: uuid.UUID, name: str = "") -> tuple[ApiKey, str]:
+    async def create_key(
+        self,
+        client_id: uuid.UUID,
+        name: str = "",
+        *,
+        scopes: tuple[str, ...] | None = None,
+        presets_only: bool = False,
+    ) -> tuple[ApiKey, str]:
+        """``scopes`` None: full access; otherwise only those of ``infra.keys.SCOPES``."""
+        if scopes is not None and not set(scopes) <= set(SCOPES):
+            raise ValueError(f"unknown scopes: {sorted(set(scopes) - set(SCOPES))}; known: {', '.join(SCOPES)}")
         key, prefix = new_key()
         row = await fetch_one(
             self.pool,
-            "WITH k AS (INSERT INTO api_keys (id, client_id, name, prefix, key_hash) VALUES (%s, %s, %s, %s, %s)"
-            " RETURNING *) SELECT k.id, k.client_id, c.name AS client_name, k.name, k.prefix, k.created_at,"
-            " k.revoked_at FROM k JOIN clients c ON c.id = k.client_id",
-            (uuid.uuid4(), client_id, name, prefix, hash_key(key)),
-        )
+            "WITH k AS (INSERT INTO api_keys (id, client_id, name, prefix, key_hash, scopes, presets_only)"
+            f" VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *) SELECT {_KEY_COLUMNS}"
+            " FROM k JOIN clients c ON c.id = k.client_id",
+            (uuid.uuid4(), client_id, name, prefix, hash_key(key), list(scopes) if scopes is not None else None,
+             presets_only),
+        )  # fmt: skip
         assert row is not None
-        return ApiKey(**row), key
+        return _api_key(row), key
 
     async def list_keys(self, client_id: uuid.UUID | None = None) -> list[ApiKey]:
         rows = await fetch_all(
             self.pool,
-            "SELECT k.id, k.client_id, c.name AS client_name, k.name, k.prefix, k.created_at, k.revoked_at"
-            " FROM api_keys k JOIN clients c ON c.id = k.client_id"
+            f"SELECT {_KEY_COLUMNS} FROM api_keys k JOIN clients c ON c.id = k.client_id"
             " WHERE %(client)s::uuid IS NULL OR k.client_id = %(client)s ORDER BY k.created_at",
             {"client": client_id},
         )
-        return [ApiKey(**r) for r in rows]
+        return [_api_key(r) for r in rows]
 
     async def revoke_key(self, key_id: uuid.UUID, client_id: uuid.UUID | None = None) -> bool:
         """``client_id``: only that client's key (the dashboard); None: any (the admin CLI)."""
@@ -108,14 +136,39 @@ class ClientRepo:
         )
         return changed == 1
 
-    async def authenticate(self, key: str) -> tuple[Client, uuid.UUID] | None:
-        """The client and key id for a live key, or None."""
+    async def policy(self, client_id: uuid.UUID) -> ClientPolicy:
+        """The client's overrides of the global limits (none: every field None)."""
+        row = await fetch_one(
+            self.pool, f"SELECT {', '.join(POLICY_FIELDS)} FROM client_policies WHERE client_id = %s", (client_id,)
+        )
+        return ClientPolicy(**row) if row else ClientPolicy()
+
+    async def set_policy(self, client_id: uuid.UUID, policy: ClientPolicy) -> None:
+        """Replace the client's overrides (all None: back to the global limits)."""
+        values = [getattr(policy, name) for name in POLICY_FIELDS]
+        columns = ", ".join(POLICY_FIELDS)
+        updates = ", ".join(f"{name} = excluded.{name}" for name in POLICY_FIELDS)
+        await execute(
+            self.pool,
+            f"INSERT INTO client_policies (client_id, {columns}) VALUES (%s{', %s' * len(values)})"
+            f" ON CONFLICT (client_id) DO UPDATE SET {updates}, updated_at = now()",
+            (client_id, *values),
+        )
+
+    async def authenticate(self, key: str) -> Grant | None:
+        """What a live key may do, or None."""
         row = await fetch_one(
             self.pool,
-            "SELECT c.id, c.name, k.id AS key_id FROM api_keys k JOIN clients c ON c.id = k.client_id"
-            " WHERE k.key_hash = %s AND k.revoked_at IS NULL",
+            "SELECT c.id, c.name, k.id AS key_id, k.scopes, k.presets_only FROM api_keys k"
+            " JOIN clients c ON c.id = k.client_id WHERE k.key_hash = %s AND k.revoked_at IS NULL",
             (hash_key(key),),
         )
         if row is None:
             return None
-        return Client(row["id"], row["name"]), row["key_id"]
+        scopes = frozenset(row["scopes"]) if row["scopes"] is not None else None
+        return Grant(Client(row["id"], row["name"]), row["key_id"], scopes, row["presets_only"])
+
+
+def _api_key(row: dict[str, Any]) -> ApiKey:
+    scopes = row.pop("scopes")
+    return ApiKey(**row, scopes=tuple(scopes) if scopes is not None else None)

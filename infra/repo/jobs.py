@@ -56,6 +56,9 @@ class Job(msgspec.Struct, frozen=True):
     started_at: datetime | None
     finished_at: datetime | None
     updated_at: datetime
+    template_name: str | None = None  # the template (and version) its spec was resolved from
+    template_version: int | None = None
+    deleted_at: datetime | None = None  # a tombstone: see erase(); the API no longer shows it
     variants: tuple[VariantRecord, ...] = ()
     source_info: dict[str, Any] | None = None  # pipeline.details.SourceDetails, when the spec asks
 
@@ -91,6 +94,7 @@ class JobRepo:
         spec_sha256: bytes,
         idempotency_key: str | None,
         trace_context: dict[str, str] | None = None,
+        template: tuple[str, int] | None = None,
     ) -> tuple[Job, bool]:
         """Insert a job; with an idempotency key already used by this client, return that job instead."""
         job_id = uuid.uuid4()
@@ -98,10 +102,19 @@ class JobRepo:
         async with self.pool.connection() as conn:
             row = await _one(
                 conn,
-                f"INSERT INTO jobs (id, client_id, status, spec, spec_sha256, idempotency_key, source_key, trace_context)"
-                f" VALUES (%s, %s, 'created', %s::jsonb, %s, %s, %s, %s)"
+                f"INSERT INTO jobs (id, client_id, status, spec, spec_sha256, idempotency_key, source_key, trace_context,"
+                f" template_name, template_version) VALUES (%s, %s, 'created', %s::jsonb, %s, %s, %s, %s, %s, %s)"
                 f" ON CONFLICT (client_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
-                (job_id, client_id, spec.decode(), spec_sha256, idempotency_key, source, Jsonb(trace_context)),
+                (
+                    job_id,
+                    client_id,
+                    spec.decode(),
+                    spec_sha256,
+                    idempotency_key,
+                    source,
+                    Jsonb(trace_context),
+                    *(template or (None, None)),
+                ),
             )
             if row is not None:
                 return _job(row), True
@@ -120,7 +133,8 @@ class JobRepo:
     async def _get(self, conn: AsyncConnection, job_id: uuid.UUID, client_id: uuid.UUID | None = None) -> Job | None:
         row = await fetch_one(
             conn,
-            f"SELECT {_COLUMNS} FROM jobs WHERE id = %(id)s AND (%(client)s::uuid IS NULL OR client_id = %(client)s)",
+            f"SELECT {_COLUMNS} FROM jobs WHERE id = %(id)s AND (%(client)s::uuid IS NULL OR client_id = %(client)s)"
+            " AND deleted_at IS NULL",
             {"id": job_id, "client": client_id},
         )
         if row is None:
@@ -155,7 +169,7 @@ class JobRepo:
         }
         rows = await fetch_all(
             self.pool,
-            f"SELECT {_COLUMNS} FROM jobs WHERE client_id = %(client)s"
+            f"SELECT {_COLUMNS} FROM jobs WHERE client_id = %(client)s AND deleted_at IS NULL"
             " AND (%(status)s::text IS NULL OR status = %(status)s)"
             " AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)"
             " AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)"
@@ -238,6 +252,24 @@ class JobRepo:
                 (job_id, client_id),
             )
             return changed == 1 and await _announce(conn, job_id, delivery)
+
+    async def erase(self, job_id: uuid.UUID, client_id: uuid.UUID) -> bool:
+        """Turn a finished job into a tombstone: its spec (metadata, webhook URL), idempotency key,
+        error message, trace context and webhook deliveries (whose payloads echo the metadata) go;
+        id, client, status, timestamps, template and the variants' sizes stay. False unless the
+        job is this client's, finished and not yet erased. The caller deletes the objects first."""
+        async with self.pool.connection() as conn, conn.transaction():
+            changed = await execute(
+                conn,
+                f"UPDATE jobs SET spec = '{{}}'::jsonb, spec_sha256 = ''::bytea, idempotency_key = NULL,"
+                f" error_message = NULL, trace_context = NULL, deleted_at = now(), updated_at = now()"
+                f" WHERE id = %s AND client_id = %s AND status IN {_TERMINAL} AND deleted_at IS NULL",
+                (job_id, client_id),
+            )
+            if changed != 1:
+                return False
+            await conn.execute("DELETE FROM webhook_deliveries WHERE job_id = %s", (job_id,))
+            return True
 
     async def claim(self, job_id: uuid.UUID, dispatch: uuid.UUID, *, lease_seconds: float) -> Job | None:
         """A worker takes the job for one run: counts the attempt and takes the lease. None unless

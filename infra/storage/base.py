@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
+from urllib.parse import quote
 
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential_jitter
 
@@ -15,6 +16,7 @@ __all__ = [
     "ObjectTooLarge",
     "PresignedUpload",
     "StorageUnavailable",
+    "cdn_url",
     "require_within",
     "transient_retry",
 ]
@@ -53,16 +55,29 @@ class ObjectStore(Protocol):
     def presign_put(self, key: str, *, expires: timedelta, max_bytes: int) -> PresignedUpload: ...
     def presign_post(self, key: str, *, expires: timedelta, max_bytes: int) -> PresignedUpload | None: ...
     def presign_get(self, key: str, *, expires: timedelta) -> str: ...
+    def public_url(self, key: str, *, expires: timedelta) -> str:
+        """How clients fetch an output: under the CDN base URL when one is set (stable), else presigned."""
+        ...
+
     async def stat(self, key: str) -> ObjectInfo | None: ...
     async def read(self, key: str, *, max_bytes: int) -> bytes: ...
     async def read_head(self, key: str, length: int) -> bytes: ...
-    async def write(self, key: str, data: bytes, content_type: str) -> None: ...
+    async def write(self, key: str, data: bytes, content_type: str, *, cache_control: str | None = None) -> None: ...
     async def move(self, src: str, dst: str) -> None:
         """Server-side copy then delete; ``ObjectNotFound`` if ``src`` is missing."""
         ...
 
     async def delete(self, key: str) -> None: ...
+    async def delete_prefix(self, prefix: str) -> int:
+        """Delete every object whose key starts with ``prefix``; returns how many there were."""
+        ...
+
     async def close(self) -> None: ...
+
+
+def cdn_url(base: str, key: str) -> str:
+    """``PIXELFLOW_CDN_BASE_URL`` + the object's key: the CDN maps that path to the bucket's object."""
+    return f"{base}/{quote(key)}"
 
 
 def require_within(info: ObjectInfo | None, key: str, max_bytes: int) -> ObjectInfo:

@@ -11,7 +11,11 @@ __all__ = ["open_store"]
 def open_store(settings: Settings) -> ObjectStore:
     if settings.storage == "local":
         assert settings.url_signing_secret is not None  # Settings enforces it
-        return LocalStore(settings.local_storage_dir, UrlSigner(settings.url_signing_secret, settings.public_base_url))
+        return LocalStore(
+            settings.local_storage_dir,
+            UrlSigner(settings.url_signing_secret, settings.public_base_url),
+            settings.cdn_base_url,
+        )
     return S3Store(
         endpoint=settings.s3_endpoint,
         access_key=settings.s3_access_key,
@@ -22,4 +26,5 @@ def open_store(settings: Settings) -> ObjectStore:
         public_endpoint=settings.s3_public_endpoint,
         public_secure=settings.s3_public_secure,
         cors_origins=settings.cors_origins,
+        cdn_base_url=settings.cdn_base_url,
     )

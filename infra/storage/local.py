@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
-from infra.storage.base import ObjectInfo, ObjectNotFound, PresignedUpload, require_within
+from infra.storage.base import ObjectInfo, ObjectNotFound, PresignedUpload, cdn_url, require_within
 
 __all__ = ["LocalStore", "UrlSigner"]
 
@@ -40,9 +40,10 @@ class UrlSigner:
 
 
 class LocalStore:
-    def __init__(self, root: str | Path, signer: UrlSigner) -> None:
+    def __init__(self, root: str | Path, signer: UrlSigner, cdn_base_url: str | None = None) -> None:
         self.root = Path(root).resolve()
         self.signer = signer
+        self.cdn_base_url = cdn_base_url
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -67,6 +68,9 @@ class LocalStore:
     def presign_get(self, key: str, *, expires: timedelta) -> str:
         return self.signer.sign("GET", key, expires)[0]
 
+    def public_url(self, key: str, *, expires: timedelta) -> str:
+        return cdn_url(self.cdn_base_url, key) if self.cdn_base_url else self.presign_get(key, expires=expires)
+
     async def stat(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
         try:
@@ -88,7 +92,8 @@ class LocalStore:
         except FileNotFoundError:
             raise ObjectNotFound(key) from None
 
-    async def write(self, key: str, data: bytes, content_type: str) -> None:
+    async def write(self, key: str, data: bytes, content_type: str, *, cache_control: str | None = None) -> None:
+        # a file carries no headers: Cache-Control is for S3 and the CDN in front of it
         path = self._path(key)
 
         def write() -> None:
@@ -108,6 +113,16 @@ class LocalStore:
 
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        # a key is a path under the root, so a prefix PixelFlow deletes (one ending in "/") is a directory
+        if not prefix.endswith("/"):
+            raise ValueError(f"local storage deletes directory prefixes only, not {prefix!r}")
+        directory = self._path(prefix.rstrip("/"))
+        found = [p for p in directory.rglob("*") if p.is_file()] if directory.is_dir() else []
+        for path in found:
+            path.unlink(missing_ok=True)
+        return len(found)
 
     async def close(self) -> None:
         return None

@@ -31,6 +31,7 @@ from infra.storage.base import (
     ObjectTooLarge,
     PresignedUpload,
     StorageUnavailable,
+    cdn_url,
     require_within,
     transient_retry,
 )
@@ -65,8 +66,10 @@ class S3Store:
         public_endpoint: str | None = None,
         public_secure: bool | None = None,
         cors_origins: tuple[str, ...] = (),
+        cdn_base_url: str | None = None,
     ) -> None:
         self.bucket = bucket
+        self.cdn_base_url = cdn_base_url
         self.cors_origins = cors_origins
         common = {"access_key": access_key, "secret_key": secret_key, "region": region}
         public = public_endpoint or endpoint
@@ -149,9 +152,19 @@ class S3Store:
     async def read_head(self, key: str, length: int) -> bytes:
         return await self._call(self._get, key, 0, length)
 
-    async def write(self, key: str, data: bytes, content_type: str) -> None:
+    def public_url(self, key: str, *, expires: timedelta) -> str:
+        return cdn_url(self.cdn_base_url, key) if self.cdn_base_url else self.presign_get(key, expires=expires)
+
+    async def write(self, key: str, data: bytes, content_type: str, *, cache_control: str | None = None) -> None:
+        headers = {"Cache-Control": cache_control} if cache_control else None  # a standard header, not x-amz-meta-
         await self._call(
-            self._client.put_object, self.bucket, key, io.BytesIO(data), len(data), content_type=content_type
+            self._client.put_object,
+            self.bucket,
+            key,
+            io.BytesIO(data),
+            len(data),
+            content_type=content_type,
+            metadata=headers,
         )
 
     async def move(self, src: str, dst: str) -> None:
@@ -160,6 +173,15 @@ class S3Store:
 
     async def delete(self, key: str) -> None:
         await self._call(self._client.remove_object, self.bucket, key)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        def keys() -> list[str]:
+            return [o.object_name for o in self._client.list_objects(self.bucket, prefix=prefix, recursive=True)]
+
+        found = await self._call(keys)
+        for key in found:
+            await self.delete(key)
+        return len(found)
 
     async def lifecycle_rules(self) -> list[dict[str, object]]:
         """The bucket's expiration rules as ``{"prefix", "days"}``, for checks and tests."""

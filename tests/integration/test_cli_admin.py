@@ -75,7 +75,8 @@ async def test_admin_commands_print_one_json_document(stack: Stack, api: ApiServ
     assert refused(stack, "clients", "create", "acme-json") == "pixelflow: a client named 'acme-json' already exists\n"
 
     made = cli_json(stack, "keys", "create", "acme-json", "--name", "ci")
-    assert set(made) == {"id", "client", "prefix", "name", "created_at", "revoked_at", "key"}
+    assert set(made) == {"id", "client", "prefix", "name", "created_at", "revoked_at", "scopes", "presets_only", "key"}
+    assert (made["scopes"], made["presets_only"]) == (None, False)  # full access unless --scope is given
     assert (made["client"], made["name"], made["revoked_at"]) == ("acme-json", "ci", None)
     assert made["key"].startswith("pf_") and made["key"].startswith(made["prefix"]) and len(made["key"]) > 20
     listed = {k: v for k, v in made.items() if k != "key"}  # the key itself is shown once, never listed
@@ -102,6 +103,25 @@ async def test_admin_commands_print_one_json_document(stack: Stack, api: ApiServ
     for args in (["keys", "create", "no-such-client"], ["keys", "list", "--client", "no-such-client"],
                  ["clients", "rotate-secret", "no-such-client"]):  # fmt: skip
         assert refused(stack, *args) == "pixelflow: no client named 'no-such-client'\n"
+
+
+async def test_keys_create_makes_scoped_and_presets_only_keys(stack: Stack, api: ApiServer) -> None:
+    cli_json(stack, "clients", "create", "acme-scoped")
+    reader = cli_json(stack, "keys", "create", "acme-scoped", "--scope", "jobs:read")
+    assert (reader["scopes"], reader["presets_only"]) == (["jobs:read"], False)
+    presets = cli_json(stack, "keys", "create", "acme-scoped", "--scope", "jobs:write", "--scope", "jobs:read",
+                       "--presets-only")  # fmt: skip
+    assert (presets["scopes"], presets["presets_only"]) == (["jobs:write", "jobs:read"], True)
+    listing = cli(stack, "keys", "list", "--client", "acme-scoped").stdout
+    assert "jobs:read " in listing and "jobs:write,jobs:read presets-only" in listing
+    assert cli(stack, "keys", "create", "acme-scoped", "--scope", "everything").returncode == 2  # not a scope
+    spec = {"version": 1, "pipeline": [{"id": "a", "action": "resize", "width": 10, "format": "png"}]}
+    async with httpx.AsyncClient(base_url=api.url) as http:
+        as_reader = {"Authorization": f"Bearer {reader['key']}"}
+        assert (await http.get("/v1/jobs", headers=as_reader)).status_code == 200
+        assert (await http.post("/v1/jobs", json=spec, headers=as_reader)).json()["code"] == "insufficient_scope"
+        as_presets = {"Authorization": f"Bearer {presets['key']}"}
+        assert (await http.post("/v1/jobs", json=spec, headers=as_presets)).json()["code"] == "presets_only"
 
 
 def test_db_migrate_json_lists_what_it_applied(stack: Stack) -> None:

@@ -31,6 +31,9 @@ SPEC_RULES = (
 )
 NARROWED = [
     {"include-operation-id": ["createJob", "validateSpec"], "accepts": [SPEC_RULES]},
+    # and a template's spec is a job spec with placeholders, so the same rules apply to it once its
+    # parameters' defaults are filled in (which must also match their declared types).
+    {"include-operation-id": "saveTemplate", "accepts": [SPEC_RULES]},
     # and createUpload's `file` is any bytes to a schema: only an image PixelFlow reads is accepted
     # (415 unsupported_format; an empty part is 422 empty_upload).
     {"include-operation-id": "createUpload", "accepts": [SPEC_RULES, "415"]},

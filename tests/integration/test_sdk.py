@@ -11,6 +11,7 @@ import pytest
 from pixelflow_client import (
     AsyncClient,
     Client,
+    Forbidden,
     JobFailed,
     NotFound,
     PixelFlowError,
@@ -144,3 +145,29 @@ async def test_download_streams_a_variant_to_a_file_and_leaves_nothing_on_failur
             assert pf.download(thumb.url, tmp_path / "t.jpg").read_bytes()[:2] == b"\xff\xd8"
 
     await asyncio.to_thread(sync)
+
+
+async def test_templates_through_the_clients(stack: Stack, api: ApiServer, tenant: Tenant) -> None:
+    from tests.integration.test_templates import product, scoped_key
+
+    template = product(200)
+    with Client(api.url, tenant.key) as pf:
+        assert pf.limits()["max_job_cost"] > 0
+        first = pf.save_template("product", template["spec"], template["parameters"])
+        assert first.version == 1
+        assert pf.save_template("product", template["spec"], template["parameters"]).version == 1  # unchanged
+        job = pf.create({"template": "product@1", "parameters": {"caption": "Hi"}})
+        assert job.template is not None and (job.template.name, job.template.version) == ("product", 1)
+        assert pf.validate({"template": "product"}, width=1600, height=1200).template.version == 1  # type: ignore[union-attr]
+    async with AsyncClient(api.url, tenant.key) as apf:
+        template["spec"]["pipeline"][0]["steps"][0]["width"] = 300
+        assert (await apf.save_template("product", template["spec"], template["parameters"])).version == 2
+        assert await apf.list_templates() == {"product": 2}
+        assert [v.version for v in (await apf.get_template("product")).versions] == [2, 1]
+        assert (await apf.limits())["overridden"] == []
+    async with scoped_key(stack, api, tenant, presets_only=True) as http:
+        key = http.headers["Authorization"].removeprefix("Bearer ")
+        async with AsyncClient(api.url, key) as limited:
+            with pytest.raises(Forbidden) as err:
+                await limited.create(SPEC)
+            assert (err.value.status, err.value.code) == (403, "presets_only")

@@ -172,3 +172,12 @@ def test_cors_origins_are_origins() -> None:
     for bad in ("https://a.example/path", "a.example", "ftp://a.example", "https://a.example:99999x"):
         with pytest.raises(SettingsError, match="PIXELFLOW_S3_CORS_ORIGINS"):
             load_settings({"PIXELFLOW_S3_CORS_ORIGINS": bad})
+
+
+def test_cdn_base_url_is_a_base_url() -> None:
+    assert load_settings({}).cdn_base_url is None
+    for good in ("https://images.example.com", "http://127.0.0.1:4566/bucket"):
+        assert load_settings({"PIXELFLOW_CDN_BASE_URL": good}).cdn_base_url == good
+    for bad in ("https://images.example.com/", "images.example.com", "ftp://x.example", "https://x.example/a?b=1"):
+        with pytest.raises(SettingsError, match="PIXELFLOW_CDN_BASE_URL"):
+            load_settings({"PIXELFLOW_CDN_BASE_URL": bad})

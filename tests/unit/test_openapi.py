@@ -47,12 +47,17 @@ def test_every_operation_is_named_summarised_and_described(document: dict[str, A
         "getJob",
         "listJobs",
         "cancelJob",
+        "deleteJob",
         "getVariant",
         "listDeliveries",
         "redeliver",
         "createUpload",
         "validateSpec",
+        "getLimits",
         "createAssetUpload",
+        "saveTemplate",
+        "listTemplates",
+        "getTemplate",
         "healthz",
         "readyz",
         "getObject",
@@ -100,9 +105,14 @@ def test_api_key_where_needed_and_only_there(document: dict[str, Any]) -> None:
 def test_statuses_and_headers_each_operation_really_sends(document: dict[str, Any]) -> None:
     ops = _operations(document)
     statuses = {name: set(op["responses"]) for name, op in ops.items()}
-    assert statuses["createJob"] == {"200", "201", "400", "401", "409", "413", "422", "429", "503"}
-    assert statuses["startJob"] == {"202", "400", "401", "404", "409", "413", "415", "422", "429", "503"}
-    assert statuses["getVariant"] == {"302", "400", "401", "404", "503"}
+    # 403: a scoped key without jobs:write, or a presets-only key sending a spec; 404: no such template
+    assert statuses["createJob"] == {"200", "201", "400", "401", "403", "404", "409", "413", "422", "429", "503"}
+    assert statuses["startJob"] == {"202", "400", "401", "403", "404", "409", "413", "415", "422", "429", "503"}
+    assert statuses["deleteJob"] == {"204", "400", "401", "403", "404", "409", "503"}
+    assert "content" not in ops["deleteJob"]["responses"]["204"]
+    assert statuses["listTemplates"] == {"200", "401", "503"}  # any key of the client may read templates
+    assert statuses["saveTemplate"] == {"200", "201", "400", "401", "403", "413", "422", "503"}
+    assert statuses["getVariant"] == {"302", "400", "401", "403", "404", "503"}
     assert statuses["healthz"] == {"200"}
     for status in ("200", "201"):  # a replay is 200, a new job 201; both carry the limiter's state
         headers = ops["createJob"]["responses"][status]["headers"]
@@ -124,8 +134,10 @@ def test_the_job_spec_is_the_published_schema(document: dict[str, Any]) -> None:
     assert published["$ref"] == "#/$defs/JobSpec"
     ops = _operations(document)
     body = ops["createJob"]["requestBody"]["content"]["application/json"]["schema"]
-    assert body["allOf"] == [{"$ref": "#/components/schemas/JobSpec"}]
-    assert components["ValidateRequest"]["properties"]["spec"] == {"$ref": "#/components/schemas/JobSpec"}
+    either = [{"$ref": "#/components/schemas/JobSpec"}, {"$ref": "#/components/schemas/TemplateJob"}]
+    assert body["anyOf"] == either  # a spec, or a template reference
+    assert components["ValidateRequest"]["properties"]["spec"]["anyOf"] == either
+    assert components["TemplateJob"]["additionalProperties"] is False
     assert components["ValidateResponse"]["properties"]["spec"] == {"$ref": "#/components/schemas/JobSpec"}
     form = ops["createUpload"]["requestBody"]["content"]["multipart/form-data"]
     assert _resolve(document, form["schema"])["properties"]["spec"] == {"$ref": "#/components/schemas/JobSpec"}

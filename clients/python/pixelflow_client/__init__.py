@@ -3,6 +3,7 @@
 from pixelflow_client.client import AsyncClient, Client
 from pixelflow_client.errors import (
     Conflict,
+    Forbidden,
     JobFailed,
     NotFound,
     PayloadTooLarge,
@@ -14,7 +15,7 @@ from pixelflow_client.errors import (
     UnsupportedMediaType,
     WebhookVerificationError,
 )
-from pixelflow_client.models import Delivery, Job, JobPage, Validation, Variant, WebhookEvent
+from pixelflow_client.models import Delivery, Job, JobPage, Template, TemplateVersion, Validation, Variant, WebhookEvent
 from pixelflow_client.webhooks import verify
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "Client",
     "Conflict",
     "Delivery",
+    "Forbidden",
     "Job",
     "JobFailed",
     "JobPage",
@@ -29,6 +31,8 @@ __all__ = [
     "PayloadTooLarge",
     "PixelFlowError",
     "RateLimited",
+    "Template",
+    "TemplateVersion",
     "Unauthorized",
     "Unavailable",
     "Unprocessable",

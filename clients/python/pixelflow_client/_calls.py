@@ -12,7 +12,7 @@ import httpx
 import msgspec
 
 from pixelflow_client.errors import BY_STATUS, PixelFlowError
-from pixelflow_client.models import Delivery, Job, JobPage, Upload, Validation
+from pixelflow_client.models import Delivery, Job, JobPage, Template, TemplateVersion, Upload, Validation
 
 __all__ = ["Call", "backoff", "calls", "check", "parse", "retry_after"]
 
@@ -72,6 +72,32 @@ class calls:
     def validate(spec: dict[str, Any], source: dict[str, Any] | None) -> Call:
         body = {"spec": spec, **({"source": source} if source else {})}
         return Call("POST", "/v1/specs/validate", Validation, json=body)
+
+    @staticmethod
+    def save_template(name: str, spec: dict[str, Any], parameters: dict[str, Any] | None) -> Call:
+        body = {"name": name, "spec": spec, "parameters": parameters or {}}
+        return Call("POST", "/v1/templates", TemplateVersion, json=body)  # saving the same again is a no-op
+
+    @staticmethod
+    def template(name: str) -> Call:
+        return Call("GET", f"/v1/templates/{name}", Template)
+
+    @staticmethod
+    def limits() -> Call:
+        return Call("GET", "/v1/limits", dict[str, Any])
+
+    @staticmethod
+    def templates() -> Call:
+        return Call("GET", "/v1/templates", _TemplateList)
+
+
+class _TemplateSummary(msgspec.Struct):
+    name: str
+    latest_version: int
+
+
+class _TemplateList(msgspec.Struct):
+    templates: list[_TemplateSummary]
 
 
 class _AssetUpload(msgspec.Struct):

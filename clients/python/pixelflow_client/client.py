@@ -13,7 +13,7 @@ import httpx
 
 from pixelflow_client._calls import Call, backoff, calls, check, parse
 from pixelflow_client.errors import JobFailed, RateLimited, Unavailable
-from pixelflow_client.models import Delivery, Job, JobPage, Upload, Validation, Variant
+from pixelflow_client.models import Delivery, Job, JobPage, Template, TemplateVersion, Upload, Validation, Variant
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -169,6 +169,24 @@ class Client:
         source = {"width": width, "height": height} if width and height else None
         return self._send(calls.validate(spec, source))
 
+    def save_template(
+        self, name: str, spec: dict[str, Any], parameters: dict[str, Any] | None = None
+    ) -> TemplateVersion:
+        """Save a template's next version (or get the latest, unchanged, when it says the same).
+        A job then names it: ``create({"template": "name"})`` or ``{"template": "name@2"}``."""
+        return self._send(calls.save_template(name, spec, parameters))
+
+    def limits(self) -> dict[str, Any]:
+        """Your client's limits in force, and which the operator set for it (``overridden``)."""
+        return self._send(calls.limits())
+
+    def get_template(self, name: str) -> Template:
+        return self._send(calls.template(name))
+
+    def list_templates(self) -> dict[str, int]:
+        """Each template's name and latest version."""
+        return {t.name: t.latest_version for t in self._send(calls.templates()).templates}
+
 
 class AsyncClient:
     """The same methods as ``Client``, awaitable; ``iter_jobs`` is an async iterator."""
@@ -298,3 +316,17 @@ class AsyncClient:
     ) -> Validation:
         source = {"width": width, "height": height} if width and height else None
         return await self._send(calls.validate(spec, source))
+
+    async def save_template(
+        self, name: str, spec: dict[str, Any], parameters: dict[str, Any] | None = None
+    ) -> TemplateVersion:
+        return await self._send(calls.save_template(name, spec, parameters))
+
+    async def limits(self) -> dict[str, Any]:
+        return await self._send(calls.limits())
+
+    async def get_template(self, name: str) -> Template:
+        return await self._send(calls.template(name))
+
+    async def list_templates(self) -> dict[str, int]:
+        return {t.name: t.latest_version for t in (await self._send(calls.templates())).templates}

@@ -6,6 +6,7 @@ from typing import Any
 
 __all__ = [
     "Conflict",
+    "Forbidden",
     "JobFailed",
     "NotFound",
     "PayloadTooLarge",
@@ -39,6 +40,10 @@ class PixelFlowError(Exception):
 class Unauthorized(PixelFlowError): ...
 
 
+class Forbidden(PixelFlowError):
+    """403: the key lacks the route's scope (``insufficient_scope``) or may use templates only (``presets_only``)."""
+
+
 class NotFound(PixelFlowError): ...
 
 
@@ -65,6 +70,7 @@ class Unavailable(PixelFlowError):
 
 BY_STATUS: dict[int, type[PixelFlowError]] = {
     401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     409: Conflict,
     413: PayloadTooLarge,

@@ -19,6 +19,9 @@ __all__ = [
     "Location",
     "Source",
     "SourceInfo",
+    "Template",
+    "TemplateUse",
+    "TemplateVersion",
     "Upload",
     "UploadTarget",
     "Validation",
@@ -97,6 +100,26 @@ class SourceInfo(msgspec.Struct):
     thumbhash: str | None = None
 
 
+class TemplateUse(msgspec.Struct):
+    """The template version a job's spec was resolved from."""
+
+    name: str
+    version: int
+
+
+class TemplateVersion(msgspec.Struct):
+    version: int
+    spec: dict[str, Any]
+    parameters: dict[str, Any]
+    created_at: datetime
+
+
+class Template(msgspec.Struct):
+    name: str
+    latest_version: int
+    versions: list[TemplateVersion]  # newest first
+
+
 class Job(msgspec.Struct):
     id: uuid.UUID
     status: Status
@@ -111,6 +134,7 @@ class Job(msgspec.Struct):
     variants: list[Variant] = []
     upload: Upload | None = None
     info: SourceInfo | None = None
+    template: TemplateUse | None = None
 
     @property
     def done(self) -> bool:
@@ -159,6 +183,7 @@ class Validation(msgspec.Struct):
     errors: list[dict[str, Any]] | None = None
     cost: float | None = None
     max_cost: float | None = None
+    template: TemplateUse | None = None
 
 
 class WebhookEvent(msgspec.Struct):

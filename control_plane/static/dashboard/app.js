@@ -207,7 +207,9 @@ async function download(variant, button) {
   // allows this origin) and save them under the variant's name.
   button.disabled = true;
   try {
-    const response = await fetch(variant.url);
+    // no-store: the preview <img> already fetched this URL without CORS, and variants are cached
+    // as immutable, so the browser would answer from that entry, which lacks the CORS headers.
+    const response = await fetch(variant.url, { cache: "no-store" });
     if (!response.ok) throw new Error(`download failed: HTTP ${response.status}`);
     const url = URL.createObjectURL(await response.blob());
     const ext = variant.format === "jpeg" ? "jpg" : variant.format;

@@ -1,0 +1,22 @@
+"""``GET /v1/limits``: the limits in force for the caller's client."""
+
+from __future__ import annotations
+
+from litestar import get
+
+from control_plane.auth import PrincipalDep
+from control_plane.deps import ApiDepsDep
+from control_plane.jobflow import limits_of
+from control_plane.openapi import doc
+from infra.policy import ClientLimits
+
+__all__ = ["get_limits"]
+
+
+@get("/v1/limits", tags=["limits"], operation_id="getLimits", summary="Your client's limits", opt=doc())
+async def get_limits(services: ApiDepsDep, principal: PrincipalDep) -> ClientLimits:
+    """The limits your jobs run under: job creations per minute per key and their burst, jobs
+    queued or processing at once, an original's maximum pixels, and the per-job work budget (cost
+    units, as the dry run estimates them). `overridden` names those set for your client by the
+    operator; the others are the deployment's."""
+    return await limits_of(services, principal)

@@ -1,0 +1,93 @@
+"""``/v1/templates``: named, versioned job specs (presets) that jobs reference by name."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from litestar import Controller, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, JSONBody
+
+from control_plane.auth import PrincipalDep, needs
+from control_plane.deps import ApiDepsDep as ServicesDep
+from control_plane.openapi import doc
+from control_plane.problems import NotFound, Unprocessable
+from control_plane.templates import TemplateRequest, save_template
+from infra.repo import TemplateSummary, TemplateVersion
+
+__all__ = ["TemplatesController"]
+
+
+class TemplateVersionView(msgspec.Struct):
+    version: int
+    spec: dict[str, Any]  # as saved: placeholders included
+    parameters: dict[str, Any]  # name -> {"type", "default"}
+    created_at: datetime
+
+
+class TemplateView(msgspec.Struct):
+    name: str
+    latest_version: int
+    versions: list[TemplateVersionView]  # newest first
+
+
+class TemplateSummaryView(msgspec.Struct):
+    name: str
+    latest_version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class TemplateList(msgspec.Struct):
+    templates: list[TemplateSummaryView]
+
+
+def _version(v: TemplateVersion) -> TemplateVersionView:
+    return TemplateVersionView(v.version, v.spec, v.parameters, v.created_at)
+
+
+def _summary(t: TemplateSummary) -> TemplateSummaryView:
+    return TemplateSummaryView(t.name, t.latest_version, t.created_at, t.updated_at)
+
+
+class TemplatesController(Controller):
+    path = "/v1/templates"
+    tags = ["templates"]
+
+    @post(
+        "/",
+        status_code=201,
+        operation_id="saveTemplate",
+        summary="Save a template: a new version",
+        responses={200: ResponseSpec(TemplateVersionView, description="Unchanged: the latest version says the same")},
+        opt=doc(raises=[Unprocessable]) | needs("templates:write"),
+    )
+    async def save(
+        self, services: ServicesDep, principal: PrincipalDep, data: JSONBody[TemplateRequest]
+    ) -> Response[TemplateVersionView]:
+        """Validates the spec as `createJob` does, with every parameter at its default (422
+        `invalid_spec`, paths under `$.spec`), and stores it as the template's next version (201).
+        Versions never change: a job pinned to `name@3` always runs version 3. Saving what the
+        latest version already says returns it (200) instead of a new one."""
+        version, created = await save_template(services.templates, principal.client.id, data, services.settings.limits)
+        return Response(_version(version), status_code=201 if created else 200)
+
+    @get("/", operation_id="listTemplates", summary="Your templates", opt=doc())
+    async def list_templates(self, services: ServicesDep, principal: PrincipalDep) -> TemplateList:
+        """Each template's name, latest version, and when it was first and last saved, by name."""
+        return TemplateList([_summary(t) for t in await services.templates.list(principal.client.id)])
+
+    @get(
+        "/{name:str}",
+        operation_id="getTemplate",
+        summary="A template with every version",
+        opt=doc(raises=[NotFound]),
+    )
+    async def get_template(self, services: ServicesDep, principal: PrincipalDep, name: FromPath[str]) -> TemplateView:
+        """Every version of the template, newest first, each with its spec and parameters as saved."""
+        versions = await services.templates.versions(principal.client.id, name)
+        if not versions:
+            raise NotFound("no such template", code="template_not_found")
+        return TemplateView(name, versions[0].version, [_version(v) for v in versions])

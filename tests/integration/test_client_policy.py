@@ -1,0 +1,98 @@
+"""Per-client policy on real services: `pixelflow clients limits` overrides the global limits for one
+client, `GET /v1/limits` shows them, and the API (rate, burst, concurrency, budget) and the worker
+(source pixels) apply them, while other clients keep the global ones."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from devstack.imagegen import encode, photo
+from devstack.servers import free_port
+from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
+from tests.integration.test_cli_admin import cli_json
+from tests.integration.test_flow import create_and_upload, spec
+
+pytestmark = pytest.mark.integration
+
+GLOBAL = {  # the suite's settings (tests/integration/conftest.py) and the defaults
+    "rate_limit_per_minute": 600,
+    "rate_limit_burst": 200,
+    "max_concurrent_jobs_per_client": 50,
+    "max_source_pixels": 100_000_000,
+    "max_job_cost": 120_000,
+}
+
+
+async def test_limits_show_the_global_values_then_the_clients_own(stack: Stack, tenant: Tenant) -> None:
+    assert (await tenant.http.get("/v1/limits")).json() == {**GLOBAL, "overridden": []}
+    shown = cli_json(stack, "clients", "limits", tenant.name, "--max-job-cost", "5000", "--rate-limit-burst", "7")
+    assert shown == {"client": tenant.name, **GLOBAL, "max_job_cost": 5000, "rate_limit_burst": 7,
+                     "overridden": ["rate_limit_burst", "max_job_cost"]}  # fmt: skip
+    assert (await tenant.http.get("/v1/limits")).json() == {k: v for k, v in shown.items() if k != "client"}
+    # 0 puts one back to the global value; --reset all of them
+    once = cli_json(stack, "clients", "limits", tenant.name, "--rate-limit-burst", "0")
+    assert (once["rate_limit_burst"], once["overridden"]) == (200, ["max_job_cost"])
+    assert cli_json(stack, "clients", "limits", tenant.name, "--reset")["overridden"] == []
+    assert (await tenant.http.get("/v1/limits")).json() == {**GLOBAL, "overridden": []}
+
+
+async def test_the_api_applies_a_clients_rate_concurrency_and_budget(stack: Stack) -> None:
+    # an API on a queue no worker reads: started jobs stay queued, so the concurrency cap is exact
+    api = ApiServer(stack.settings(queue_name=f"pixelflow:policy-{uuid.uuid4().hex[:6]}"), free_port()).start()
+    try:
+        limited, other = await make_tenant(stack, api), await make_tenant(stack, api)
+        cli_json(stack, "clients", "limits", limited.name, "--rate-limit-per-minute", "1", "--rate-limit-burst", "2",
+                 "--max-concurrent-jobs-per-client", "1", "--max-job-cost", "50")  # fmt: skip
+        source = encode(photo(400, 300, seed=2), ".jpg")
+        first = await create_and_upload(limited, spec(), source)
+        second = await create_and_upload(limited, spec(), source)
+        refused = await limited.http.post("/v1/jobs", json=spec())
+        assert refused.status_code == 429 and refused.json()["code"] == "rate_limited", refused.text
+        assert refused.headers["RateLimit-Policy"] == '"jobs";q=2;w=120' and "1 per minute" in refused.json()["detail"]
+        assert (await limited.http.post(f"/v1/jobs/{first['id']}/start")).status_code == 202
+        busy = await limited.http.post(f"/v1/jobs/{second['id']}/start")
+        assert (busy.status_code, busy.json()["code"]) == (429, "too_many_active_jobs")
+        assert "at most 1 jobs" in busy.json()["detail"]
+        # the dry run plans against the client's budget
+        check = (
+            await limited.http.post(
+                "/v1/specs/validate", json={"spec": spec(), "source": {"width": 4000, "height": 3000}}
+            )
+        ).json()
+        assert check["max_cost"] == 50 and check["valid"] is False
+        assert "over_budget" in {e["code"] for e in check["errors"]}
+
+        # the other client keeps the global limits
+        for _ in range(3):
+            assert (await other.http.post("/v1/jobs", json=spec())).status_code == 201
+        check = (
+            await other.http.post(
+                "/v1/specs/validate", json={"spec": spec(), "source": {"width": 4000, "height": 3000}}
+            )
+        ).json()
+        assert check["max_cost"] == GLOBAL["max_job_cost"] and check["valid"] is True
+        for t in (limited, other):
+            await t.http.aclose()
+    finally:
+        api.stop()
+
+
+async def test_the_worker_applies_a_clients_source_pixel_limit(
+    stack: Stack, api: ApiServer, worker: WorkerProcess
+) -> None:
+    small, other = await make_tenant(stack, api), await make_tenant(stack, api)
+    cli_json(stack, "clients", "limits", small.name, "--max-source-pixels", "1000000")
+    source = encode(photo(1600, 1200, seed=4), ".jpg", Q=85)  # 1.92 megapixels
+    refused = await create_and_upload(small, spec(), source)
+    accepted = await create_and_upload(other, spec(), source)
+    for t, job in ((small, refused), (other, accepted)):
+        assert (await t.http.post(f"/v1/jobs/{job['id']}/start")).status_code == 202
+    failed = await wait_status(small, refused["id"], {"succeeded", "failed"})
+    assert failed["status"] == "failed" and failed["error"]["code"] == "image_too_large", failed
+    assert "the limit is 1000000 pixels" in failed["error"]["message"]
+    done = await wait_status(other, accepted["id"], {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    for t in (small, other):
+        await t.http.aclose()

@@ -255,14 +255,15 @@ class JobRepo:
 
     async def erase(self, job_id: uuid.UUID, client_id: uuid.UUID) -> bool:
         """Turn a finished job into a tombstone: its spec (metadata, webhook URL), idempotency key,
-        error message, trace context and webhook deliveries (whose payloads echo the metadata) go;
+        error message, trace context, the described source (camera, perhaps where the photo was
+        taken) and webhook deliveries (whose payloads echo the metadata) go;
         id, client, status, timestamps, template and the variants' sizes stay. False unless the
         job is this client's, finished and not yet erased. The caller deletes the objects first."""
         async with self.pool.connection() as conn, conn.transaction():
             changed = await execute(
                 conn,
                 f"UPDATE jobs SET spec = '{{}}'::jsonb, spec_sha256 = ''::bytea, idempotency_key = NULL,"
-                f" error_message = NULL, trace_context = NULL, deleted_at = now(), updated_at = now()"
+                f" error_message = NULL, trace_context = NULL, source_info = NULL, deleted_at = now(), updated_at = now()"
                 f" WHERE id = %s AND client_id = %s AND status IN {_TERMINAL} AND deleted_at IS NULL",
                 (job_id, client_id),
             )

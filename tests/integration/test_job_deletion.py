@@ -36,11 +36,13 @@ async def test_delete_removes_every_object_and_keeps_a_tombstone(
     stack: Stack, api: ApiServer, tenant: Tenant, worker: WorkerProcess, receiver: WebhookReceiver
 ) -> None:
     hook = f"/delete/{tenant.name}"
-    job = await create_and_upload(tenant, spec(receiver.url(hook)), encode(photo(800, 600, seed=8), ".jpg", Q=85))
+    body = spec(receiver.url(hook), info={"gps": True})  # the described source goes with the rest
+    job = await create_and_upload(tenant, body, encode(photo(800, 600, seed=8), ".jpg", Q=85))
     jid = job["id"]
     assert (await tenant.http.post(f"/v1/jobs/{jid}/start")).status_code == 202
     done = await wait_status(tenant, jid, {"succeeded", "failed"})
     assert done["status"] == "succeeded", done
+    assert done["info"]["width"] == 800
     receiver.wait(hook, 1, timeout=60)
     before = stored(stack, tenant.client_id, jid)
     assert before == sorted(
@@ -79,14 +81,20 @@ async def test_delete_removes_every_object_and_keeps_a_tombstone(
     try:
         row = await fetch_one(
             pool,
-            "SELECT client_id, status, spec, idempotency_key, created_at, finished_at, deleted_at FROM jobs WHERE id = %s",
+            "SELECT client_id, status, spec, idempotency_key, created_at, finished_at, deleted_at, source_info"
+            " FROM jobs WHERE id = %s",
             (jid,),
         )
         deliveries = await fetch_all(pool, "SELECT id FROM webhook_deliveries WHERE job_id = %s", (jid,))
     finally:
         await pool.close()
     assert row is not None
-    assert (row["client_id"], row["status"], row["spec"]) == (tenant.client_id, "succeeded", {})
+    assert (row["client_id"], row["status"], row["spec"], row["source_info"]) == (
+        tenant.client_id,
+        "succeeded",
+        {},
+        None,
+    )
     assert row["created_at"] and row["finished_at"] and row["deleted_at"] >= row["finished_at"]
     assert deliveries == []  # their payloads echoed the metadata
 

@@ -80,19 +80,27 @@ def metrics_controller(token: str) -> type[PrometheusController]:
     return TokenMetricsController
 
 
-@asynccontextmanager
-async def metrics_listener(settings: Settings) -> AsyncIterator[None]:
-    """The separate ``/metrics`` listener, for the app's lifetime (closed with it)."""
+@contextmanager
+def _listening(settings: Settings, registry: CollectorRegistry | None = None) -> Iterator[None]:
+    """prometheus_client's listener on the metrics port while the block runs (none without a port)."""
     if not settings.api_metrics_port:
         yield
         return
-    server, thread = start_http_server(settings.api_metrics_port, addr=settings.api_metrics_host)
+    extra = {} if registry is None else {"registry": registry}
+    server, thread = start_http_server(settings.api_metrics_port, addr=settings.api_metrics_host, **extra)
     try:
         yield
     finally:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@asynccontextmanager
+async def metrics_listener(settings: Settings) -> AsyncIterator[None]:
+    """The separate ``/metrics`` listener, for the app's lifetime (closed with it)."""
+    with _listening(settings):
+        yield
 
 
 def prepare_multiprocess_dir() -> tuple[str, bool]:
@@ -116,18 +124,10 @@ def prepare_multiprocess_dir() -> tuple[str, bool]:
 @contextmanager
 def multiprocess_listener(settings: Settings, directory: str) -> Iterator[None]:
     """The separate listener, served by the supervising process from every worker's samples."""
-    if not settings.api_metrics_port:
-        yield
-        return
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=directory)
-    server, thread = start_http_server(settings.api_metrics_port, addr=settings.api_metrics_host, registry=registry)
-    try:
+    with _listening(settings, registry):
         yield
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
 
 
 def remove_multiprocess_dir(directory: str) -> None:

@@ -9,7 +9,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cli.inputs import outputs_or_refuse
 from cli.output import Written, emit, emit_batch, json_option
@@ -97,6 +97,7 @@ class _Result:
     seconds: float
     error: dict[str, str] | None = None  # {"code", "message"}
     written: tuple[Written, ...] = ()
+    info: Any = None  # the source described, when the spec's `info` asks
 
     @classmethod
     def failed(cls, source: Path, started: float, code: str, message: str) -> _Result:
@@ -126,8 +127,8 @@ def _process_one(
     for v in result.variants:
         path = target / f"{v.id}{EXTENSIONS[v.format]}"
         path.write_bytes(v.data)
-        written.append(Written(v.id, str(path), v.format, v.width, v.height, v.bytes))
-    return _Result(str(source), _since(started), written=tuple(written))
+        written.append(Written(v.id, str(path), v.format, v.width, v.height, v.bytes, v.quality, v.frames))
+    return _Result(str(source), _since(started), written=tuple(written), info=result.details)
 
 
 def _read_assets(spec: JobSpec, root: Path | None) -> dict[str, bytes]:

@@ -26,6 +26,8 @@ class Written:
     width: int
     height: int
     bytes: int
+    quality: int | None = None  # a lossy encoder's quality; with max_bytes, the highest that fit
+    frames: int = 1  # an animated output's frames
 
 
 def json_option(parser: argparse.ArgumentParser) -> None:

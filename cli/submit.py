@@ -60,6 +60,7 @@ class _Outcome:
     seconds: float = 0.0
     error: dict[str, str] | None = None  # {"code", "message"}
     written: list[Written] = field(default_factory=list)
+    info: Any = None  # the source described, when the spec's `info` asks
 
     def fail(self, code: str, message: str) -> _Outcome:
         self.error = {"code": code, "message": message}
@@ -176,7 +177,8 @@ async def _one(
         target.mkdir(parents=True, exist_ok=True)
         for v in final.variants:
             path = await pf.download(v, target / f"{v.id}{EXTENSIONS.get(v.format, '.' + v.format)}")
-            outcome.written.append(Written(v.id, str(path), v.format, v.width, v.height, v.bytes))
+            outcome.written.append(Written(v.id, str(path), v.format, v.width, v.height, v.bytes, v.quality, v.frames))
+        outcome.info = final.info
         return outcome
     except OSError as exc:
         return outcome.fail("unreadable", f"{exc.strerror or exc}")

@@ -98,7 +98,7 @@ async def test_failed_jobs_exit_1_naming_job_file_and_reason_and_json_has_every_
     assert wide["status"] == "succeeded" and wide["error"] is None
     assert wide["written"] == [
         {"variant": "c", "path": str(out / "wide" / "c.jpg"), "format": "jpeg", "width": 8, "height": 8,
-         "bytes": (out / "wide" / "c.jpg").stat().st_size}
+         "bytes": (out / "wide" / "c.jpg").stat().st_size, "quality": 80, "frames": 1}
     ]  # fmt: skip
     assert narrow["status"] == "failed" and narrow["error"]["code"] == "invalid_operation" and narrow["written"] == []
     assert junk["error"]["code"] == "unsupported_format"  # refused at /start: the job's state is the API's

@@ -57,8 +57,24 @@ def test_run_many_inputs_in_parallel_reports_progress_and_failures(tmp_path: Pat
         out = tmp_path / "out" / f"in{i}" / "t.png"
         assert out.is_file() and record["error"] is None
         assert record["written"] == [
-            {"variant": "t", "path": str(out), "format": "png", "width": 60, "height": 45, "bytes": out.stat().st_size}
-        ]
+            {"variant": "t", "path": str(out), "format": "png", "width": 60, "height": 45, "bytes": out.stat().st_size,
+             "quality": None, "frames": 1}
+        ]  # fmt: skip
+        assert record["info"] is None  # only when the spec asks
+
+
+def test_run_json_reports_quality_frames_and_the_described_source(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({
+        "version": 1, "info": {"placeholders": ["blurhash"]},
+        "pipeline": [{"id": "small", "action": "resize", "width": 200, "format": "webp", "max_bytes": 1500}],
+    }))  # fmt: skip
+    result = pixelflow("run", str(spec), "examples/sample.jpg", "-o", str(tmp_path / "out"), "--json")
+    assert result.returncode == 0, result.stderr
+    (record,) = json.loads(result.stdout)["results"]
+    (written,) = record["written"]
+    assert written["bytes"] <= 1500 and written["quality"] < 80 and written["frames"] == 1
+    assert (record["info"]["format"], record["info"]["width"]) == ("jpeg", 1200) and record["info"]["blurhash"]
 
 
 def test_run_json_with_one_input_and_refusals(tmp_path: Path) -> None:

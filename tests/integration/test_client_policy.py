@@ -96,3 +96,27 @@ async def test_the_worker_applies_a_clients_source_pixel_limit(
     assert done["status"] == "succeeded", done
     for t in (small, other):
         await t.http.aclose()
+
+
+async def test_a_clients_job_budget_holds_once_the_source_is_known(
+    stack: Stack, api: ApiServer, worker: WorkerProcess
+) -> None:
+    """The spec alone costs under 1 unit (every size but one depends on the source), so creating
+    the job passes a budget of 30; with the 1600x1200 source known it is ~59, and the job ends
+    `over_budget` (refused at /start or failed by the worker), while another client's runs."""
+    tight, other = await make_tenant(stack, api), await make_tenant(stack, api)
+    cli_json(stack, "clients", "limits", tight.name, "--max-job-cost", "30")
+    source = encode(photo(1600, 1200, seed=5), ".jpg", Q=85)
+    refused = await create_and_upload(tight, spec(), source)
+    accepted = await create_and_upload(other, spec(), source)
+    started = await tight.http.post(f"/v1/jobs/{refused['id']}/start")
+    if started.status_code == 202:
+        failed = await wait_status(tight, refused["id"], {"succeeded", "failed"})
+        assert (failed["status"], failed["error"]["code"]) == ("failed", "over_budget"), failed
+    else:
+        assert started.status_code == 422 and started.json()["code"] == "over_budget", started.text
+    assert (await other.http.post(f"/v1/jobs/{accepted['id']}/start")).status_code == 202
+    done = await wait_status(other, accepted["id"], {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    for t in (tight, other):
+        await t.http.aclose()

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 import pyvips
 
-from pipeline.dsl.variant import Variant, effective_effort, kept_metadata
+from pipeline.dsl.variant import LOSSY_FORMATS, Variant, effective_effort, kept_metadata
 from pipeline.errors import CannotMeetMaxBytes, InvalidOperation
 from pipeline.jxl import encode_jxl
 from pipeline.metadata import for_encoding
@@ -27,9 +27,6 @@ def resolve_format(variant: Variant, source_format: str) -> str:
     return fmt
 
 
-_LOSSY = frozenset({"jpeg", "webp", "avif", "jxl"})
-
-
 class Encoded(NamedTuple):
     data: bytes
     content_type: str
@@ -42,7 +39,7 @@ def encode(image: pyvips.Image, variant: Variant, fmt: str) -> Encoded:
     limit = variant.max_bytes
     if limit is None:
         return _encode_at(image, variant, fmt, quality)
-    if fmt not in _LOSSY or variant.lossless or quality is None:
+    if fmt not in LOSSY_FORMATS or variant.lossless or quality is None:
         raise InvalidOperation(f"variant '{variant.id}' has max_bytes, which needs a lossy format, not {fmt}")
     image = image.copy_memory()  # the pipeline runs once, not once per try
     first = _encode_at(image, variant, fmt, quality)
@@ -101,7 +98,7 @@ def _encode_at(image: pyvips.Image, variant: Variant, fmt: str, quality: int | N
         opts.update(compression="jpeg" if variant.quality else "deflate", Q=quality)
     else:  # pragma: no cover - the spec's Literal admits nothing else
         raise ValueError(fmt)
-    lossy = (fmt in _LOSSY and not variant.lossless) or (fmt == "tiff" and variant.quality is not None)
+    lossy = (fmt in LOSSY_FORMATS and not variant.lossless) or (fmt == "tiff" and variant.quality is not None)
     return Encoded(image.write_to_buffer(EXTENSIONS[fmt], **opts), _content_type(fmt), quality if lossy else None)
 
 

@@ -83,18 +83,15 @@ def decode(data: bytes, plan: Plan, *, auto_orient: bool) -> pyvips.Image:
     sw, sh = plan.source_size
     width, height = (dw, _HUGE) if sw >= sh else (_HUGE, dh)
     fmt = sniff(data[:SNIFF_BYTES])
+    full = None
     if fmt in _FOREIGN:
         full, data = _foreign_decode(fmt, data)
-        if full is not None:
-            return _to_8bit(
-                to_working_colour(
-                    _thumbnail(full.thumbnail_image, width, height, auto_orient=True), keep_profile=plan.keep_profile
-                )
-            )
-        fmt, auto_orient = "jpeg", True  # a JPEG XL wrapping a JPEG: that JPEG, upright as probed
+        fmt, auto_orient = "jpeg", True  # unless decoded: a JPEG XL wrapping a JPEG, upright as probed
     fail_on = _FAIL_ON.get(fmt, "error")
     try:
-        if plan.jpeg_shrink > 1:
+        if full is not None:  # decoded in full by its own library: resized here
+            image = _thumbnail(full.thumbnail_image, width, height, auto_orient=True)
+        elif plan.jpeg_shrink > 1:
             image = _jpeg_shrunk(data, plan.jpeg_shrink, auto_orient=auto_orient, fail_on=fail_on)
             if (image.width, image.height) != plan.decode_size:  # held for several variants: see Plan
                 image = image.resize(dw / image.width, vscale=dh / image.height)

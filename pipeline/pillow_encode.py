@@ -18,6 +18,8 @@ import io
 import pyvips
 from PIL import Image
 
+from pipeline.animation import is_animated
+
 __all__ = ["pillow_can_encode", "pillow_encode"]
 
 _MODES = {("srgb", 3): "RGB", ("srgb", 4): "RGBA", ("b-w", 1): "L"}
@@ -39,7 +41,7 @@ def _mode(image: pyvips.Image) -> str | None:
 def pillow_can_encode(image: pyvips.Image, fmt: str, *, lossless: bool, keep_metadata: bool) -> bool:
     if keep_metadata or lossless or fmt not in ("webp", "jpeg"):
         return False
-    if "page-height" in image.get_fields() and image.get("page-height") < image.height:
+    if is_animated(image):
         return False  # frames of an animation: libvips writes them as one
     mode = _mode(image)
     if mode is None:

@@ -13,6 +13,7 @@ from pipeline.dsl.types import Effort, KeepTag, MaxBytes, OutputFormat, Quality,
 __all__ = [
     "DEFAULT_EFFORT",
     "EFFORT_RANGE",
+    "LOSSY_FORMATS",
     "MAX_BYTES_ENCODES",
     "STRIP_FALSE_KEEPS",
     "Variant",
@@ -38,6 +39,8 @@ DEFAULT_EFFORT: dict[str, int] = {"webp": 4, "avif": 2, "png": 6, "gif": 7, "jxl
 _LOSSLESS = frozenset({"webp", "avif", "jxl", "auto"})
 _PROGRESSIVE = frozenset({"jpeg", "png", "gif", "auto"})
 _QUALITY = frozenset({"jpeg", "webp", "avif", "tiff", "jxl", "auto"})
+# The formats whose quality trades size for fidelity: `max_bytes` searches it, results report it
+LOSSY_FORMATS = frozenset({"jpeg", "webp", "avif", "jxl"})
 
 Steps = Annotated[list[Step], Meta(description="Applied in order.")]
 Keep = Annotated[
@@ -75,7 +78,7 @@ class Variant(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             raise ValueError("`strip: false` keeps all metadata but GPS; `keep` names a selection; use one")
         if "gps" in self.keep and "exif" not in self.keep:
             raise ValueError("`gps` is kept as part of EXIF: name `exif` too")
-        if self.max_bytes is not None and (fmt not in _QUALITY or fmt == "tiff" or self.lossless):
+        if self.max_bytes is not None and (fmt not in LOSSY_FORMATS | {"auto"} or self.lossless):
             raise ValueError(f"`max_bytes` needs a lossy format (jpeg, webp, avif, jxl), not {_described(self)}")
         if self.keep and fmt in _NO_METADATA:
             raise ValueError(f"`keep` does not apply to {fmt}: it is written without metadata")

@@ -121,7 +121,8 @@ def decode_jxl(data: bytes) -> tuple[pyvips.Image | None, bytes | None]:
         if wraps_jpeg(data):
             return None, imagecodecs.jpegxl_decode_jpeg(data, numthreads=1)
         # one thread: a worker runs one job per core
-        pixels = imagecodecs.jpegxl_decode(data, numthreads=1)
+        # the first frame: an animation's frames would come as one more array dimension
+        pixels = imagecodecs.jpegxl_decode(data, index=0, numthreads=1)
     except (RuntimeError, ValueError) as exc:  # imagecodecs.JpegxlError is a RuntimeError, as are its others
         raise CorruptImage("the jxl image data is corrupt or truncated", detail=str(exc)) from None
     if pixels.dtype.kind == "f":  # HDR: libvips takes it linear-light 0-1 as scRGB

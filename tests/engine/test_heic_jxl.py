@@ -167,3 +167,11 @@ def test_hostile_heic_and_jpeg_xl_are_refused_before_any_pixel() -> None:
         run(good[: len(good) // 2], {"id": "v", "format": "png"})
     with pytest.raises(CorruptImage):
         run(good[:40] + b"\x00" * 300, {"id": "v", "format": "png"})
+
+
+def test_an_animated_jpeg_xl_gives_its_first_frame() -> None:
+    frames = np.stack([photo(60, 40, seed=i).numpy()[..., :3] for i in range(3)])
+    data = imagecodecs.jpegxl_encode(frames, lossless=True, photometric="RGB")
+    v = run(data, {"id": "v", "format": "png"}).variants[0]
+    assert (v.width, v.height, v.frames) == (60, 40, 1)
+    assert (load(v.data).numpy()[..., :3] == frames[0]).all()

@@ -18,6 +18,9 @@ TRANSIENT: tuple[type[Exception], ...] = (
     psycopg_pool.PoolTimeout,
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
+    # redis-py raises this, not ConnectionError, when the connection drops inside WATCH (arq's
+    # enqueue); a real WATCH conflict is caught by arq itself and never reaches us
+    redis.exceptions.WatchError,
     ConnectionError,  # sockets reset or refused under the clients above
     TimeoutError,
 )

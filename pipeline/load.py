@@ -12,6 +12,7 @@ from pipeline.compile import Plan, check_source_size
 from pipeline.dsl.limits import Limits
 from pipeline.errors import CorruptImage, ImageTooLarge
 from pipeline.heif import decode_heif, heif_header
+from pipeline.jpeg import decode_jpeg_scaled
 from pipeline.jxl import decode_jxl, jxl_header
 from pipeline.metadata import to_working_colour
 from pipeline.sniff import SNIFF_BYTES, SourceFormat, sniff
@@ -122,13 +123,15 @@ def _to_8bit(image: pyvips.Image) -> pyvips.Image:
 def _jpeg_shrunk(data: bytes, shrink: int, *, auto_orient: bool, fail_on: str) -> pyvips.Image:
     """What thumbnail_buffer does for a JPEG, at the planner's DCT scale (``Plan.jpeg_shrink``)
     rather than thumbnail's, upright. The variants' resizes do the rest."""
-    # Streamed top to bottom, the way every consumer reads it (a decode held in memory is copied
-    # sequentially too): ~5 % less time than libvips' random access, which decodes into a buffer
-    # first. Autorot's turns and flips read out of order, so an oriented source keeps random access.
-    image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=fail_on, access="sequential")
-    if auto_orient and _orientation(image) > 1:
-        image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=fail_on).autorot()
-    return image
+    image = decode_jpeg_scaled(data, shrink, fail_on=fail_on)  # libjpeg-turbo, in memory: see pipeline/jpeg.py
+    if image is None:
+        # Streamed top to bottom, the way every consumer reads it (a decode held in memory is copied
+        # sequentially too): ~5 % less time than libvips' random access, which decodes into a buffer
+        # first. Autorot's turns and flips read out of order, so an oriented source keeps random access.
+        image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=fail_on, access="sequential")
+        if auto_orient and _orientation(image) > 1:
+            image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=fail_on)
+    return image.autorot() if auto_orient and _orientation(image) > 1 else image
 
 
 _FOREIGN = frozenset({"heic", "jxl"})  # formats this libvips build cannot read: see pipeline/heif.py, jxl.py

@@ -6,8 +6,8 @@ being clipped to sRGB), and every variant that does not keep it is converted to 
 encoded. Images without a profile are sRGB by convention and carry none.
 
 EXIF is kept tag by tag as libvips parsed it (``exif-ifd<N>-<tag>`` fields; libvips rebuilds the
-EXIF block from them when writing): GPS (IFD 3) goes unless named, and `copyright` keeps only the
-copyright and artist tags.
+EXIF block from them when writing): GPS (IFD 3) goes unless named, `copyright` keeps only the
+copyright and artist tags, and the embedded preview image never stays.
 """
 
 from __future__ import annotations
@@ -19,6 +19,9 @@ __all__ = ["for_encoding", "to_working_colour"]
 _PROFILE = "icc-profile-data"
 _GPS_IFD = "exif-ifd3-"
 _COPYRIGHT = frozenset({"exif-ifd0-Copyright", "exif-ifd0-Artist"})
+# EXIF's embedded preview (IFD1), which libvips carries apart and writes back with the EXIF: it
+# shows the original picture, so a variant that cropped, blurred or watermarked it would leak it
+_EXIF_THUMBNAIL = "jpeg-thumbnail-data"
 
 
 def _without(image: pyvips.Image, fields: list[str]) -> pyvips.Image:
@@ -58,7 +61,7 @@ def for_encoding(image: pyvips.Image, kept: frozenset[str]) -> tuple[pyvips.Imag
     flags = [flag for flag in ("icc", "exif", "xmp", "iptc") if flag in kept]
     if "copyright" in kept and "exif" not in kept:
         flags.append("exif")
-    drop = []
+    drop = [_EXIF_THUMBNAIL] if _EXIF_THUMBNAIL in fields else []
     if "exif" in flags:
         for name in fields:
             if not name.startswith("exif-ifd"):

@@ -120,3 +120,50 @@ def test_compact_form_takes_keep() -> None:
         {"version": 1, "pipeline": [{"id": "v", "action": "resize", "width": 10, "keep": ["icc"], "format": "png"}]}
     )
     assert spec.pipeline[0].keep == ["icc"]
+
+
+def jpeg_with_exif_thumbnail() -> tuple[bytes, bytes]:
+    """A camera-like JPEG whose EXIF carries a preview of the whole picture in IFD1, and that preview."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    from devstack.imagegen import photo
+
+    picture = Image.fromarray(photo(1200, 800, seed=3).numpy())
+    out = io.BytesIO()
+    picture.resize((160, 107)).save(out, "JPEG", quality=70)
+    preview = out.getvalue()
+
+    def ifd(entries: list[tuple[int, int, int, bytes]], next_offset: int) -> bytes:
+        body = struct.pack(">H", len(entries)) + b"".join(struct.pack(">HHI", *e[:3]) + e[3] for e in entries)
+        return body + struct.pack(">I", next_offset)
+
+    make = b"PhoneCo\0"  # IFD0 at 8 (18 bytes), its Make string at 26, IFD1 at 34 (42 bytes), preview at 76
+    ifd0 = ifd([(0x010F, 2, len(make), struct.pack(">I", 26))], 34)
+    ifd1 = ifd(
+        [
+            (0x0103, 3, 1, struct.pack(">HH", 6, 0)),  # Compression: JPEG
+            (0x0201, 4, 1, struct.pack(">I", 76)),  # JPEGInterchangeFormat
+            (0x0202, 4, 1, struct.pack(">I", len(preview))),  # JPEGInterchangeFormatLength
+        ],
+        0,
+    )
+    tiff = b"MM\0*" + struct.pack(">I", 8) + ifd0 + make + ifd1 + preview
+    out = io.BytesIO()
+    picture.save(out, "JPEG", quality=90, exif=b"Exif\0\0" + tiff)
+    return out.getvalue(), preview
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp"])
+@pytest.mark.parametrize("keep", [{"keep": ["exif"]}, {"keep": ["exif", "gps"]}, {"strip": False}], ids=str)
+def test_the_exif_preview_of_the_original_never_survives(keep: dict, fmt: str) -> None:
+    # it shows the whole original: after a crop it would show what the crop removed
+    data, preview = jpeg_with_exif_thumbnail()
+    assert "jpeg-thumbnail-data" in load(data).get_fields() and preview[2:400] in data
+    crop = {"id": "c", "steps": [{"op": "crop", "width": 300, "height": 300, "gravity": "northwest"}], "format": fmt}
+    out = run(data, crop | keep).variants[0]
+    assert load(out.data).get("exif-ifd0-Make").startswith("PhoneCo")  # the EXIF itself is kept
+    assert preview[2:400] not in out.data
+    assert "jpeg-thumbnail-data" not in load(out.data).get_fields()

@@ -21,6 +21,14 @@ class _Route:
     chunk: bytes = b""  # with chunk: a chunked body of `chunk` repeated
     repeat: int | None = None  # None: forever, until the client hangs up
     interval: float = 0.0  # seconds between chunks
+    fail_first: int = 0  # answer 503 to this many requests first
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a client hanging up mid-body is what these tests provoke, not news
 
 
 class Origin:
@@ -39,8 +47,7 @@ class Origin:
             def do_GET(self) -> None:
                 origin._serve(self)
 
-        self.server = ThreadingHTTPServer((host, 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _QuietServer((host, 0), Handler)
         self.host = host
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -56,8 +63,8 @@ class Origin:
     def url(self, path: str, host: str | None = None) -> str:
         return f"http://{host or self.host}:{self.port}{path}"
 
-    def serve(self, path: str, body: bytes, status: int = 200, **headers: str) -> str:
-        self.routes[path] = _Route(status, body, tuple(headers.items()))
+    def serve(self, path: str, body: bytes, status: int = 200, *, fail_first: int = 0, **headers: str) -> str:
+        self.routes[path] = _Route(status, body, tuple(headers.items()), fail_first=fail_first)
         return self.url(path)
 
     def redirect(self, path: str, location: str, status: int = 302) -> str:
@@ -75,6 +82,8 @@ class Origin:
         path = h.path.split("?", 1)[0]
         self.hits[path] = self.hits.get(path, 0) + 1
         route = self.routes.get(path, _Route(404, b"not found"))
+        if self.hits[path] <= route.fail_first:
+            route = _Route(503, b"busy")
         h.send_response(route.status)
         names = {name.lower() for name, _ in route.headers}
         for name, value in route.headers:

@@ -27,7 +27,14 @@ from control_plane.jobflow import (
     url_expiry,
 )
 from control_plane.openapi import JOB_REQUEST, doc
-from control_plane.problems import Conflict, InvalidRequest, NotFound, RateLimited, Unprocessable
+from control_plane.problems import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    TooManyRequests,
+    Unprocessable,
+)
 from control_plane.views import (
     DeliveryView,
     JobList,
@@ -134,7 +141,9 @@ class JobsController(Controller):
         summary="Create a job and get its upload URL (or queue it, with a source)",
         responses={200: ResponseSpec(JobView, description="Replayed: the job this Idempotency-Key created before")},
         opt=doc(
-            raises=(*RATE_LIMIT_ERRORS, *CREATE_ERRORS, *START_ERRORS),
+            # with a source, also what starting it sends: 429 too_many_active_jobs (a copied
+            # original was sniffed when its own job started, so never 415 here)
+            raises=(*RATE_LIMIT_ERRORS, *CREATE_ERRORS, TooManyRequests),
             sends=(*RATE_LIMIT_HEADERS, "Idempotent-Replayed"),
         )
         | needs("jobs:write"),

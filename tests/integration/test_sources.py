@@ -3,6 +3,7 @@ origins on loopback), and another job's stored original (backfills)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import httpx
@@ -13,6 +14,7 @@ from devstack.imagegen import encode, photo
 from devstack.origin import Origin
 from devstack.receiver import WebhookReceiver
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
+from tests.integration.test_cli_admin import cli_json
 
 pytestmark = pytest.mark.integration
 
@@ -171,3 +173,36 @@ async def test_a_template_job_takes_a_source(tenant: Tenant, worker: WorkerProce
     backfill = await wait_status(tenant, backfill["id"], TERMINAL)
     assert backfill["status"] == "succeeded" and backfill["template"] == {"name": "card", "version": 2}
     assert (await variant_image(backfill)).width == 32
+
+
+async def test_an_overloaded_origin_is_tried_again(tenant: Tenant, worker: WorkerProcess, origin: Origin) -> None:
+    path = f"/{tenant.name}/flaky.png"
+    job = await create(tenant, spec({"url": origin.serve(path, PNG, fail_first=1)}))  # 503, then the image
+    final = await wait_status(tenant, job["id"], TERMINAL)
+    assert final["status"] == "succeeded" and final["attempts"] == 2, final["error"]
+    assert origin.hits[path] == 2
+
+
+async def test_a_busy_client_gets_429_and_the_job_waits_created(
+    stack: Stack, tenant: Tenant, worker: WorkerProcess, origin: Origin
+) -> None:
+    """Created and queued in one call; when the client is at its cap of active jobs the job stays
+    `created` (no upload to wait for) and the same request again (same Idempotency-Key) starts it."""
+    cli_json(stack, "clients", "limits", tenant.name, "--max-concurrent-jobs-per-client", "1")
+    slow = origin.stream(f"/{tenant.name}/slow", b"\xff", interval=0.1)  # holds the slot for the 2 s deadline
+    first = await create(tenant, spec({"url": slow}))
+    body, key = spec({"url": origin.serve(f"/{tenant.name}/next.png", PNG)}), {"Idempotency-Key": "next"}
+    r = await tenant.http.post("/v1/jobs", json=body, headers=key)
+    assert r.status_code == 429 and r.json()["code"] == "too_many_active_jobs", r.text
+    waiting = (await tenant.http.get("/v1/jobs", params={"status": "created"})).json()["jobs"]
+    assert len(waiting) == 1 and waiting[0]["upload"] is None
+    assert (await wait_status(tenant, first["id"], TERMINAL))["status"] == "failed"
+    r = await tenant.http.post("/v1/jobs", json=body, headers=key)
+    assert r.status_code == 200 and r.json()["id"] == waiting[0]["id"] and r.json()["status"] != "created", r.text
+    assert (await wait_status(tenant, waiting[0]["id"], TERMINAL))["status"] == "succeeded"
+
+
+async def test_an_inline_upload_cannot_also_name_a_source(tenant: Tenant, origin: Origin) -> None:
+    body = json.dumps(spec({"url": origin.url("/x.png")}))
+    r = await tenant.http.post("/v1/uploads", files={"file": ("a.png", PNG, "image/png")}, data={"spec": body})
+    assert r.status_code == 422 and r.json()["errors"][0]["path"] == "$.source", r.text

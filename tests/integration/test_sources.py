@@ -206,3 +206,14 @@ async def test_an_inline_upload_cannot_also_name_a_source(tenant: Tenant, origin
     body = json.dumps(spec({"url": origin.url("/x.png")}))
     r = await tenant.http.post("/v1/uploads", files={"file": ("a.png", PNG, "image/png")}, data={"spec": body})
     assert r.status_code == 422 and r.json()["errors"][0]["path"] == "$.source", r.text
+
+
+async def test_credentials_in_a_source_url_stay_out_of_the_logs(
+    stack: Stack, tenant: Tenant, worker: WorkerProcess, origin: Origin
+) -> None:
+    url = origin.serve(f"/{tenant.name}/auth.png", PNG).replace("http://", "http://reader:hunter22@")
+    final = await wait_status(tenant, (await create(tenant, spec({"url": url + "?token=t0k3n"})))["id"], TERMINAL)
+    assert final["status"] == "succeeded", final["error"]
+    log = (stack.workdir / "worker.log").read_text()
+    assert f"/{tenant.name}/auth.png" in log  # httpx logs the request...
+    assert "hunter22" not in log and "t0k3n" not in log  # ...without the password or the token

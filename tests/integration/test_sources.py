@@ -217,3 +217,27 @@ async def test_credentials_in_a_source_url_stay_out_of_the_logs(
     log = (stack.workdir / "worker.log").read_text()
     assert f"/{tenant.name}/auth.png" in log  # httpx logs the request...
     assert "hunter22" not in log and "t0k3n" not in log  # ...without the password or the token
+
+
+async def test_the_sdk_submits_a_url_source_without_a_file(
+    api: ApiServer, tenant: Tenant, worker: WorkerProcess, origin: Origin
+) -> None:
+    import asyncio
+
+    from pixelflow_client import AsyncClient, Client
+
+    url = origin.serve(f"/{tenant.name}/sdk.jpg", JPEG)
+
+    def run() -> None:
+        with Client(api.url, tenant.key) as pf:
+            job = pf.submit(spec({"url": url}), timeout=60)
+            assert job.status == "succeeded" and job.source.bytes == len(JPEG)
+
+    await asyncio.to_thread(run)
+    async with AsyncClient(api.url, tenant.key) as pf:
+        again = await pf.submit(spec({"url": url}, width=64), timeout=60)
+        assert again.status == "succeeded"
+        backfill = await pf.submit(spec({"job": str(again.id)}, width=32), timeout=60)
+        assert backfill.variants[0].width == 32
+        with pytest.raises(ValueError, match="pass the original"):
+            await pf.submit({k: v for k, v in spec({}).items() if k != "source"})

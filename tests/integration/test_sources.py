@@ -241,3 +241,32 @@ async def test_the_sdk_submits_a_url_source_without_a_file(
         assert backfill.variants[0].width == 32
         with pytest.raises(ValueError, match="pass the original"):
             await pf.submit({k: v for k, v in spec({}).items() if k != "source"})
+
+
+async def test_pixelflow_submit_url(
+    api: ApiServer, tenant: Tenant, worker: WorkerProcess, origin: Origin, tmp_path
+) -> None:  # noqa: ANN001
+    """`pixelflow submit SPEC --url URL -o OUT`: the service fetches each URL; outputs under the
+    URL's file name's stem, beside uploaded files', and collisions refused before any job."""
+    from tests.integration.test_cli_remote import env_for, pixelflow, write_spec
+
+    doc = spec({})
+    del doc["source"]
+    spec_file = write_spec(tmp_path / "spec.json", doc)
+    beach = origin.serve(f"/{tenant.name}/photos/beach.jpg", JPEG)
+    missing = origin.url(f"/{tenant.name}/photos/gone.png")
+    (tmp_path / "local.png").write_bytes(PNG)
+    out = tmp_path / "out"
+    env = env_for(api.url, tenant.key)
+    args = ["submit", str(spec_file), str(tmp_path / "local.png"), "--url", beach, "--url", missing, "-o", str(out)]
+    result = pixelflow(env, *args, "--json")
+    assert result.returncode == 1, result.stderr
+    by_input = {r["input"]: r for r in json.loads(result.stdout)["results"]}
+    assert by_input[beach]["status"] == "succeeded"
+    assert by_input[beach]["written"][0]["path"] == str(out / "beach" / "small.webp")
+    assert (out / "beach" / "small.webp").is_file() and (out / "local" / "small.webp").is_file()
+    assert by_input[missing]["error"]["code"] == "source_unreachable"
+
+    clash = pixelflow(env, "submit", str(spec_file), "--url", beach, "--url", beach + "?v=2", "-o", str(out))
+    assert clash.returncode == 2 and "would both write beach/" in clash.stderr
+    assert pixelflow(env, "submit", str(spec_file), "-o", str(out)).returncode == 2

@@ -139,7 +139,7 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     began = time.monotonic()  # the deadline counts from the claim: fetching the source is part of it
     client_limits = engine_limits(settings, await deps.clients.policy(job.client_id))  # its policy, else global
     spec = decode_job_spec(job.spec, client_limits)
-    data = await _original(deps, job, spec)
+    data = await _original(deps, job, spec, time_left=settings.deadline_seconds - (time.monotonic() - began))
     assets = await _fetch_assets(deps, job, spec)
     remaining = settings.deadline_seconds - (time.monotonic() - began)
     if remaining <= 0:
@@ -188,7 +188,7 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     return Outcome(JobStatus.SUCCEEDED, JobStatus.SUCCEEDED)
 
 
-async def _original(deps: WorkerDeps, job: Job, spec: JobSpec) -> bytes:
+async def _original(deps: WorkerDeps, job: Job, spec: JobSpec, *, time_left: float) -> bytes:
     """The job's original: uploaded (or copied from another job) through the API, or fetched now
     from its URL. A fetched one is stored as the job's source before any work, so a retried run
     reads it instead of fetching again, and deletion, retention and ``{"job": id}`` sources treat
@@ -203,7 +203,8 @@ async def _original(deps: WorkerDeps, job: Job, spec: JobSpec) -> bytes:
             deps.sources,
             url,
             max_bytes=settings.max_source_bytes,
-            timeout=settings.source_fetch_timeout_seconds,
+            # the job's deadline counts from the claim, so a fetch never outlives it
+            timeout=max(0.001, min(settings.source_fetch_timeout_seconds, time_left)),
             max_redirects=settings.source_max_redirects,
             allow_private=settings.url_sources_allow_private,
         )

@@ -245,7 +245,7 @@ async def test_the_sdk_submits_a_url_source_without_a_file(
 
 async def test_pixelflow_submit_url(
     api: ApiServer, tenant: Tenant, worker: WorkerProcess, origin: Origin, tmp_path
-) -> None:  # noqa: ANN001
+) -> None:
     """`pixelflow submit SPEC --url URL -o OUT`: the service fetches each URL; outputs under the
     URL's file name's stem, beside uploaded files', and collisions refused before any job."""
     from tests.integration.test_cli_remote import env_for, pixelflow, write_spec

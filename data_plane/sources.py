@@ -51,10 +51,9 @@ def origin(url: str) -> str:
     """``scheme://host[:port]`` of a URL: what logs and messages show (no credentials, path or query)."""
     try:
         parts = urlsplit(url)
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
+    except ValueError:  # an unbalanced IPv6 bracket: the guard refuses it; the message must not fail
         return "(an invalid URL)"
-    return f"{parts.scheme}://{parts.hostname or ''}{port}"
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # userinfo dropped
 
 
 def source_client(settings: Settings, resolver: Resolver = system_resolver) -> httpx.AsyncClient:

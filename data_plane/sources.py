@@ -131,7 +131,9 @@ async def _body(response: httpx.Response, url: str, max_bytes: int) -> bytes:
     if declared.isdigit() and int(declared) > max_bytes:
         raise SourceError(Reason.SOURCE_TOO_LARGE, too_large)
     body = bytearray()
-    async for chunk in response.aiter_raw():  # raw: a declared length may lie, so count what arrives
+    # Counted as it arrives: a chunked body declares no length (a Content-Length is held by the
+    # HTTP parser, which reads no further than it says).
+    async for chunk in response.aiter_raw():
         body += chunk
         if len(body) > max_bytes:
             raise SourceError(Reason.SOURCE_TOO_LARGE, too_large)

@@ -158,8 +158,13 @@ async def test_a_job_source_must_be_yours_and_hold_its_original(
         assert r.status_code == 422 and r.json()["errors"][0]["path"].startswith("$.source"), r.text
 
 
-async def test_a_template_job_takes_a_source(tenant: Tenant, worker: WorkerProcess, origin: Origin) -> None:
-    """Backfill after a template changes: the new version run on the original an earlier job stored."""
+async def test_a_template_job_takes_a_source(
+    stack: Stack, api: ApiServer, tenant: Tenant, worker: WorkerProcess, origin: Origin
+) -> None:
+    """Backfill after a template changes: the new version run on the original an earlier job
+    stored, by a presets-only key (which still may not send a spec of its own)."""
+    from tests.integration.test_templates import scoped_key
+
     body = {"name": "card", "spec": {"version": 1, "pipeline": [{"id": "c", "action": "resize", "width": 64}]}}
     assert (await tenant.http.post("/v1/templates", json=body)).status_code == 201
     url = origin.serve(f"/{tenant.name}/t.png", PNG)
@@ -169,8 +174,12 @@ async def test_a_template_job_takes_a_source(tenant: Tenant, worker: WorkerProce
     assert first["status"] == "succeeded", first["error"]
     body["spec"]["pipeline"][0]["width"] = 32
     assert (await tenant.http.post("/v1/templates", json=body)).status_code == 201
-    backfill = await create(tenant, {"template": "card@2", "source": {"job": first["id"]}})
-    backfill = await wait_status(tenant, backfill["id"], TERMINAL)
+    async with scoped_key(stack, api, tenant, presets_only=True) as presets_only:
+        r = await presets_only.post("/v1/jobs", json={"template": "card@2", "source": {"job": first["id"]}})
+        assert r.status_code == 201 and r.json()["status"] != "created", r.text
+        refused = await presets_only.post("/v1/jobs", json=spec({"job": first["id"]}))
+        assert refused.status_code == 403 and refused.json()["code"] == "presets_only"
+    backfill = await wait_status(tenant, r.json()["id"], TERMINAL)
     assert backfill["status"] == "succeeded" and backfill["template"] == {"name": "card", "version": 2}
     assert (await variant_image(backfill)).width == 32
 

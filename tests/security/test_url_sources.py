@@ -241,3 +241,26 @@ def test_the_fetch_client_uses_no_proxy_and_follows_nothing() -> None:
     assert client.headers["accept-encoding"] == "identity"
     assert isinstance(client._transport, httpx.AsyncHTTPTransport)  # the guarded one, no env proxy mounts
     assert client._mounts == {}
+
+
+async def test_the_fetch_never_outlives_the_jobs_deadline(public_origin: Origin) -> None:
+    """The worker gives the fetch what is left of the job's deadline when that is shorter than
+    PIXELFLOW_SOURCE_FETCH_TIMEOUT_SECONDS."""
+    from types import SimpleNamespace
+
+    from data_plane.processing import _original
+    from pipeline.dsl import decode_job_spec
+
+    class NoOriginalYet:
+        async def stat(self, key: str) -> None:
+            return None
+
+    settings = load_settings({}, url_sources_allow_private=True, source_fetch_timeout_seconds=30)
+    url = public_origin.stream("/trickle", b"\x89", interval=0.1)
+    spec = decode_job_spec({"version": 1, "source": {"url": url}, "pipeline": [{"id": "a", "action": "grayscale"}]})
+    async with source_client(settings) as http:
+        deps = SimpleNamespace(settings=settings, store=NoOriginalYet(), sources=http)
+        job = SimpleNamespace(source_key="sources/c/j")
+        started = time.monotonic()
+        await refused(_original(deps, job, spec, time_left=0.8), Reason.SOURCE_TIMEOUT)  # type: ignore[arg-type]
+    assert 0.7 < time.monotonic() - started < 1.5

@@ -4,7 +4,9 @@ go to: one rule for ``pixelflow run`` (local) and ``pixelflow submit`` (remote).
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from collections.abc import Sequence
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 __all__ = ["expand", "outputs_or_refuse"]
 
@@ -13,11 +15,18 @@ __all__ = ["expand", "outputs_or_refuse"]
 _IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".svg", ".heic", ".heif", ".jxl"}
 
 
-def expand(inputs: list[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
+def _url_folder(url: str) -> Path:
+    """``https://example.com/photos/beach.jpg`` -> ``beach``; a URL without a file name -> its host."""
+    parts = urlsplit(url)
+    return Path(PurePosixPath(parts.path).stem or parts.hostname or "source")
+
+
+def expand(inputs: list[Path], urls: Sequence[str] = ()) -> tuple[list[tuple[Path | str, Path]], list[str]]:
     """(source, output folder relative to -o) for every input, and the collisions: two sources
     whose outputs would land in one folder. A file named directly writes to ``<stem>/``; a
-    file found in a directory keeps its path below that directory (``a/b.jpg`` -> ``a/b/``)."""
-    pairs: list[tuple[Path, Path]] = []
+    file found in a directory keeps its path below that directory (``a/b.jpg`` -> ``a/b/``); a
+    URL (``submit --url``) writes to its file name's stem."""
+    pairs: list[tuple[Path | str, Path]] = [(url, _url_folder(url)) for url in urls]
     for item in inputs:
         if item.is_dir():
             for found in sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in _IMAGE_SUFFIXES):
@@ -25,7 +34,7 @@ def expand(inputs: list[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
                     pairs.append((found, found.relative_to(item).with_suffix("")))
         else:
             pairs.append((item, Path(item.stem)))
-    owners: dict[Path, Path] = {}
+    owners: dict[Path, Path | str] = {}
     collisions = []
     for source, folder in pairs:
         if folder in owners:
@@ -34,10 +43,10 @@ def expand(inputs: list[Path]) -> tuple[list[tuple[Path, Path]], list[str]]:
     return pairs, collisions
 
 
-def outputs_or_refuse(inputs: list[Path]) -> list[tuple[Path, Path]] | None:
+def outputs_or_refuse(inputs: list[Path], urls: Sequence[str] = ()) -> list[tuple[Path | str, Path]] | None:
     """``expand``'s pairs, or ``None`` once it has said why there is nothing to do: outputs that
     would overwrite each other (refused before any work, so nothing is half written), or no images."""
-    pairs, collisions = expand(inputs)
+    pairs, collisions = expand(inputs, urls)
     if collisions:
         print("pixelflow: outputs would overwrite each other; rename or run separately:", file=sys.stderr)
         for line in collisions:

@@ -1,6 +1,7 @@
-"""``pixelflow submit SPEC FILE|DIR... -o OUT``: ``pixelflow run``, but on a running service.
+"""``pixelflow submit SPEC FILE|DIR... [--url URL]... -o OUT``: ``pixelflow run``, but on a running service.
 
-Each file becomes one job (create, upload straight to storage, start, wait), at most
+Each file becomes one job (create, upload straight to storage, start, wait), and each ``--url``
+one job whose original the service fetches (create, wait), at most
 ``--concurrency`` at a time, and every variant is downloaded under ``-o`` with ``run``'s layout.
 Everything that can be refused without processing is refused before the first upload: outputs
 that would overwrite each other, a spec the API rejects, a watermark image that is not there.
@@ -37,7 +38,14 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     )
     submit.add_argument("spec", type=Path, help="job spec JSON file")
     submit.add_argument(
-        "inputs", type=Path, nargs="+", metavar="FILE|DIR", help="source images, or directories to search for them"
+        "inputs", type=Path, nargs="*", metavar="FILE|DIR", help="source images, or directories to search for them"
+    )
+    submit.add_argument(
+        "--url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="an image the service fetches itself (repeat for several); its outputs go to <file name's stem>/",
     )
     submit.add_argument("-o", "--out", type=Path, required=True, help="output directory")
     submit.add_argument(
@@ -95,7 +103,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
     except UsageError as exc:
         print(f"pixelflow: {exc}", file=sys.stderr)
         return 2
-    pairs = outputs_or_refuse(args.inputs)
+    if not args.inputs and not args.url:
+        print("pixelflow: give image files, directories or --url", file=sys.stderr)
+        return 2
+    pairs = outputs_or_refuse(args.inputs, args.url)
     if pairs is None:
         return 2
 
@@ -123,14 +134,14 @@ async def _upload_assets(pf: Any, root: Path, keys: set[str]) -> None:
         await pf.upload_asset(key, base / key, content_type=mimetypes.guess_type(key)[0] or "application/octet-stream")
 
 
-async def _run(pf: Any, args: argparse.Namespace, spec: dict[str, Any], pairs: list[tuple[Path, Path]]) -> int:
+async def _run(pf: Any, args: argparse.Namespace, spec: dict[str, Any], pairs: list[tuple[Path | str, Path]]) -> int:
     import asyncio  # here, not at the top: every `pixelflow` command imports this module
 
     progress = Progress(len(pairs))
     slots = asyncio.Semaphore(args.concurrency)
     run_id = uuid.uuid4().hex[:12]
 
-    async def one(index: int, source: Path, folder: Path) -> _Outcome:
+    async def one(index: int, source: Path | str, folder: Path) -> _Outcome:
         # An idempotency key makes `create` safe to resend after a 429 (the SDK waits for Retry-After).
         async with slots:
             outcome = await _one(pf, args, spec, source, args.out / folder, f"pixelflow-cli-{run_id}-{index}", progress)
@@ -145,7 +156,13 @@ async def _run(pf: Any, args: argparse.Namespace, spec: dict[str, Any], pairs: l
 
 
 async def _one(
-    pf: Any, args: argparse.Namespace, spec: dict[str, Any], source: Path, target: Path, key: str, progress: Progress
+    pf: Any,
+    args: argparse.Namespace,
+    spec: dict[str, Any],
+    source: Path | str,
+    target: Path,
+    key: str,
+    progress: Progress,
 ) -> _Outcome:
     import httpx
     from pixelflow_client import PixelFlowError
@@ -155,17 +172,21 @@ async def _one(
     stage = "uploading"
     progress.uploading_one()
     try:
-        data = source.read_bytes()
-        job = await pf.create(spec, idempotency_key=key)
-        outcome.job_id, outcome.status = str(job.id), job.status
-        if job.upload is not None and len(data) > job.upload.max_bytes:
-            await pf.cancel(job.id)
-            outcome.status = "canceled"
-            return outcome.fail(
-                "source_too_large", f"{len(data):,} bytes; the service takes at most {job.upload.max_bytes:,}"
-            )
-        await pf.upload(job, data, content_type=mimetypes.guess_type(source.name)[0] or "application/octet-stream")
-        outcome.status = (await pf.start(job.id)).status
+        if isinstance(source, str):  # --url: the service fetches it; the job is queued when created
+            job = await pf.create({**spec, "source": {"url": source}}, idempotency_key=key)
+            outcome.job_id, outcome.status = str(job.id), job.status
+        else:
+            data = source.read_bytes()
+            job = await pf.create(spec, idempotency_key=key)
+            outcome.job_id, outcome.status = str(job.id), job.status
+            if job.upload is not None and len(data) > job.upload.max_bytes:
+                await pf.cancel(job.id)
+                outcome.status = "canceled"
+                return outcome.fail(
+                    "source_too_large", f"{len(data):,} bytes; the service takes at most {job.upload.max_bytes:,}"
+                )
+            await pf.upload(job, data, content_type=mimetypes.guess_type(source.name)[0] or "application/octet-stream")
+            outcome.status = (await pf.start(job.id)).status
         stage = "processing"
         progress.processing_one()
         final = await pf.wait(job.id, timeout=args.job_timeout)

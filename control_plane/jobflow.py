@@ -31,19 +31,30 @@ from infra.objects import asset_key, discard_originals, upload_key
 from infra.policy import ClientLimits, client_limits, engine_limits
 from infra.queue import dispatch_job
 from infra.repo import Job
+from infra.storage import ObjectNotFound
 from infra.telemetry import carrier, parent, tracer
 from pipeline.compile import spec_issues
-from pipeline.dsl import asset_references, decode_job_spec, encode_job_spec
+from pipeline.dsl import JobSpec, asset_references, decode_job_spec, encode_job_spec
 from pipeline.errors import AssetNotFound, FieldError, UnsupportedFormat
 from pipeline.sniff import SNIFF_BYTES, sniff
 
-__all__ = ["CREATE_ERRORS", "RATE_LIMIT_ERRORS", "START_ERRORS", "create_job", "limits_of", "rate_limit", "start_job"]
+__all__ = [
+    "CREATE_ERRORS",
+    "RATE_LIMIT_ERRORS",
+    "START_ERRORS",
+    "create_job",
+    "has_source",
+    "limits_of",
+    "rate_limit",
+    "start_job",
+]
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 # What each step raises, for the OpenAPI document of every route that calls it.
 RATE_LIMIT_ERRORS = (RateLimited,)
-CREATE_ERRORS = (Unprocessable, Conflict, Forbidden, NotFound)  # 403 presets_only, 404 template_not_found
+# 403 presets_only, 404 template_not_found or source_not_found
+CREATE_ERRORS = (Unprocessable, Conflict, Forbidden, NotFound)
 START_ERRORS = (NotFound, Conflict, PayloadTooLarge, Unprocessable, UnsupportedMediaType, TooManyRequests)
 
 
@@ -90,6 +101,7 @@ async def create_job(
             raise Unprocessable(
                 "the webhook URL is not allowed", code="invalid_spec", errors=[FieldError("$.webhook_url", str(exc))]
             ) from None
+    await _check_source(services, principal, spec)
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
         raise Unprocessable("Idempotency-Key must be 1-255 printable ASCII characters", code="invalid_idempotency_key")
     normal = encode_job_spec(spec)
@@ -110,8 +122,7 @@ async def create_job(
 
 
 async def start_job(services: Services, principal: Principal, job_id: uuid.UUID) -> Job:
-    """Check the uploaded original and enqueue the job once. Starting again is harmless."""
-    settings = services.settings
+    """Check the job's original and enqueue the job once. Starting again is harmless."""
     job = await services.jobs.get(job_id, principal.client.id)
     if job is None:
         raise NotFound("no such job")
@@ -120,30 +131,15 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             raise Conflict(f"the job is {job.status} and cannot be started", code=f"job_{job.status}")
         return job  # queued, processing or succeeded: starting again is harmless
 
-    # The client's URL writes uploads/; what /start checked moves to sources/, where that URL
-    # cannot reach, so re-using it later changes nothing the job reads.
-    key = upload_key(job.client_id, job.id)
-    info = await services.store.stat(key)
-    if info is None:  # moved by an earlier /start that then found the client busy, or /v1/uploads
-        key = job.source_key
-        info = await services.store.stat(key)
-    if info is None:
-        raise Conflict("upload the original to the job's upload URL before starting it", code="upload_missing")
-    if info.size > settings.max_source_bytes:
-        message = f"the upload is {info.size} bytes; the limit is {settings.max_source_bytes}"
-        await services.jobs.fail(job.id, Reason.SOURCE_TOO_LARGE, message)
-        await discard_originals(services.store, job.client_id, job.id)
-        raise PayloadTooLarge(message, code=Reason.SOURCE_TOO_LARGE)
-    if info.size == 0:
-        # A failed or aborted upload, not an image: the job stays `created` so the client can upload again.
-        raise Unprocessable("the upload is empty; upload the original again", code="empty_source")
-    try:
-        source_format = sniff(await services.store.read_head(key, SNIFF_BYTES))
-    except UnsupportedFormat as exc:
-        await services.jobs.fail(job.id, exc.code, exc.public)
-        await discard_originals(services.store, job.client_id, job.id)
-        raise UnsupportedMediaType(exc.public, code=exc.code) from None
-    await _require_assets(services, job)
+    spec = decode_job_spec(job.spec, services.settings.limits)
+    if spec.source is not None and spec.source.url is not None:
+        # Fetched by the worker, which checks its size and bytes as this does an upload's.
+        key, size, source_format = job.source_key, None, None
+    else:
+        if spec.source is not None and spec.source.job is not None:
+            await _copy_original(services, job, spec.source.job)
+        key, size, source_format = await _check_original(services, job)
+    await _require_assets(services, job, spec)
     if key != job.source_key:
         await services.store.move(key, job.source_key)
 
@@ -164,9 +160,9 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             job.id,
             principal.client.id,
             max_active=max_active,
-            source_bytes=info.size,
+            source_bytes=size,
             source_format=source_format,
-            queue=settings.queue_name,
+            queue=services.settings.queue_name,
             enqueue=push,
         )
     if started == "busy":
@@ -183,11 +179,93 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
     return started
 
 
-async def _require_assets(services: Services, job: Job) -> None:
+def has_source(job: Job) -> bool:
+    """Whether the job's original comes from a URL or another job, not an upload."""
+    return job.spec.get("source") is not None
+
+
+async def _check_source(services: Services, principal: Principal, spec: JobSpec) -> None:
+    """A source URL must be http(s) to a host that is not literally internal (the worker checks
+    what its name resolves to, hop by hop); a source job must be this client's and still hold its
+    original (a job of another client is as unknown as one that never existed)."""
+    source = spec.source
+    if source is None:
+        return
+    if source.url is not None:
+        try:
+            check_literal(source.url, allow_private=services.settings.url_sources_allow_private)
+        except BlockedDestination as exc:
+            raise Unprocessable(
+                "the source URL is not allowed", code="invalid_spec", errors=[FieldError("$.source.url", str(exc))]
+            ) from None
+    elif source.job is not None and await _stored_original(services, principal.client.id, source.job) is None:
+        raise _source_not_found()
+
+
+def _source_not_found() -> NotFound:
+    return NotFound(
+        "the source job does not exist or no longer holds its original",
+        code="source_not_found",
+        errors=[FieldError("$.source.job", "no job of this client with a stored original has this id")],
+    )
+
+
+async def _stored_original(services: Services, client_id: uuid.UUID, job_id: uuid.UUID) -> str | None:
+    """The key of a job's checked original, if the job is this client's and it is still stored
+    (it is not for a job never started, failed, canceled, deleted or past its retention)."""
+    source = await services.jobs.get(job_id, client_id)
+    if source is None or await services.store.stat(source.source_key) is None:
+        return None
+    return source.source_key
+
+
+async def _copy_original(services: Services, job: Job, source_job: uuid.UUID) -> None:
+    """Copy another job's original to this job's source key. A copy, not a reference: deleting
+    the first job (or its retention running out) later cannot take this job's original away."""
+    if await services.store.stat(job.source_key) is not None:
+        return  # copied by an earlier /start
+    key = await _stored_original(services, job.client_id, source_job)
+    if key is None:
+        raise _source_not_found()
+    try:
+        await services.store.copy(key, job.source_key)
+    except ObjectNotFound:
+        raise _source_not_found() from None
+
+
+async def _check_original(services: Services, job: Job) -> tuple[str, int, str]:
+    """Where the original is, its size and format, after the checks an upload gets."""
+    settings = services.settings
+    # The client's URL writes uploads/; what /start checked moves to sources/, where that URL
+    # cannot reach, so re-using it later changes nothing the job reads.
+    key = upload_key(job.client_id, job.id)
+    info = await services.store.stat(key)
+    if info is None:  # moved by an earlier /start that then found the client busy, /v1/uploads, or copied
+        key = job.source_key
+        info = await services.store.stat(key)
+    if info is None:
+        raise Conflict("upload the original to the job's upload URL before starting it", code="upload_missing")
+    if info.size > settings.max_source_bytes:
+        message = f"the upload is {info.size} bytes; the limit is {settings.max_source_bytes}"
+        await services.jobs.fail(job.id, Reason.SOURCE_TOO_LARGE, message)
+        await discard_originals(services.store, job.client_id, job.id)
+        raise PayloadTooLarge(message, code=Reason.SOURCE_TOO_LARGE)
+    if info.size == 0:
+        # A failed or aborted upload, not an image: the job stays `created` so the client can upload again.
+        raise Unprocessable("the upload is empty; upload the original again", code="empty_source")
+    try:
+        source_format = sniff(await services.store.read_head(key, SNIFF_BYTES))
+    except UnsupportedFormat as exc:
+        await services.jobs.fail(job.id, exc.code, exc.public)
+        await discard_originals(services.store, job.client_id, job.id)
+        raise UnsupportedMediaType(exc.public, code=exc.code) from None
+    return key, info.size, source_format
+
+
+async def _require_assets(services: Services, job: Job, spec: JobSpec) -> None:
     """Every watermark image the spec names must exist before the job is queued: otherwise it would
     fail after the work of uploading. The job stays ``created``, so uploading them and starting
     again is all it takes."""
-    spec = decode_job_spec(job.spec, services.settings.limits)
     missing = [
         FieldError(path, f'no asset {key!r}: create it with POST /v1/assets {{"key": "{key}"}}, then upload the image')
         for path, key in asset_references(spec)

@@ -203,9 +203,10 @@ def describe(app: Litestar) -> None:
     """Finish the app's document in place, before it is first served (Litestar caches it)."""
     document = app.openapi_schema
     schemas = document.components.schemas
-    _add_components(
-        schemas, *_problem_components(), *_job_spec_components(), *_event_components(), *_components([TemplateJob])
-    )
+    # The job spec and a template job share the source's struct: one component, listed once.
+    spec_parts = _job_spec_components()
+    template_parts = [p for p in _components([TemplateJob]) if p not in spec_parts]
+    _add_components(schemas, *_problem_components(), *spec_parts, *_event_components(), *template_parts)
     for route in app.routes:
         if not isinstance(route, HTTPRoute):
             continue

@@ -9,7 +9,7 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
-from pipeline.dsl.job import Metadata, WebhookUrl
+from pipeline.dsl.job import ImageSource, Metadata, WebhookUrl
 
 __all__ = [
     "MAX_PARAMETERS",
@@ -39,8 +39,8 @@ MAX_PARAMETERS = 32
 
 
 class TemplateJob(msgspec.Struct, forbid_unknown_fields=True):
-    """A job by template: the template's spec, its parameters set, and this job's webhook and metadata
-    (which replace the template's own)."""
+    """A job by template: the template's spec, its parameters set, and this job's webhook, metadata
+    and source (which replace the template's own)."""
 
     template: TemplateReference
     parameters: Annotated[dict[ParameterName, ParameterValue], Meta(max_length=MAX_PARAMETERS)] = msgspec.field(
@@ -48,6 +48,7 @@ class TemplateJob(msgspec.Struct, forbid_unknown_fields=True):
     )
     webhook_url: WebhookUrl | None = None
     metadata: Metadata | None = None
+    source: ImageSource | None = None  # a backfill: a new version of the template run on a stored original
 
 
 def is_template_job(body: object) -> bool:

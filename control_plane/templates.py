@@ -154,9 +154,9 @@ async def resolve_job(
         raise NotFound(f"no template {request.template!r}", code="template_not_found")
     parameters = msgspec.convert(template.parameters, dict[str, Parameter])
     spec = _fill(template.spec, parameters, request.parameters)
-    for field in ("webhook_url", "metadata"):
+    for field in ("webhook_url", "metadata", "source"):
         if getattr(request, field) is not None:
-            spec[field] = getattr(request, field)
+            spec[field] = msgspec.to_builtins(getattr(request, field))
     return spec, template
 
 

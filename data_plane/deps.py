@@ -11,6 +11,7 @@ from arq.connections import ArqRedis
 from psycopg_pool import AsyncConnectionPool
 
 from data_plane.engine_pool import EnginePool, sandbox_config
+from data_plane.sources import source_client
 from infra.db import open_pool
 from infra.netguard import guarded_transport
 from infra.queue import open_queue
@@ -30,8 +31,9 @@ class WorkerDeps:
     jobs: JobRepo
     deliveries: DeliveryRepo
     clients: ClientRepo
-    http: httpx.AsyncClient
+    http: httpx.AsyncClient  # webhooks
     engines: EnginePool
+    sources: httpx.AsyncClient  # URL sources: its own client, since the two allow-private switches differ
 
 
 @asynccontextmanager
@@ -55,10 +57,12 @@ async def open_deps(settings: Settings) -> AsyncIterator[WorkerDeps]:
             trust_env=False,  # an environment proxy would resolve the name itself, past the guard
         )
         stack.push_async_callback(http.aclose)
+        sources = source_client(settings)
+        stack.push_async_callback(sources.aclose)
         engines = EnginePool(sandbox_config(settings), settings.worker_concurrency)
         stack.push_async_callback(engines.close)
         await engines.start()
         await store.ensure_bucket()
         yield WorkerDeps(
-            settings, pool, queue, store, JobRepo(pool), DeliveryRepo(pool), ClientRepo(pool), http, engines
+            settings, pool, queue, store, JobRepo(pool), DeliveryRepo(pool), ClientRepo(pool), http, engines, sources
         )

@@ -26,6 +26,7 @@ from arq import Retry
 from data_plane.backoff import backoff_seconds
 from data_plane.deps import WorkerDeps
 from data_plane.lease import Lease
+from data_plane.sources import SourceError, fetch_source, origin
 from data_plane.webhooks import start_delivery
 from infra.events import job_delivery
 from infra.lifecycle import JobStatus, Reason
@@ -40,6 +41,7 @@ from infra.telemetry import parent, span
 from pipeline.dsl import JobSpec, asset_keys, decode_job_spec
 from pipeline.errors import DeadlineExceeded, InternalError, PipelineError
 from pipeline.sandbox import EngineCanceled, EngineRequest
+from pipeline.sniff import CONTENT_TYPES, SNIFF_BYTES, sniff
 
 __all__ = ["Outcome", "fail_job", "hand_back", "process_job", "run_job"]
 
@@ -98,6 +100,13 @@ async def run_job(
             return _CANCELED
         except PipelineError as exc:
             return await fail_job(deps, job, dispatch, exc.code, exc.public, detail=exc.detail)
+        except SourceError as exc:
+            if exc.transient and job.attempts < settings.job_max_tries:
+                log.warning("source fetch will retry", extra={"job_id": key, "reason": exc.code})
+                defer = backoff_seconds(job.attempts, base=2.0, cap=60.0)
+                await hand_back(deps, job, dispatch, trace_headers, defer=defer)
+                return Outcome(JobStatus.QUEUED, "retry")
+            return await fail_job(deps, job, dispatch, exc.code, exc.public)
         except ObjectNotFound:
             return await fail_job(
                 deps, job, dispatch, Reason.SOURCE_MISSING, "the uploaded original is no longer in storage"
@@ -130,8 +139,7 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     began = time.monotonic()  # the deadline counts from the claim: fetching the source is part of it
     client_limits = engine_limits(settings, await deps.clients.policy(job.client_id))  # its policy, else global
     spec = decode_job_spec(job.spec, client_limits)
-    with span("storage.get", key=job.source_key):
-        data = await deps.store.read(job.source_key, max_bytes=settings.max_source_bytes)
+    data = await _original(deps, job, spec, time_left=settings.deadline_seconds - (time.monotonic() - began))
     assets = await _fetch_assets(deps, job, spec)
     remaining = settings.deadline_seconds - (time.monotonic() - began)
     if remaining <= 0:
@@ -178,6 +186,33 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
         start_delivery(deps, recorded)
     log.info("job succeeded", extra={"job_id": str(job.id), "variants": len(records)})
     return Outcome(JobStatus.SUCCEEDED, JobStatus.SUCCEEDED)
+
+
+async def _original(deps: WorkerDeps, job: Job, spec: JobSpec, *, time_left: float) -> bytes:
+    """The job's original: uploaded (or copied from another job) through the API, or fetched now
+    from its URL. A fetched one is stored as the job's source before any work, so a retried run
+    reads it instead of fetching again, and deletion, retention and ``{"job": id}`` sources treat
+    it like an upload."""
+    settings = deps.settings
+    url = spec.source.url if spec.source is not None else None
+    if url is None or await deps.store.stat(job.source_key) is not None:
+        with span("storage.get", key=job.source_key):
+            return await deps.store.read(job.source_key, max_bytes=settings.max_source_bytes)
+    with span("source.fetch", origin=origin(url)):
+        data = await fetch_source(
+            deps.sources,
+            url,
+            max_bytes=settings.max_source_bytes,
+            # the job's deadline counts from the claim, so a fetch never outlives it
+            timeout=max(0.001, min(settings.source_fetch_timeout_seconds, time_left)),
+            max_redirects=settings.source_max_redirects,
+            allow_private=settings.url_sources_allow_private,
+        )
+    source_format = sniff(data[:SNIFF_BYTES])  # never the Content-Type: UnsupportedFormat as for uploads
+    with span("storage.put", key=job.source_key, bytes=len(data)):
+        await deps.store.write(job.source_key, data, CONTENT_TYPES[source_format])
+    await deps.jobs.record_source(job.id, len(data), source_format)
+    return data
 
 
 async def _fetch_assets(deps: WorkerDeps, job: Job, spec: JobSpec) -> dict[str, bytes]:

@@ -53,6 +53,10 @@ class Reason(StrEnum):
 
     SOURCE_MISSING = "source_missing"
     SOURCE_TOO_LARGE = "source_too_large"
+    # a URL source (data_plane/sources.py)
+    SOURCE_BLOCKED = "source_blocked"  # the URL, a redirect or its DNS answer is a non-public address
+    SOURCE_TIMEOUT = "source_timeout"  # the origin did not send the whole body in time
+    SOURCE_UNREACHABLE = "source_unreachable"  # no connection, an error status, or too many redirects
     INFRASTRUCTURE_ERROR = "infrastructure_error"  # storage or database stayed down through every try
     WORKER_LOST = "worker_lost"  # the worker stopped renewing its lease, `job_max_tries` times
 

@@ -36,8 +36,14 @@ _SECRET_PARAMS = re.compile(
 )
 
 
+# A password in a URL's userinfo (`https://user:pw@host/`): httpx logs every request's full URL,
+# and a URL source may carry its origin's credentials.
+_URL_PASSWORD = re.compile(r"(://[^/\s:@]*):[^/\s@]*@")
+
+
 def scrub(text: str) -> str:
     text = _SECRET_VALUES.sub(lambda m: (m.group(1) or "") + "[redacted]", text)
+    text = _URL_PASSWORD.sub(r"\1:[redacted]@", text)
     return _SECRET_PARAMS.sub(r"\1[redacted]", text)
 
 

@@ -1,5 +1,8 @@
-"""Where outbound webhooks may go. Receivers on private, loopback, link-local or otherwise
-non-public addresses are refused (SSRF) unless the deployment allows them explicitly.
+"""Where outbound requests may go: webhooks and URL sources (the worker fetching a job's original).
+Hosts on private, loopback, link-local or otherwise non-public addresses are refused (SSRF)
+unless the deployment allows them explicitly (``webhook_allow_private``,
+``url_sources_allow_private``: separate switches, since a LAN webhook receiver does not make
+every internal service a fair image source).
 
 Three layers, each closing a gap the one before leaves open:
 
@@ -29,7 +32,9 @@ import httpx
 __all__ = [
     "BlockedDestination",
     "Resolver",
+    "Unresolvable",
     "check_literal",
+    "guard_refusal",
     "guarded_transport",
     "non_public_reason",
     "resolve_public",
@@ -42,6 +47,10 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 
 class BlockedDestination(Exception):
     pass
+
+
+class Unresolvable(BlockedDestination):
+    """The host has no address (yet): a failure to reach it, not a forbidden destination."""
 
 
 def _nets(*cidrs: str) -> tuple[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str], ...]:
@@ -150,19 +159,19 @@ def _host_port(url: str) -> tuple[str, int]:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:
-        raise BlockedDestination("webhook URLs must be http(s) with a host") from None
+        raise BlockedDestination("URLs must be http(s) with a host") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise BlockedDestination("webhook URLs must be http(s) with a host")
+        raise BlockedDestination("URLs must be http(s) with a host")
     return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
 def _check_host(host: str) -> None:
     name = host.rstrip(".").lower()
     if name in ("localhost", "localhost.localdomain") or name.endswith(".localhost"):
-        raise BlockedDestination("webhook host resolves to a loopback address")
+        raise BlockedDestination("the host resolves to a loopback address")
     ip = parse_ip(host)
     if ip is not None and (reason := non_public_reason(ip)):
-        raise BlockedDestination(f"webhook host is not a public address ({reason})")
+        raise BlockedDestination(f"the host is not a public address ({reason})")
 
 
 def check_literal(url: str, *, allow_private: bool) -> None:
@@ -176,7 +185,7 @@ async def system_resolver(host: str, port: int) -> list[str]:
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise BlockedDestination(f"webhook host does not resolve ({exc})") from None
+        raise Unresolvable(f"the host does not resolve ({exc})") from None
     return [str(info[4][0]) for info in infos]
 
 
@@ -186,11 +195,11 @@ async def _resolve_checked(host: str, port: int, *, allow_private: bool, resolve
     literal = parse_ip(host)
     addresses = [str(literal)] if literal is not None else await resolver(host, port)
     if not addresses:
-        raise BlockedDestination("webhook host does not resolve")
+        raise Unresolvable("the host does not resolve")
     if not allow_private:
         for address in addresses:
             if reason := non_public_reason(parse_ip(address) or ipaddress.ip_address(address)):
-                raise BlockedDestination(f"webhook host resolves to a non-public address ({reason})")
+                raise BlockedDestination(f"the host resolves to a non-public address ({reason})")
     return addresses
 
 
@@ -203,6 +212,18 @@ async def resolve_public(url: str, *, allow_private: bool, resolver: Resolver = 
 
 class _BlockedConnect(httpcore.ConnectError):
     """httpx maps it to ``httpx.ConnectError``: to a caller the receiver is unreachable."""
+
+
+def guard_refusal(exc: BaseException) -> str | None:
+    """Why the guarded transport refused to connect, if that is what ``exc`` (an httpx error)
+    comes from; None for an ordinary network failure. httpx re-raises the transport's refusal as
+    a plain ``ConnectError``, so the refusal is found in the exception's cause chain."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, _BlockedConnect):
+            return str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 class _PinnedBackend(httpcore.AsyncNetworkBackend):
@@ -223,6 +244,8 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
     ) -> httpcore.AsyncNetworkStream:
         try:
             addresses = await _resolve_checked(host, port, allow_private=self._allow_private, resolver=self._resolver)
+        except Unresolvable as exc:
+            raise httpcore.ConnectError(str(exc)) from None
         except BlockedDestination as exc:
             raise _BlockedConnect(str(exc)) from None
         failure: Exception | None = None
@@ -239,7 +262,7 @@ class _PinnedBackend(httpcore.AsyncNetworkBackend):
         raise failure
 
     async def connect_unix_socket(self, *args: Any, **kwargs: Any) -> httpcore.AsyncNetworkStream:
-        raise _BlockedConnect("webhooks never go to unix sockets")
+        raise _BlockedConnect("outbound requests never go to unix sockets")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)

@@ -94,6 +94,10 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     webhook_backoff_base_seconds: Seconds = 30.0
     webhook_backoff_max_seconds: Seconds = 6 * 3600.0
     webhook_allow_private: bool = False  # allow receivers on private/loopback addresses (tests, LANs)
+    # URL sources (`"source": {"url": ...}`), fetched by the worker through the same SSRF guard
+    url_sources_allow_private: bool = False  # allow origins on private/loopback addresses (tests, LANs)
+    source_fetch_timeout_seconds: Seconds = 30.0  # connecting, every redirect and the whole body
+    source_max_redirects: Annotated[int, Meta(ge=0, le=20)] = 5  # each hop checked by the guard again
     # pipeline limits
     max_variants: PositiveInt = 32
     max_steps: PositiveInt = 16

@@ -21,12 +21,20 @@ from control_plane.jobflow import (
     RATE_LIMIT_ERRORS,
     START_ERRORS,
     create_job,
+    has_source,
     rate_limit,
     start_job,
     url_expiry,
 )
 from control_plane.openapi import JOB_REQUEST, doc
-from control_plane.problems import Conflict, InvalidRequest, NotFound, RateLimited, Unprocessable
+from control_plane.problems import (
+    Conflict,
+    InvalidRequest,
+    NotFound,
+    RateLimited,
+    TooManyRequests,
+    Unprocessable,
+)
 from control_plane.views import (
     DeliveryView,
     JobList,
@@ -89,8 +97,9 @@ _AWARE = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
 def _pending_upload(services: ServicesDep, job: Job, expiry: timedelta) -> UploadView | None:
-    """Upload URLs while the job still waits for its original; none once it has started."""
-    if job.status != JobStatus.CREATED:
+    """Upload URLs while the job still waits for its original; none once it has started, nor
+    for a job whose original comes from a URL or another job."""
+    if job.status != JobStatus.CREATED or has_source(job):
         return None
     key = upload_key(job.client_id, job.id)
     return upload_view(services.store, key, expires=expiry, max_bytes=services.settings.max_source_bytes)
@@ -129,9 +138,14 @@ class JobsController(Controller):
         "/",
         status_code=201,
         operation_id="createJob",
-        summary="Create a job and get its upload URL",
+        summary="Create a job and get its upload URL (or queue it, with a source)",
         responses={200: ResponseSpec(JobView, description="Replayed: the job this Idempotency-Key created before")},
-        opt=doc(raises=(*RATE_LIMIT_ERRORS, *CREATE_ERRORS), sends=(*RATE_LIMIT_HEADERS, "Idempotent-Replayed"))
+        opt=doc(
+            # with a source, also what starting it sends: 429 too_many_active_jobs (a copied
+            # original was sniffed when its own job started, so never 415 here)
+            raises=(*RATE_LIMIT_ERRORS, *CREATE_ERRORS, TooManyRequests),
+            sends=(*RATE_LIMIT_HEADERS, "Idempotent-Replayed"),
+        )
         | needs("jobs:write"),
     )
     async def create(
@@ -143,9 +157,17 @@ class JobsController(Controller):
         sending a spec is 403 `presets_only`. Returns the job, `created`, with presigned URLs to upload the original to (`upload.put`, and
         `upload.post` for browser forms where the store supports it). Upload, then `startJob`.
 
+        With a `source` instead (`{"url": "https://..."}`, fetched by the worker; `{"job": "<id>"}`,
+        the stored original of another of your jobs, copied), nothing is uploaded: the job is
+        queued in this call, as `startJob` would (429 `too_many_active_jobs` leaves it `created`:
+        start it later). A URL whose host is literally internal is 422 with `$.source.url`; a
+        source job that is not yours or no longer holds its original is 404 `source_not_found`.
+
         Rate-limited per API key (`RateLimit-Policy`, `RateLimit`; 429 with `Retry-After`)."""
         decision = await rate_limit(services, principal)
         job, created = await create_job(services, principal, data, idempotency_key)
+        if has_source(job) and job.status == JobStatus.CREATED:
+            job = await start_job(services, principal, job.id)  # no upload to wait for
         expiry = url_expiry(services)
         upload = _pending_upload(services, job, expiry)
         headers = decision.headers()

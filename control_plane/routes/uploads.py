@@ -67,6 +67,8 @@ async def upload_and_start(
         body = decode_bounded(data.spec)
     except msgspec.DecodeError as exc:
         raise SpecError.at("$", f"not valid JSON: {exc}") from None
+    if isinstance(body, dict) and body.get("source") is not None:
+        raise SpecError.at("$.source", "a job with a source takes no upload: create it with POST /v1/jobs")
     job, created = await create_job(services, principal, body, idempotency_key)
     if created or job.status == JobStatus.CREATED:
         await services.store.write(job.source_key, content, CONTENT_TYPES[source_format])

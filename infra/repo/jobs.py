@@ -187,8 +187,8 @@ class JobRepo:
         client_id: uuid.UUID,
         *,
         max_active: int,
-        source_bytes: int,
-        source_format: str,
+        source_bytes: int | None,
+        source_format: str | None,
         queue: str,
         enqueue: Callable[[Job], Awaitable[object]],
     ) -> Job | Literal["busy"] | None:
@@ -217,6 +217,14 @@ class JobRepo:
             job = _job(row)
             await enqueue(job)
         return job
+
+    async def record_source(self, job_id: uuid.UUID, source_bytes: int, source_format: str) -> None:
+        """Size and format of an original the worker fetched (an upload's are recorded by start())."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "UPDATE jobs SET source_bytes = %s, source_format = %s, updated_at = now() WHERE id = %s",
+                (source_bytes, source_format, job_id),
+            )
 
     async def fail(
         self,

@@ -67,6 +67,10 @@ class ObjectStore(Protocol):
         """Server-side copy then delete; ``ObjectNotFound`` if ``src`` is missing."""
         ...
 
+    async def copy(self, src: str, dst: str) -> None:
+        """Server-side copy; ``ObjectNotFound`` if ``src`` is missing."""
+        ...
+
     async def delete(self, key: str) -> None: ...
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every object whose key starts with ``prefix``; returns how many there were."""

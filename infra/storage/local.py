@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import os
+import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -110,6 +111,13 @@ class LocalStore:
             raise ObjectNotFound(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         source.replace(target)
+
+    async def copy(self, src: str, dst: str) -> None:
+        source, target = self._path(src), self._path(dst)
+        if not source.is_file():
+            raise ObjectNotFound(src)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(shutil.copyfile, source, target)
 
     async def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

@@ -168,8 +168,11 @@ class S3Store:
         )
 
     async def move(self, src: str, dst: str) -> None:
-        await self._call(self._client.copy_object, self.bucket, dst, CopySource(self.bucket, src))
+        await self.copy(src, dst)
         await self.delete(src)
+
+    async def copy(self, src: str, dst: str) -> None:
+        await self._call(self._client.copy_object, self.bucket, dst, CopySource(self.bucket, src))
 
     async def delete(self, key: str) -> None:
         await self._call(self._client.remove_object, self.bucket, key)

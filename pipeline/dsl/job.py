@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
 from pipeline.dsl.variant import Variant
 
-__all__ = ["SPEC_VERSION", "InfoRequest", "JobSpec", "Metadata"]
+__all__ = ["SPEC_VERSION", "ImageSource", "InfoRequest", "JobSpec", "Metadata"]
 
 SPEC_VERSION = 1
 
@@ -44,6 +45,30 @@ class InfoRequest(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
     gps: bool = False  # the EXIF summary leaves out where the photo was taken unless asked
 
 
+SourceUrl = Annotated[
+    str,
+    Meta(
+        pattern=r"^https?://[^\s/?#]+[^\s]*$",
+        max_length=2048,
+        description="An http(s) URL the worker fetches the original from (public addresses only).",
+        examples=["https://example.com/photos/beach.jpg"],
+    ),
+]
+
+
+class ImageSource(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, omit_defaults=True):
+    """Where the original comes from when it is not uploaded: exactly one of ``url`` (fetched by
+    the worker) or ``job`` (the stored original of another of the client's jobs). The DSL only
+    checks the shape; fetching, address checks and ownership belong to the service."""
+
+    url: SourceUrl | None = None
+    job: Annotated[uuid.UUID, Meta(description="The id of an earlier job whose original to reuse.")] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.url is None) == (self.job is None):
+            raise ValueError("a source is exactly one of `url` or `job`")
+
+
 class JobSpec(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     version: Literal[1]
     pipeline: Pipeline
@@ -51,6 +76,7 @@ class JobSpec(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     metadata: Metadata | None = None
     auto_orient: bool = True
     info: InfoRequest | None = None
+    source: ImageSource | None = None  # None: the original is uploaded
 
     def variant(self, variant_id: str) -> Variant:
         for v in self.pipeline:

@@ -58,6 +58,8 @@ def _env(redis: RedisServer, pg: PostgresServer, s3: LocalStackS3, api_port: int
         "PIXELFLOW_S3_BUCKET": "pixelflow-test",
         "PIXELFLOW_PUBLIC_BASE_URL": f"http://127.0.0.1:{api_port}",
         "PIXELFLOW_WEBHOOK_ALLOW_PRIVATE": "true",  # receivers run on loopback here
+        "PIXELFLOW_URL_SOURCES_ALLOW_PRIVATE": "true",  # and so do image origins
+        "PIXELFLOW_SOURCE_FETCH_TIMEOUT_SECONDS": "2",
         "PIXELFLOW_WEBHOOK_BACKOFF_BASE_SECONDS": "0.5",
         "PIXELFLOW_WEBHOOK_BACKOFF_MAX_SECONDS": "2",
         "PIXELFLOW_WEBHOOK_MAX_ATTEMPTS": "4",

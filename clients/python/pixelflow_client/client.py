@@ -25,6 +25,12 @@ def _bytes(file: bytes | str | Path) -> bytes:
     return file if isinstance(file, bytes) else Path(file).read_bytes()
 
 
+def _required(file: bytes | str | Path | None) -> bytes | str | Path:
+    if file is None:
+        raise ValueError("this job waits for an upload: pass the original, or give the spec a source")
+    return file
+
+
 def _url(variant_or_url: Variant | str) -> str:
     return variant_or_url.url if isinstance(variant_or_url, Variant) else variant_or_url
 
@@ -104,16 +110,18 @@ class Client:
     def submit(
         self,
         spec: dict[str, Any],
-        file: bytes | str | Path,
+        file: bytes | str | Path | None = None,
         *,
         idempotency_key: str | None = None,
         timeout: float | None = None,
         raise_on_failure: bool = True,
     ) -> Job:
-        """Create, upload, start and wait, in one call. ``JobFailed`` if it does not succeed."""
+        """Create, upload, start and wait, in one call. ``JobFailed`` if it does not succeed.
+        A spec with a ``source`` (``{"url": ...}`` or ``{"job": id}``) takes no ``file``."""
         job = self.create(spec, idempotency_key=idempotency_key)
         if job.status == "created":
-            self.upload(job, file)
+            if job.upload is not None:
+                self.upload(job, _required(file))
             self.start(job.id)
         final = self.wait(job.id, timeout=timeout)
         if raise_on_failure and final.status != "succeeded":
@@ -253,7 +261,7 @@ class AsyncClient:
     async def submit(
         self,
         spec: dict[str, Any],
-        file: bytes | str | Path,
+        file: bytes | str | Path | None = None,
         *,
         idempotency_key: str | None = None,
         timeout: float | None = None,
@@ -261,7 +269,8 @@ class AsyncClient:
     ) -> Job:
         job = await self.create(spec, idempotency_key=idempotency_key)
         if job.status == "created":
-            await self.upload(job, file)
+            if job.upload is not None:
+                await self.upload(job, _required(file))
             await self.start(job.id)
         final = await self.wait(job.id, timeout=timeout)
         if raise_on_failure and final.status != "succeeded":

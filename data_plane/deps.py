@@ -14,7 +14,7 @@ from data_plane.engine_pool import EnginePool, sandbox_config
 from infra.db import open_pool
 from infra.netguard import guarded_transport
 from infra.queue import open_queue
-from infra.repo import ClientRepo, DeliveryRepo, JobRepo
+from infra.repo import ClientRepo, DeliveryRepo, JobRepo, UsageRepo
 from infra.settings import Settings
 from infra.storage import ObjectStore, open_store
 
@@ -32,6 +32,7 @@ class WorkerDeps:
     clients: ClientRepo
     http: httpx.AsyncClient
     engines: EnginePool
+    usage: UsageRepo
 
 
 @asynccontextmanager
@@ -60,5 +61,14 @@ async def open_deps(settings: Settings) -> AsyncIterator[WorkerDeps]:
         await engines.start()
         await store.ensure_bucket()
         yield WorkerDeps(
-            settings, pool, queue, store, JobRepo(pool), DeliveryRepo(pool), ClientRepo(pool), http, engines
+            settings,
+            pool,
+            queue,
+            store,
+            JobRepo(pool),
+            DeliveryRepo(pool),
+            ClientRepo(pool),
+            http,
+            engines,
+            UsageRepo(pool),
         )

@@ -13,6 +13,7 @@ run still holds the job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -32,7 +33,7 @@ from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
 from infra.objects import OUTPUT_CACHE_CONTROL, asset_key, discard_originals, output_key
 from infra.outages import TRANSIENT
-from infra.policy import engine_limits
+from infra.policy import client_limits, daily_pixels, engine_limits
 from infra.queue import dispatch_job
 from infra.repo import Job, VariantRecord
 from infra.storage import ObjectNotFound, ObjectTooLarge
@@ -97,7 +98,8 @@ async def run_job(
             log.info("job stopped: canceled", extra={"job_id": key})
             return _CANCELED
         except PipelineError as exc:
-            return await fail_job(deps, job, dispatch, exc.code, exc.public, detail=exc.detail)
+            cpu = getattr(exc, "cpu_seconds", 0.0)  # the engine's time on this run (pipeline/sandbox.py)
+            return await fail_job(deps, job, dispatch, exc.code, exc.public, detail=exc.detail, cpu_seconds=cpu)
         except ObjectNotFound:
             return await fail_job(
                 deps, job, dispatch, Reason.SOURCE_MISSING, "the uploaded original is no longer in storage"
@@ -128,15 +130,19 @@ async def run_job(
 async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     settings = deps.settings
     began = time.monotonic()  # the deadline counts from the claim: fetching the source is part of it
-    client_limits = engine_limits(settings, await deps.clients.policy(job.client_id))  # its policy, else global
-    spec = decode_job_spec(job.spec, client_limits)
+    policy = await deps.clients.policy(job.client_id)
+    limits = engine_limits(settings, policy)  # its policy, else global
+    quota = daily_pixels(client_limits(settings, policy))
+    if quota is not None and await deps.usage.pixels_today(job.client_id) >= quota:
+        return await _over_quota(deps, job, dispatch, quota)  # spent while it was queued: no work for nothing
+    spec = decode_job_spec(job.spec, limits)
     with span("storage.get", key=job.source_key):
         data = await deps.store.read(job.source_key, max_bytes=settings.max_source_bytes)
     assets = await _fetch_assets(deps, job, spec)
     remaining = settings.deadline_seconds - (time.monotonic() - began)
     if remaining <= 0:
         raise DeadlineExceeded(f"processing took longer than {settings.deadline_seconds:g} s")
-    limits = msgspec.structs.replace(client_limits, deadline_seconds=remaining)
+    limits = msgspec.structs.replace(limits, deadline_seconds=remaining)
     request = EngineRequest(data, msgspec.json.encode(job.spec), limits, assets)
     del data
     result = await deps.engines.run(str(job.id), request, timeout=remaining)
@@ -169,8 +175,21 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     )
     src = result.source
     recorded = await deps.jobs.succeed(
-        job.id, dispatch, records, source=(src.format, src.width, src.height), delivery=delivery, source_info=info
+        job.id,
+        dispatch,
+        records,
+        source=(src.format, src.width, src.height),
+        delivery=delivery,
+        source_info=info,
+        cpu_seconds=result.cpu_seconds,
+        daily_pixels=quota,
     )
+    if recorded == "over_quota":
+        # Other jobs of the client took the rest of today's quota while this one ran.
+        for r in records:
+            with contextlib.suppress(Exception):  # best effort, as for originals
+                await deps.store.delete(r.object_key)
+        return await _over_quota(deps, job, dispatch, quota, cpu_seconds=result.cpu_seconds)
     if recorded is False:
         log.info("job canceled or handed on while processing; results discarded", extra={"job_id": str(job.id)})
         return _CANCELED
@@ -193,13 +212,31 @@ async def _fetch_assets(deps: WorkerDeps, job: Job, spec: JobSpec) -> dict[str, 
     return found
 
 
-async def fail_job(
-    deps: WorkerDeps, job: Job, dispatch: uuid.UUID, code: str, message: str, *, detail: str | None = None
+async def _over_quota(
+    deps: WorkerDeps, job: Job, dispatch: uuid.UUID, quota: int | None, *, cpu_seconds: float = 0.0
 ) -> Outcome:
-    """End the job ``failed`` (if this run still holds it) and send ``job.failed``."""
+    message = (
+        f"the client's daily quota of {(quota or 0) // 1_000_000:,} source megapixels is spent for today;"
+        " it starts afresh at midnight UTC"
+    )
+    return await fail_job(deps, job, dispatch, Reason.DAILY_QUOTA_EXCEEDED, message, cpu_seconds=cpu_seconds)
+
+
+async def fail_job(
+    deps: WorkerDeps,
+    job: Job,
+    dispatch: uuid.UUID,
+    code: str,
+    message: str,
+    *,
+    detail: str | None = None,
+    cpu_seconds: float = 0.0,
+) -> Outcome:
+    """End the job ``failed`` (if this run still holds it) and send ``job.failed``; ``cpu_seconds``:
+    the engine time of this run, counted in the client's usage."""
     log.info("job failed", extra={"job_id": str(job.id), "reason": code, "detail": detail})
     delivery = await job_delivery(deps.deliveries, job, deps.store, status=JobStatus.FAILED, error=(code, message))
-    recorded = await deps.jobs.fail(job.id, code, message, delivery, dispatch=dispatch)
+    recorded = await deps.jobs.fail(job.id, code, message, delivery, dispatch=dispatch, cpu_seconds=cpu_seconds)
     if recorded is False:
         return _CANCELED
     await discard_originals(deps.store, job.client_id, job.id)

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from cli.output import emit, json_option
+from cli.output import emit, json_option, usage_lines
 from infra.keys import SCOPES
 from infra.policy import POLICY_FIELDS
 
@@ -312,18 +312,6 @@ def cmd_clients_usage(args: argparse.Namespace) -> int:
         return 0
 
     return _with_clients(work)
-
-
-def usage_lines(name: str, report: Any) -> list[str]:
-    """A usage report as a table: one line per day with usage, then the total."""
-    header = f"{'day':<10} {'jobs':>6} {'ok':>6} {'failed':>6} {'canceled':>8} {'source MP':>11} {'output bytes':>14}"
-    header += f" {'CPU s':>9} {'webhooks':>9}"
-    rows = [(d.day.isoformat(), d) for d in report.days] + [("total", report.total)]
-    return [f"{name}: {report.start.isoformat()} to {report.end.isoformat()} (UTC days)", header] + [
-        f"{label:<10} {u.jobs:>6,} {u.succeeded:>6,} {u.failed:>6,} {u.canceled:>8,} {u.source_megapixels:>11,.2f}"
-        f" {u.output_bytes_total:>14,} {u.engine_cpu_seconds:>9,.1f} {u.webhook_attempts:>9,}"
-        for label, u in rows
-    ]
 
 
 def _number(value: int | None) -> str:

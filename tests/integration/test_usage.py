@@ -7,12 +7,15 @@ source megapixels (global, per client, refused at /start with Retry-After, raced
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from pixelflow_client import Client, QuotaExceeded
 
 from devstack.imagegen import encode, photo
 from devstack.receiver import WebhookReceiver
@@ -22,6 +25,7 @@ from infra.policy import quota_resets_in
 from infra.storage import open_store
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
 from tests.integration.test_cli_admin import cli, cli_json
+from tests.integration.test_cli_remote import env_for, pixelflow
 from tests.integration.test_flow import create_and_upload, spec
 from tests.integration.test_resilience import HEAVY
 
@@ -206,6 +210,22 @@ async def test_daily_quota_global_and_per_client(stack: Stack) -> None:
         assert before - 5 <= int(refused.headers["Retry-After"]) <= before
         assert "1 source megapixels" in refused.json()["detail"]
         assert (await small.http.get(f"/v1/jobs/{refused_job['id']}")).json()["status"] == "created"
+        # the SDK raises it at once (waiting for Retry-After would take hours) and reads the report typed
+        with Client(api.url, small.key) as pf:
+            began = time.monotonic()
+            with pytest.raises(QuotaExceeded) as err:
+                pf.start(refused_job["id"])
+            assert time.monotonic() - began < 5 and err.value.retry_after is not None
+            assert err.value.retry_after > 0 and err.value.code == "daily_quota_exceeded"
+            typed = pf.usage(date.fromisoformat(today()), today())
+            assert (typed.total.succeeded, typed.total.source_megapixels, typed.days[0].day.isoformat()) == (
+                1, 1.0, today())  # fmt: skip
+        # so does the remote CLI, with the API's own document under --json
+        remote = pixelflow(env_for(api.url, small.key), "usage", "--from", today(), "--json")
+        assert remote.returncode == 0, remote.stderr
+        assert json.loads(remote.stdout) == await usage(small, **{"from": today()})
+        bad = pixelflow(env_for(api.url, small.key), "usage", "--from", "someday")
+        assert bad.returncode == 1 and "$.from: expected a day as YYYY-MM-DD" in bad.stderr, bad.stderr
 
         job = await create_and_upload(big, ONE_VARIANT, source)  # 2 of its 3
         assert (await big.http.post(f"/v1/jobs/{job['id']}/start")).status_code == 202

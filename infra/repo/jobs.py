@@ -247,7 +247,7 @@ class JobRepo:
             )
             if changed != 1:
                 return False
-            await record_job(conn, job_id, "failed", cpu_seconds=cpu_seconds)
+            await record_job(conn, job_id, JobStatus.FAILED, cpu_seconds=cpu_seconds)
             return await _announce(conn, job_id, delivery)
 
     async def cancel(
@@ -263,7 +263,7 @@ class JobRepo:
             )
             if changed != 1:
                 return False
-            await record_job(conn, job_id, "canceled")
+            await record_job(conn, job_id, JobStatus.CANCELED)
             return await _announce(conn, job_id, delivery)
 
     async def erase(self, job_id: uuid.UUID, client_id: uuid.UUID) -> bool:
@@ -405,7 +405,9 @@ class JobRepo:
                     ],
                 )
             outputs = [(v.format, v.bytes) for v in variants]
-            await record_job(conn, job_id, "succeeded", source_pixels=pixels, cpu_seconds=cpu_seconds, outputs=outputs)
+            await record_job(
+                conn, job_id, JobStatus.SUCCEEDED, source_pixels=pixels, cpu_seconds=cpu_seconds, outputs=outputs
+            )
             return await _announce(conn, job_id, delivery)
 
 

@@ -14,18 +14,18 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from infra.lifecycle import TERMINAL, JobStatus
 from infra.repo._sql import Db, execute, fetch_all, fetch_one
 
 __all__ = [
     "DEFAULT_DAYS",
     "MAX_REPORT_DAYS",
-    "Outcome",
     "RangeError",
     "UsageDay",
     "UsageRepo",
@@ -40,11 +40,12 @@ __all__ = [
 
 MAX_REPORT_DAYS = 366  # a leap year: one report covers any calendar year
 DEFAULT_DAYS = 30
-Outcome = Literal["succeeded", "failed", "canceled"]
 _TODAY = "(now() AT TIME ZONE 'UTC')::date"
 
 
 class UsageTotals(msgspec.Struct, frozen=True, kw_only=True):
+    """What a client used over a range of days, or one day."""
+
     jobs: int  # jobs that ended: succeeded + failed + canceled
     succeeded: int
     failed: int
@@ -58,10 +59,14 @@ class UsageTotals(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class UsageDay(UsageTotals, frozen=True, kw_only=True):
+    """What a client used on one UTC day: jobs that ended that day, webhook attempts made that day."""
+
     day: date  # UTC
 
 
 class UsageReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A client's usage from ``from`` to ``to`` (UTC days, both included)."""
+
     start: date = msgspec.field(name="from")
     end: date = msgspec.field(name="to")
     total: UsageTotals
@@ -71,7 +76,7 @@ class UsageReport(msgspec.Struct, frozen=True, kw_only=True):
 async def record_job(
     conn: Db,
     job_id: uuid.UUID,
-    outcome: Outcome,
+    outcome: JobStatus,
     *,
     source_pixels: int = 0,
     cpu_seconds: float = 0.0,
@@ -79,6 +84,7 @@ async def record_job(
 ) -> None:
     """Count a job that just ended, inside the transaction that ended it (its day is that
     transaction's UTC date, as ``finished_at``). ``outputs``: (format, bytes) per variant."""
+    assert outcome in TERMINAL, outcome
     by_format: dict[str, int] = {}
     for fmt, size in outputs:
         by_format[fmt] = by_format.get(fmt, 0) + size

@@ -29,7 +29,15 @@ from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOBS_CREATED, JOBS_STARTED, RATE_LIMITED
 from infra.netguard import BlockedDestination, check_literal
 from infra.objects import asset_key, discard_originals, upload_key
-from infra.policy import ClientLimits, ClientLimitsToday, client_limits, daily_pixels, engine_limits, quota_resets_in
+from infra.policy import (
+    ClientLimits,
+    ClientLimitsToday,
+    client_limits,
+    daily_pixels,
+    engine_limits,
+    quota_resets_in,
+    quota_spent,
+)
 from infra.queue import dispatch_job
 from infra.repo import Job
 from infra.telemetry import carrier, parent, tracer
@@ -195,9 +203,9 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             headers={"Retry-After": "5"},
         )
     if started == "over_quota":  # the job stays `created`: starting it tomorrow works
+        assert limits.daily_source_megapixels is not None
         raise TooManyRequests(
-            f"your daily quota of {limits.daily_source_megapixels:,} source megapixels is spent for today;"
-            " it starts afresh at midnight UTC",
+            quota_spent(limits.daily_source_megapixels),
             code=Reason.DAILY_QUOTA_EXCEEDED,
             headers={"Retry-After": str(quota_resets_in())},
         )

@@ -33,7 +33,7 @@ from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
 from infra.objects import OUTPUT_CACHE_CONTROL, asset_key, discard_originals, output_key
 from infra.outages import TRANSIENT
-from infra.policy import client_limits, daily_pixels, engine_limits
+from infra.policy import client_limits, daily_pixels, engine_limits, quota_spent
 from infra.queue import dispatch_job
 from infra.repo import Job, VariantRecord
 from infra.storage import ObjectNotFound, ObjectTooLarge
@@ -185,7 +185,8 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
         daily_pixels=quota,
     )
     if recorded == "over_quota":
-        # Other jobs of the client took the rest of today's quota while this one ran.
+        # Its source does not fit in what today's quota has left (other jobs may have taken it meanwhile).
+        assert quota is not None
         for r in records:
             with contextlib.suppress(Exception):  # best effort, as for originals
                 await deps.store.delete(r.object_key)
@@ -213,12 +214,9 @@ async def _fetch_assets(deps: WorkerDeps, job: Job, spec: JobSpec) -> dict[str, 
 
 
 async def _over_quota(
-    deps: WorkerDeps, job: Job, dispatch: uuid.UUID, quota: int | None, *, cpu_seconds: float = 0.0
+    deps: WorkerDeps, job: Job, dispatch: uuid.UUID, quota_pixels: int, *, cpu_seconds: float = 0.0
 ) -> Outcome:
-    message = (
-        f"the client's daily quota of {(quota or 0) // 1_000_000:,} source megapixels is spent for today;"
-        " it starts afresh at midnight UTC"
-    )
+    message = quota_spent(quota_pixels // 1_000_000)
     return await fail_job(deps, job, dispatch, Reason.DAILY_QUOTA_EXCEEDED, message, cpu_seconds=cpu_seconds)
 
 

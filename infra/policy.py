@@ -22,6 +22,7 @@ __all__ = [
     "daily_pixels",
     "engine_limits",
     "quota_resets_in",
+    "quota_spent",
 ]
 
 Positive = Annotated[int, Meta(ge=1)]
@@ -85,3 +86,8 @@ def quota_resets_in(now: datetime | None = None) -> int:
     now = now or datetime.now(UTC)
     midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
     return max(1, int((midnight - now).total_seconds() + 0.999))
+
+
+def quota_spent(megapixels: int) -> str:
+    """Why a start or a job was refused for the daily quota (the API's 429 and the failed job's message)."""
+    return f"the daily quota of {megapixels:,} source megapixels is spent for today; it starts afresh at midnight UTC"

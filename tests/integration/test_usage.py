@@ -235,7 +235,12 @@ async def test_daily_quota_global_and_per_client(stack: Stack) -> None:
         assert (await big.http.post(f"/v1/jobs/{job['id']}/start")).status_code == 202
         failed = await wait_status(big, job["id"], {"succeeded", "failed"})
         assert (failed["status"], failed["error"]["code"]) == ("failed", "daily_quota_exceeded"), failed
-        assert failed["variants"] == []
+        assert "daily quota of 3 source megapixels" in failed["error"]["message"] and failed["variants"] == []
+        store = open_store(stack.settings())
+        try:  # the output it wrote before the quota said no is gone
+            assert await store.stat(output_key(big.client_id, uuid.UUID(job["id"]), "small", "jpeg")) is None
+        finally:
+            await store.close()
         total = (await usage(big))["total"]
         assert (total["succeeded"], total["failed"], total["source_megapixels"]) == (2, 1, 2.0)
         for t in (small, big):

@@ -268,3 +268,42 @@ async def test_racing_jobs_never_exceed_the_quota(stack: Stack, api: ApiServer, 
     assert (await t.http.post(f"/v1/jobs/{tiny['id']}/start")).status_code == 202
     assert (await wait_status(t, tiny["id"], {"succeeded", "failed"}))["status"] == "succeeded"
     await t.http.aclose()
+
+
+def test_the_migration_fills_usage_from_the_jobs_before_it(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """0008 counts the jobs and webhook attempts that ended before metering existed (no CPU time)."""
+    import psycopg
+
+    import infra.db as db
+    from devstack.servers import PostgresServer
+
+    every = db._migrations()
+    pg = PostgresServer(stack.workdir / "pg-0008")
+    pg.start()
+    try:
+        monkeypatch.setattr(db, "_migrations", lambda: [m for m in every if m[0] < "0008"])
+        db.migrate(pg.url)
+        client, ok, failed, queued, delivery = (uuid.uuid4() for _ in range(5))
+        with psycopg.connect(pg.url, autocommit=True) as c:
+            c.execute("INSERT INTO clients (id, name) VALUES (%s, 'before')", (client,))
+            for job, status in ((ok, "succeeded"), (failed, "failed"), (queued, "queued")):
+                c.execute("INSERT INTO jobs (id, client_id, status, spec, spec_sha256, source_key, source_width,"
+                          " source_height, finished_at) VALUES (%s, %s, %s, '{}', '', 'k', 100, 50, now())",
+                          (job, client, status))  # fmt: skip
+            for variant, fmt, size in (("a", "webp", 10), ("b", "webp", 5), ("c", "png", 7)):
+                c.execute("INSERT INTO variants (job_id, variant_id, format, content_type, width, height, bytes,"
+                          " object_key) VALUES (%s, %s, %s, 'x', 1, 1, %s, 'k')", (ok, variant, fmt, size))  # fmt: skip
+            c.execute("INSERT INTO webhook_deliveries (id, message_id, job_id, event, url, payload, status)"
+                      " VALUES (%s, %s, %s, 'job.succeeded', 'u', '{}', 'delivered')", (delivery, delivery, ok))  # fmt: skip
+            c.execute("INSERT INTO webhook_attempts (delivery_id, attempt, response_status, duration_ms)"
+                      " VALUES (%s, 1, 500, 1), (%s, 2, 200, 1)", (delivery, delivery))  # fmt: skip
+        monkeypatch.setattr(db, "_migrations", lambda: every)
+        assert db.migrate(pg.url) == [m[0] for m in every if m[0] >= "0008"]
+        with psycopg.connect(pg.url) as c:
+            rows = c.execute("SELECT outcome, source_pixels, output_bytes, engine_cpu_seconds,"
+                             " day = (now() AT TIME ZONE 'UTC')::date"
+                             " FROM job_usage ORDER BY outcome").fetchall()  # fmt: skip
+            assert rows == [("failed", 0, {}, 0.0, True), ("succeeded", 5000, {"png": 7, "webp": 15}, 0.0, True)]
+            assert c.execute("SELECT attempts, delivered FROM webhook_usage").fetchall() == [(2, 1)]
+    finally:
+        pg.stop()

@@ -307,3 +307,27 @@ def test_the_migration_fills_usage_from_the_jobs_before_it(stack: Stack, monkeyp
             assert c.execute("SELECT attempts, delivered FROM webhook_usage").fetchall() == [(2, 1)]
     finally:
         pg.stop()
+
+
+async def test_a_webhook_the_ssrf_guard_refuses_is_logged_not_counted(stack: Stack, receiver: WebhookReceiver) -> None:
+    """Nothing was sent, so nothing is billed: the attempt is in the delivery's history only."""
+    from data_plane.deps import open_deps
+    from data_plane.webhooks import deliver
+
+    queue = f"pixelflow:usage-guard-{uuid.uuid4().hex[:6]}"  # no worker reads it: the delivery waits for us
+    api = ApiServer(stack.settings(queue_name=queue), free_port()).start()
+    try:
+        t = await make_tenant(stack, api)
+        job = (await t.http.post("/v1/jobs", json=spec(receiver.url(f"/guard/{t.name}")))).json()
+        assert (await t.http.post(f"/v1/jobs/{job['id']}/cancel")).status_code == 200
+        (delivery,) = (await t.http.get(f"/v1/jobs/{job['id']}/deliveries")).json()
+        async with open_deps(stack.settings(queue_name=queue, webhook_allow_private=False)) as deps:
+            assert (await deliver(deps, uuid.UUID(delivery["id"]), 1)).outcome == "blocked"
+        (delivery,) = (await t.http.get(f"/v1/jobs/{job['id']}/deliveries")).json()
+        assert delivery["attempts"] == 1 and delivery["status"] == "failed"
+        assert receiver.at(f"/guard/{t.name}") == []
+        total = (await usage(t))["total"]
+        assert (total["canceled"], total["webhook_attempts"], total["webhooks_delivered"]) == (1, 0, 0)
+        await t.http.aclose()
+    finally:
+        api.stop()

@@ -24,7 +24,7 @@ from infra.objects import output_key
 from infra.policy import quota_resets_in
 from infra.storage import open_store
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
-from tests.integration.test_cli_admin import cli, cli_json
+from tests.integration.test_cli_admin import cli, cli_json, refused
 from tests.integration.test_cli_remote import env_for, pixelflow
 from tests.integration.test_flow import create_and_upload, spec
 from tests.integration.test_resilience import HEAVY
@@ -157,6 +157,9 @@ async def test_range_checks_scope_and_other_days(stack: Stack, api: ApiServer) -
         r = await t.http.get("/v1/usage", params=params)
         assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json"), r.text
         assert r.json()["code"] == "invalid_request" and r.json()["errors"][0]["path"] == field, r.text
+    # the admin CLI checks the same range, in one line on stderr
+    assert refused(stack, "clients", "usage", t.name, "--from", "2026-02-30") == (
+        "pixelflow: --from: expected a day as YYYY-MM-DD, got '2026-02-30'\n")  # fmt: skip
     year = await usage(t, **{"from": "2024-01-01", "to": "2024-12-31"})  # 366 days: a leap year is allowed
     assert (year["from"], year["to"], year["days"], year["total"]) == ("2024-01-01", "2024-12-31", [], NOTHING)
 
@@ -204,11 +207,11 @@ async def test_daily_quota_global_and_per_client(stack: Stack) -> None:
 
         refused_job = await create_and_upload(small, ONE_VARIANT, source)
         before = quota_resets_in()
-        refused = await small.http.post(f"/v1/jobs/{refused_job['id']}/start")
-        assert refused.status_code == 429 and refused.json()["code"] == "daily_quota_exceeded", refused.text
-        assert refused.headers["content-type"].startswith("application/problem+json")
-        assert before - 5 <= int(refused.headers["Retry-After"]) <= before
-        assert "1 source megapixels" in refused.json()["detail"]
+        spent = await small.http.post(f"/v1/jobs/{refused_job['id']}/start")
+        assert spent.status_code == 429 and spent.json()["code"] == "daily_quota_exceeded", spent.text
+        assert spent.headers["content-type"].startswith("application/problem+json")
+        assert before - 5 <= int(spent.headers["Retry-After"]) <= before
+        assert "1 source megapixels" in spent.json()["detail"]
         assert (await small.http.get(f"/v1/jobs/{refused_job['id']}")).json()["status"] == "created"
         # the SDK raises it at once (waiting for Retry-After would take hours) and reads the report typed
         with Client(api.url, small.key) as pf:
@@ -230,7 +233,7 @@ async def test_daily_quota_global_and_per_client(stack: Stack) -> None:
         job = await create_and_upload(big, ONE_VARIANT, source)  # 2 of its 3
         assert (await big.http.post(f"/v1/jobs/{job['id']}/start")).status_code == 202
         assert (await wait_status(big, job["id"], {"succeeded", "failed"}))["status"] == "succeeded"
-        # over what is left (1 MP): run, then refused at the end, outputs discarded, nothing counted
+        # over what is left (1 MP): runs, then is refused at the end, outputs discarded, nothing counted
         job = await create_and_upload(big, ONE_VARIANT, _photo(1200, 1000, seed=32))
         assert (await big.http.post(f"/v1/jobs/{job['id']}/start")).status_code == 202
         failed = await wait_status(big, job["id"], {"succeeded", "failed"})

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["Written", "emit", "emit_batch", "json_option"]
+__all__ = ["Written", "emit", "emit_batch", "json_option", "usage_lines"]
 
 
 @dataclass(frozen=True)
@@ -55,3 +55,16 @@ def emit_batch(as_json: bool, results: Sequence[Any]) -> int:
     if total > 1 and not as_json:
         print(f"{total - failed}/{total} images processed, {failed} failed", file=sys.stderr)
     return failed
+
+
+def usage_lines(name: str, report: Any) -> list[str]:
+    """A usage report (the server's ``UsageReport`` or the SDK's ``Usage``: the same fields) as a
+    table, one line per day with usage, then the total: ``clients usage`` and ``usage`` print it."""
+    header = f"{'day':<10} {'jobs':>6} {'ok':>6} {'failed':>6} {'canceled':>8} {'source MP':>11} {'output bytes':>14}"
+    header += f" {'CPU s':>9} {'webhooks':>9}"
+    rows = [(d.day.isoformat(), d) for d in report.days] + [("total", report.total)]
+    return [f"{name}: {report.start.isoformat()} to {report.end.isoformat()} (UTC days)", header] + [
+        f"{label:<10} {u.jobs:>6,} {u.succeeded:>6,} {u.failed:>6,} {u.canceled:>8,} {u.source_megapixels:>11,.2f}"
+        f" {u.output_bytes_total:>14,} {u.engine_cpu_seconds:>9,.1f} {u.webhook_attempts:>9,}"
+        for label, u in rows
+    ]

@@ -1,5 +1,5 @@
 """Talking to a running service: the connection options every remote command shares, the one-line
-reports of API and network failures, and ``pixelflow jobs list|get|cancel``.
+reports of API and network failures, ``pixelflow jobs list|get|cancel`` and ``pixelflow usage``.
 
 Built on the Python SDK (``clients/python``), imported when a remote command runs: the server
 distribution does not depend on it, and ``pixelflow --help`` stays instant. Nothing here loads
@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from cli.output import emit, json_option
+from cli.output import emit, json_option, usage_lines
 from infra.settings import CLIENT_VARIABLES
 
 __all__ = [
@@ -73,6 +73,12 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     cancel = j_sub.add_parser("cancel", parents=[common], allow_abbrev=False, help="cancel a job that has not finished")
     cancel.add_argument("job_id", type=uuid.UUID, metavar="ID")
     cancel.set_defaults(handler=cmd_jobs_cancel)
+    usage = sub.add_parser(
+        "usage", parents=[common], allow_abbrev=False, help="your client's usage per UTC day (GET /v1/usage)"
+    )
+    usage.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="first day (default: 29 days before --to)")
+    usage.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="last day, included (default: today, UTC)")
+    usage.set_defaults(handler=cmd_usage)
 
 
 def positive_int(value: str) -> int:
@@ -224,6 +230,15 @@ def cmd_jobs_cancel(args: argparse.Namespace) -> int:
     async def work(pf: Any) -> int:
         job = await pf.cancel(args.job_id)
         emit(args.json, job, f"job {job.id}: {job.status}")
+        return 0
+
+    return run_remote(args, work)
+
+
+def cmd_usage(args: argparse.Namespace) -> int:
+    async def work(pf: Any) -> int:
+        report = await pf.usage(args.start, args.end)
+        emit(args.json, report, usage_lines("your client", report))
         return 0
 
     return run_remote(args, work)

@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from cli.output import emit, json_option
+from cli.output import emit, json_option, usage_lines
 from infra.keys import SCOPES
 from infra.policy import POLICY_FIELDS
 
@@ -56,6 +56,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     limits.add_argument("--reset", action="store_true", help="drop every override: the global limits apply")
     json_option(limits)
     limits.set_defaults(handler=cmd_clients_limits)
+
+    usage = c_sub.add_parser("usage", help="a client's usage per UTC day (what GET /v1/usage reports)")
+    usage.add_argument("name")
+    usage.add_argument("--from", dest="start", metavar="YYYY-MM-DD", help="first day (default: 29 days before --to)")
+    usage.add_argument("--to", dest="end", metavar="YYYY-MM-DD", help="last day, included (default: today, UTC)")
+    json_option(usage)
+    usage.set_defaults(handler=cmd_clients_usage)
 
     keys = sub.add_parser("keys", help="API keys")
     k_sub = keys.add_subparsers(dest="keys_command", required=True)
@@ -256,7 +263,8 @@ def cmd_clients_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_clients_limits(args: argparse.Namespace) -> int:
-    from infra.policy import ClientPolicy, client_limits
+    from infra.policy import ClientLimitsToday, ClientPolicy, client_limits
+    from infra.repo.usage import pixels_today
 
     settings = _settings()
 
@@ -273,15 +281,41 @@ def cmd_clients_limits(args: argparse.Namespace) -> int:
                 return 1
             await repo.set_policy(client.id, policy)
         limits = client_limits(settings, await repo.policy(client.id))
-        record = {"client": client.name, **msgspec.structs.asdict(limits)}
+        used = round(await pixels_today(repo.pool, client.id) / 1e6, 6)
+        today = ClientLimitsToday(**msgspec.structs.asdict(limits), source_megapixels_today=used)
+        record = {"client": client.name, **msgspec.structs.asdict(today)}
         lines = [f"{client.name}"] + [
-            f"  {name:<32} {getattr(limits, name):>12,}  {'(client)' if name in limits.overridden else '(global)'}"
+            f"  {name:<32} {_number(getattr(limits, name)):>12}  {'(client)' if name in limits.overridden else '(global)'}"
             for name in POLICY_FIELDS
         ]
+        lines.append(f"  {'source_megapixels_today':<32} {used:>12,.2f}  (used today, UTC)")
         emit(args.json, record, lines)
         return 0
 
     return _with_clients(work)
+
+
+def cmd_clients_usage(args: argparse.Namespace) -> int:
+    from infra.repo import UsageRepo
+    from infra.repo.usage import RangeError, report_range
+
+    try:
+        first, last = report_range(args.start, args.end)
+    except RangeError as exc:
+        print(f"pixelflow: --{exc.field}: {exc.message}", file=sys.stderr)
+        return 1
+
+    async def work(repo: Any) -> int:
+        client = await _client(repo, args.name)
+        report = await UsageRepo(repo.pool).report(client.id, first, last)
+        emit(args.json, {"client": client.name, **msgspec.to_builtins(report)}, usage_lines(client.name, report))
+        return 0
+
+    return _with_clients(work)
+
+
+def _number(value: int | None) -> str:
+    return "none" if value is None else f"{value:,}"
 
 
 def _key_record(key: Any) -> dict[str, Any]:

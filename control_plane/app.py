@@ -31,6 +31,7 @@ from control_plane.routes.specs import validate_spec
 from control_plane.routes.storage import storage_get, storage_put
 from control_plane.routes.templates import TemplatesController
 from control_plane.routes.uploads import upload_route
+from control_plane.routes.usage import get_usage
 from infra.settings import Settings
 from infra.telemetry import configure_tracing
 
@@ -68,6 +69,7 @@ def create_app(
         upload_route(inline_cap + 64 * 1024),
         validate_spec,
         get_limits,
+        get_usage,
         create_asset_upload,
         healthz,
         readyz,

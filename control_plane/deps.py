@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from control_plane.ratelimit import RateLimiter
 from infra.db import open_pool
 from infra.queue import open_queue
-from infra.repo import ClientRepo, DeliveryRepo, JobRepo, TemplateRepo, UserRepo
+from infra.repo import ClientRepo, DeliveryRepo, JobRepo, TemplateRepo, UsageRepo, UserRepo
 from infra.settings import Settings
 from infra.storage import ObjectStore, open_store
 
@@ -41,6 +41,7 @@ class ApiDeps:
     sign_ins_per_address: RateLimiter
     sign_ups_per_address: RateLimiter
     templates: TemplateRepo
+    usage: UsageRepo
 
 
 @asynccontextmanager
@@ -69,6 +70,7 @@ async def open_deps(settings: Settings) -> AsyncIterator[ApiDeps]:
             RateLimiter(queue, per_minute=30, burst=30, name="sign-in-address"),
             RateLimiter(queue, per_minute=5, burst=10, name="sign-up-address"),
             TemplateRepo(pool),
+            UsageRepo(pool),
         )
 
 

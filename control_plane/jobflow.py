@@ -8,6 +8,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+import msgspec
 from opentelemetry import trace
 
 from control_plane.auth import Principal
@@ -28,7 +29,15 @@ from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOBS_CREATED, JOBS_STARTED, RATE_LIMITED
 from infra.netguard import BlockedDestination, check_literal
 from infra.objects import asset_key, discard_originals, upload_key
-from infra.policy import ClientLimits, client_limits, engine_limits
+from infra.policy import (
+    ClientLimits,
+    ClientLimitsToday,
+    client_limits,
+    daily_pixels,
+    engine_limits,
+    quota_resets_in,
+    quota_spent,
+)
 from infra.queue import dispatch_job
 from infra.repo import Job
 from infra.storage import ObjectNotFound
@@ -45,6 +54,7 @@ __all__ = [
     "create_job",
     "has_source",
     "limits_of",
+    "limits_today",
     "rate_limit",
     "start_job",
 ]
@@ -61,6 +71,13 @@ START_ERRORS = (NotFound, Conflict, PayloadTooLarge, Unprocessable, UnsupportedM
 async def limits_of(services: Services, principal: Principal) -> ClientLimits:
     """The client's limits in force: its policy's overrides, else the settings."""
     return client_limits(services.settings, await services.clients.policy(principal.client.id))
+
+
+async def limits_today(services: Services, principal: Principal) -> ClientLimitsToday:
+    """The client's limits in force and what its daily quota has used today."""
+    limits = await limits_of(services, principal)
+    used = await services.usage.pixels_today(principal.client.id)
+    return ClientLimitsToday(**msgspec.structs.asdict(limits), source_megapixels_today=round(used / 1e6, 6))
 
 
 async def rate_limit(services: Services, principal: Principal) -> Decision:
@@ -155,7 +172,8 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             assert queued.dispatch is not None
             await dispatch_job(services.queue, queued.id, queued.dispatch, carrier())
 
-        max_active = (await limits_of(services, principal)).max_concurrent_jobs_per_client
+        limits = await limits_of(services, principal)
+        max_active, quota = limits.max_concurrent_jobs_per_client, daily_pixels(limits)
         started = await services.jobs.start(
             job.id,
             principal.client.id,
@@ -164,12 +182,20 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             source_format=source_format,
             queue=services.settings.queue_name,
             enqueue=push,
+            daily_pixels=quota,
         )
     if started == "busy":
         raise TooManyRequests(
             f"at most {max_active} jobs may be queued or processing at once",
             code="too_many_active_jobs",
             headers={"Retry-After": "5"},
+        )
+    if started == "over_quota":  # the job stays `created`: starting it tomorrow works
+        assert limits.daily_source_megapixels is not None
+        raise TooManyRequests(
+            quota_spent(limits.daily_source_megapixels),
+            code=Reason.DAILY_QUOTA_EXCEEDED,
+            headers={"Retry-After": str(quota_resets_in())},
         )
     if started is None:  # another request started (or canceled) it meanwhile
         current = await services.jobs.get(job.id, principal.client.id)

@@ -15,7 +15,7 @@ from data_plane.sources import source_client
 from infra.db import open_pool
 from infra.netguard import guarded_transport
 from infra.queue import open_queue
-from infra.repo import ClientRepo, DeliveryRepo, JobRepo
+from infra.repo import ClientRepo, DeliveryRepo, JobRepo, UsageRepo
 from infra.settings import Settings
 from infra.storage import ObjectStore, open_store
 
@@ -34,6 +34,7 @@ class WorkerDeps:
     http: httpx.AsyncClient  # webhooks
     engines: EnginePool
     sources: httpx.AsyncClient  # URL sources: its own client, since the two allow-private switches differ
+    usage: UsageRepo
 
 
 @asynccontextmanager
@@ -64,5 +65,15 @@ async def open_deps(settings: Settings) -> AsyncIterator[WorkerDeps]:
         await engines.start()
         await store.ensure_bucket()
         yield WorkerDeps(
-            settings, pool, queue, store, JobRepo(pool), DeliveryRepo(pool), ClientRepo(pool), http, engines, sources
+            settings,
+            pool,
+            queue,
+            store,
+            JobRepo(pool),
+            DeliveryRepo(pool),
+            ClientRepo(pool),
+            http,
+            engines,
+            sources,
+            UsageRepo(pool),
         )

@@ -13,6 +13,7 @@ run still holds the job.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -33,7 +34,7 @@ from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
 from infra.objects import OUTPUT_CACHE_CONTROL, asset_key, discard_originals, output_key
 from infra.outages import TRANSIENT
-from infra.policy import engine_limits
+from infra.policy import client_limits, daily_pixels, engine_limits, quota_spent
 from infra.queue import dispatch_job
 from infra.repo import Job, VariantRecord
 from infra.storage import ObjectNotFound, ObjectTooLarge
@@ -99,7 +100,8 @@ async def run_job(
             log.info("job stopped: canceled", extra={"job_id": key})
             return _CANCELED
         except PipelineError as exc:
-            return await fail_job(deps, job, dispatch, exc.code, exc.public, detail=exc.detail)
+            cpu = getattr(exc, "cpu_seconds", 0.0)  # the engine's time on this run (pipeline/sandbox.py)
+            return await fail_job(deps, job, dispatch, exc.code, exc.public, detail=exc.detail, cpu_seconds=cpu)
         except SourceError as exc:
             if exc.transient and job.attempts < settings.job_max_tries:
                 log.warning("source fetch will retry", extra={"job_id": key, "reason": exc.code})
@@ -137,14 +139,18 @@ async def run_job(
 async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     settings = deps.settings
     began = time.monotonic()  # the deadline counts from the claim: fetching the source is part of it
-    client_limits = engine_limits(settings, await deps.clients.policy(job.client_id))  # its policy, else global
-    spec = decode_job_spec(job.spec, client_limits)
+    policy = await deps.clients.policy(job.client_id)
+    limits = engine_limits(settings, policy)  # its policy, else global
+    quota = daily_pixels(client_limits(settings, policy))
+    if quota is not None and await deps.usage.pixels_today(job.client_id) >= quota:
+        return await _over_quota(deps, job, dispatch, quota)  # spent while it was queued: no work for nothing
+    spec = decode_job_spec(job.spec, limits)
     data = await _original(deps, job, spec, time_left=settings.deadline_seconds - (time.monotonic() - began))
     assets = await _fetch_assets(deps, job, spec)
     remaining = settings.deadline_seconds - (time.monotonic() - began)
     if remaining <= 0:
         raise DeadlineExceeded(f"processing took longer than {settings.deadline_seconds:g} s")
-    limits = msgspec.structs.replace(client_limits, deadline_seconds=remaining)
+    limits = msgspec.structs.replace(limits, deadline_seconds=remaining)
     request = EngineRequest(data, msgspec.json.encode(job.spec), limits, assets)
     del data
     result = await deps.engines.run(str(job.id), request, timeout=remaining)
@@ -177,8 +183,22 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     )
     src = result.source
     recorded = await deps.jobs.succeed(
-        job.id, dispatch, records, source=(src.format, src.width, src.height), delivery=delivery, source_info=info
+        job.id,
+        dispatch,
+        records,
+        source=(src.format, src.width, src.height),
+        delivery=delivery,
+        source_info=info,
+        cpu_seconds=result.cpu_seconds,
+        daily_pixels=quota,
     )
+    if recorded == "over_quota":
+        # Its source does not fit in what today's quota has left (other jobs may have taken it meanwhile).
+        assert quota is not None
+        for r in records:
+            with contextlib.suppress(Exception):  # best effort, as for originals
+                await deps.store.delete(r.object_key)
+        return await _over_quota(deps, job, dispatch, quota, cpu_seconds=result.cpu_seconds)
     if recorded is False:
         log.info("job canceled or handed on while processing; results discarded", extra={"job_id": str(job.id)})
         return _CANCELED
@@ -228,13 +248,28 @@ async def _fetch_assets(deps: WorkerDeps, job: Job, spec: JobSpec) -> dict[str, 
     return found
 
 
-async def fail_job(
-    deps: WorkerDeps, job: Job, dispatch: uuid.UUID, code: str, message: str, *, detail: str | None = None
+async def _over_quota(
+    deps: WorkerDeps, job: Job, dispatch: uuid.UUID, quota_pixels: int, *, cpu_seconds: float = 0.0
 ) -> Outcome:
-    """End the job ``failed`` (if this run still holds it) and send ``job.failed``."""
+    message = quota_spent(quota_pixels // 1_000_000)
+    return await fail_job(deps, job, dispatch, Reason.DAILY_QUOTA_EXCEEDED, message, cpu_seconds=cpu_seconds)
+
+
+async def fail_job(
+    deps: WorkerDeps,
+    job: Job,
+    dispatch: uuid.UUID,
+    code: str,
+    message: str,
+    *,
+    detail: str | None = None,
+    cpu_seconds: float = 0.0,
+) -> Outcome:
+    """End the job ``failed`` (if this run still holds it) and send ``job.failed``; ``cpu_seconds``:
+    the engine time of this run, counted in the client's usage."""
     log.info("job failed", extra={"job_id": str(job.id), "reason": code, "detail": detail})
     delivery = await job_delivery(deps.deliveries, job, deps.store, status=JobStatus.FAILED, error=(code, message))
-    recorded = await deps.jobs.fail(job.id, code, message, delivery, dispatch=dispatch)
+    recorded = await deps.jobs.fail(job.id, code, message, delivery, dispatch=dispatch, cpu_seconds=cpu_seconds)
     if recorded is False:
         return _CANCELED
     await discard_originals(deps.store, job.client_id, job.id)

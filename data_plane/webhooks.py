@@ -121,7 +121,9 @@ async def deliver(deps: WorkerDeps, delivery_id: uuid.UUID, round_no: int) -> Ro
     try:
         await resolve_public(delivery.url, allow_private=settings.webhook_allow_private)
     except BlockedDestination as exc:
-        await deps.deliveries.record_attempt(delivery.id, response_status=None, error=str(exc), duration_ms=0)
+        await deps.deliveries.record_attempt(
+            delivery.id, response_status=None, error=str(exc), duration_ms=0, sent=False
+        )
         await deps.deliveries.mark_failed(delivery.id, str(exc))
         return Round("blocked")
 

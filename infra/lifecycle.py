@@ -59,6 +59,7 @@ class Reason(StrEnum):
     SOURCE_UNREACHABLE = "source_unreachable"  # no connection, an error status, or too many redirects
     INFRASTRUCTURE_ERROR = "infrastructure_error"  # storage or database stayed down through every try
     WORKER_LOST = "worker_lost"  # the worker stopped renewing its lease, `job_max_tries` times
+    DAILY_QUOTA_EXCEEDED = "daily_quota_exceeded"  # the client's source megapixels for today (UTC) are spent
 
 
 def sql_set(states: frozenset[JobStatus]) -> str:

@@ -4,6 +4,7 @@ compute a client's limits the same way, here."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import msgspec
@@ -12,7 +13,17 @@ from msgspec import Meta
 from infra.settings import Settings
 from pipeline.dsl import Limits
 
-__all__ = ["POLICY_FIELDS", "ClientLimits", "ClientPolicy", "client_limits", "engine_limits"]
+__all__ = [
+    "POLICY_FIELDS",
+    "ClientLimits",
+    "ClientLimitsToday",
+    "ClientPolicy",
+    "client_limits",
+    "daily_pixels",
+    "engine_limits",
+    "quota_resets_in",
+    "quota_spent",
+]
 
 Positive = Annotated[int, Meta(ge=1)]
 
@@ -23,6 +34,7 @@ class ClientPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_concurrent_jobs_per_client: Positive | None = None  # jobs queued or processing at once
     max_source_pixels: Positive | None = None  # an original's width x height (x frames)
     max_job_cost: Positive | None = None  # the planner's estimate per job (pipeline/cost.py)
+    daily_source_megapixels: Positive | None = None  # sources' megapixels per UTC day (infra/repo/usage.py)
 
 
 POLICY_FIELDS = tuple(f.name for f in msgspec.structs.fields(ClientPolicy))
@@ -36,7 +48,14 @@ class ClientLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrent_jobs_per_client: int
     max_source_pixels: int
     max_job_cost: int
+    daily_source_megapixels: int | None  # None: no daily quota
     overridden: list[str]  # which of the above come from the client's policy
+
+
+class ClientLimitsToday(ClientLimits, frozen=True, kw_only=True):
+    """The limits in force, and what today's (UTC) daily quota has used so far."""
+
+    source_megapixels_today: float  # sources of jobs that succeeded today (UTC), as usage counts them
 
 
 def client_limits(settings: Settings, policy: ClientPolicy) -> ClientLimits:
@@ -54,3 +73,21 @@ def engine_limits(settings: Settings, policy: ClientPolicy) -> Limits:
     return msgspec.structs.replace(
         settings.limits, max_source_pixels=limits.max_source_pixels, max_job_cost=limits.max_job_cost
     )
+
+
+def daily_pixels(limits: ClientLimits) -> int | None:
+    """The daily source-megapixel quota in pixels, as usage counts them; None: no quota."""
+    quota = limits.daily_source_megapixels
+    return None if quota is None else quota * 1_000_000
+
+
+def quota_resets_in(now: datetime | None = None) -> int:
+    """Whole seconds until the next UTC midnight, when a daily quota starts afresh (at least 1)."""
+    now = now or datetime.now(UTC)
+    midnight = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
+    return max(1, int((midnight - now).total_seconds() + 0.999))
+
+
+def quota_spent(megapixels: int) -> str:
+    """Why a start or a job was refused for the daily quota (the API's 429 and the failed job's message)."""
+    return f"the daily quota of {megapixels:,} source megapixels is spent for today; it starts afresh at midnight UTC"

@@ -11,6 +11,11 @@ clock, the memory cap and cancellation. Every way a run can end is a typed outco
 - ``kill()`` from any thread (a cancel): ``EngineCanceled``;
 - the child died by itself (a decoder fault, the kernel's OOM killer): ``EngineCrashed``.
 
+Every outcome carries the CPU time the run took (``cpu_seconds`` on the result or the raised
+error), for usage metering: the child measures its own process CPU time (all threads) when it
+replies; for a child that never replied, the parent reads the dead child's counters from
+``/proc`` before reaping it (10 ms resolution).
+
 A killed or dead child is replaced at once (spawning one takes ~0.1 s, libvips imported), and
 children are recycled after ``max_jobs`` runs or when a run leaves them above
 ``recycle_rss_bytes``, before leaks and allocator fragmentation become the worker's problem.
@@ -121,6 +126,7 @@ class EngineResult(msgspec.Struct, frozen=True):
     variants: list[VariantResult]
     stages: list[Stage] = []
     details: SourceDetails | None = None  # the spec's `info`, when it asks
+    cpu_seconds: float = 0.0  # the child's CPU time for this run, every thread
 
 
 class _Failure(msgspec.Struct, frozen=True):
@@ -133,6 +139,7 @@ class _Failure(msgspec.Struct, frozen=True):
 class _Reply(msgspec.Struct, frozen=True):
     ok: EngineResult | None = None
     error: _Failure | None = None
+    cpu_seconds: float = 0.0
 
 
 _encode = msgspec.msgpack.Encoder().encode
@@ -193,13 +200,18 @@ class Sandbox:
         with self._lock:
             self.start()
             self._busy, self._kill_reason = True, None
+        cpu_before = _cpu_seconds(self.pid)
         try:
             frame = self._exchange(request, deadline)
         finally:
             with self._lock:
                 self._busy = False
         if frame is None:
-            raise self._after_death(timeout)
+            # Read before reaping: a dead child's counters stay in /proc until it is waited for.
+            cpu = max(0.0, _cpu_seconds(self.pid) - cpu_before)
+            error = self._after_death(timeout)
+            error.cpu_seconds = cpu  # type: ignore[attr-defined]
+            raise error
         reply = _decode_reply(frame)
         self._jobs += 1
         rss = self.rss() or 0
@@ -208,9 +220,10 @@ class Sandbox:
         if reply.error is not None:
             error = rebuild_error(reply.error.code, reply.error.public, reply.error.detail)
             error.stages = reply.error.stages  # type: ignore[attr-defined]  # traced by the caller too
+            error.cpu_seconds = reply.cpu_seconds  # type: ignore[attr-defined]
             raise error
         assert reply.ok is not None
-        return reply.ok
+        return msgspec.structs.replace(reply.ok, cpu_seconds=reply.cpu_seconds)
 
     def kill(self, reason: str = _CANCELED) -> bool:
         """Stop the running job now (SIGKILL). False if nothing was running."""
@@ -355,7 +368,8 @@ def _child_main(conn: Connection, config: SandboxConfig) -> None:
             return
         request = _decode_request(frame)
         del frame
-        reply = _run(process, request, config)
+        cpu_before = time.process_time()
+        reply = msgspec.structs.replace(_run(process, request, config), cpu_seconds=time.process_time() - cpu_before)
         del request
         try:
             conn.send_bytes(_encode(reply))
@@ -408,6 +422,21 @@ def _run(process: Any, request: EngineRequest, config: SandboxConfig) -> _Reply:
 def _out_of_memory(config: SandboxConfig, detail: str | None = None) -> OutOfMemory:
     limit = config.memory_limit_bytes // 1024**2
     return OutOfMemory(f"processing needed more than the {limit} MB memory limit", detail=detail)
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (all its threads), alive or dead but not yet reaped."""
+    if pid is None:
+        return 0.0
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()  # after the command name, which may hold spaces
+        return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime: fields 14 and 15
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _libc() -> Any:

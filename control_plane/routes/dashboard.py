@@ -1,5 +1,5 @@
 """``/dashboard``: the pages people use, and the few JSON routes only they need (their session,
-API keys, usage). Jobs, specs and deliveries go through ``/v1`` with the session cookie, so the
+API keys, team). Jobs, specs, deliveries and usage go through ``/v1`` with the session cookie, so the
 dashboard runs the very code machines do. None of this is in the OpenAPI document."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Annotated
 import msgspec
 from litestar import Request, Response, Router, get, post
 from litestar.datastructures import Cookie
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
@@ -23,7 +23,6 @@ from control_plane.problems import InvalidRequest, NotFound
 from control_plane.sessions import current_session, pre_session_token, require_session
 from infra.lifecycle import JobStatus
 from infra.repo import ApiKey
-from infra.repo.usage import UsageDay, usage_by_day
 from infra.repo.users import Invite, Role
 
 __all__ = ["dashboard_routes"]
@@ -212,19 +211,11 @@ async def rotate_webhook_secret(request: Request, services: ServicesDep) -> NewS
     return NewSecret(await services.clients.rotate_secret(s.user.client_id, grace_hours=24), 24)
 
 
-@get("/dashboard/api/usage", include_in_schema=False)
-async def usage(
-    request: Request, services: ServicesDep, days: Annotated[int, QueryParameter(ge=1, le=366)] = 30
-) -> list[UsageDay]:
-    s = await require_session(request, services)
-    return await usage_by_day(services.pool, s.user.client_id, days=days)
-
-
 dashboard_routes = Router(
     "/",
     route_handlers=[
         jobs_page, job_page, new_page, keys_page, usage_page, team_page, invite_page, login_page, signup_page,
-        me, list_keys, create_key, revoke_key, members, list_invites, create_invite, rotate_webhook_secret, usage,
+        me, list_keys, create_key, revoke_key, members, list_invites, create_invite, rotate_webhook_secret,
         create_static_files_router("/dashboard/static", directories=[STATIC], include_in_schema=False,
                                    name="dashboard-static"),
     ],

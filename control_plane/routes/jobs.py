@@ -191,7 +191,9 @@ class JobsController(Controller):
         format PixelFlow reads) and queues the job once: starting a queued, running or finished job
         again returns it unchanged. An empty upload is 422 `empty_source` and the job stays `created`;
         an oversized or unreadable one fails the job (413, 415). 429 `too_many_active_jobs` when the
-        client already has its maximum of jobs queued or processing."""
+        client already has its maximum of jobs queued or processing; 429 `daily_quota_exceeded`
+        (with `Retry-After` until midnight UTC) when its daily quota of source megapixels is spent,
+        and the job stays `created`."""
         job = await start_job(services, principal, job_id)
         return job_view(job, services.store, url_expiry=url_expiry(services))
 

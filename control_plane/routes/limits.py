@@ -6,17 +6,19 @@ from litestar import get
 
 from control_plane.auth import PrincipalDep
 from control_plane.deps import ApiDepsDep
-from control_plane.jobflow import limits_of
+from control_plane.jobflow import limits_today
 from control_plane.openapi import doc
-from infra.policy import ClientLimits
+from infra.policy import ClientLimitsToday
 
 __all__ = ["get_limits"]
 
 
 @get("/v1/limits", tags=["limits"], operation_id="getLimits", summary="Your client's limits", opt=doc())
-async def get_limits(services: ApiDepsDep, principal: PrincipalDep) -> ClientLimits:
+async def get_limits(services: ApiDepsDep, principal: PrincipalDep) -> ClientLimitsToday:
     """The limits your jobs run under: job creations per minute per key and their burst, jobs
-    queued or processing at once, an original's maximum pixels, and the per-job work budget (cost
-    units, as the dry run estimates them). `overridden` names those set for your client by the
-    operator; the others are the deployment's."""
-    return await limits_of(services, principal)
+    queued or processing at once, an original's maximum pixels, the per-job work budget (cost
+    units, as the dry run estimates them) and the daily quota of source megapixels (null: none),
+    with `source_megapixels_today`, what your jobs that succeeded today (UTC) used of it.
+    `overridden` names those set for your client by the operator; the others are the
+    deployment's."""
+    return await limits_today(services, principal)

@@ -4,6 +4,7 @@ from infra.repo.clients import ApiKey, Client, ClientRepo, Grant
 from infra.repo.deliveries import Attempt, Delivery, DeliveryRepo
 from infra.repo.jobs import Job, JobPage, JobRepo, VariantRecord
 from infra.repo.templates import TemplateRepo, TemplateSummary, TemplateVersion
+from infra.repo.usage import UsageDay, UsageRepo, UsageReport, UsageTotals
 from infra.repo.users import Session, User, UserRepo
 
 __all__ = [
@@ -21,6 +22,10 @@ __all__ = [
     "TemplateRepo",
     "TemplateSummary",
     "TemplateVersion",
+    "UsageDay",
+    "UsageRepo",
+    "UsageReport",
+    "UsageTotals",
     "User",
     "UserRepo",
     "VariantRecord",

@@ -8,6 +8,7 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from infra.repo._sql import execute, fetch_all, fetch_one
+from infra.repo.usage import count_attempt
 
 __all__ = ["Attempt", "Delivery", "DeliveryRepo"]
 
@@ -67,9 +68,16 @@ class DeliveryRepo:
         return [Delivery(**r, history=tuple(by_delivery.get(r["id"], ()))) for r in rows]
 
     async def record_attempt(
-        self, delivery_id: uuid.UUID, *, response_status: int | None, error: str | None, duration_ms: int
+        self,
+        delivery_id: uuid.UUID,
+        *,
+        response_status: int | None,
+        error: str | None,
+        duration_ms: int,
+        sent: bool = True,
     ) -> int:
-        """Log one HTTP attempt; returns its number."""
+        """Log one attempt; returns its number. One that ``sent`` an HTTP request is counted in
+        the client's usage (a destination refused by the SSRF guard is logged, not counted)."""
         async with self.pool.connection() as conn, conn.transaction():
             row = await fetch_one(
                 conn,
@@ -82,6 +90,9 @@ class DeliveryRepo:
                 " VALUES (%s, %s, %s, %s, %s)",
                 (delivery_id, row["attempts"], response_status, error, duration_ms),
             )
+            if sent:
+                delivered = error is None and response_status is not None and 200 <= response_status < 300
+                await count_attempt(conn, delivery_id, delivered=delivered)
         return row["attempts"]
 
     async def mark_delivered(self, delivery_id: uuid.UUID) -> None:

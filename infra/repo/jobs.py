@@ -14,6 +14,7 @@ from infra.lifecycle import ACTIVE, CANCELABLE, TERMINAL, JobStatus, sql_set
 from infra.objects import source_key
 from infra.repo._sql import execute, fetch_all, fetch_one
 from infra.repo._sql import fetch_one as _one  # the name create() uses; folded in after the object-key merge
+from infra.repo.usage import pixels_today, record_job
 
 __all__ = ["Job", "JobPage", "JobRepo", "NewDelivery", "VariantRecord"]
 
@@ -191,10 +192,12 @@ class JobRepo:
         source_format: str | None,
         queue: str,
         enqueue: Callable[[Job], Awaitable[object]],
-    ) -> Job | Literal["busy"] | None:
+        daily_pixels: int | None = None,
+    ) -> Job | Literal["busy", "over_quota"] | None:
         """``created`` -> ``queued`` and enqueue, atomically: if enqueueing fails the job stays ``created``.
 
         Runs under a lock on the client row so concurrent starts cannot exceed ``max_active``.
+        ``over_quota`` when ``daily_pixels`` (the client's daily source-pixel quota) is spent today.
         Returns None when the job is not in ``created`` (the caller reports its current state).
         """
         async with self.pool.connection() as conn, conn.transaction():
@@ -205,6 +208,8 @@ class JobRepo:
             assert active is not None
             if active["n"] >= max_active:
                 return "busy"
+            if daily_pixels is not None and await pixels_today(conn, client_id) >= daily_pixels:
+                return "over_quota"
             row = await fetch_one(
                 conn,
                 f"UPDATE jobs SET status = 'queued', queued_at = now(), updated_at = now(), source_bytes = %s,"
@@ -234,10 +239,12 @@ class JobRepo:
         delivery: NewDelivery | None = None,
         *,
         dispatch: uuid.UUID | None = None,
+        cpu_seconds: float = 0.0,
     ) -> uuid.UUID | bool:
         """Mark a non-terminal job failed; returns the webhook delivery id when one was recorded,
         True when failed without a delivery, False when the job was already terminal. With
-        ``dispatch``, only while that run still holds the job (a worker's view)."""
+        ``dispatch``, only while that run still holds the job (a worker's view). ``cpu_seconds``:
+        the engine time of the run that failed it, for usage."""
         async with self.pool.connection() as conn, conn.transaction():
             changed = await execute(
                 conn,
@@ -246,7 +253,10 @@ class JobRepo:
                 f" AND (%s::uuid IS NULL OR (dispatch = %s AND status = 'processing'))",
                 (code, message, job_id, dispatch, dispatch),
             )
-            return changed == 1 and await _announce(conn, job_id, delivery)
+            if changed != 1:
+                return False
+            await record_job(conn, job_id, JobStatus.FAILED, cpu_seconds=cpu_seconds)
+            return await _announce(conn, job_id, delivery)
 
     async def cancel(
         self, job_id: uuid.UUID, client_id: uuid.UUID, delivery: NewDelivery | None = None
@@ -259,7 +269,10 @@ class JobRepo:
                 f" lease_expires_at = NULL WHERE id = %s AND client_id = %s AND status IN {_CANCELABLE}",
                 (job_id, client_id),
             )
-            return changed == 1 and await _announce(conn, job_id, delivery)
+            if changed != 1:
+                return False
+            await record_job(conn, job_id, JobStatus.CANCELED)
+            return await _announce(conn, job_id, delivery)
 
     async def erase(self, job_id: uuid.UUID, client_id: uuid.UUID) -> bool:
         """Turn a finished job into a tombstone: its spec (metadata, webhook URL), idempotency key,
@@ -347,11 +360,25 @@ class JobRepo:
         source: tuple[str, int, int],
         delivery: NewDelivery | None,
         source_info: dict[str, Any] | None = None,
-    ) -> uuid.UUID | bool:
+        cpu_seconds: float = 0.0,
+        daily_pixels: int | None = None,
+    ) -> uuid.UUID | bool | Literal["over_quota"]:
         """Record variants and mark succeeded in one transaction, only while this run holds the
-        job. False if it was canceled or handed on meanwhile (nothing is written); else the
-        delivery id (or True without a webhook)."""
+        job, and count its usage. False if it was canceled or handed on meanwhile (nothing is
+        written); ``over_quota`` (nothing written) if its source would take the client past
+        ``daily_pixels`` today; else the delivery id (or True without a webhook)."""
+        pixels = source[1] * source[2]
         async with self.pool.connection() as conn, conn.transaction():
+            if daily_pixels is not None:
+                # Under the client row's lock (as /start takes it), so two jobs finishing at once
+                # cannot both fit in what is left of the quota.
+                row = await fetch_one(
+                    conn,
+                    "SELECT c.id FROM jobs j JOIN clients c ON c.id = j.client_id WHERE j.id = %s FOR UPDATE OF c",
+                    (job_id,),
+                )
+                if row is not None and await pixels_today(conn, row["id"]) + pixels > daily_pixels:
+                    return "over_quota"
             changed = await execute(
                 conn,
                 "UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now(), error_code = NULL,"
@@ -385,6 +412,10 @@ class JobRepo:
                         for v in variants
                     ],
                 )
+            outputs = [(v.format, v.bytes) for v in variants]
+            await record_job(
+                conn, job_id, JobStatus.SUCCEEDED, source_pixels=pixels, cpu_seconds=cpu_seconds, outputs=outputs
+            )
             return await _announce(conn, job_id, delivery)
 
 

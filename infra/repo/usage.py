@@ -1,39 +1,242 @@
-"""What a client used, per UTC day: jobs created, source megapixels read, output bytes written."""
+"""Usage metering: what each client used, per UTC day. The one home for usage facts: the API's
+``GET /v1/usage``, the dashboard, ``pixelflow clients usage`` and the daily source-megapixel
+quota all read these tables.
+
+Each job is counted once, by the transaction that ends it (``JobRepo.succeed``/``fail``/
+``cancel`` call ``record_job``), on the UTC day it ended; each webhook HTTP attempt once, by the
+transaction that logs it (``DeliveryRepo.record_attempt`` calls ``count_attempt``), on the UTC
+day it was made. Rows have no foreign key to jobs or deliveries: deleting a job keeps its usage.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import date
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import msgspec
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from infra.repo._sql import fetch_all
+from infra.lifecycle import TERMINAL, JobStatus
+from infra.repo._sql import Db, execute, fetch_all, fetch_one
 
-__all__ = ["UsageDay", "usage_by_day"]
+__all__ = [
+    "DEFAULT_DAYS",
+    "MAX_REPORT_DAYS",
+    "RangeError",
+    "UsageDay",
+    "UsageRepo",
+    "UsageReport",
+    "UsageTotals",
+    "build_report",
+    "count_attempt",
+    "pixels_today",
+    "record_job",
+    "report_range",
+]
+
+MAX_REPORT_DAYS = 366  # a leap year: one report covers any calendar year
+DEFAULT_DAYS = 30
+_TODAY = "(now() AT TIME ZONE 'UTC')::date"
 
 
-class UsageDay(msgspec.Struct, frozen=True):
-    day: date
-    jobs: int
+class UsageTotals(msgspec.Struct, frozen=True, kw_only=True):
+    """What a client used over a range of days, or one day."""
+
+    jobs: int  # jobs that ended: succeeded + failed + canceled
     succeeded: int
     failed: int
-    source_megapixels: float
-    output_bytes: int
+    canceled: int
+    source_megapixels: float  # width x height of each succeeded job's source, / 1e6
+    output_bytes: dict[str, int]  # bytes written per output format
+    output_bytes_total: int
+    engine_cpu_seconds: float  # CPU time of the engine runs that ended the jobs
+    webhook_attempts: int  # HTTP attempts, retries and redeliveries included
+    webhooks_delivered: int  # attempts answered 2xx
 
 
-async def usage_by_day(pool: AsyncConnectionPool, client_id: uuid.UUID, *, days: int) -> list[UsageDay]:
-    """The last ``days`` days with any job, newest first."""
-    rows = await fetch_all(
-        pool,
-        "SELECT (j.created_at AT TIME ZONE 'UTC')::date AS day, count(*) AS jobs,"
-        " count(*) FILTER (WHERE j.status = 'succeeded') AS succeeded,"
-        " count(*) FILTER (WHERE j.status = 'failed') AS failed,"
-        " round(coalesce(sum(j.source_width::bigint * j.source_height) / 1e6, 0)::numeric, 2)::float8"
-        " AS source_megapixels,"
-        " coalesce(sum((SELECT sum(v.bytes) FROM variants v WHERE v.job_id = j.id)), 0)::bigint AS output_bytes"
-        " FROM jobs j WHERE j.client_id = %s AND j.created_at >= (now() AT TIME ZONE 'UTC')::date - %s"
-        " GROUP BY 1 ORDER BY 1 DESC",
-        (client_id, days - 1),
+class UsageDay(UsageTotals, frozen=True, kw_only=True):
+    """What a client used on one UTC day: jobs that ended that day, webhook attempts made that day."""
+
+    day: date  # UTC
+
+
+class UsageReport(msgspec.Struct, frozen=True, kw_only=True):
+    """A client's usage from ``from`` to ``to`` (UTC days, both included)."""
+
+    start: date = msgspec.field(name="from")
+    end: date = msgspec.field(name="to")
+    total: UsageTotals
+    days: list[UsageDay]  # oldest first; days without any usage are left out
+
+
+async def record_job(
+    conn: Db,
+    job_id: uuid.UUID,
+    outcome: JobStatus,
+    *,
+    source_pixels: int = 0,
+    cpu_seconds: float = 0.0,
+    outputs: Iterable[tuple[str, int]] = (),
+) -> None:
+    """Count a job that just ended, inside the transaction that ended it (its day is that
+    transaction's UTC date, as ``finished_at``). ``outputs``: (format, bytes) per variant."""
+    assert outcome in TERMINAL, outcome
+    by_format: dict[str, int] = {}
+    for fmt, size in outputs:
+        by_format[fmt] = by_format.get(fmt, 0) + size
+    await execute(
+        conn,
+        f"INSERT INTO job_usage (job_id, client_id, day, outcome, source_pixels, engine_cpu_seconds, output_bytes)"
+        f" SELECT id, client_id, {_TODAY}, %s, %s, %s, %s FROM jobs WHERE id = %s ON CONFLICT (job_id) DO NOTHING",
+        (outcome, source_pixels, max(0.0, cpu_seconds), Jsonb(by_format), job_id),
     )
-    return [UsageDay(**r) for r in rows]
+
+
+async def count_attempt(conn: Db, delivery_id: uuid.UUID, *, delivered: bool) -> None:
+    """Count one webhook HTTP attempt, inside the transaction that logs it."""
+    await execute(
+        conn,
+        f"INSERT INTO webhook_usage (client_id, day, attempts, delivered)"
+        f" SELECT j.client_id, {_TODAY}, 1, %s FROM webhook_deliveries d JOIN jobs j ON j.id = d.job_id"
+        f" WHERE d.id = %s ON CONFLICT (client_id, day) DO UPDATE SET attempts = webhook_usage.attempts + 1,"
+        f" delivered = webhook_usage.delivered + excluded.delivered",
+        (int(delivered), delivery_id),
+    )
+
+
+async def pixels_today(conn: Db, client_id: uuid.UUID) -> int:
+    """Source pixels the client's jobs used today (UTC): what its daily quota has spent."""
+    row = await fetch_one(
+        conn,
+        f"SELECT coalesce(sum(source_pixels), 0)::bigint AS n FROM job_usage WHERE client_id = %s AND day = {_TODAY}",
+        (client_id,),
+    )
+    assert row is not None
+    return int(row["n"])
+
+
+class RangeError(ValueError):
+    """A report's ``from`` or ``to`` is not usable: ``field`` says which, ``message`` why."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field, self.message = field, message
+
+
+def report_range(start: str | None, end: str | None, *, today: date | None = None) -> tuple[date, date]:
+    """The days a report covers, both included: ``to`` defaults to today (UTC), ``from`` to the
+    29 days before it; at most ``MAX_REPORT_DAYS``. Raises ``RangeError``."""
+    last = _day("to", end) if end is not None else (today or datetime.now(UTC).date())
+    first = _day("from", start) if start is not None else last - timedelta(days=DEFAULT_DAYS - 1)
+    if first > last:
+        raise RangeError("from", f"must not be after `to` ({last.isoformat()})")
+    if (last - first).days + 1 > MAX_REPORT_DAYS:
+        raise RangeError("from", f"a report covers at most {MAX_REPORT_DAYS} days; `to` is {last.isoformat()}")
+    return first, last
+
+
+def _day(name: str, value: str) -> date:
+    # Parsed here, not by Litestar, so a bad value is a 400 naming its field like every other.
+    try:
+        return msgspec.convert(value, date)
+    except msgspec.ValidationError:
+        raise RangeError(name, f"expected a day as YYYY-MM-DD, got {value!r}") from None
+
+
+class UsageRepo:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self.pool = pool
+
+    async def pixels_today(self, client_id: uuid.UUID) -> int:
+        return await pixels_today(self.pool, client_id)
+
+    async def report(self, client_id: uuid.UUID, start: date, end: date) -> UsageReport:
+        """The client's usage from ``start`` to ``end`` (UTC days, both included)."""
+        params = {"client": client_id, "start": start, "end": end}
+        async with self.pool.connection() as conn, conn.transaction():  # one snapshot for all three
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            jobs = await fetch_all(
+                conn,
+                "SELECT day, count(*) AS jobs, count(*) FILTER (WHERE outcome = 'succeeded') AS succeeded,"
+                " count(*) FILTER (WHERE outcome = 'failed') AS failed,"
+                " count(*) FILTER (WHERE outcome = 'canceled') AS canceled,"
+                " sum(source_pixels)::bigint AS source_pixels, sum(engine_cpu_seconds) AS engine_cpu_seconds"
+                " FROM job_usage WHERE client_id = %(client)s AND day BETWEEN %(start)s AND %(end)s GROUP BY day",
+                params,
+            )
+            outputs = await fetch_all(
+                conn,
+                "SELECT u.day, b.key AS format, sum(b.value::bigint)::bigint AS bytes"
+                " FROM job_usage u, jsonb_each_text(u.output_bytes) b"
+                " WHERE u.client_id = %(client)s AND u.day BETWEEN %(start)s AND %(end)s GROUP BY 1, 2",
+                params,
+            )
+            hooks = await fetch_all(
+                conn,
+                "SELECT day, attempts, delivered FROM webhook_usage"
+                " WHERE client_id = %(client)s AND day BETWEEN %(start)s AND %(end)s",
+                params,
+            )
+        return build_report(start, end, jobs, outputs, hooks)
+
+
+def build_report(
+    start: date, end: date, jobs: list[dict[str, Any]], outputs: list[dict[str, Any]], hooks: list[dict[str, Any]]
+) -> UsageReport:
+    """Fold the per-day rows of jobs, output bytes and webhook attempts into days and a total."""
+    days: dict[date, _Tally] = {}
+    for r in jobs:
+        t = days.setdefault(r["day"], _Tally())
+        t.jobs, t.succeeded, t.failed, t.canceled = r["jobs"], r["succeeded"], r["failed"], r["canceled"]
+        t.pixels, t.cpu = int(r["source_pixels"] or 0), float(r["engine_cpu_seconds"] or 0)
+    for r in outputs:
+        days.setdefault(r["day"], _Tally()).bytes[r["format"]] = int(r["bytes"])
+    for r in hooks:
+        t = days.setdefault(r["day"], _Tally())
+        t.attempts, t.delivered = r["attempts"], r["delivered"]
+    total = _Tally()
+    for t in days.values():
+        total.add(t)
+    return UsageReport(
+        start=start,
+        end=end,
+        total=total.totals(),
+        days=[UsageDay(day=d, **msgspec.structs.asdict(days[d].totals())) for d in sorted(days)],
+    )
+
+
+@dataclass
+class _Tally:
+    jobs: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    canceled: int = 0
+    pixels: int = 0
+    cpu: float = 0.0
+    bytes: dict[str, int] = field(default_factory=dict)
+    attempts: int = 0
+    delivered: int = 0
+
+    def add(self, other: _Tally) -> None:
+        for name in ("jobs", "succeeded", "failed", "canceled", "pixels", "cpu", "attempts", "delivered"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for fmt, n in other.bytes.items():
+            self.bytes[fmt] = self.bytes.get(fmt, 0) + n
+
+    def totals(self) -> UsageTotals:
+        return UsageTotals(
+            jobs=self.jobs,
+            succeeded=self.succeeded,
+            failed=self.failed,
+            canceled=self.canceled,
+            source_megapixels=round(self.pixels / 1e6, 6),  # six places: exact to the pixel
+            output_bytes=dict(sorted(self.bytes.items())),
+            output_bytes_total=sum(self.bytes.values()),
+            engine_cpu_seconds=round(self.cpu, 3),
+            webhook_attempts=self.attempts,
+            webhooks_delivered=self.delivered,
+        )

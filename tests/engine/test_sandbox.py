@@ -76,12 +76,14 @@ def test_a_run_returns_variants_and_stages(sandbox: Sandbox, small_jpeg: bytes) 
     assert (result.source.format, result.source.width, result.source.height) == ("jpeg", 320, 240)
     assert {s.name for s in result.stages} >= {"pipeline.probe", "pipeline.decode", "pipeline.variant"}
     assert all(s.end_ns >= s.start_ns > 0 for s in result.stages)
+    assert 0 < result.cpu_seconds < 5  # the child's own CPU time for this run, for usage metering
 
 
 def test_engine_errors_cross_the_boundary_typed(sandbox: Sandbox, small_jpeg: bytes) -> None:
     with pytest.raises(CorruptImage) as err:
         sandbox.run(EngineRequest(small_jpeg[: len(small_jpeg) // 3] + b"\xff\xd9", QUICK, Limits()), timeout=30)
     assert err.value.code == "corrupt_image"
+    assert 0 < err.value.cpu_seconds < 5  # type: ignore[attr-defined]  # a failed run's CPU counts too
     pid = sandbox.pid
     assert sandbox.run(EngineRequest(small_jpeg, QUICK, Limits()), timeout=30).variants  # same child goes on
     assert sandbox.pid == pid
@@ -96,6 +98,8 @@ def test_deadline_kills_the_child_inside_a_single_call_encoder(sandbox: Sandbox,
     elapsed = time.monotonic() - started
     assert 1.0 <= elapsed < 2.0, elapsed
     assert err.value.code == "deadline_exceeded" and "1 s" in err.value.public
+    # read from the dead child's /proc entry before it was reaped: about the second it encoded
+    assert 0.5 <= err.value.cpu_seconds <= 2.0, err.value.cpu_seconds  # type: ignore[attr-defined]
     assert not _alive(pid), "the killed child must be gone"
     assert sandbox.pid != pid  # a replacement is already starting
     small = encode(photo(320, 240), ".jpg")

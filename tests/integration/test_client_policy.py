@@ -22,20 +22,22 @@ GLOBAL = {  # the suite's settings (tests/integration/conftest.py) and the defau
     "max_concurrent_jobs_per_client": 50,
     "max_source_pixels": 100_000_000,
     "max_job_cost": 120_000,
+    "daily_source_megapixels": None,
 }
+TODAY = {"source_megapixels_today": 0.0}  # GET /v1/limits and the CLI add what today's quota used
 
 
 async def test_limits_show_the_global_values_then_the_clients_own(stack: Stack, tenant: Tenant) -> None:
-    assert (await tenant.http.get("/v1/limits")).json() == {**GLOBAL, "overridden": []}
+    assert (await tenant.http.get("/v1/limits")).json() == {**GLOBAL, **TODAY, "overridden": []}
     shown = cli_json(stack, "clients", "limits", tenant.name, "--max-job-cost", "5000", "--rate-limit-burst", "7")
-    assert shown == {"client": tenant.name, **GLOBAL, "max_job_cost": 5000, "rate_limit_burst": 7,
+    assert shown == {"client": tenant.name, **GLOBAL, **TODAY, "max_job_cost": 5000, "rate_limit_burst": 7,
                      "overridden": ["rate_limit_burst", "max_job_cost"]}  # fmt: skip
     assert (await tenant.http.get("/v1/limits")).json() == {k: v for k, v in shown.items() if k != "client"}
     # 0 puts one back to the global value; --reset all of them
     once = cli_json(stack, "clients", "limits", tenant.name, "--rate-limit-burst", "0")
     assert (once["rate_limit_burst"], once["overridden"]) == (200, ["max_job_cost"])
     assert cli_json(stack, "clients", "limits", tenant.name, "--reset")["overridden"] == []
-    assert (await tenant.http.get("/v1/limits")).json() == {**GLOBAL, "overridden": []}
+    assert (await tenant.http.get("/v1/limits")).json() == {**GLOBAL, **TODAY, "overridden": []}
 
 
 async def test_the_api_applies_a_clients_rate_concurrency_and_budget(stack: Stack) -> None:

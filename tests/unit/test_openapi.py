@@ -54,6 +54,7 @@ def test_every_operation_is_named_summarised_and_described(document: dict[str, A
         "createUpload",
         "validateSpec",
         "getLimits",
+        "getUsage",
         "createAssetUpload",
         "saveTemplate",
         "listTemplates",

@@ -8,6 +8,7 @@ from pixelflow_client.errors import (
     NotFound,
     PayloadTooLarge,
     PixelFlowError,
+    QuotaExceeded,
     RateLimited,
     Unauthorized,
     Unavailable,
@@ -15,7 +16,17 @@ from pixelflow_client.errors import (
     UnsupportedMediaType,
     WebhookVerificationError,
 )
-from pixelflow_client.models import Delivery, Job, JobPage, Template, TemplateVersion, Validation, Variant, WebhookEvent
+from pixelflow_client.models import (
+    Delivery,
+    Job,
+    JobPage,
+    Template,
+    TemplateVersion,
+    Usage,
+    Validation,
+    Variant,
+    WebhookEvent,
+)
 from pixelflow_client.webhooks import verify
 
 __all__ = [
@@ -30,6 +41,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PixelFlowError",
+    "QuotaExceeded",
     "RateLimited",
     "Template",
     "TemplateVersion",
@@ -37,6 +49,7 @@ __all__ = [
     "Unavailable",
     "Unprocessable",
     "UnsupportedMediaType",
+    "Usage",
     "Validation",
     "Variant",
     "WebhookEvent",

@@ -6,13 +6,14 @@ import email.utils
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import httpx
 import msgspec
 
-from pixelflow_client.errors import BY_STATUS, PixelFlowError
-from pixelflow_client.models import Delivery, Job, JobPage, Template, TemplateVersion, Upload, Validation
+from pixelflow_client.errors import BY_CODE, BY_STATUS, PixelFlowError
+from pixelflow_client.models import Delivery, Job, JobPage, Template, TemplateVersion, Upload, Usage, Validation
 
 __all__ = ["Call", "backoff", "calls", "check", "parse", "retry_after"]
 
@@ -87,6 +88,11 @@ class calls:
         return Call("GET", "/v1/limits", dict[str, Any])
 
     @staticmethod
+    def usage(start: date | str | None, end: date | str | None) -> Call:
+        params = {k: str(v) for k, v in {"from": start, "to": end}.items() if v is not None}
+        return Call("GET", "/v1/usage", Usage, params=params)
+
+    @staticmethod
     def templates() -> Call:
         return Call("GET", "/v1/templates", _TemplateList)
 
@@ -124,10 +130,11 @@ def check(response: httpx.Response) -> None:
         body = response.json()
     except ValueError:
         body = {}
-    cls = BY_STATUS.get(response.status_code, PixelFlowError)
+    code = body.get("code") or f"http_{response.status_code}"
+    cls = BY_CODE.get(code) or BY_STATUS.get(response.status_code, PixelFlowError)
     raise cls(
         response.status_code,
-        body.get("code") or f"http_{response.status_code}",
+        code,
         body.get("detail"),
         title=body.get("title"),
         errors=body.get("errors"),

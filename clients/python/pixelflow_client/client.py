@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,17 @@ import httpx
 
 from pixelflow_client._calls import Call, backoff, calls, check, parse
 from pixelflow_client.errors import JobFailed, RateLimited, Unavailable
-from pixelflow_client.models import Delivery, Job, JobPage, Template, TemplateVersion, Upload, Validation, Variant
+from pixelflow_client.models import (
+    Delivery,
+    Job,
+    JobPage,
+    Template,
+    TemplateVersion,
+    Upload,
+    Usage,
+    Validation,
+    Variant,
+)
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -188,6 +199,11 @@ class Client:
         """Your client's limits in force, and which the operator set for it (``overridden``)."""
         return self._send(calls.limits())
 
+    def usage(self, start: date | str | None = None, end: date | str | None = None) -> Usage:
+        """Your client's usage from ``start`` to ``end`` (UTC days, both included; default: the
+        last 30 days, at most 366)."""
+        return self._send(calls.usage(start, end))
+
     def get_template(self, name: str) -> Template:
         return self._send(calls.template(name))
 
@@ -333,6 +349,9 @@ class AsyncClient:
 
     async def limits(self) -> dict[str, Any]:
         return await self._send(calls.limits())
+
+    async def usage(self, start: date | str | None = None, end: date | str | None = None) -> Usage:
+        return await self._send(calls.usage(start, end))
 
     async def get_template(self, name: str) -> Template:
         return await self._send(calls.template(name))

@@ -11,6 +11,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PixelFlowError",
+    "QuotaExceeded",
     "RateLimited",
     "Unauthorized",
     "Unavailable",
@@ -64,6 +65,11 @@ class RateLimited(PixelFlowError):
     """429: ``retry_after`` says when to try again (``wait`` and ``submit`` do it for you)."""
 
 
+class QuotaExceeded(PixelFlowError):
+    """429 ``daily_quota_exceeded``: your client's daily quota is spent until midnight UTC
+    (``retry_after``). Never retried for you: that would wait for hours."""
+
+
 class Unavailable(PixelFlowError):
     """503: a backing service is briefly down; retry after ``retry_after``."""
 
@@ -79,6 +85,7 @@ BY_STATUS: dict[int, type[PixelFlowError]] = {
     429: RateLimited,
     503: Unavailable,
 }
+BY_CODE: dict[str, type[PixelFlowError]] = {"daily_quota_exceeded": QuotaExceeded}  # before BY_STATUS
 
 
 class JobFailed(Exception):

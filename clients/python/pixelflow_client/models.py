@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 import msgspec
@@ -24,6 +24,9 @@ __all__ = [
     "TemplateVersion",
     "Upload",
     "UploadTarget",
+    "Usage",
+    "UsageDay",
+    "UsageTotals",
     "Validation",
     "Variant",
     "WebhookEvent",
@@ -184,6 +187,32 @@ class Validation(msgspec.Struct):
     cost: float | None = None
     max_cost: float | None = None
     template: TemplateUse | None = None
+
+
+class UsageTotals(msgspec.Struct, kw_only=True):
+    jobs: int  # jobs that ended: succeeded + failed + canceled
+    succeeded: int
+    failed: int
+    canceled: int
+    source_megapixels: float  # the sources of the jobs that succeeded
+    output_bytes: dict[str, int]  # per output format
+    output_bytes_total: int
+    engine_cpu_seconds: float
+    webhook_attempts: int  # HTTP attempts, retries and redeliveries included
+    webhooks_delivered: int  # attempts answered 2xx
+
+
+class UsageDay(UsageTotals, kw_only=True):
+    day: date  # UTC
+
+
+class Usage(msgspec.Struct, kw_only=True):
+    """``GET /v1/usage``: your client's usage per UTC day (a job counts once, on the day it ended)."""
+
+    start: date = msgspec.field(name="from")
+    end: date = msgspec.field(name="to")
+    total: UsageTotals
+    days: list[UsageDay]  # oldest first, only days with usage
 
 
 class WebhookEvent(msgspec.Struct):

@@ -810,10 +810,25 @@ function keysPage() {
 // Usage -----------------------------------------------------------------------------------------
 
 async function usagePage() {
-  const days = await api("GET", "/dashboard/api/usage?days=30");
+  // The same report as GET /v1/usage gives API keys: the last 30 UTC days, newest first here.
+  const report = await api("GET", "/v1/usage");
+  const days = report.days.slice().reverse();
+  const formats = (d) => Object.entries(d.output_bytes).map(([format, n]) => `${format} ${bytes(n)}`).join(", ");
   $("#usage tbody").replaceChildren(
     ...days.map((d) =>
-      el("tr", {}, el("td", { text: d.day }), el("td", { text: integer.format(d.jobs) }), el("td", { text: integer.format(d.succeeded) }), el("td", { text: integer.format(d.failed) }), el("td", { text: d.source_megapixels.toFixed(2) }), el("td", { text: bytes(d.output_bytes) })),
+      el(
+        "tr",
+        {},
+        el("td", { text: d.day }),
+        el("td", { text: integer.format(d.jobs) }),
+        el("td", { text: integer.format(d.succeeded) }),
+        el("td", { text: integer.format(d.failed) }),
+        el("td", { text: integer.format(d.canceled) }),
+        el("td", { text: d.source_megapixels.toFixed(2) }),
+        el("td", { text: bytes(d.output_bytes_total), title: formats(d) }),
+        el("td", { text: d.engine_cpu_seconds.toFixed(1) }),
+        el("td", { text: `${integer.format(d.webhooks_delivered)} / ${integer.format(d.webhook_attempts)}` }),
+      ),
     ),
   );
   $("#empty").hidden = days.length > 0;

@@ -32,7 +32,7 @@ from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
 from infra.objects import OUTPUT_CACHE_CONTROL, asset_key, discard_originals, output_key
 from infra.outages import TRANSIENT
-from infra.policy import engine_limits
+from infra.policy import client_limits, engine_limits
 from infra.queue import dispatch_job
 from infra.repo import Job, VariantRecord
 from infra.storage import ObjectNotFound, ObjectTooLarge
@@ -128,15 +128,17 @@ async def run_job(
 async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     settings = deps.settings
     began = time.monotonic()  # the deadline counts from the claim: fetching the source is part of it
-    client_limits = engine_limits(settings, await deps.clients.policy(job.client_id))  # its policy, else global
-    spec = decode_job_spec(job.spec, client_limits)
+    policy = await deps.clients.policy(job.client_id)
+    own_limits = engine_limits(settings, policy)  # its policy, else global
+    key_template = client_limits(settings, policy).output_key_template
+    spec = decode_job_spec(job.spec, own_limits)
     with span("storage.get", key=job.source_key):
         data = await deps.store.read(job.source_key, max_bytes=settings.max_source_bytes)
     assets = await _fetch_assets(deps, job, spec)
     remaining = settings.deadline_seconds - (time.monotonic() - began)
     if remaining <= 0:
         raise DeadlineExceeded(f"processing took longer than {settings.deadline_seconds:g} s")
-    limits = msgspec.structs.replace(client_limits, deadline_seconds=remaining)
+    limits = msgspec.structs.replace(own_limits, deadline_seconds=remaining)
     request = EngineRequest(data, msgspec.json.encode(job.spec), limits, assets)
     del data
     result = await deps.engines.run(str(job.id), request, timeout=remaining)
@@ -148,7 +150,7 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
             v.width,
             v.height,
             v.bytes,
-            output_key(job.client_id, job.id, v.id, v.format),
+            output_key(job.client_id, job.id, v.id, v.format, key_template),
             v.quality,
             v.frames,
         )

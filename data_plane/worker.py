@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 
 from data_plane.deps import WorkerDeps, open_deps
 from data_plane.processing import process_job
+from data_plane.retention import sweep_retention
 from data_plane.sweeper import sweep_jobs
 from data_plane.webhooks import send_webhook, sweep_deliveries
 from infra.outages import TRANSIENT
@@ -47,7 +48,10 @@ def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) 
         functions=[
             func(process_job, name=PROCESS_JOB, max_tries=settings.job_max_tries, timeout=settings.job_timeout_seconds)
         ],
-        cron_jobs=[cron(sweep_jobs, second=seconds, run_at_startup=True, unique=True)],
+        cron_jobs=[
+            cron(sweep_jobs, second=seconds, run_at_startup=True, unique=True),
+            cron(sweep_retention, second=seconds, run_at_startup=True, unique=True),
+        ],
         queue_name=settings.queue_name,
         max_jobs=settings.worker_concurrency,
         job_timeout=settings.job_timeout_seconds,

@@ -1,18 +1,28 @@
-"""Per-client policy: overrides of the global limits, one client at a time. Each field is named
-after the ``Settings`` field it overrides (None: the global value), so both planes and the CLI
-compute a client's limits the same way, here."""
+"""Per-client policy: overrides of the global limits, retention and output key template, one
+client at a time. Each field is named after the ``Settings`` field it overrides (None: the global
+value), so both planes and the CLI compute a client's limits the same way, here."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Annotated
 
 import msgspec
 from msgspec import Meta
 
+from infra.output_keys import check_output_key_template
 from infra.settings import Settings
 from pipeline.dsl import Limits
 
-__all__ = ["POLICY_FIELDS", "ClientLimits", "ClientPolicy", "client_limits", "engine_limits"]
+__all__ = [
+    "POLICY_FIELDS",
+    "TEXT_POLICY_FIELDS",
+    "ClientLimits",
+    "ClientPolicy",
+    "client_limits",
+    "engine_limits",
+    "expires_at",
+]
 
 Positive = Annotated[int, Meta(ge=1)]
 
@@ -23,9 +33,17 @@ class ClientPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_concurrent_jobs_per_client: Positive | None = None  # jobs queued or processing at once
     max_source_pixels: Positive | None = None  # an original's width x height (x frames)
     max_job_cost: Positive | None = None  # the planner's estimate per job (pipeline/cost.py)
+    retain_originals_days: Positive | None = None  # days after the job ended until its original is deleted
+    retain_outputs_days: Positive | None = None  # ... until its variants are deleted
+    output_key_template: str | None = None  # where variants go under outputs/ (infra/objects.py)
+
+    def __post_init__(self) -> None:
+        if self.output_key_template is not None:
+            check_output_key_template(self.output_key_template)
 
 
 POLICY_FIELDS = tuple(f.name for f in msgspec.structs.fields(ClientPolicy))
+TEXT_POLICY_FIELDS = frozenset({"output_key_template"})  # the rest are counts
 
 
 class ClientLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -36,6 +54,9 @@ class ClientLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_concurrent_jobs_per_client: int
     max_source_pixels: int
     max_job_cost: int
+    retain_originals_days: int | None  # null: kept until the job is deleted
+    retain_outputs_days: int | None
+    output_key_template: str
     overridden: list[str]  # which of the above come from the client's policy
 
 
@@ -54,3 +75,10 @@ def engine_limits(settings: Settings, policy: ClientPolicy) -> Limits:
     return msgspec.structs.replace(
         settings.limits, max_source_pixels=limits.max_source_pixels, max_job_cost=limits.max_job_cost
     )
+
+
+def expires_at(finished_at: datetime | None, days: int | None) -> datetime | None:
+    """When the retention sweeper deletes what a job stored: ``days`` after the job ended, under
+    the retention in force now (a changed policy applies to jobs that ended before). None while
+    the job runs or when nothing expires."""
+    return None if finished_at is None or days is None else finished_at + timedelta(days=days)

@@ -22,6 +22,9 @@ GLOBAL = {  # the suite's settings (tests/integration/conftest.py) and the defau
     "max_concurrent_jobs_per_client": 50,
     "max_source_pixels": 100_000_000,
     "max_job_cost": 120_000,
+    "retain_originals_days": None,  # kept until deleted
+    "retain_outputs_days": None,
+    "output_key_template": "{client}/{job}/{variant}.{ext}",
 }
 
 

@@ -1,8 +1,10 @@
-"""Retention on real services: the sweeper deletes exactly the expired originals and variants
+"""Stored-data lifecycle on real services. Retention: the sweeper deletes exactly the expired originals and variants
 (listed from the bucket), under the global retention or a client's own, leaves running jobs
 alone, rides out a store outage (nothing recorded until the objects are gone, retried next tick),
 and the job shows when its objects expire and, after the sweep, that they were deleted. Time is
-moved by backdating `finished_at`, the moment retention counts from."""
+moved by backdating `finished_at`, the moment retention counts from. Output key templates: a
+client's variants are stored (listed from the bucket) where its template says, found again by
+DELETE, and templates that could escape `outputs/` or collide are refused."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from devstack.imagegen import encode, photo
@@ -21,9 +24,9 @@ from infra.db import open_pool
 from infra.repo._sql import execute
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
 from tests.integration.storeproxy import StoreProxy
-from tests.integration.test_cli_admin import cli_json
+from tests.integration.test_cli_admin import cli_json, refused
 from tests.integration.test_flow import create_and_upload, spec
-from tests.integration.test_job_deletion import stored
+from tests.integration.test_job_deletion import s3, stored
 
 pytestmark = pytest.mark.integration
 
@@ -199,3 +202,66 @@ async def test_the_sweeper_rides_out_a_store_outage(stack: Stack) -> None:
                 await t.http.aclose()
     finally:
         proxy.close()
+
+
+async def test_a_clients_output_key_template_places_its_variants(
+    stack: Stack, api: ApiServer, worker: WorkerProcess
+) -> None:
+    t, other = await make_tenant(stack, api), await make_tenant(stack, api)
+    try:
+        shown = cli_json(
+            stack, "clients", "limits", t.name, "--output-key-template", "by-variant/{variant}/{job}.{ext}"
+        )
+        assert shown["output_key_template"] == "by-variant/{variant}/{job}.{ext}"
+        assert "output_key_template" in shown["overridden"]
+        assert (await t.http.get("/v1/limits")).json()["output_key_template"] == shown["output_key_template"]
+        job, theirs = await finished_job(t, 6), await finished_job(other, 7)
+        bucket = stack.env["PIXELFLOW_S3_BUCKET"]
+        listed = sorted(o.object_name for o in s3(stack).list_objects(bucket, prefix="outputs/", recursive=True))
+        mine = sorted(k for k in listed if job["id"] in k)
+        assert mine == sorted(
+            f"outputs/by-variant/{v}/{job['id']}.{ext}"
+            for v, ext in (("large", "webp"), ("thumb", "jpg"), ("gray", "png"))
+        )
+        # the other client keeps the default layout
+        assert sorted(k for k in listed if theirs["id"] in k) == sorted(
+            f"outputs/{other.client_id}/{theirs['id']}/{v['id']}.{v['format'].replace('jpeg', 'jpg')}"
+            for v in theirs["variants"]
+        )
+        got = await t.http.get(f"/v1/jobs/{job['id']}/variants/thumb")
+        assert got.status_code == 302 and f"/outputs/by-variant/thumb/{job['id']}.jpg" in got.headers["location"]
+        async with httpx.AsyncClient() as plain:
+            assert (await plain.get(got.headers["location"])).content[:2] == b"\xff\xd8"
+        # deleting the job finds its objects where the template put them, even after the template changed
+        cli_json(stack, "clients", "limits", t.name, "--output-key-template", "")  # '' puts the global one back
+        assert (await t.http.delete(f"/v1/jobs/{job['id']}")).status_code == 204
+        listed = [o.object_name for o in s3(stack).list_objects(bucket, prefix="outputs/", recursive=True)]
+        assert [k for k in listed if job["id"] in k] == []
+    finally:
+        for tenant in (t, other):
+            await tenant.http.aclose()
+
+
+@pytest.mark.parametrize(
+    ("template", "why"),
+    [
+        ("{client}/{variant}.{ext}", "must contain {job}"),
+        ("{job}.{ext}", "must contain {variant}"),
+        ("{job}/../{variant}", "no '..'"),
+        ("/{job}/{variant}", "leading or trailing"),
+        ("{job}//{variant}", "empty"),
+        ("{job}/{variant}/", "leading or trailing"),
+        ("{job}/{variant} copy", "only letters"),
+        ("{job}/{variant}?x=1", "only letters"),
+        ("{job}/{name}/{variant}", "unknown placeholder {name}"),
+        ("{job!r}/{variant}", "unknown placeholder"),
+        ("{job:>40}/{variant}", "unknown placeholder"),
+        ("{job}/{variant", "output key template"),
+    ],
+)
+def test_invalid_output_key_templates_are_refused(stack: Stack, template: str, why: str) -> None:
+    name = f"tenant-{uuid.uuid4().hex[:8]}"
+    cli_json(stack, "clients", "create", name)
+    message = refused(stack, "clients", "limits", name, "--output-key-template", template)
+    assert why in message, message
+    assert cli_json(stack, "clients", "limits", name)["output_key_template"] == "{client}/{job}/{variant}.{ext}"

@@ -42,6 +42,7 @@ async def retention_stack(
     may reach S3 through a proxy."""
     settings: dict[str, str] = {"queue_name": f"pixelflow:retention-{uuid.uuid4().hex[:6]}", **GLOBAL}
     api = ApiServer(stack.settings(**settings), free_port()).start()
+    settings["worker_metrics_port"] = str(free_port())
     if s3_endpoint:
         settings["s3_endpoint"] = s3_endpoint
     env = {**stack.env, **{f"PIXELFLOW_{k.upper()}": v for k, v in settings.items()}}
@@ -163,6 +164,10 @@ async def test_the_sweeper_deletes_exactly_what_expired_globally_and_per_client(
             assert objects(stack, short, waiting["id"])["uploads"] == [f"uploads/{short.client_id}/{waiting['id']}"]
             again = (await short.http.get(f"/v1/jobs/{swept['id']}")).json()
             assert again["outputs_deleted_at"] == done["outputs_deleted_at"]
+
+            metrics = httpx.get(f"http://127.0.0.1:{_workers[0].env['PIXELFLOW_WORKER_METRICS_PORT']}/metrics").text
+            assert 'pixelflow_retention_deleted_total{what="outputs"} 1.0' in metrics
+            assert 'pixelflow_retention_deleted_total{what="original"} 2.0' in metrics
 
             # the job can still be deleted (a tombstone), with nothing left to remove
             assert (await short.http.delete(f"/v1/jobs/{swept['id']}")).status_code == 204

@@ -55,6 +55,10 @@ def test_the_sdk_reads_every_field_the_api_writes() -> None:
             blurhash="LAHnT",
             thumbhash="nwcG",
         ),
+        original_expires_at=datetime(2026, 11, 25, tzinfo=UTC),
+        original_deleted_at=datetime(2026, 11, 25, 1, tzinfo=UTC),
+        outputs_expire_at=datetime(2026, 12, 23, tzinfo=UTC),
+        outputs_deleted_at=datetime(2026, 12, 23, 1, tzinfo=UTC),
     )
     wire = msgspec.json.encode(view)
     job = msgspec.json.decode(wire, type=Job)

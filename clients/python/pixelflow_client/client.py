@@ -26,7 +26,11 @@ def _bytes(file: bytes | str | Path) -> bytes:
 
 
 def _url(variant_or_url: Variant | str) -> str:
-    return variant_or_url.url if isinstance(variant_or_url, Variant) else variant_or_url
+    if isinstance(variant_or_url, str):
+        return variant_or_url
+    if variant_or_url.url is None:
+        raise ValueError(f"variant {variant_or_url.id!r} was deleted by the retention policy")
+    return variant_or_url.url
 
 
 def _partial(dest: Path) -> Path:

@@ -65,7 +65,7 @@ class Variant(msgspec.Struct):
     width: int
     height: int
     bytes: int
-    url: str
+    url: str | None  # None once the retention sweeper deleted the job's variants
     quality: int | None = None  # a lossy encoder's quality; with max_bytes, the highest that fit
     frames: int = 1  # an animated variant's frames
 
@@ -135,6 +135,11 @@ class Job(msgspec.Struct):
     upload: Upload | None = None
     info: SourceInfo | None = None
     template: TemplateUse | None = None
+    # retention: when the original and the variants expire, and when the sweeper deleted them
+    original_expires_at: datetime | None = None
+    original_deleted_at: datetime | None = None
+    outputs_expire_at: datetime | None = None
+    outputs_deleted_at: datetime | None = None
 
     @property
     def done(self) -> bool:

@@ -58,6 +58,7 @@ def test_every_operation_is_named_summarised_and_described(document: dict[str, A
         "saveTemplate",
         "listTemplates",
         "getTemplate",
+        "diffTemplate",
         "healthz",
         "readyz",
         "getObject",

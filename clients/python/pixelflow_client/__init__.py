@@ -15,7 +15,17 @@ from pixelflow_client.errors import (
     UnsupportedMediaType,
     WebhookVerificationError,
 )
-from pixelflow_client.models import Delivery, Job, JobPage, Template, TemplateVersion, Validation, Variant, WebhookEvent
+from pixelflow_client.models import (
+    Delivery,
+    Job,
+    JobPage,
+    Template,
+    TemplateDiff,
+    TemplateVersion,
+    Validation,
+    Variant,
+    WebhookEvent,
+)
 from pixelflow_client.webhooks import verify
 
 __all__ = [
@@ -32,6 +42,7 @@ __all__ = [
     "PixelFlowError",
     "RateLimited",
     "Template",
+    "TemplateDiff",
     "TemplateVersion",
     "Unauthorized",
     "Unavailable",

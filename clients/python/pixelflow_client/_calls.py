@@ -12,7 +12,7 @@ import httpx
 import msgspec
 
 from pixelflow_client.errors import BY_STATUS, PixelFlowError
-from pixelflow_client.models import Delivery, Job, JobPage, Template, TemplateVersion, Upload, Validation
+from pixelflow_client.models import Delivery, Job, JobPage, Template, TemplateDiff, TemplateVersion, Upload, Validation
 
 __all__ = ["Call", "backoff", "calls", "check", "parse", "retry_after"]
 
@@ -81,6 +81,11 @@ class calls:
     @staticmethod
     def template(name: str) -> Call:
         return Call("GET", f"/v1/templates/{name}", Template)
+
+    @staticmethod
+    def template_diff(name: str, from_version: int | None, to_version: int | None) -> Call:
+        params = {k: v for k, v in (("from", from_version), ("to", to_version)) if v is not None}
+        return Call("GET", f"/v1/templates/{name}/diff", TemplateDiff, params=params)
 
     @staticmethod
     def limits() -> Call:

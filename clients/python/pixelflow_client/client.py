@@ -13,7 +13,17 @@ import httpx
 
 from pixelflow_client._calls import Call, backoff, calls, check, parse
 from pixelflow_client.errors import JobFailed, RateLimited, Unavailable
-from pixelflow_client.models import Delivery, Job, JobPage, Template, TemplateVersion, Upload, Validation, Variant
+from pixelflow_client.models import (
+    Delivery,
+    Job,
+    JobPage,
+    Template,
+    TemplateDiff,
+    TemplateVersion,
+    Upload,
+    Validation,
+    Variant,
+)
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -187,6 +197,10 @@ class Client:
     def get_template(self, name: str) -> Template:
         return self._send(calls.template(name))
 
+    def diff_template(self, name: str, from_version: int | None = None, to_version: int | None = None) -> TemplateDiff:
+        """What changed between two versions (default: the latest and the one before it)."""
+        return self._send(calls.template_diff(name, from_version, to_version))
+
     def list_templates(self) -> dict[str, int]:
         """Each template's name and latest version."""
         return {t.name: t.latest_version for t in self._send(calls.templates()).templates}
@@ -331,6 +345,11 @@ class AsyncClient:
 
     async def get_template(self, name: str) -> Template:
         return await self._send(calls.template(name))
+
+    async def diff_template(
+        self, name: str, from_version: int | None = None, to_version: int | None = None
+    ) -> TemplateDiff:
+        return await self._send(calls.template_diff(name, from_version, to_version))
 
     async def list_templates(self) -> dict[str, int]:
         return {t.name: t.latest_version for t in (await self._send(calls.templates())).templates}

@@ -20,6 +20,8 @@ __all__ = [
     "Source",
     "SourceInfo",
     "Template",
+    "TemplateChange",
+    "TemplateDiff",
     "TemplateUse",
     "TemplateVersion",
     "Upload",
@@ -120,6 +122,20 @@ class Template(msgspec.Struct):
     versions: list[TemplateVersion]  # newest first
 
 
+class TemplateChange(msgspec.Struct):
+    op: Literal["add", "remove", "replace"]
+    path: str  # as validation errors name fields: $.spec.pipeline[0].steps[1].width
+    before: Any = None
+    after: Any = None
+
+
+class TemplateDiff(msgspec.Struct):
+    name: str
+    from_version: int
+    to_version: int
+    changes: list[TemplateChange]
+
+
 class Job(msgspec.Struct):
     id: uuid.UUID
     status: Status
@@ -189,6 +205,7 @@ class Validation(msgspec.Struct):
     cost: float | None = None
     max_cost: float | None = None
     template: TemplateUse | None = None
+    newer_template: TemplateDiff | None = None  # pinned to an older version: what the latest changes
 
 
 class WebhookEvent(msgspec.Struct):

@@ -19,6 +19,13 @@ from infra.repo._sql import fetch_one as _one  # the name create() uses; folded 
 __all__ = ["ExpiredObjects", "Job", "JobPage", "JobRepo", "NewDelivery", "VariantRecord"]
 
 _ACTIVE, _TERMINAL, _CANCELABLE = sql_set(ACTIVE), sql_set(TERMINAL), sql_set(CANCELABLE)
+# The shortest retention in force anywhere: no job that ended later can be due, so the sweep reads
+# only the older end of the jobs_retention_due index (and nothing at all when no retention is set).
+_SHORTEST = (
+    "(SELECT min(d) FROM (VALUES (%(originals)s::integer), (%(outputs)s::integer),"
+    " ((SELECT min(retain_originals_days) FROM client_policies)),"
+    " ((SELECT min(retain_outputs_days) FROM client_policies))) AS r(d))"
+)
 # Still stored and past its retention: the client's days, else the global ones (NULL days: never).
 _DUE = (
     "j.{deleted} IS NULL AND j.finished_at + make_interval(days => coalesce(p.{days}, %({param})s::integer)) <= now()"
@@ -307,7 +314,7 @@ class JobRepo:
                 f" coalesce(({outputs}), false) AS outputs"
                 f" FROM jobs j LEFT JOIN client_policies p ON p.client_id = j.client_id"
                 f" WHERE j.status IN {_TERMINAL} AND j.deleted_at IS NULL AND j.finished_at IS NOT NULL"
-                f" AND (({originals}) OR ({outputs}))"
+                f" AND (({originals}) OR ({outputs})) AND j.finished_at <= now() - make_interval(days => {_SHORTEST})"
                 f" ORDER BY j.finished_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED",
                 {"originals": originals_days, "outputs": outputs_days},
             )

@@ -17,6 +17,8 @@ __all__ = ["get_limits"]
 async def get_limits(services: ApiDepsDep, principal: PrincipalDep) -> ClientLimits:
     """The limits your jobs run under: job creations per minute per key and their burst, jobs
     queued or processing at once, an original's maximum pixels, and the per-job work budget (cost
-    units, as the dry run estimates them). `overridden` names those set for your client by the
-    operator; the others are the deployment's."""
+    units, as the dry run estimates them), how many days after a job ended its original and its
+    variants are kept (`retain_originals_days`, `retain_outputs_days`; null: until the job is
+    deleted), and where its variants are stored under `outputs/` (`output_key_template`).
+    `overridden` names those set for your client by the operator; the others are the deployment's."""
     return await limits_of(services, principal)

@@ -36,7 +36,7 @@ def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) 
     ticks: dict[str, Any] = {
         "second": set(range(0, 60, settings.sweep_interval_seconds)),
         "run_at_startup": True,
-        "unique": True,  # one run per tick among the workers of a queue
+        "unique": True,  # one run per tick: arq names each tick's job, whichever worker enqueues it first
     }
     common: dict[str, Any] = {
         "redis_pool": deps.queue,
@@ -53,8 +53,8 @@ def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) 
             func(process_job, name=PROCESS_JOB, max_tries=settings.job_max_tries, timeout=settings.job_timeout_seconds)
         ],
         cron_jobs=[
-            cron(sweep_jobs, name=_per_queue(sweep_jobs, settings.queue_name), **ticks),
-            cron(sweep_retention, name=_per_queue(sweep_retention, settings.queue_name), **ticks),
+            cron(sweep_jobs, **ticks),
+            cron(sweep_retention, **ticks),
         ],
         queue_name=settings.queue_name,
         max_jobs=settings.worker_concurrency,
@@ -63,18 +63,12 @@ def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) 
     )
     webhooks = Worker(
         functions=[func(send_webhook, name=SEND_WEBHOOK, max_tries=settings.webhook_max_attempts + 1, timeout=120)],
-        cron_jobs=[cron(sweep_deliveries, name=_per_queue(sweep_deliveries, settings.webhook_queue_name), **ticks)],
+        cron_jobs=[cron(sweep_deliveries, **ticks)],
         queue_name=settings.webhook_queue_name,
         max_jobs=32,
         **common,
     )
     return images, webhooks
-
-
-def _per_queue(fn: Any, queue: str) -> str:
-    # arq names a unique cron's tick `<name>:<time>` in one keyspace for every queue: without the
-    # queue in the name, one pool's tick would stand in for another's, whose sweep then never ran.
-    return f"cron:{fn.__name__}:{queue}"
 
 
 async def run_worker(settings: Settings, *, burst: bool = False) -> None:

@@ -13,7 +13,7 @@ import msgspec
 
 from cli.output import emit, json_option, usage_lines
 from infra.keys import SCOPES
-from infra.policy import POLICY_FIELDS
+from infra.policy import POLICY_FIELDS, TEXT_POLICY_FIELDS
 
 __all__ = ["register"]
 
@@ -52,7 +52,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     limits.add_argument("name")
     for name in POLICY_FIELDS:
-        limits.add_argument(f"--{name.replace('_', '-')}", type=int, metavar="N")
+        if name in TEXT_POLICY_FIELDS:  # '' puts it back to the global value
+            limits.add_argument(f"--{name.replace('_', '-')}", metavar="TEMPLATE")
+        else:
+            limits.add_argument(f"--{name.replace('_', '-')}", type=int, metavar="N")
     limits.add_argument("--reset", action="store_true", help="drop every override: the global limits apply")
     json_option(limits)
     limits.set_defaults(handler=cmd_clients_limits)
@@ -273,7 +276,7 @@ def cmd_clients_limits(args: argparse.Namespace) -> int:
         given = {name: getattr(args, name) for name in POLICY_FIELDS if getattr(args, name) is not None}
         if given or args.reset:
             current = {} if args.reset else msgspec.structs.asdict(await repo.policy(client.id))
-            merged = {**current, **{k: (v or None) for k, v in given.items()}}  # 0: back to the global value
+            merged = {**current, **{k: (v or None) for k, v in given.items()}}  # 0 or '': back to the global value
             try:
                 policy = msgspec.convert(merged, ClientPolicy)
             except msgspec.ValidationError as exc:
@@ -285,7 +288,8 @@ def cmd_clients_limits(args: argparse.Namespace) -> int:
         today = ClientLimitsToday(**msgspec.structs.asdict(limits), source_megapixels_today=used)
         record = {"client": client.name, **msgspec.structs.asdict(today)}
         lines = [f"{client.name}"] + [
-            f"  {name:<32} {_number(getattr(limits, name)):>12}  {'(client)' if name in limits.overridden else '(global)'}"
+            f"  {name:<32} {_limit_text(name, getattr(limits, name)):>12}  "
+            f"{'(client)' if name in limits.overridden else '(global)'}"
             for name in POLICY_FIELDS
         ]
         lines.append(f"  {'source_megapixels_today':<32} {used:>12,.2f}  (used today, UTC)")
@@ -314,8 +318,10 @@ def cmd_clients_usage(args: argparse.Namespace) -> int:
     return _with_clients(work)
 
 
-def _number(value: int | None) -> str:
-    return "none" if value is None else f"{value:,}"
+def _limit_text(name: str, value: int | str | None) -> str:
+    if value is None:
+        return "forever" if name.startswith("retain_") else "none"  # a retention that never expires, no quota
+    return f"{value:,}" if isinstance(value, int) else value
 
 
 def _key_record(key: Any) -> dict[str, Any]:

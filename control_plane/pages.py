@@ -32,12 +32,13 @@ PAGES = {
     "job": "Job",
     "new": "New job",
     "keys": "API keys",
+    "templates": "Templates",
     "usage": "Usage",
     "team": "Team",
     "invite": "Join a client",
 }
-_NAV = (("jobs", "/dashboard", "Jobs"), ("new", "/dashboard/new", "New job"), ("keys", "/dashboard/keys", "API keys"),
-        ("usage", "/dashboard/usage", "Usage"), ("team", "/dashboard/team", "Team"))  # fmt: skip
+_NAV = (("jobs", "/dashboard", "Jobs"), ("new", "/dashboard/new", "New job"), ("templates", "/dashboard/templates", "Templates"),
+        ("keys", "/dashboard/keys", "API keys"), ("usage", "/dashboard/usage", "Usage"), ("team", "/dashboard/team", "Team"))  # fmt: skip
 
 
 @cache

@@ -25,6 +25,7 @@ __all__ = [
     "Conflict",
     "CsrfFailed",
     "Forbidden",
+    "Gone",
     "InvalidRequest",
     "MethodNotAllowed",
     "NotFound",
@@ -109,6 +110,12 @@ class CsrfFailed(Forbidden):
 
 class NotFound(ApiError):
     status, code, title = 404, "not_found", "Not found"
+
+
+class Gone(ApiError):
+    """It existed, and was deleted on purpose (retention): asking again will not bring it back."""
+
+    status, code, title = 410, "gone", "Gone"
 
 
 class MethodNotAllowed(ApiError):

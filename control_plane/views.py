@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from infra.events import PublicVariant, public_variant, source_details
+from infra.policy import ClientLimits, expires_at
 from infra.repo import Delivery, Job
 from infra.storage import ObjectStore, PresignedUpload
 from pipeline.details import SourceDetails
@@ -66,6 +67,13 @@ class JobView(msgspec.Struct):
     upload: UploadView | None = None
     info: SourceDetails | None = None  # the source described, when the spec's `info` asks
     template: TemplateUse | None = None
+    # Retention: when the sweeper deletes the original / the variants (null: kept, or the job has
+    # not ended), and when it did; the job itself stays. Computed from `finished_at` and the
+    # client's retention in force now.
+    original_expires_at: datetime | None = None
+    original_deleted_at: datetime | None = None
+    outputs_expire_at: datetime | None = None
+    outputs_deleted_at: datetime | None = None
 
 
 class JobList(msgspec.Struct):
@@ -108,7 +116,10 @@ def upload_view(store: ObjectStore, key: str, *, expires: timedelta, max_bytes: 
     )
 
 
-def job_view(job: Job, store: ObjectStore, *, url_expiry: timedelta, upload: UploadView | None = None) -> JobView:
+def job_view(
+    job: Job, store: ObjectStore, *, url_expiry: timedelta, limits: ClientLimits, upload: UploadView | None = None
+) -> JobView:
+    """The job as its client sees it; ``limits`` (the client's, in force now) dates its retention."""
     error = ErrorView(job.error_code, job.error_message or "") if job.error_code else None
     source = (
         SourceView(job.source_bytes, job.source_format, job.source_width, job.source_height)
@@ -116,6 +127,8 @@ def job_view(job: Job, store: ObjectStore, *, url_expiry: timedelta, upload: Upl
         else None
     )
     variants = [public_variant(v, store, expires=url_expiry) for v in job.variants]
+    if job.outputs_deleted_at is not None:  # sizes and formats stay; there is nothing to download
+        variants = [msgspec.structs.replace(v, url=None) for v in variants]
     return JobView(
         id=job.id,
         status=job.status,
@@ -133,6 +146,10 @@ def job_view(job: Job, store: ObjectStore, *, url_expiry: timedelta, upload: Upl
         template=TemplateUse(job.template_name, job.template_version)
         if job.template_name is not None and job.template_version is not None
         else None,
+        original_expires_at=expires_at(job.finished_at, limits.retain_originals_days),
+        original_deleted_at=job.original_deleted_at,
+        outputs_expire_at=expires_at(job.finished_at, limits.retain_outputs_days),
+        outputs_deleted_at=job.outputs_deleted_at,
     )
 
 

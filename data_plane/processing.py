@@ -140,17 +140,19 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     settings = deps.settings
     began = time.monotonic()  # the deadline counts from the claim: fetching the source is part of it
     policy = await deps.clients.policy(job.client_id)
-    limits = engine_limits(settings, policy)  # its policy, else global
-    quota = daily_pixels(client_limits(settings, policy))
+    own_limits = engine_limits(settings, policy)  # its policy, else global
+    in_force = client_limits(settings, policy)
+    key_template = in_force.output_key_template
+    quota = daily_pixels(in_force)
     if quota is not None and await deps.usage.pixels_today(job.client_id) >= quota:
         return await _over_quota(deps, job, dispatch, quota)  # spent while it was queued: no work for nothing
-    spec = decode_job_spec(job.spec, limits)
+    spec = decode_job_spec(job.spec, own_limits)
     data = await _original(deps, job, spec, time_left=settings.deadline_seconds - (time.monotonic() - began))
     assets = await _fetch_assets(deps, job, spec)
     remaining = settings.deadline_seconds - (time.monotonic() - began)
     if remaining <= 0:
         raise DeadlineExceeded(f"processing took longer than {settings.deadline_seconds:g} s")
-    limits = msgspec.structs.replace(limits, deadline_seconds=remaining)
+    limits = msgspec.structs.replace(own_limits, deadline_seconds=remaining)
     request = EngineRequest(data, msgspec.json.encode(job.spec), limits, assets)
     del data
     result = await deps.engines.run(str(job.id), request, timeout=remaining)
@@ -162,7 +164,7 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
             v.width,
             v.height,
             v.bytes,
-            output_key(job.client_id, job.id, v.id, v.format),
+            output_key(job.client_id, job.id, v.id, v.format, key_template),
             v.quality,
             v.frames,
         )

@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 
 from data_plane.deps import WorkerDeps, open_deps
 from data_plane.processing import process_job
+from data_plane.retention import sweep_retention
 from data_plane.sweeper import sweep_jobs
 from data_plane.webhooks import send_webhook, sweep_deliveries
 from infra.outages import TRANSIENT
@@ -32,7 +33,11 @@ HANDBACK_SECONDS = 10
 
 
 def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) -> tuple[Worker, Worker]:
-    seconds = set(range(0, 60, settings.sweep_interval_seconds))
+    ticks: dict[str, Any] = {
+        "second": set(range(0, 60, settings.sweep_interval_seconds)),
+        "run_at_startup": True,
+        "unique": True,  # one run per tick: arq names each tick's job, whichever worker enqueues it first
+    }
     common: dict[str, Any] = {
         "redis_pool": deps.queue,
         "job_serializer": serialize,
@@ -47,7 +52,10 @@ def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) 
         functions=[
             func(process_job, name=PROCESS_JOB, max_tries=settings.job_max_tries, timeout=settings.job_timeout_seconds)
         ],
-        cron_jobs=[cron(sweep_jobs, second=seconds, run_at_startup=True, unique=True)],
+        cron_jobs=[
+            cron(sweep_jobs, **ticks),
+            cron(sweep_retention, **ticks),
+        ],
         queue_name=settings.queue_name,
         max_jobs=settings.worker_concurrency,
         job_timeout=settings.job_timeout_seconds,
@@ -55,7 +63,7 @@ def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) 
     )
     webhooks = Worker(
         functions=[func(send_webhook, name=SEND_WEBHOOK, max_tries=settings.webhook_max_attempts + 1, timeout=120)],
-        cron_jobs=[cron(sweep_deliveries, second=seconds, run_at_startup=True, unique=True)],
+        cron_jobs=[cron(sweep_deliveries, **ticks)],
         queue_name=settings.webhook_queue_name,
         max_jobs=32,
         **common,

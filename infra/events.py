@@ -42,7 +42,9 @@ class PublicVariant(msgspec.Struct):
     width: int  # of a frame, for an animation
     height: int
     bytes: int
-    url: str
+    url: Annotated[
+        str | None, Meta(description="Where to download it; null once the variant was deleted by retention.")
+    ]
     quality: Annotated[
         int | None, Meta(description="The lossy encoder's quality; with max_bytes, the highest that fit.")
     ] = None

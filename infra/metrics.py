@@ -16,6 +16,7 @@ __all__ = [
     "QUEUE_DEPTH",
     "QUEUE_WAIT",
     "RATE_LIMITED",
+    "RETENTION_DELETED",
     "VARIANTS",
     "WEBHOOK_DELIVERIES",
 ]
@@ -53,3 +54,7 @@ ENGINE_MEMORY = Gauge(
 ENGINE_RESTARTS = Counter(
     "pixelflow_engine_restarts", "Engine children replaced, by why", ["reason"]
 )  # reason: deadline, memory, canceled, crashed, recycled
+# what: original or outputs; one count per job whose objects the retention sweeper deleted.
+RETENTION_DELETED = Counter(
+    "pixelflow_retention_deleted", "Jobs whose original or variants the retention sweeper deleted", ["what"]
+)

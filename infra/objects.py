@@ -4,19 +4,25 @@
 uploads/<client>/<job>               what the job's presigned URL writes; moved to sources/ by
                                      /start; anything left here expires (bucket lifecycle rule)
 sources/<client>/<job>               the checked original the worker reads
-outputs/<client>/<job>/<variant>.<ext>
+outputs/<client>/<job>/<variant>.<ext>   by default: after outputs/ comes the client's output key
+                                     template (PIXELFLOW_OUTPUT_KEY_TEMPLATE, or its policy's)
 assets/<client>/<key>                watermark images; <key> is a DSL AssetKey (checked there)
 ```
 
-Every key is built from ids PixelFlow chose, except an asset's key, which the DSL validated.
+Every key is built from ids PixelFlow chose, except an asset's key, which the DSL validated, and
+the output key template's literal text, checked by ``infra.output_keys``. Each variant's
+actual key is recorded with it (``variants.object_key``): deletion and retention read it from
+there, so a template changed later never strands an object.
 """
 
 from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from infra.output_keys import DEFAULT_OUTPUT_KEY_TEMPLATE, render_output_key
 from pipeline.sniff import EXTENSIONS
 
 if TYPE_CHECKING:
@@ -27,6 +33,8 @@ __all__ = [
     "UPLOADS_PREFIX",
     "UPLOAD_RETENTION_DAYS",
     "asset_key",
+    "delete_original",
+    "delete_outputs",
     "discard_originals",
     "erase_job_objects",
     "output_key",
@@ -55,26 +63,50 @@ def output_prefix(client_id: uuid.UUID, job_id: uuid.UUID) -> str:
     return f"outputs/{client_id}/{job_id}/"
 
 
-def output_key(client_id: uuid.UUID, job_id: uuid.UUID, variant_id: str, fmt: str) -> str:
-    return f"{output_prefix(client_id, job_id)}{variant_id}{EXTENSIONS[fmt]}"
+def output_key(
+    client_id: uuid.UUID, job_id: uuid.UUID, variant_id: str, fmt: str, template: str = DEFAULT_OUTPUT_KEY_TEMPLATE
+) -> str:
+    """Where a variant is stored: ``outputs/`` and the (checked) template filled in."""
+    return f"outputs/{render_output_key(template, client_id, job_id, variant_id, EXTENSIONS[fmt].lstrip('.'))}"
 
 
 def asset_key(client_id: uuid.UUID, key: str) -> str:
     return f"assets/{client_id}/{key}"
 
 
-async def erase_job_objects(store: ObjectStore, client_id: uuid.UUID, job_id: uuid.UUID) -> None:
-    """Delete everything stored for a job: its original (uploaded or moved) and every output,
-    including any a run wrote but never recorded. Not best effort: an error propagates, so the
-    caller keeps the job and can try again."""
+# The deletions below are the one place objects of a job are removed: DELETE /v1/jobs/{id}
+# (erase_job_objects), the retention sweeper (delete_original, delete_outputs) and a failed or
+# canceled job's clean-up (discard_originals). Deleting a missing object is not an error, so each
+# may be repeated after a partial failure.
+
+
+async def delete_original(store: ObjectStore, client_id: uuid.UUID, job_id: uuid.UUID) -> None:
+    """Delete a job's original, uploaded or moved. An error propagates: the caller records
+    nothing and tries again later."""
     for key in (upload_key(client_id, job_id), source_key(client_id, job_id)):
+        await store.delete(key)
+
+
+async def delete_outputs(store: ObjectStore, client_id: uuid.UUID, job_id: uuid.UUID, keys: Iterable[str]) -> None:
+    """Delete a job's variants: the keys recorded for them (whatever template named them), and
+    anything under the default layout's job prefix, where a run may have written without
+    recording. An error propagates."""
+    for key in keys:
         await store.delete(key)
     await store.delete_prefix(output_prefix(client_id, job_id))
 
 
+async def erase_job_objects(
+    store: ObjectStore, client_id: uuid.UUID, job_id: uuid.UUID, output_keys: Iterable[str]
+) -> None:
+    """Delete everything stored for a job: its original and every output. Not best effort: an
+    error propagates, so the caller keeps the job and can try again."""
+    await delete_original(store, client_id, job_id)
+    await delete_outputs(store, client_id, job_id, output_keys)
+
+
 async def discard_originals(store: ObjectStore, client_id: uuid.UUID, job_id: uuid.UUID) -> None:
-    """Delete a failed or canceled job's original (uploaded or moved). Best effort: a store
-    outage leaves it to the uploads/ expiry or to the operator, never fails the caller."""
-    for key in (upload_key(client_id, job_id), source_key(client_id, job_id)):
-        with contextlib.suppress(Exception):
-            await store.delete(key)
+    """Delete a failed or canceled job's original. Best effort: a store outage leaves it to the
+    uploads/ expiry, the retention sweeper or the operator, never fails the caller."""
+    with contextlib.suppress(Exception):
+        await delete_original(store, client_id, job_id)

@@ -1,6 +1,6 @@
-"""Per-client policy: overrides of the global limits, one client at a time. Each field is named
-after the ``Settings`` field it overrides (None: the global value), so both planes and the CLI
-compute a client's limits the same way, here."""
+"""Per-client policy: overrides of the global limits, retention and output key template, one
+client at a time. Each field is named after the ``Settings`` field it overrides (None: the global
+value), so both planes and the CLI compute a client's limits the same way, here."""
 
 from __future__ import annotations
 
@@ -10,17 +10,20 @@ from typing import Annotated
 import msgspec
 from msgspec import Meta
 
+from infra.output_keys import check_output_key_template
 from infra.settings import Settings
 from pipeline.dsl import Limits
 
 __all__ = [
     "POLICY_FIELDS",
+    "TEXT_POLICY_FIELDS",
     "ClientLimits",
     "ClientLimitsToday",
     "ClientPolicy",
     "client_limits",
     "daily_pixels",
     "engine_limits",
+    "expires_at",
     "quota_resets_in",
     "quota_spent",
 ]
@@ -35,9 +38,17 @@ class ClientPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_source_pixels: Positive | None = None  # an original's width x height (x frames)
     max_job_cost: Positive | None = None  # the planner's estimate per job (pipeline/cost.py)
     daily_source_megapixels: Positive | None = None  # sources' megapixels per UTC day (infra/repo/usage.py)
+    retain_originals_days: Positive | None = None  # days after the job ended until its original is deleted
+    retain_outputs_days: Positive | None = None  # ... until its variants are deleted
+    output_key_template: str | None = None  # where variants go under outputs/ (infra/objects.py)
+
+    def __post_init__(self) -> None:
+        if self.output_key_template is not None:
+            check_output_key_template(self.output_key_template)
 
 
 POLICY_FIELDS = tuple(f.name for f in msgspec.structs.fields(ClientPolicy))
+TEXT_POLICY_FIELDS = frozenset({"output_key_template"})  # the rest are counts
 
 
 class ClientLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,6 +60,9 @@ class ClientLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_source_pixels: int
     max_job_cost: int
     daily_source_megapixels: int | None  # None: no daily quota
+    retain_originals_days: int | None  # null: kept until the job is deleted
+    retain_outputs_days: int | None
+    output_key_template: str
     overridden: list[str]  # which of the above come from the client's policy
 
 
@@ -91,3 +105,10 @@ def quota_resets_in(now: datetime | None = None) -> int:
 def quota_spent(megapixels: int) -> str:
     """Why a start or a job was refused for the daily quota (the API's 429 and the failed job's message)."""
     return f"the daily quota of {megapixels:,} source megapixels is spent for today; it starts afresh at midnight UTC"
+
+
+def expires_at(finished_at: datetime | None, days: int | None) -> datetime | None:
+    """When the retention sweeper deletes what a job stored: ``days`` after the job ended, under
+    the retention in force now (a changed policy applies to jobs that ended before). None while
+    the job runs or when nothing expires."""
+    return None if finished_at is None or days is None else finished_at + timedelta(days=days)

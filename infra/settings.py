@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta, Struct
 
+from infra.output_keys import DEFAULT_OUTPUT_KEY_TEMPLATE, check_output_key_template
 from pipeline.dsl import Limits
 
 __all__ = ["CLIENT_VARIABLES", "Settings", "SettingsError", "load_settings"]
@@ -53,6 +54,13 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # where a CDN serves the bucket (`https://images.example.com`, its path mapped to object keys):
     # job results and webhooks then carry `<this>/<key>`, stable, instead of expiring presigned URLs
     cdn_base_url: str | None = None
+    # where each variant goes under outputs/ (infra/objects.py: {client}, {job}, {variant}, {ext});
+    # a client's policy may set its own (`pixelflow clients limits NAME --output-key-template ...`)
+    output_key_template: str = DEFAULT_OUTPUT_KEY_TEMPLATE
+    # stored-data retention: days after a job ended until the sweeper deletes its original / its
+    # variants (unset: kept until the job is deleted); a client's policy may set its own
+    retain_originals_days: PositiveInt | None = None
+    retain_outputs_days: PositiveInt | None = None
     # HTTP API server (`pixelflow api`): slow or idle clients are cut off, connections capped
     api_header_timeout_seconds: Seconds = 10.0  # request line + headers must arrive within this
     api_body_timeout_seconds: Seconds = 60.0  # the whole body must arrive within this once headers are in
@@ -126,6 +134,10 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(
                 f"PIXELFLOW_CDN_BASE_URL: {self.cdn_base_url!r} is not an http(s) URL without a query or trailing slash"
             )
+        try:
+            check_output_key_template(self.output_key_template)
+        except ValueError as exc:
+            raise ValueError(f"PIXELFLOW_OUTPUT_KEY_TEMPLATE: {exc}") from None
         for origin in self.cors_origins:
             if origin != "*" and not _ORIGIN.fullmatch(origin):
                 raise ValueError(

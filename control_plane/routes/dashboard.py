@@ -63,6 +63,11 @@ async def new_page(request: Request, services: ServicesDep) -> Response[str] | R
     return await _page(request, services, "new")
 
 
+@get("/dashboard/templates", include_in_schema=False)
+async def templates_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
+    return await _page(request, services, "templates")
+
+
 @get("/dashboard/keys", include_in_schema=False)
 async def keys_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
     return await _page(request, services, "keys")
@@ -214,7 +219,7 @@ async def rotate_webhook_secret(request: Request, services: ServicesDep) -> NewS
 dashboard_routes = Router(
     "/",
     route_handlers=[
-        jobs_page, job_page, new_page, keys_page, usage_page, team_page, invite_page, login_page, signup_page,
+        jobs_page, job_page, new_page, templates_page, keys_page, usage_page, team_page, invite_page, login_page, signup_page,
         me, list_keys, create_key, revoke_key, members, list_invites, create_invite, rotate_webhook_secret,
         create_static_files_router("/dashboard/static", directories=[STATIC], include_in_schema=False,
                                    name="dashboard-static"),

@@ -22,6 +22,7 @@ from control_plane.jobflow import (
     START_ERRORS,
     create_job,
     has_source,
+    limits_of,
     rate_limit,
     start_job,
     url_expiry,
@@ -29,6 +30,7 @@ from control_plane.jobflow import (
 from control_plane.openapi import JOB_REQUEST, doc
 from control_plane.problems import (
     Conflict,
+    Gone,
     InvalidRequest,
     NotFound,
     RateLimited,
@@ -174,7 +176,9 @@ class JobsController(Controller):
         if not created:
             headers["Idempotent-Replayed"] = "true"
         return Response(
-            job_view(job, services.store, url_expiry=expiry, upload=upload),
+            job_view(
+                job, services.store, url_expiry=expiry, limits=await limits_of(services, principal), upload=upload
+            ),
             status_code=201 if created else 200,
             headers=headers,
         )
@@ -195,7 +199,9 @@ class JobsController(Controller):
         (with `Retry-After` until midnight UTC) when its daily quota of source megapixels is spent,
         and the job stays `created`."""
         job = await start_job(services, principal, job_id)
-        return job_view(job, services.store, url_expiry=url_expiry(services))
+        return job_view(
+            job, services.store, url_expiry=url_expiry(services), limits=await limits_of(services, principal)
+        )
 
     @get(
         "/{job_id:uuid}",
@@ -206,13 +212,19 @@ class JobsController(Controller):
     async def get_job(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
         """Status (`created`, `queued`, `processing`, `succeeded`, `failed`, `canceled`), timestamps,
         attempts, the error `code`/`message` of a failed job, the source's size and format, and each
-        variant with a presigned download URL. While `created`, the upload URLs again."""
+        variant with a presigned download URL. While `created`, the upload URLs again.
+
+        Under a retention policy, a finished job shows when its original and its variants expire
+        (`original_expires_at`, `outputs_expire_at`: that many days after `finished_at`) and,
+        once the sweeper deleted them, when (`original_deleted_at`, `outputs_deleted_at`; the
+        variants keep their sizes but lose their `url`)."""
         job = await services.jobs.get(job_id, principal.client.id)
         if job is None:
             raise NotFound("no such job")
         expiry = url_expiry(services)
         upload = _pending_upload(services, job, expiry)
-        return job_view(job, services.store, url_expiry=expiry, upload=upload)
+        limits = await limits_of(services, principal)
+        return job_view(job, services.store, url_expiry=expiry, limits=limits, upload=upload)
 
     @get(
         "/",
@@ -243,8 +255,11 @@ class JobsController(Controller):
             after=_parse_cursor(cursor) if cursor else None,
             limit=limit,
         )
-        expiry = url_expiry(services)
-        return JobList([job_view(j, services.store, url_expiry=expiry) for j in page.jobs], _cursor(page.next_cursor))
+        expiry, limits = url_expiry(services), await limits_of(services, principal)
+        return JobList(
+            [job_view(j, services.store, url_expiry=expiry, limits=limits) for j in page.jobs],
+            _cursor(page.next_cursor),
+        )
 
     @post(
         "/{job_id:uuid}/cancel",
@@ -275,7 +290,9 @@ class JobsController(Controller):
         await discard_originals(services.store, job.client_id, job.id)
         job = await services.jobs.get(job_id, principal.client.id)
         assert job is not None
-        return job_view(job, services.store, url_expiry=url_expiry(services))
+        return job_view(
+            job, services.store, url_expiry=url_expiry(services), limits=await limits_of(services, principal)
+        )
 
     @delete(
         "/{job_id:uuid}",
@@ -288,13 +305,15 @@ class JobsController(Controller):
         """Deletes the original and every variant from storage, and the job's spec, metadata and
         webhook deliveries; the job is then 404 everywhere. A record of it (id, status, timestamps)
         is kept for audit. Only a finished job (`succeeded`, `failed`, `canceled`): cancel a running
-        one first (409 `job_<status>`)."""
+        one first (409 `job_<status>`). While object storage is unavailable it is 503 with
+        `Retry-After` and the job is left as it was: repeat the request."""
         job = await services.jobs.get(job_id, principal.client.id)
         if job is None:
             raise NotFound("no such job")
         if job.status not in TERMINAL:
             raise Conflict(f"the job is {job.status}; cancel it before deleting it", code=f"job_{job.status}")
-        await erase_job_objects(services.store, job.client_id, job.id)  # first: a failure here keeps the job
+        keys = [v.object_key for v in job.variants]
+        await erase_job_objects(services.store, job.client_id, job.id, keys)  # first: a failure here keeps the job
         if not await services.jobs.erase(job_id, principal.client.id):
             raise NotFound("no such job")  # deleted by a concurrent request
 
@@ -303,17 +322,23 @@ class JobsController(Controller):
         status_code=302,
         operation_id="getVariant",
         summary="Download a variant",
-        opt=doc(raises=[NotFound], sends=["Location"]) | needs("jobs:read"),
+        opt=doc(raises=[NotFound, Gone], sends=["Location"]) | needs("jobs:read"),
     )
     async def download(
         self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID], variant_id: FromPath[str]
     ) -> Redirect:
         """Redirects (302) to a presigned URL of the variant in object storage (or its CDN URL where
-        the deployment has one); follow it without the API key."""
+        the deployment has one); follow it without the API key. 410 `outputs_expired` once the
+        retention sweeper deleted the job's variants."""
         job = await services.jobs.get(job_id, principal.client.id)
         variant = next((v for v in job.variants if v.variant_id == variant_id), None) if job else None
-        if variant is None:
+        if job is None or variant is None:
             raise NotFound("no such job or variant")
+        if job.outputs_deleted_at is not None:
+            raise Gone(
+                f"the job's variants were deleted at {job.outputs_deleted_at.isoformat()} (retention)",
+                code="outputs_expired",
+            )
         return Redirect(services.store.public_url(variant.object_key, expires=url_expiry(services)), status_code=302)
 
     @get(

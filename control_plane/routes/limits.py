@@ -18,7 +18,9 @@ async def get_limits(services: ApiDepsDep, principal: PrincipalDep) -> ClientLim
     """The limits your jobs run under: job creations per minute per key and their burst, jobs
     queued or processing at once, an original's maximum pixels, the per-job work budget (cost
     units, as the dry run estimates them) and the daily quota of source megapixels (null: none),
-    with `source_megapixels_today`, what your jobs that succeeded today (UTC) used of it.
-    `overridden` names those set for your client by the operator; the others are the
-    deployment's."""
+    with `source_megapixels_today`, what your jobs that succeeded today (UTC) used of it; how many
+    days after a job ended its original and its variants are kept (`retain_originals_days`,
+    `retain_outputs_days`; null: until the job is deleted), and where its variants are stored
+    under `outputs/` (`output_key_template`). `overridden` names those set for your client by the
+    operator; the others are the deployment's."""
     return await limits_today(services, principal)

@@ -14,6 +14,7 @@ from control_plane.auth import PrincipalDep
 from control_plane.deps import ApiDepsDep
 from control_plane.openapi import JOB_REQUEST, JOB_SPEC, doc
 from control_plane.problems import NotFound, Unprocessable
+from control_plane.template_diff import TemplateDiff, diff_versions
 from control_plane.templates import resolve_job
 from control_plane.views import TemplateUse
 from infra.policy import engine_limits
@@ -63,6 +64,8 @@ class ValidateResponse(msgspec.Struct):
     errors: list[PlanProblem] = msgspec.field(default_factory=list)
     plan_error: str | None = None  # the first error's message
     template: TemplateUse | None = None  # the template version `spec` was resolved from
+    # pinned to an older version than the latest: what changed from it to the latest
+    newer_template: TemplateDiff | None = None
 
 
 @post(
@@ -81,9 +84,16 @@ async def validate_spec(
     format), every variant's output size and cost and the job's estimate; `valid: false` lists
     every limit the job would break (`errors`), which `createJob` or the worker would refuse.
     Given a template reference, it is resolved as `createJob` would (404 `template_not_found`) and
-    `template` names the version; `spec` is then the resolved spec."""
+    `template` names the version; `spec` is then the resolved spec. A reference pinned to an
+    older version than the latest also gets `newer_template`: the changes from the pinned version
+    to the latest, as `diffTemplate` lists them."""
     limits = engine_limits(services.settings, await services.clients.policy(principal.client.id))
     body, template = await resolve_job(services.templates, principal, data.spec, dry_run=True)
+    newer = None
+    if template is not None:
+        latest = await services.templates.get(principal.client.id, template.name)
+        if latest is not None and latest.version != template.version:
+            newer = diff_versions(template.name, template, latest)
     spec = decode_job_spec(body, limits)  # SpecError renders as 422 with paths
     normal = msgspec.json.decode(encode_job_spec(spec))
     source = data.source
@@ -111,6 +121,7 @@ async def validate_spec(
         errors=[_problem(i) for i in issues],
         plan_error=issues[0].error.public if issues else None,
         template=TemplateUse(template.name, template.version) if template else None,
+        newer_template=newer,
     )
 
 

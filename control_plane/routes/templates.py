@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from control_plane.auth import PrincipalDep, needs
 from control_plane.deps import ApiDepsDep as ServicesDep
 from control_plane.openapi import doc
 from control_plane.problems import NotFound, Unprocessable
+from control_plane.template_diff import TemplateDiff, diff_versions
 from control_plane.templates import TemplateRequest, save_template
 from infra.repo import TemplateSummary, TemplateVersion
 
@@ -91,3 +92,38 @@ class TemplatesController(Controller):
         if not versions:
             raise NotFound("no such template", code="template_not_found")
         return TemplateView(name, versions[0].version, [_version(v) for v in versions])
+
+    @get(
+        "/{name:str}/diff",
+        operation_id="diffTemplate",
+        summary="What changed between two versions",
+        opt=doc(raises=[NotFound]),
+    )
+    async def diff(
+        self,
+        services: ServicesDep,
+        principal: PrincipalDep,
+        name: FromPath[str],
+        from_version: Annotated[
+            int | None,
+            QueryParameter(name="from", ge=1, description="The older version (default: the one before `to`)."),
+        ] = None,
+        to_version: Annotated[
+            int | None, QueryParameter(name="to", ge=1, description="The newer version (default: the latest).")
+        ] = None,
+    ) -> TemplateDiff:
+        """Each change from version `from` to version `to` of the template's spec and parameters:
+        `op` (`add`, `remove`, `replace`), `path` in the notation of validation errors
+        (`$.spec.pipeline[0].steps[1].width`, `$.parameters.caption.default`), and the values
+        `before` and `after`. Lists compare by position. Without `to`, the latest version; without
+        `from`, the version before `to` (a template's first version is compared with itself: no
+        changes). 404 `template_not_found` for an unknown template or version."""
+        versions = {v.version: v for v in await services.templates.versions(principal.client.id, name)}
+        if not versions:
+            raise NotFound("no such template", code="template_not_found")
+        new_number = to_version if to_version is not None else max(versions)
+        old_number = from_version if from_version is not None else max(new_number - 1, 1)
+        missing = [n for n in (old_number, new_number) if n not in versions]
+        if missing:
+            raise NotFound(f"template {name!r} has no version {missing[0]}", code="template_not_found")
+        return diff_versions(name, versions[old_number], versions[new_number])

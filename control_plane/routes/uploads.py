@@ -20,6 +20,7 @@ from control_plane.jobflow import (
     RATE_LIMIT_ERRORS,
     START_ERRORS,
     create_job,
+    limits_of,
     rate_limit,
     start_job,
     url_expiry,
@@ -73,9 +74,8 @@ async def upload_and_start(
     if created or job.status == JobStatus.CREATED:
         await services.store.write(job.source_key, content, CONTENT_TYPES[source_format])
     job = await start_job(services, principal, job.id)
-    return Response(
-        job_view(job, services.store, url_expiry=url_expiry(services)), status_code=202, headers=decision.headers()
-    )
+    view = job_view(job, services.store, url_expiry=url_expiry(services), limits=await limits_of(services, principal))
+    return Response(view, status_code=202, headers=decision.headers())
 
 
 def upload_route(max_body_bytes: int) -> HTTPRouteHandler:

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Literal
 
@@ -16,9 +17,20 @@ from infra.repo._sql import execute, fetch_all, fetch_one
 from infra.repo._sql import fetch_one as _one  # the name create() uses; folded in after the object-key merge
 from infra.repo.usage import pixels_today, record_job
 
-__all__ = ["Job", "JobPage", "JobRepo", "NewDelivery", "VariantRecord"]
+__all__ = ["ExpiredObjects", "Job", "JobPage", "JobRepo", "NewDelivery", "VariantRecord"]
 
 _ACTIVE, _TERMINAL, _CANCELABLE = sql_set(ACTIVE), sql_set(TERMINAL), sql_set(CANCELABLE)
+# The shortest retention in force anywhere: no job that ended later can be due, so the sweep reads
+# only the older end of the jobs_retention_due index (and nothing at all when no retention is set).
+_SHORTEST = (
+    "(SELECT min(d) FROM (VALUES (%(originals)s::integer), (%(outputs)s::integer),"
+    " ((SELECT min(retain_originals_days) FROM client_policies)),"
+    " ((SELECT min(retain_outputs_days) FROM client_policies))) AS r(d))"
+)
+# Still stored and past its retention: the client's days, else the global ones (NULL days: never).
+_DUE = (
+    "j.{deleted} IS NULL AND j.finished_at + make_interval(days => coalesce(p.{days}, %({param})s::integer)) <= now()"
+)
 
 
 class VariantRecord(msgspec.Struct, frozen=True):
@@ -62,6 +74,18 @@ class Job(msgspec.Struct, frozen=True):
     deleted_at: datetime | None = None  # a tombstone: see erase(); the API no longer shows it
     variants: tuple[VariantRecord, ...] = ()
     source_info: dict[str, Any] | None = None  # pipeline.details.SourceDetails, when the spec asks
+    original_deleted_at: datetime | None = None  # removed by the retention sweeper (the job stays)
+    outputs_deleted_at: datetime | None = None
+
+
+class ExpiredObjects(msgspec.Struct, frozen=True):
+    """A finished job whose original and/or variants are past their retention (``JobRepo.expired``)."""
+
+    job_id: uuid.UUID
+    client_id: uuid.UUID
+    original: bool  # the original is due
+    outputs: bool  # the variants are due
+    output_keys: tuple[str, ...]  # the recorded keys of its variants
 
 
 class JobPage(msgspec.Struct, frozen=True):
@@ -292,6 +316,41 @@ class JobRepo:
                 return False
             await conn.execute("DELETE FROM webhook_deliveries WHERE job_id = %s", (job_id,))
             return True
+
+    @asynccontextmanager
+    async def expired(
+        self, *, originals_days: int | None, outputs_days: int | None
+    ) -> AsyncIterator[ExpiredObjects | None]:
+        """The oldest finished job holding an original or variants past its client's retention
+        (its policy's days, else the given global ones; None: kept), locked for the caller, who
+        deletes the objects inside the ``async with``; on a clean exit they are recorded deleted.
+        ``SKIP LOCKED``: several workers sweep different jobs; an error (a store outage) records
+        nothing, so the job comes back next time. Jobs still running never qualify."""
+        originals = _DUE.format(deleted="original_deleted_at", days="retain_originals_days", param="originals")
+        outputs = _DUE.format(deleted="outputs_deleted_at", days="retain_outputs_days", param="outputs")
+        async with self.pool.connection() as conn, conn.transaction():
+            row = await fetch_one(
+                conn,
+                f"SELECT j.id, j.client_id, coalesce(({originals}), false) AS original,"
+                f" coalesce(({outputs}), false) AS outputs"
+                f" FROM jobs j LEFT JOIN client_policies p ON p.client_id = j.client_id"
+                f" WHERE j.status IN {_TERMINAL} AND j.deleted_at IS NULL AND j.finished_at IS NOT NULL"
+                f" AND (({originals}) OR ({outputs})) AND j.finished_at <= now() - make_interval(days => {_SHORTEST})"
+                f" ORDER BY j.finished_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED",
+                {"originals": originals_days, "outputs": outputs_days},
+            )
+            if row is None:
+                yield None
+                return
+            keys = await fetch_all(conn, "SELECT object_key FROM variants WHERE job_id = %s", (row["id"],))
+            yield ExpiredObjects(
+                row["id"], row["client_id"], row["original"], row["outputs"], tuple(k["object_key"] for k in keys)
+            )
+            await conn.execute(
+                "UPDATE jobs SET original_deleted_at = CASE WHEN %s THEN now() ELSE original_deleted_at END,"
+                " outputs_deleted_at = CASE WHEN %s THEN now() ELSE outputs_deleted_at END WHERE id = %s",
+                (row["original"], row["outputs"], row["id"]),
+            )
 
     async def claim(self, job_id: uuid.UUID, dispatch: uuid.UUID, *, lease_seconds: float) -> Job | None:
         """A worker takes the job for one run: counts the attempt and takes the lease. None unless

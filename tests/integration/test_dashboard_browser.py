@@ -326,3 +326,73 @@ def test_keyboard_alone_signs_in(stack: Stack, api: ApiServer, shots: Path) -> N
         page.keyboard.press("Enter")
         expect(page).to_have_url(f"{api.url}/dashboard")
         browser.close()
+
+
+_SAVE = """async (bodies) => {
+  const csrf = document.querySelector('meta[name="csrf-token"]').content;
+  for (const body of bodies) {
+    const r = await fetch("/v1/templates", {
+      method: "POST", credentials: "same-origin", body: JSON.stringify(body),
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+    });
+    if (r.status !== 201) throw new Error(`saving a template: HTTP ${r.status}`);
+  }
+}"""
+
+
+def test_the_templates_page_lists_versions_and_renders_a_diff(stack: Stack, api: ApiServer, shots: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.integration.test_templates import _third, product
+
+    email = f"tpl-{uuid.uuid4().hex[:8]}@example.com"
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(20_000)
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.goto(f"{api.url}/dashboard/signup")
+        expect(page.locator("body[data-ready]")).to_have_count(1)
+        page.get_by_label("Email").fill(email)
+        page.get_by_label("Password").fill("a long enough passphrase")
+        page.get_by_role("button", name="Create account").click()
+        expect(page).to_have_url(f"{api.url}/dashboard")
+        expect(page.locator("body[data-ready]")).to_have_count(1)
+        page.evaluate(_SAVE, [product(200), product(300), _third(product(300))])  # versions 1, 2, 3
+
+        page.get_by_role("link", name="Templates", exact=True).click()
+        expect(page).to_have_url(f"{api.url}/dashboard/templates")
+        row = page.locator("#templates tbody tr")
+        expect(row).to_have_count(1)
+        expect(row.locator("td").nth(1)).to_have_text("3")
+        page.get_by_role("link", name="product", exact=True).click()
+        expect(page.get_by_role("heading", name="product", exact=True)).to_be_visible()
+        expect(page.locator("#versions tbody tr")).to_have_count(3)
+        expect(page.locator("#versions tbody tr").first).to_have_attribute("data-version", "3")
+        # by default, the latest version against the one before it
+        expect(page.locator("#diff-title")).to_have_text("Changes from version 2 to 3")
+        changes = page.locator("#diff li")
+        expect(changes).to_have_count(3)
+        expect(changes.locator("code.path")).to_have_text(
+            ["$.spec.metadata", "$.spec.pipeline[1]", "$.parameters.size.default"]
+        )
+        expect(changes.nth(0)).to_have_class("change change-remove")
+        expect(changes.nth(2).locator("del")).to_have_text("12")
+        expect(changes.nth(2).locator("ins")).to_have_text("18")
+        page.screenshot(path=str(shots / "20-template-diff.png"), full_page=True)
+
+        page.get_by_label("From version").select_option("1")
+        page.get_by_label("to version").select_option("2")
+        page.get_by_role("button", name="Compare").click()
+        expect(page.locator("#diff-title")).to_have_text("Changes from version 1 to 2")
+        expect(changes).to_have_count(1)
+        expect(changes.first.locator("code.path")).to_have_text("$.spec.pipeline[0].steps[0].width")
+        expect(changes.first.locator("del")).to_have_text("200")
+        expect(changes.first.locator("ins")).to_have_text("300")
+        page.locator("#versions tbody tr").last.get_by_text("Show").click()  # a version's spec, as saved
+        expect(page.locator("#versions tbody tr").last.locator("pre")).to_contain_text('"width": 200')
+        page.screenshot(path=str(shots / "21-template-versions.png"), full_page=True)
+        browser.close()
+    assert problems == [], problems

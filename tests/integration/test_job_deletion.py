@@ -1,20 +1,23 @@
 """Deleting a job on real services: every object it stored is gone from the bucket (listed from
 S3, not taken from the API's word), its spec, metadata and webhook deliveries are gone from the
-database, and a tombstone stays for audit."""
+database, and a tombstone stays for audit; during a store outage it is 503 and nothing is lost."""
 
 from __future__ import annotations
 
 import io
 import uuid
 
+import httpx
 import pytest
 from minio import Minio
 
 from devstack.imagegen import encode, photo
 from devstack.receiver import WebhookReceiver
+from devstack.servers import free_port
 from infra.db import open_pool
 from infra.repo._sql import fetch_all, fetch_one
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
+from tests.integration.storeproxy import StoreProxy
 from tests.integration.test_flow import create_and_upload, spec
 
 pytestmark = pytest.mark.integration
@@ -107,3 +110,35 @@ async def test_an_unfinished_job_must_be_canceled_first(stack: Stack, tenant: Te
     assert (await tenant.http.post(f"/v1/jobs/{job['id']}/cancel")).status_code == 200
     assert (await tenant.http.delete(f"/v1/jobs/{job['id']}")).status_code == 204
     assert stored(stack, tenant.client_id, job["id"]) == []
+
+
+async def test_delete_during_a_storage_outage_is_503_and_loses_nothing(
+    stack: Stack, api: ApiServer, tenant: Tenant, worker: WorkerProcess
+) -> None:
+    job = await create_and_upload(tenant, spec(), encode(photo(320, 240, seed=10), ".jpg"))
+    jid = job["id"]
+    assert (await tenant.http.post(f"/v1/jobs/{jid}/start")).status_code == 202
+    done = await wait_status(tenant, jid, {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    before = stored(stack, tenant.client_id, jid)
+    assert len(before) == 4
+
+    proxy = StoreProxy(stack.s3.endpoint)  # an API whose store goes away; the suite's keeps working
+    cut_off = ApiServer(stack.settings(s3_endpoint=proxy.endpoint), free_port()).start()
+    try:
+        async with httpx.AsyncClient(base_url=cut_off.url, headers=dict(tenant.http.headers), timeout=90) as http:
+            with proxy.outage():
+                r = await http.delete(f"/v1/jobs/{jid}")
+            assert r.status_code == 503 and r.headers["content-type"].startswith(PROBLEM), r.text
+            assert r.headers["retry-after"] and r.json()["code"] == "unavailable"
+            # nothing changed: the job, its variants and every object are still there
+            still = (await tenant.http.get(f"/v1/jobs/{jid}")).json()
+            assert (still["status"], len(still["variants"])) == ("succeeded", 3)
+            assert stored(stack, tenant.client_id, jid) == before
+            # once the store is back, the same request finishes the job
+            assert (await http.delete(f"/v1/jobs/{jid}")).status_code == 204
+    finally:
+        cut_off.stop()
+        proxy.close()
+    assert stored(stack, tenant.client_id, jid) == []
+    assert (await tenant.http.get(f"/v1/jobs/{jid}")).status_code == 404

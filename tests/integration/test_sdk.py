@@ -164,6 +164,11 @@ async def test_templates_through_the_clients(stack: Stack, api: ApiServer, tenan
         assert (await apf.save_template("product", template["spec"], template["parameters"])).version == 2
         assert await apf.list_templates() == {"product": 2}
         assert [v.version for v in (await apf.get_template("product")).versions] == [2, 1]
+        diff = await apf.diff_template("product")
+        assert [(c.op, c.path, c.before, c.after) for c in diff.changes] == [
+            ("replace", "$.spec.pipeline[0].steps[0].width", 200, 300)
+        ]
+        assert (await apf.validate({"template": "product@1"})).newer_template.to_version == 2  # type: ignore[union-attr]
         assert (await apf.limits())["overridden"] == []
     async with scoped_key(stack, api, tenant, presets_only=True) as http:
         key = http.headers["Authorization"].removeprefix("Bearer ")

@@ -1,6 +1,7 @@
 """Templates (presets) and scoped keys on real services: versions are immutable and pinned, a job
-records the version it resolved, parameters are typed, and presets-only and scoped keys are
-refused with 403 problem+json."""
+records the version it resolved (also through the one-call upload), parameters are typed, two
+versions' diff names each change by its path, the dry run of a pinned version shows what the
+latest changes, and presets-only and scoped keys are refused with 403 problem+json."""
 
 from __future__ import annotations
 
@@ -232,3 +233,82 @@ async def test_the_readme_template_example_runs_as_written(tenant: Tenant) -> No
     assert saved["version"] == 1 and saved["parameters"]["caption"] == {"type": "string", "default": "© ACME"}
     assert job["status"] == "created" and job["template"] == {"name": "product", "version": 1}
     assert job["metadata"] == {"sku": "1234"}
+
+
+def _third(template: dict) -> dict:
+    """Version 3 of `product`: the size parameter's default raised, a second variant, metadata gone."""
+    body = json.loads(json.dumps(template))
+    body["parameters"]["size"]["default"] = 18
+    body["spec"]["pipeline"].append({"id": "thumb", "action": "resize", "width": 100, "format": "webp"})
+    del body["spec"]["metadata"]
+    return body
+
+
+async def test_a_diff_names_each_change_by_its_path(tenant: Tenant) -> None:
+    for body in (product(200), product(300), _third(product(300))):
+        assert (await tenant.http.post("/v1/templates", json=body)).status_code == 201
+    width = "$.spec.pipeline[0].steps[0].width"
+    r = await tenant.http.get("/v1/templates/product/diff", params={"from": 1, "to": 2})
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "name": "product",
+        "from_version": 1,
+        "to_version": 2,
+        "changes": [{"op": "replace", "path": width, "before": 200, "after": 300}],
+    }
+    latest = (await tenant.http.get("/v1/templates/product/diff")).json()  # the latest against the one before it
+    assert (latest["from_version"], latest["to_version"]) == (2, 3)
+    assert latest["changes"] == [
+        {"op": "remove", "path": "$.spec.metadata", "before": {"from": "template"}, "after": None},
+        {
+            "op": "add",
+            "path": "$.spec.pipeline[1]",
+            "before": None,
+            "after": {"id": "thumb", "action": "resize", "width": 100, "format": "webp"},
+        },
+        {"op": "replace", "path": "$.parameters.size.default", "before": 12, "after": 18},
+    ]
+    both = (await tenant.http.get("/v1/templates/product/diff", params={"from": 1})).json()
+    assert (both["to_version"], [c["path"] for c in both["changes"]]) == (
+        3,
+        ["$.spec.metadata", width, "$.spec.pipeline[1]", "$.parameters.size.default"],
+    )
+    backwards = (await tenant.http.get("/v1/templates/product/diff", params={"from": 3, "to": 1})).json()
+    assert [c["op"] for c in backwards["changes"]] == ["replace", "remove", "add", "replace"]
+    _problem(await tenant.http.get("/v1/templates/product/diff", params={"to": 9}), 404, "template_not_found")
+    _problem(await tenant.http.get("/v1/templates/nothing/diff"), 404, "template_not_found")
+    r = await tenant.http.get("/v1/templates/product/diff", params={"from": 0})
+    assert r.status_code == 400 and r.headers["content-type"].startswith(PROBLEM), r.text
+
+
+async def test_the_dry_run_of_a_pinned_version_shows_what_the_latest_changes(tenant: Tenant) -> None:
+    for body in (product(200), _third(product(300))):
+        assert (await tenant.http.post("/v1/templates", json=body)).status_code == 201
+    pinned = (await tenant.http.post("/v1/specs/validate", json={"spec": {"template": "product@1"}})).json()
+    assert pinned["template"] == {"name": "product", "version": 1}
+    newer = pinned["newer_template"]
+    assert (newer["from_version"], newer["to_version"]) == (1, 2)
+    assert {"op": "replace", "path": "$.spec.pipeline[0].steps[0].width", "before": 200, "after": 300} in newer[
+        "changes"
+    ]
+    latest = (await tenant.http.post("/v1/specs/validate", json={"spec": {"template": "product"}})).json()
+    assert latest["template"] == {"name": "product", "version": 2} and latest["newer_template"] is None
+
+
+async def test_a_one_call_upload_names_a_template(stack: Stack, tenant: Tenant, worker: WorkerProcess) -> None:
+    assert (await tenant.http.post("/v1/templates", json=product(160))).status_code == 201
+    files = {"file": ("p.jpg", encode(photo(640, 480, seed=12), ".jpg"), "image/jpeg")}
+    body = {"template": "product@1", "parameters": {"caption": "Upload"}, "metadata": {"via": "uploads"}}
+    r = await tenant.http.post("/v1/uploads", data={"spec": json.dumps(body)}, files=files)
+    assert r.status_code == 202, r.text
+    job = r.json()
+    assert job["template"] == {"name": "product", "version": 1} and job["metadata"] == {"via": "uploads"}
+    done = await wait_status(tenant, job["id"], {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    assert [(v["id"], v["width"], v["height"]) for v in done["variants"]] == [("card", 160, 120)]
+    assert (await stored_spec(stack, job["id"]))["pipeline"][0]["steps"][1]["text"] == "Upload"
+    _problem(
+        await tenant.http.post("/v1/uploads", data={"spec": json.dumps({"template": "nope"})}, files=files),
+        404,
+        "template_not_found",
+    )

@@ -59,6 +59,7 @@ def test_every_operation_is_named_summarised_and_described(document: dict[str, A
         "saveTemplate",
         "listTemplates",
         "getTemplate",
+        "diffTemplate",
         "healthz",
         "readyz",
         "getObject",
@@ -113,7 +114,7 @@ def test_statuses_and_headers_each_operation_really_sends(document: dict[str, An
     assert "content" not in ops["deleteJob"]["responses"]["204"]
     assert statuses["listTemplates"] == {"200", "401", "503"}  # any key of the client may read templates
     assert statuses["saveTemplate"] == {"200", "201", "400", "401", "403", "413", "422", "503"}
-    assert statuses["getVariant"] == {"302", "400", "401", "403", "404", "503"}
+    assert statuses["getVariant"] == {"302", "400", "401", "403", "404", "410", "503"}  # 410: retention deleted it
     assert statuses["healthz"] == {"200"}
     for status in ("200", "201"):  # a replay is 200, a new job 201; both carry the limiter's state
         headers = ops["createJob"]["responses"][status]["headers"]

@@ -9,6 +9,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -55,8 +57,21 @@ def test_the_sdk_reads_every_field_the_api_writes() -> None:
             blurhash="LAHnT",
             thumbhash="nwcG",
         ),
+        original_expires_at=datetime(2026, 11, 25, tzinfo=UTC),
+        original_deleted_at=datetime(2026, 11, 25, 1, tzinfo=UTC),
+        outputs_expire_at=datetime(2026, 12, 23, tzinfo=UTC),
+        outputs_deleted_at=datetime(2026, 12, 23, 1, tzinfo=UTC),
     )
     wire = msgspec.json.encode(view)
     job = msgspec.json.decode(wire, type=Job)
     assert msgspec.to_builtins(job.variants[0]) == msgspec.to_builtins(view.variants[0])
     assert msgspec.to_builtins(job.info) == msgspec.to_builtins(view.info)
+
+
+def test_downloading_a_variant_retention_deleted_says_so(tmp_path: Path) -> None:
+    from pixelflow_client import Client, Variant
+
+    gone = Variant("thumb", "jpeg", "image/jpeg", 10, 10, 100, None)
+    with Client("http://127.0.0.1:9", "pf_x") as pf, pytest.raises(ValueError, match="retention"):
+        pf.download(gone, tmp_path / "thumb.jpg")
+    assert list(tmp_path.iterdir()) == []

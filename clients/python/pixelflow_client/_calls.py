@@ -13,7 +13,17 @@ import httpx
 import msgspec
 
 from pixelflow_client.errors import BY_CODE, BY_STATUS, PixelFlowError
-from pixelflow_client.models import Delivery, Job, JobPage, Template, TemplateVersion, Upload, Usage, Validation
+from pixelflow_client.models import (
+    Delivery,
+    Job,
+    JobPage,
+    Template,
+    TemplateDiff,
+    TemplateVersion,
+    Upload,
+    Usage,
+    Validation,
+)
 
 __all__ = ["Call", "backoff", "calls", "check", "parse", "retry_after"]
 
@@ -82,6 +92,11 @@ class calls:
     @staticmethod
     def template(name: str) -> Call:
         return Call("GET", f"/v1/templates/{name}", Template)
+
+    @staticmethod
+    def template_diff(name: str, from_version: int | None, to_version: int | None) -> Call:
+        params = {k: v for k, v in (("from", from_version), ("to", to_version)) if v is not None}
+        return Call("GET", f"/v1/templates/{name}/diff", TemplateDiff, params=params)
 
     @staticmethod
     def limits() -> Call:

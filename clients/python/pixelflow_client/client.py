@@ -19,6 +19,7 @@ from pixelflow_client.models import (
     Job,
     JobPage,
     Template,
+    TemplateDiff,
     TemplateVersion,
     Upload,
     Usage,
@@ -43,7 +44,11 @@ def _required(file: bytes | str | Path | None) -> bytes | str | Path:
 
 
 def _url(variant_or_url: Variant | str) -> str:
-    return variant_or_url.url if isinstance(variant_or_url, Variant) else variant_or_url
+    if isinstance(variant_or_url, str):
+        return variant_or_url
+    if variant_or_url.url is None:
+        raise ValueError(f"variant {variant_or_url.id!r} was deleted by the retention policy")
+    return variant_or_url.url
 
 
 def _partial(dest: Path) -> Path:
@@ -207,6 +212,10 @@ class Client:
     def get_template(self, name: str) -> Template:
         return self._send(calls.template(name))
 
+    def diff_template(self, name: str, from_version: int | None = None, to_version: int | None = None) -> TemplateDiff:
+        """What changed between two versions (default: the latest and the one before it)."""
+        return self._send(calls.template_diff(name, from_version, to_version))
+
     def list_templates(self) -> dict[str, int]:
         """Each template's name and latest version."""
         return {t.name: t.latest_version for t in self._send(calls.templates()).templates}
@@ -355,6 +364,11 @@ class AsyncClient:
 
     async def get_template(self, name: str) -> Template:
         return await self._send(calls.template(name))
+
+    async def diff_template(
+        self, name: str, from_version: int | None = None, to_version: int | None = None
+    ) -> TemplateDiff:
+        return await self._send(calls.template_diff(name, from_version, to_version))
 
     async def list_templates(self) -> dict[str, int]:
         return {t.name: t.latest_version for t in (await self._send(calls.templates())).templates}

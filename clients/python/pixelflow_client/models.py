@@ -20,6 +20,8 @@ __all__ = [
     "Source",
     "SourceInfo",
     "Template",
+    "TemplateChange",
+    "TemplateDiff",
     "TemplateUse",
     "TemplateVersion",
     "Upload",
@@ -68,7 +70,7 @@ class Variant(msgspec.Struct):
     width: int
     height: int
     bytes: int
-    url: str
+    url: str | None  # None once the retention sweeper deleted the job's variants
     quality: int | None = None  # a lossy encoder's quality; with max_bytes, the highest that fit
     frames: int = 1  # an animated variant's frames
 
@@ -123,6 +125,20 @@ class Template(msgspec.Struct):
     versions: list[TemplateVersion]  # newest first
 
 
+class TemplateChange(msgspec.Struct):
+    op: Literal["add", "remove", "replace"]
+    path: str  # as validation errors name fields: $.spec.pipeline[0].steps[1].width
+    before: Any = None
+    after: Any = None
+
+
+class TemplateDiff(msgspec.Struct):
+    name: str
+    from_version: int
+    to_version: int
+    changes: list[TemplateChange]
+
+
 class Job(msgspec.Struct):
     id: uuid.UUID
     status: Status
@@ -138,6 +154,11 @@ class Job(msgspec.Struct):
     upload: Upload | None = None
     info: SourceInfo | None = None
     template: TemplateUse | None = None
+    # retention: when the original and the variants expire, and when the sweeper deleted them
+    original_expires_at: datetime | None = None
+    original_deleted_at: datetime | None = None
+    outputs_expire_at: datetime | None = None
+    outputs_deleted_at: datetime | None = None
 
     @property
     def done(self) -> bool:
@@ -187,6 +208,7 @@ class Validation(msgspec.Struct):
     cost: float | None = None
     max_cost: float | None = None
     template: TemplateUse | None = None
+    newer_template: TemplateDiff | None = None  # pinned to an older version: what the latest changes
 
 
 class UsageTotals(msgspec.Struct, kw_only=True):

@@ -226,6 +226,10 @@ async function download(variant, button) {
 }
 
 function variantCard(variant) {
+  if (!variant.url) {
+    // deleted by the retention sweeper: what it was stays, there is nothing to show or download
+    return el("li", { class: "variant", "data-variant": variant.id }, el("strong", { text: variant.id }), el("span", { class: "dims", text: ` ${variant.format} · ${variant.width}×${variant.height} · deleted (retention)` }));
+  }
   const button = el("button", { type: "button", text: "Download", "aria-label": `Download ${variant.id}` });
   button.addEventListener("click", () => download(variant, button));
   return el(
@@ -330,6 +334,9 @@ function jobPage() {
       ["Waited in queue", seconds(job.queued_at, job.started_at)],
       ["Processing", seconds(job.started_at, job.finished_at)],
       ["Attempts", String(job.attempts)],
+      // retention: when the original and the variants go, or went
+      ["Original", job.original_deleted_at ? `deleted ${when(job.original_deleted_at)}` : job.original_expires_at ? `kept until ${when(job.original_expires_at)}` : null],
+      ["Variants", job.outputs_deleted_at ? `deleted ${when(job.outputs_deleted_at)}` : job.outputs_expire_at ? `kept until ${when(job.outputs_expire_at)}` : null],
       ["Metadata", job.metadata ? el("code", { text: JSON.stringify(job.metadata) }) : null],
     ]);
     facts(
@@ -807,6 +814,92 @@ function keysPage() {
   load().catch((error) => showError("#keys-error", error));
 }
 
+// Templates -------------------------------------------------------------------------------------
+
+function json(value) {
+  return JSON.stringify(value, null, 2);
+}
+
+// One change of a diff: what kind, where (the validator's path notation), and the values.
+function changeItem(change) {
+  return el(
+    "li",
+    { class: `change change-${change.op}` },
+    el("span", { class: "op", text: change.op }),
+    " ",
+    el("code", { class: "path", text: change.path }),
+    change.op !== "add" ? el("del", { text: json(change.before) }) : null,
+    change.op !== "remove" ? el("ins", { text: json(change.after) }) : null,
+  );
+}
+
+function templatesPage() {
+  const form = $("#diff-form");
+  let current = null;
+
+  async function compare(name, from, to) {
+    showError("#diff-error", null);
+    try {
+      const diff = await api("GET", `/v1/templates/${encodeURIComponent(name)}/diff?from=${from}&to=${to}`);
+      $("#diff-title").textContent = `Changes from version ${diff.from_version} to ${diff.to_version}`;
+      $("#diff").replaceChildren(...diff.changes.map(changeItem));
+      $("#no-changes").hidden = diff.changes.length > 0;
+    } catch (error) {
+      showError("#diff-error", error);
+    }
+  }
+
+  async function show(name) {
+    const template = await api("GET", `/v1/templates/${encodeURIComponent(name)}`);
+    current = template.name;
+    $("#template-name").textContent = template.name;
+    $("#versions tbody").replaceChildren(
+      ...template.versions.map((v) =>
+        el(
+          "tr",
+          { "data-version": String(v.version) },
+          el("td", { text: `${v.version}` }),
+          el("td", { text: when(v.created_at) }),
+          el("td", {}, el("details", {}, el("summary", { text: "Show" }), el("pre", { text: json({ spec: v.spec, parameters: v.parameters }) }))),
+        ),
+      ),
+    );
+    const numbers = template.versions.map((v) => v.version);
+    for (const select of [form.elements.from, form.elements.to]) {
+      select.replaceChildren(...numbers.map((n) => el("option", { value: String(n), text: String(n) })));
+    }
+    const latest = template.latest_version;
+    form.elements.to.value = String(latest);
+    form.elements.from.value = String(Math.max(latest - 1, 1));
+    $("#template").hidden = false;
+    await compare(template.name, form.elements.from.value, latest);
+  }
+
+  async function load() {
+    const { templates } = await api("GET", "/v1/templates");
+    $("#templates tbody").replaceChildren(
+      ...templates.map((t) => {
+        const link = el("a", { href: `#${encodeURIComponent(t.name)}`, text: t.name });
+        return el("tr", {}, el("td", {}, link), el("td", { text: `${t.latest_version}` }), el("td", { text: when(t.updated_at) }));
+      }),
+    );
+    $("#empty").hidden = templates.length > 0;
+  }
+
+  function fromHash() {
+    const name = decodeURIComponent(location.hash.slice(1));
+    if (name) show(name).catch((error) => showError("#templates-error", error.status === 404 ? "No such template." : error));
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    if (current) compare(current, form.elements.from.value, form.elements.to.value);
+  });
+  window.addEventListener("hashchange", fromHash);
+  load().catch((error) => showError("#templates-error", error));
+  fromHash();
+}
+
 // Usage -----------------------------------------------------------------------------------------
 
 async function usagePage() {
@@ -914,6 +1007,7 @@ const PAGES = {
   job: jobPage,
   new: newJobPage,
   keys: keysPage,
+  templates: templatesPage,
   usage: usagePage,
   team: teamPage,
   invite: invitePage,

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     api.set_defaults(handler=cmd_api)
 
     worker = sub.add_parser("worker", help="run an image-processing and webhook worker (data plane)")
-    worker.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+    worker.add_argument("--burst", action="store_true", help="drain the queues once and exit (the sweepers do not run)")
     worker.set_defaults(handler=cmd_worker)
 
     db = sub.add_parser("db", help="database schema")

@@ -32,7 +32,16 @@ log = logging.getLogger("pixelflow.worker")
 HANDBACK_SECONDS = 10
 
 
+def _tick_name(sweep: Any, queue: str) -> str:
+    # arq names a unique cron's tick job `<name>:<time>` in one keyspace for every queue: under the
+    # function's bare name, one deployment's tick on a shared Redis stood in for another's, whose
+    # sweep then never ran (its lost jobs stayed stuck)
+    return f"{sweep.__name__}@{queue}"
+
+
 def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) -> tuple[Worker, Worker]:
+    """The image and webhook workers. ``burst`` drains the queues once and exits, without the
+    sweepers: arq queues each next tick ahead of time, so a queue with crons is never empty."""
     ticks: dict[str, Any] = {
         "second": set(range(0, 60, settings.sweep_interval_seconds)),
         "run_at_startup": True,
@@ -52,9 +61,11 @@ def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) 
         functions=[
             func(process_job, name=PROCESS_JOB, max_tries=settings.job_max_tries, timeout=settings.job_timeout_seconds)
         ],
-        cron_jobs=[
-            cron(sweep_jobs, **ticks),
-            cron(sweep_retention, **ticks),
+        cron_jobs=[]
+        if burst
+        else [
+            cron(sweep_jobs, name=_tick_name(sweep_jobs, settings.queue_name), **ticks),
+            cron(sweep_retention, name=_tick_name(sweep_retention, settings.queue_name), **ticks),
         ],
         queue_name=settings.queue_name,
         max_jobs=settings.worker_concurrency,
@@ -63,7 +74,9 @@ def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) 
     )
     webhooks = Worker(
         functions=[func(send_webhook, name=SEND_WEBHOOK, max_tries=settings.webhook_max_attempts + 1, timeout=120)],
-        cron_jobs=[cron(sweep_deliveries, **ticks)],
+        cron_jobs=[]
+        if burst
+        else [cron(sweep_deliveries, name=_tick_name(sweep_deliveries, settings.webhook_queue_name), **ticks)],
         queue_name=settings.webhook_queue_name,
         max_jobs=32,
         **common,

@@ -181,3 +181,22 @@ def test_cdn_base_url_is_a_base_url() -> None:
     for bad in ("https://images.example.com/", "images.example.com", "ftp://x.example", "https://x.example/a?b=1"):
         with pytest.raises(SettingsError, match="PIXELFLOW_CDN_BASE_URL"):
             load_settings({"PIXELFLOW_CDN_BASE_URL": bad})
+
+
+def test_each_queue_has_its_own_sweep_ticks() -> None:
+    """arq names a unique cron's tick `<name>:<time>` in one keyspace for every queue, so two
+    deployments sharing a Redis must not share tick names: the first to queue a tick would run
+    its own sweep and the other's would never run (its lost jobs stuck)."""
+    from types import SimpleNamespace
+
+    from data_plane.worker import build_workers
+
+    names = []
+    for queue in ("pixelflow:a", "pixelflow:b"):
+        settings = Settings(queue_name=queue)
+        images, hooks = build_workers(settings, SimpleNamespace(queue=None))  # type: ignore[arg-type]
+        names.append({c.name for w in (images, hooks) for c in w.cron_jobs})
+        assert len(names[-1]) == 3 and all(queue in n for n in names[-1]), names[-1]
+        burst = build_workers(settings, SimpleNamespace(queue=None), burst=True)  # type: ignore[arg-type]
+        assert not any(w.cron_jobs for w in burst), "a burst worker's own ticks would keep its queue from emptying"
+    assert not names[0] & names[1]

@@ -53,6 +53,7 @@ __all__ = [
     "START_ERRORS",
     "create_job",
     "has_source",
+    "known_source",
     "limits_of",
     "limits_today",
     "rate_limit",
@@ -234,6 +235,17 @@ def _source_not_found() -> NotFound:
         code="source_not_found",
         errors=[FieldError("$.source.job", "no job of this client with a stored original has this id")],
     )
+
+
+async def known_source(services: Services, principal: Principal, spec: JobSpec) -> Job | None:
+    """The job whose stored original a spec's `{"job": id}` source names, once it has been read
+    (its size and format recorded), for the dry run; None for other sources. 404 as at creation."""
+    if spec.source is None or spec.source.job is None:
+        return None
+    if await _stored_original(services, principal.client.id, spec.source.job) is None:
+        raise _source_not_found()
+    job = await services.jobs.get(spec.source.job, principal.client.id)
+    return job if job is not None and job.source_width is not None and job.source_height is not None else None
 
 
 async def _stored_original(services: Services, client_id: uuid.UUID, job_id: uuid.UUID) -> str | None:

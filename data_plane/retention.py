@@ -34,7 +34,9 @@ async def sweep_retention(ctx: dict[str, Any]) -> int:
     try:
         while swept < RETENTION_BATCH:
             async with deps.jobs.expired(
-                originals_days=settings.retain_originals_days, outputs_days=settings.retain_outputs_days
+                settings.queue_name,
+                originals_days=settings.retain_originals_days,
+                outputs_days=settings.retain_outputs_days,
             ) as due:
                 if due is None:
                     break

@@ -12,13 +12,16 @@ from msgspec import Meta
 
 from control_plane.auth import PrincipalDep
 from control_plane.deps import ApiDepsDep
+from control_plane.jobflow import known_source
 from control_plane.openapi import JOB_REQUEST, JOB_SPEC, doc
 from control_plane.problems import NotFound, Unprocessable
 from control_plane.template_diff import TemplateDiff, diff_versions
 from control_plane.templates import resolve_job
 from control_plane.views import TemplateUse
+from infra.events import source_details
 from infra.policy import engine_limits
 from pipeline.compile import PlanIssue, plan_issues, spec_issues
+from pipeline.details import SourceDetails
 from pipeline.dsl import decode_job_spec, encode_job_spec
 from pipeline.sniff import SourceFormat, output_format
 
@@ -66,6 +69,11 @@ class ValidateResponse(msgspec.Struct):
     template: TemplateUse | None = None  # the template version `spec` was resolved from
     # pinned to an older version than the latest: what changed from it to the latest
     newer_template: TemplateDiff | None = None
+    # the original planned for: `source` as given, or the stored original a `{"job": id}` source names
+    source: SourceSize | None = None
+    # that stored original's description (format, size, colours, placeholders...), when its own
+    # job asked for one (`info`), as the job will report it
+    info: SourceDetails | None = None
 
 
 @post(
@@ -96,7 +104,13 @@ async def validate_spec(
             newer = diff_versions(template.name, template, latest)
     spec = decode_job_spec(body, limits)  # SpecError renders as 422 with paths
     normal = msgspec.json.decode(encode_job_spec(spec))
-    source = data.source
+    source, info = data.source, None
+    if source is None and (known := await known_source(services, principal, spec)) is not None:
+        assert known.source_width is not None and known.source_height is not None
+        details = source_details(known.source_info)
+        frames = details.frames if details is not None else 1
+        source = SourceSize(known.source_width, known.source_height, known.source_format, frames)  # type: ignore[arg-type]
+        info = details if spec.info is not None else None
     src_format = source.format if source else None
     variants = {v.id: PlannedVariant(v.id, output_format(v.format, src_format)) for v in spec.pipeline}
     plan = None
@@ -122,6 +136,8 @@ async def validate_spec(
         plan_error=issues[0].error.public if issues else None,
         template=TemplateUse(template.name, template.version) if template else None,
         newer_template=newer,
+        source=source,
+        info=info,
     )
 
 

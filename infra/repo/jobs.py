@@ -319,13 +319,15 @@ class JobRepo:
 
     @asynccontextmanager
     async def expired(
-        self, *, originals_days: int | None, outputs_days: int | None
+        self, queue: str, *, originals_days: int | None, outputs_days: int | None
     ) -> AsyncIterator[ExpiredObjects | None]:
-        """The oldest finished job holding an original or variants past its client's retention
-        (its policy's days, else the given global ones; None: kept), locked for the caller, who
-        deletes the objects inside the ``async with``; on a clean exit they are recorded deleted.
-        ``SKIP LOCKED``: several workers sweep different jobs; an error (a store outage) records
-        nothing, so the job comes back next time. Jobs still running never qualify."""
+        """The oldest finished job of ``queue`` (or never queued) holding an original or variants
+        past its client's retention (its policy's days, else the given global ones; None: kept),
+        locked for the caller, who deletes the objects inside the ``async with``; on a clean exit
+        they are recorded deleted. ``SKIP LOCKED``: several workers sweep different jobs; an error
+        (a store outage) records nothing, so the job comes back next time. Jobs still running never
+        qualify. Per queue, as the lease sweeper: each deployment applies its own global retention
+        to its own jobs."""
         originals = _DUE.format(deleted="original_deleted_at", days="retain_originals_days", param="originals")
         outputs = _DUE.format(deleted="outputs_deleted_at", days="retain_outputs_days", param="outputs")
         async with self.pool.connection() as conn, conn.transaction():
@@ -335,9 +337,10 @@ class JobRepo:
                 f" coalesce(({outputs}), false) AS outputs"
                 f" FROM jobs j LEFT JOIN client_policies p ON p.client_id = j.client_id"
                 f" WHERE j.status IN {_TERMINAL} AND j.deleted_at IS NULL AND j.finished_at IS NOT NULL"
+                f" AND (j.queue = %(queue)s OR j.queue IS NULL)"
                 f" AND (({originals}) OR ({outputs})) AND j.finished_at <= now() - make_interval(days => {_SHORTEST})"
                 f" ORDER BY j.finished_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED",
-                {"originals": originals_days, "outputs": outputs_days},
+                {"originals": originals_days, "outputs": outputs_days, "queue": queue},
             )
             if row is None:
                 yield None

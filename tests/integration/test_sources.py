@@ -279,3 +279,32 @@ async def test_pixelflow_submit_url(
     clash = pixelflow(env, "submit", str(spec_file), "--url", beach, "--url", beach + "?v=2", "-o", str(out))
     assert clash.returncode == 2 and "would both write beach/" in clash.stderr
     assert pixelflow(env, "submit", str(spec_file), "-o", str(out)).returncode == 2
+
+
+async def test_the_dry_run_of_a_backfill_plans_for_the_stored_original(
+    stack: Stack, api: ApiServer, tenant: Tenant, worker: WorkerProcess, origin: Origin
+) -> None:
+    url = origin.serve(f"/{tenant.name}/dry.jpg", JPEG)
+    described = {**spec({"url": url}), "info": {"placeholders": ["blurhash"]}}
+    first = await wait_status(tenant, (await create(tenant, described))["id"], TERMINAL)
+    assert first["status"] == "succeeded", first["error"]
+
+    async def dry_run(body: dict) -> httpx.Response:
+        return await tenant.http.post("/v1/specs/validate", json={"spec": body})
+
+    # sizes and cost for the original the backfill will read, and its description when asked
+    r = await dry_run({**spec({"job": first["id"]}, width=300), "info": {}})
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert plan["source"] == {"width": 800, "height": 600, "format": "jpeg", "frames": 1}
+    assert [(v["width"], v["height"]) for v in plan["variants"]] == [(300, 225)] and plan["cost"] > 0
+    assert plan["info"] == first["info"] and plan["info"]["blurhash"]
+    assert (await dry_run(spec({"job": first["id"]}))).json()["info"] is None
+
+    # the job it names must exist for this client, as at creation
+    other = await make_tenant(stack, api)
+    try:
+        r = await other.http.post("/v1/specs/validate", json={"spec": spec({"job": first["id"]})})
+        assert r.status_code == 404 and r.json()["code"] == "source_not_found", r.text
+    finally:
+        await other.http.aclose()

@@ -209,6 +209,8 @@ class Validation(msgspec.Struct):
     max_cost: float | None = None
     template: TemplateUse | None = None
     newer_template: TemplateDiff | None = None  # pinned to an older version: what the latest changes
+    source: dict[str, Any] | None = None  # the original planned for: as given, or a `{"job": id}` source's
+    info: SourceInfo | None = None  # that stored original's description, when the spec asks for `info`
 
 
 class UsageTotals(msgspec.Struct, kw_only=True):

@@ -16,6 +16,9 @@
 5. Cascaded resizing: each width of a responsive set (1920 ... 320 px) resized from the next larger
    one instead of from the 2560 px decode: time for all five, and SSIM of both against Pillow's
    LANCZOS of the full decode.
+6. JPEG decode at 1/8 and 1/2 as the engine now does it (libjpeg-turbo through simplejpeg,
+   pipeline/jpeg.py, metadata included) vs pyvips-binary's own, both into memory.
+7. The six resizes of the responsive set from the 3000 px decode: libvips vs Pillow's LANCZOS.
 Medians of 5 runs, the two sides of each comparison interleaved.
 """
 
@@ -142,6 +145,30 @@ def main() -> None:
         losses.append(f"{w}: {c_ssim - d_ssim:+.4f}")
     print(f"5. five widths from 2560 px: direct {ms['direct']:.0f} ms, cascaded {ms['cascaded']:.0f} ms; "
           f"SSIM change cascaded vs direct {', '.join(losses)}")  # fmt: skip
+
+    from pipeline.jpeg import decode_jpeg_scaled
+
+    for shrink in (8, 2):
+        ms = _interleaved(
+            pyvips=lambda f=shrink: pyvips.Image.new_from_buffer(jpeg, "", shrink=f, fail_on="warning").copy_memory(),
+            streamed=lambda f=shrink: pyvips.Image.new_from_buffer(
+                jpeg, "", shrink=f, fail_on="warning", access="sequential"
+            ).copy_memory(),
+            engine=lambda f=shrink: decode_jpeg_scaled(jpeg, f, fail_on="warning").copy_memory(),  # type: ignore[union-attr]
+        )
+        print(f"6. 24 MP JPEG at 1/{shrink}, into memory: pyvips-binary {ms['pyvips']:.0f} ms "
+              f"(streamed, the engine's way before: {ms['streamed']:.0f} ms), the engine's decoder {ms['engine']:.0f} ms")  # fmt: skip
+
+    decoded = pyvips.Image.new_from_buffer(jpeg, "", shrink=2).copy_memory()
+    as_pillow = Image.frombuffer("RGB", (decoded.width, decoded.height), decoded.write_to_memory(), "raw", "RGB", 0, 1)
+    sizes = [(w, round(decoded.height * w / decoded.width)) for w in (2560, 1920, 1280, 960, 640, 320)]
+    ms = _interleaved(
+        libvips=lambda: [scale(decoded, w, h).copy_memory() for w, h in sizes],
+        pillow=lambda: [as_pillow.resize((w, h), Image.LANCZOS) for w, h in sizes],
+    )
+    print(
+        f"7. six responsive resizes from {decoded.width} px: libvips {ms['libvips']:.0f} ms, Pillow {ms['pillow']:.0f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""JPEG decoding at a DCT scale (1/2, 1/4, 1/8) by libjpeg-turbo through simplejpeg, where it is
-faster than ``pyvips-binary``'s libjpeg (mozjpeg): 10-13 % less CPU per decode at 1/2 and 1/8 on
-a 24 MP photo (``bench/probes.py``), the biggest share of a thumbnail job. The pixels are
+"""JPEG decoding at a DCT scale (1/2, 1/4, 1/8) by libjpeg-turbo through simplejpeg instead of
+``pyvips-binary``'s libjpeg (mozjpeg): about 7 % less time at 1/8 on a 24 MP photo, where decoding
+is most of a thumbnail job, and level at 1/2 (``bench/probes.py`` item 6). The pixels are
 identical: same IDCT (islow), same fancy upsampling, cropped to the size libvips reports (it
 rounds a partial last pixel down, libjpeg up).
 

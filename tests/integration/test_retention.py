@@ -128,6 +128,10 @@ async def test_the_sweeper_deletes_exactly_what_expired_globally_and_per_client(
                 assert all(v["url"] for v in job["variants"])
             assert waiting["original_expires_at"] is None and waiting["outputs_expire_at"] is None  # not ended
 
+            # what is stored before any job is past its retention (the sweeper runs every tick)
+            before = {j["id"]: objects(stack, t, j["id"]) for t, j in ((plain, kept), (short, swept), (short, running))}
+            assert all(len(o["sources"]) == 1 and len(o["outputs"]) == 3 for o in before.values())
+
             # a job still running is never swept, however old it looks
             await sql(
                 stack,
@@ -138,8 +142,6 @@ async def test_the_sweeper_deletes_exactly_what_expired_globally_and_per_client(
             await age(stack, running["id"], 30)
             await age(stack, kept["id"], 3)  # past the global 2 days for originals, within 10 for outputs
             await age(stack, swept["id"], 1.01)  # past the client's 1 day for both
-            before = {j["id"]: objects(stack, t, j["id"]) for t, j in ((plain, kept), (short, swept), (short, running))}
-            assert all(len(o["sources"]) == 1 and len(o["outputs"]) == 3 for o in before.values())
 
             done = await until(short, swept["id"], "outputs_deleted_at")
             assert done["original_deleted_at"] and done["status"] == "succeeded"

@@ -242,19 +242,19 @@ async def known_source(services: Services, principal: Principal, spec: JobSpec) 
     (its size and format recorded), for the dry run; None for other sources. 404 as at creation."""
     if spec.source is None or spec.source.job is None:
         return None
-    if await _stored_original(services, principal.client.id, spec.source.job) is None:
+    job = await _stored_original(services, principal.client.id, spec.source.job)
+    if job is None:
         raise _source_not_found()
-    job = await services.jobs.get(spec.source.job, principal.client.id)
-    return job if job is not None and job.source_width is not None and job.source_height is not None else None
+    return job if job.source_width is not None and job.source_height is not None else None
 
 
-async def _stored_original(services: Services, client_id: uuid.UUID, job_id: uuid.UUID) -> str | None:
-    """The key of a job's checked original, if the job is this client's and it is still stored
-    (it is not for a job never started, failed, canceled, deleted or past its retention)."""
+async def _stored_original(services: Services, client_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
+    """The job, if it is this client's and its checked original is still stored (it is not for a
+    job never started, failed, canceled, deleted or past its retention)."""
     source = await services.jobs.get(job_id, client_id)
     if source is None or await services.store.stat(source.source_key) is None:
         return None
-    return source.source_key
+    return source
 
 
 async def _copy_original(services: Services, job: Job, source_job: uuid.UUID) -> None:
@@ -262,11 +262,11 @@ async def _copy_original(services: Services, job: Job, source_job: uuid.UUID) ->
     the first job (or its retention running out) later cannot take this job's original away."""
     if await services.store.stat(job.source_key) is not None:
         return  # copied by an earlier /start
-    key = await _stored_original(services, job.client_id, source_job)
-    if key is None:
+    source = await _stored_original(services, job.client_id, source_job)
+    if source is None:
         raise _source_not_found()
     try:
-        await services.store.copy(key, job.source_key)
+        await services.store.copy(source.source_key, job.source_key)
     except ObjectNotFound:
         raise _source_not_found() from None
 

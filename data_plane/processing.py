@@ -32,7 +32,7 @@ from data_plane.webhooks import start_delivery
 from infra.events import job_delivery
 from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
-from infra.objects import OUTPUT_CACHE_CONTROL, asset_key, discard_originals, output_key
+from infra.objects import OUTPUT_CACHE_CONTROL, asset_key, delete_outputs, discard_originals, output_key
 from infra.outages import TRANSIENT
 from infra.policy import client_limits, daily_pixels, engine_limits, quota_spent
 from infra.queue import dispatch_job
@@ -197,9 +197,8 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID) -> Outcome:
     if recorded == "over_quota":
         # Its source does not fit in what today's quota has left (other jobs may have taken it meanwhile).
         assert quota is not None
-        for r in records:
-            with contextlib.suppress(Exception):  # best effort, as for originals
-                await deps.store.delete(r.object_key)
+        with contextlib.suppress(Exception):  # best effort, as for originals
+            await delete_outputs(deps.store, job.client_id, job.id, [r.object_key for r in records])
         return await _over_quota(deps, job, dispatch, quota, cpu_seconds=result.cpu_seconds)
     if recorded is False:
         log.info("job canceled or handed on while processing; results discarded", extra={"job_id": str(job.id)})

@@ -45,6 +45,15 @@ class VariantRecord(msgspec.Struct, frozen=True):
     frames: int = 1  # an animation's frames; 1 for a still image
 
 
+# The variants table's columns are the struct's fields: read, written and upserted by this one list.
+_VARIANT_COLUMNS = tuple(f.name for f in msgspec.structs.fields(VariantRecord))
+_VARIANT_UPSERT = (
+    f"INSERT INTO variants (job_id, {', '.join(_VARIANT_COLUMNS)}) VALUES (%s{', %s' * len(_VARIANT_COLUMNS)})"
+    " ON CONFLICT (job_id, variant_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _VARIANT_COLUMNS if c != "variant_id")
+)
+
+
 class Job(msgspec.Struct, frozen=True):
     id: uuid.UUID
     client_id: uuid.UUID
@@ -166,8 +175,7 @@ class JobRepo:
             return None
         variants = await fetch_all(
             conn,
-            "SELECT variant_id, format, content_type, width, height, bytes, object_key, quality, frames FROM variants"
-            " WHERE job_id = %s ORDER BY created_at, variant_id",
+            f"SELECT {', '.join(_VARIANT_COLUMNS)} FROM variants WHERE job_id = %s ORDER BY created_at, variant_id",
             (job_id,),
         )
         return _job(row, variants)
@@ -451,29 +459,7 @@ class JobRepo:
             if changed != 1:
                 return False
             async with conn.cursor() as c:
-                await c.executemany(
-                    "INSERT INTO variants (job_id, variant_id, format, content_type, width, height, bytes, object_key,"
-                    " quality, frames) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                    " ON CONFLICT (job_id, variant_id) DO UPDATE SET format = excluded.format,"
-                    " content_type = excluded.content_type, width = excluded.width, height = excluded.height,"
-                    " bytes = excluded.bytes, object_key = excluded.object_key, quality = excluded.quality,"
-                    " frames = excluded.frames",
-                    [
-                        (
-                            job_id,
-                            v.variant_id,
-                            v.format,
-                            v.content_type,
-                            v.width,
-                            v.height,
-                            v.bytes,
-                            v.object_key,
-                            v.quality,
-                            v.frames,
-                        )
-                        for v in variants
-                    ],
-                )
+                await c.executemany(_VARIANT_UPSERT, [(job_id, *msgspec.structs.astuple(v)) for v in variants])
             outputs = [(v.format, v.bytes) for v in variants]
             await record_job(
                 conn, job_id, JobStatus.SUCCEEDED, source_pixels=pixels, cpu_seconds=cpu_seconds, outputs=outputs

@@ -46,11 +46,12 @@ def first_frame(image: pyvips.Image) -> pyvips.Image:
 def per_frame(image: pyvips.Image, step: Step, apply: Callable[[pyvips.Image, Step], pyvips.Image]) -> pyvips.Image:
     """``apply(frame, step)`` on every frame, restacked with the animation's timing."""
     width, height = frame_size(image)
-    frames = [image.crop(0, i * height, width, height) for i in range(frame_count(image))]
+    frames = [image.crop(0, 0, width, height)]
     step = _gravity_of_first_frame(step, frames[0])
     first = apply(frames[0], step)
     if first is frames[0]:  # the step leaves a frame as it is (a resize to its own size): so the stack
         return image
+    frames += [image.crop(0, i * height, width, height) for i in range(1, frame_count(image))]
     done = [first, *(apply(frame, step) for frame in frames[1:])]
     out = pyvips.Image.arrayjoin(done, across=1).copy()
     out.set_type(pyvips.GValue.gint_type, "page-height", done[0].height)

@@ -28,7 +28,7 @@ from pipeline.geometry import IDENTITY, Affine
 from pipeline.info import describe
 from pipeline.load import SourceInfo, decode, drop_opaque_alpha, probe
 from pipeline.ops import AssetResolver, OpContext, apply_step
-from pipeline.vips import configure_vips
+from pipeline.vips import configure_vips, drop_cached_images
 
 __all__ = ["JobOutput", "VariantOutput", "process"]
 
@@ -108,6 +108,21 @@ def process(
 ) -> JobOutput:
     """``parallel``: encoder threads (default: libvips' thread count for this process)."""
     configure_vips()
+    try:
+        return _process(data, spec, limits, assets, on_variant, observe, parallel)
+    finally:
+        drop_cached_images()  # or the next job runs beside this one's pixels
+
+
+def _process(
+    data: bytes,
+    spec: JobSpec,
+    limits: Limits | None,
+    assets: AssetResolver | None,
+    on_variant: VariantHook | None,
+    observe: Observer,
+    parallel: int | None,
+) -> JobOutput:
     limits = limits or Limits()
     deadline = _Deadline(limits.deadline_seconds)
     with observe("pipeline.probe", {"source.bytes": len(data)}):

@@ -7,7 +7,7 @@ import threading
 
 import pyvips
 
-__all__ = ["configure_vips"]
+__all__ = ["configure_vips", "drop_cached_images"]
 
 # Loaders for the formats `pipeline.sniff` admits. Everything else stays blocked even if a
 # crafted file gets past sniffing (libvips picks loaders by content, not by our label).
@@ -48,3 +48,11 @@ def configure_vips(*, concurrency: int | None = None, cache_max_ops: int = 64) -
         if concurrency:
             pyvips.concurrency_set(concurrency)
         _done = True
+
+
+def drop_cached_images() -> None:
+    """Empty the operation cache. Its entries hold their inputs and outputs, so after a job it keeps
+    that job's decoded pixels alive (up to its 64 MB bound) for hits no other image can make."""
+    size = pyvips.cache_get_max()
+    pyvips.cache_set_max(0)  # libvips trims the cache to the new bound at once
+    pyvips.cache_set_max(size)

@@ -1,5 +1,6 @@
 """Lossy WebP and JPEG go through Pillow's codecs (faster, see pipeline/pillow_encode.py): they
-must write the very bytes libvips' encoders write, and what they do not cover stays with libvips."""
+must write the very bytes libvips' encoders write (animated WebP, better than libvips' writer:
+tests/engine/test_animation.py), and what they do not cover stays with libvips."""
 
 from __future__ import annotations
 
@@ -95,3 +96,13 @@ def test_which_images_pillow_writes() -> None:
     assert not pillow_can_encode(rgb, "jpeg", lossless=False, keep_metadata=True)
     assert not any(pillow_can_encode(rgb, fmt, **lossy) for fmt in ("png", "avif", "gif", "tiff"))
     assert not pillow_can_encode(pyvips.Image.black(16384, 2, bands=3).copy(interpretation="srgb"), "webp", **lossy)
+    stack = pyvips.Image.arrayjoin([rgb] * 400, across=1).copy()  # 400 frames: 19,200 px tall, each 48
+    stack.set_type(pyvips.GValue.gint_type, "page-height", 48)
+    assert pillow_can_encode(stack, "webp", **lossy)  # libwebp's limit is per frame
+    assert not pillow_can_encode(stack, "jpeg", **lossy)
+
+
+def test_a_job_leaves_no_pixels_in_the_operation_cache() -> None:
+    """libvips' cache holds its operations' images; a job's would outlive it in the engine child."""
+    run(encode(photo(300, 200, seed=2), ".png"), {"id": "a", "action": "resize", "width": 100, "format": "webp"})
+    assert pyvips.cache_get_size() == 0

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import struct
 
-import pyvips
+from pipeline.vips import load_bytes
 
 __all__ = ["gif_is_opaque"]
 
@@ -41,7 +41,7 @@ def gif_is_opaque(data: bytes, *, fail_on: str = "error") -> bool:
         return False
     if not first_may_have_holes:
         return True
-    first = pyvips.Image.new_from_buffer(data, "", page=0, n=1, fail_on=fail_on)
+    first = load_bytes(data, page=0, n=1, fail_on=fail_on)
     return not first.hasalpha() or first.extract_band(first.bands - 1).min() == 255
 
 

@@ -17,6 +17,7 @@ from pipeline.details import Camera, Location, SourceDetails
 from pipeline.dsl.job import InfoRequest
 from pipeline.metadata import to_working_colour
 from pipeline.placeholders import blurhash, thumbhash
+from pipeline.vips import load_bytes
 
 __all__ = ["describe"]
 
@@ -83,7 +84,7 @@ def _header(data: bytes, fmt: str) -> pyvips.Image | None:
         if heif.info.get("icc_profile"):
             header.set_type(pyvips.GValue.blob_type, "icc-profile-data", bytes(heif.info["icc_profile"]))
         return header
-    return pyvips.Image.new_from_buffer(data, "", access="sequential")
+    return load_bytes(data, access="sequential")
 
 
 def _colours(rgba: np.ndarray) -> tuple[str, str]:

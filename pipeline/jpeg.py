@@ -16,6 +16,7 @@ from __future__ import annotations
 import pyvips
 
 from pipeline.errors import CorruptImage
+from pipeline.vips import load_bytes
 
 __all__ = ["decode_jpeg_scaled"]
 
@@ -31,7 +32,7 @@ def decode_jpeg_scaled(data: bytes, shrink: int, *, fail_on: str) -> pyvips.Imag
     YCbCr/grey JPEG (the caller decodes it with libvips instead)."""
     import simplejpeg  # imported on first use: the API process never decodes
 
-    header = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=fail_on, access="sequential")
+    header = load_bytes(data, shrink=shrink, fail_on=fail_on, access="sequential")
     colourspace = _COLOURSPACES.get((header.interpretation, header.bands))
     if colourspace is None or header.format != "uchar":
         return None

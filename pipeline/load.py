@@ -18,6 +18,7 @@ from pipeline.jxl import decode_jxl, jxl_header
 from pipeline.metadata import to_working_colour
 from pipeline.sniff import SNIFF_BYTES, SourceFormat, sniff
 from pipeline.svg import check_svg
+from pipeline.vips import load_bytes, thumbnail_bytes
 
 __all__ = ["SourceInfo", "decode", "drop_opaque_alpha", "probe"]
 
@@ -56,7 +57,7 @@ def probe(data: bytes, limits: Limits, *, auto_orient: bool = True) -> SourceInf
         auto_orient = True
     else:
         try:
-            header = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error")
+            header = load_bytes(data, access="sequential", fail_on="error")
             width, height = header.width, header.height
             fields = set(header.get_fields())
             pages = header.get("n-pages") if "n-pages" in fields else 1
@@ -101,7 +102,7 @@ def decode(data: bytes, plan: Plan, *, auto_orient: bool) -> pyvips.Image:
             image = _opaque_gif_frames(data, plan.decode_size, fail_on=fail_on)
         else:
             every_frame = ",n=-1" if plan.frames > 1 else ""  # an animation some variant keeps
-            load = partial(pyvips.Image.thumbnail_buffer, data, option_string=f"fail_on={fail_on}{every_frame}")
+            load = partial(thumbnail_bytes, data, option_string=f"fail_on={fail_on}{every_frame}")
             image = _thumbnail(load, width, height, auto_orient=auto_orient)
     except pyvips.Error as exc:
         raise CorruptImage("the image cannot be decoded", detail=str(exc)) from None
@@ -131,9 +132,9 @@ def _jpeg_shrunk(data: bytes, shrink: int, *, auto_orient: bool, fail_on: str) -
         # Streamed top to bottom, the way every consumer reads it (a decode held in memory is copied
         # sequentially too): ~5 % less time than libvips' random access, which decodes into a buffer
         # first. Autorot's turns and flips read out of order, so an oriented source keeps random access.
-        image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=fail_on, access="sequential")
+        image = load_bytes(data, shrink=shrink, fail_on=fail_on, access="sequential")
         if auto_orient and _orientation(image) > 1:
-            image = pyvips.Image.new_from_buffer(data, "", shrink=shrink, fail_on=fail_on)
+            image = load_bytes(data, shrink=shrink, fail_on=fail_on)
     return image.autorot() if auto_orient and _orientation(image) > 1 else image
 
 
@@ -144,7 +145,7 @@ def _opaque_gif_frames(data: bytes, size: tuple[int, int], *, fail_on: str) -> p
     the same pixels, so the RGBA resizes as it is, in 8 bits, and loses the band after, where
     extracting it is cheap (bench.probes, item 9). As thumbnail does, the stack resizes as one
     image, so a frame's edge rows see a row of its neighbour."""
-    image = pyvips.Image.new_from_buffer(data, "", n=-1, fail_on=fail_on, access="sequential")
+    image = load_bytes(data, n=-1, fail_on=fail_on, access="sequential")
     page = image.get("page-height")
     width, height = size
     frames = image.height // page

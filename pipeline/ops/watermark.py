@@ -13,6 +13,7 @@ from pipeline.ops._color import ensure_alpha, parse_hex
 from pipeline.ops.context import OpContext
 from pipeline.ops.resize import scale
 from pipeline.sniff import SNIFF_BYTES, sniff
+from pipeline.vips import load_bytes
 
 
 def apply(image: pyvips.Image, step: Watermark, ctx: OpContext) -> pyvips.Image:
@@ -65,10 +66,10 @@ def _load_asset(key: str, ctx: OpContext) -> pyvips.Image:
         raise AssetNotFound(f"watermark image '{key}' does not exist") from None
     sniff(data[:SNIFF_BYTES])
     try:
-        header = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="error")
+        header = load_bytes(data, access="sequential", fail_on="error")
         if header.width * header.height > ctx.limits.max_source_pixels:
             raise ImageTooLarge(f"watermark image '{key}' is larger than the source pixel limit")
-        image = pyvips.Image.new_from_buffer(data, "", fail_on="error")
+        image = load_bytes(data, fail_on="error")
         if image.format != "uchar" or image.interpretation not in ("srgb",):
             image = image.colourspace("srgb").cast("uchar")
         # Small and reused by every variant: decode it now, once.

@@ -178,14 +178,16 @@ def test_from_starts_at_the_parents_pixels_before_encoding(jpeg_600x400: bytes) 
 
 
 def test_source_is_decoded_once_for_many_variants(jpeg_600x400: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipeline import load
+
     calls: list[tuple] = []
-    original = pyvips.Image.thumbnail_buffer
+    original = load.thumbnail_bytes
 
     def counting(*args, **kwargs):
         calls.append(args[1:])
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(pyvips.Image, "thumbnail_buffer", counting)
+    monkeypatch.setattr(load, "thumbnail_bytes", counting)
     out = run(
         jpeg_600x400,
         {"id": "a", "action": "resize", "width": 300},

@@ -33,12 +33,13 @@ class Encoded(NamedTuple):
     quality: int | None  # what a lossy encoder ran at (with `max_bytes`: what the search chose)
 
 
-def encode(image: pyvips.Image, variant: Variant, fmt: str) -> Encoded:
-    """Encode to ``fmt``, within the variant's ``max_bytes`` if it has one."""
+def encode(image: pyvips.Image, variant: Variant, fmt: str, *, pixels: bytes | None = None) -> Encoded:
+    """Encode to ``fmt``, within the variant's ``max_bytes`` if it has one. ``pixels``: the image's
+    own pixels, when the caller holds them as bytes (an encoder reading bytes need not copy them)."""
     quality = variant.quality or DEFAULT_QUALITY.get(fmt)
     limit = variant.max_bytes
     if limit is None:
-        return _encode_at(image, variant, fmt, quality)
+        return _encode_at(image, variant, fmt, quality, pixels)
     if fmt not in LOSSY_FORMATS or variant.lossless or quality is None:
         raise InvalidOperation(f"variant '{variant.id}' has max_bytes, which needs a lossy format, not {fmt}")
     image = image.copy_memory()  # the pipeline runs once, not once per try
@@ -62,7 +63,10 @@ def encode(image: pyvips.Image, variant: Variant, fmt: str) -> Encoded:
     return best
 
 
-def _encode_at(image: pyvips.Image, variant: Variant, fmt: str, quality: int | None) -> Encoded:
+def _encode_at(
+    image: pyvips.Image, variant: Variant, fmt: str, quality: int | None, pixels: bytes | None = None
+) -> Encoded:
+    given = image
     image, keep = for_encoding(image, kept_metadata(variant))
     opts: dict[str, Any] = {"keep": keep}
     if fmt in ("jpeg", "tiff") and image.hasalpha() and (fmt == "jpeg" or variant.quality):
@@ -70,8 +74,9 @@ def _encode_at(image: pyvips.Image, variant: Variant, fmt: str, quality: int | N
     if pillow_can_encode(image, fmt, lossless=variant.lossless, keep_metadata=keep != "none"):
         assert quality is not None  # lossy webp and jpeg have defaults
         effort = effective_effort(variant, fmt)
+        own = pixels if image is given else None  # a changed image (a profile applied, flattened) has its own
         return Encoded(
-            pillow_encode(image, fmt, quality=quality, effort=effort, progressive=variant.progressive),
+            pillow_encode(image, fmt, quality=quality, effort=effort, progressive=variant.progressive, pixels=own),
             _content_type(fmt),
             quality,
         )

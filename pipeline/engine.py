@@ -28,7 +28,7 @@ from pipeline.geometry import IDENTITY, Affine
 from pipeline.info import describe
 from pipeline.load import SourceInfo, decode, drop_opaque_alpha, probe
 from pipeline.ops import AssetResolver, OpContext, apply_step
-from pipeline.vips import configure_vips, drop_cached_images
+from pipeline.vips import configure_vips, drop_cached_images, in_memory
 
 __all__ = ["JobOutput", "VariantOutput", "process"]
 
@@ -130,10 +130,12 @@ def _process(
         plan = compile_plan(spec, info.width, info.height, limits, source_format=info.format, frames=info.pages)
     ctx = OpContext(limits=limits, assets=assets)
 
+    held = _Held()
     with observe("pipeline.decode", {"source.format": info.format, "decode.width": plan.decode_size[0]}):
         source = decode(data, plan, auto_orient=spec.auto_orient)
         if plan.materialize_source:
-            source = drop_opaque_alpha(_evaluate(_materialize, source, deadline=deadline, what="decoding the source"))
+            source = _evaluate(held.materialize, source, deadline=deadline, what="decoding the source")
+            source = drop_opaque_alpha(source)
     details = None
     if spec.info is not None:
         with observe("pipeline.info", {}):
@@ -169,10 +171,12 @@ def _process(
                     )
                 what = f"variant '{variant.id}'"
                 if node.materialize:
-                    image = _evaluate(_materialize, image, deadline=deadline, what=what)
+                    image = _evaluate(held.materialize, image, deadline=deadline, what=what)
                 images[variant.id] = image
                 fmt = resolve_format(variant, info.format)
-                job = partial(_evaluate, encode, image, variant, fmt, deadline=deadline, what=what)
+                job = partial(
+                    _evaluate, encode, image, variant, fmt, pixels=held.pixels(image), deadline=deadline, what=what
+                )
                 pending[variant.id] = (fmt, image, pool.submit(job) if pool else job())
         outputs = []
         for node in plan.nodes:  # the spec's order
@@ -232,8 +236,23 @@ def _check_size(image: pyvips.Image, limits: Limits, variant_id: str) -> None:
         raise error
 
 
-def _materialize(image: pyvips.Image) -> pyvips.Image:
-    return image.copy_memory()
+class _Held:
+    """The job's images held in memory, each with its pixels as bytes (``in_memory``), so an
+    encoder reading bytes takes them as they are. Keyed by the image object itself, which the
+    map keeps alive for the job: an image derived from it has other pixels and no entry."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[pyvips.Image, bytes]] = {}
+
+    def materialize(self, image: pyvips.Image) -> pyvips.Image:
+        held, pixels = in_memory(image)
+        if pixels is not None:
+            self._by_id[id(held)] = (held, pixels)
+        return held
+
+    def pixels(self, image: pyvips.Image) -> bytes | None:
+        entry = self._by_id.get(id(image))
+        return entry[1] if entry is not None and entry[0] is image else None
 
 
 def _evaluate(

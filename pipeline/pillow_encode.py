@@ -61,23 +61,27 @@ def pillow_can_encode(image: pyvips.Image, fmt: str, *, lossless: bool, keep_met
     return mode != "RGBA" and not is_animated(image) and max(image.width, image.height) <= _JPEG_MAX
 
 
-def pillow_encode(image: pyvips.Image, fmt: str, *, quality: int, effort: int | None, progressive: bool) -> bytes:
+def pillow_encode(
+    image: pyvips.Image, fmt: str, *, quality: int, effort: int | None, progressive: bool, pixels: bytes | None = None
+) -> bytes:
     """``image`` must pass ``pillow_can_encode``. Computing its pixels (``write_to_memory``) is
-    where the lazy libvips pipeline runs; the encode itself releases the GIL."""
+    where the lazy libvips pipeline runs, unless the caller has them (``pixels``: exactly the
+    image's, as ``write_to_memory`` would return them); the encode itself releases the GIL."""
     mode = _mode(image)
     assert mode is not None
+    raw = pixels if pixels is not None else image.write_to_memory()
     if is_animated(image):
-        return _animated_webp(image, mode, quality=quality, effort=effort)
-    pixels = Image.frombuffer(mode, (image.width, image.height), image.write_to_memory(), "raw", mode, 0, 1)
+        return _animated_webp(image, mode, raw, quality=quality, effort=effort)
+    picture = Image.frombuffer(mode, (image.width, image.height), raw, "raw", mode, 0, 1)
     out = io.BytesIO()
     if fmt == "webp":
         # libvips' defaults for the options PixelFlow does not expose: alpha at quality 100,
         # invisible pixels not kept exactly, the "default" preset
-        pixels.save(out, "WEBP", quality=quality, method=effort, alpha_quality=100, exact=False)
+        picture.save(out, "WEBP", quality=quality, method=effort, alpha_quality=100, exact=False)
     else:
         # grey has no chroma: 1x1 sampling factors, as libvips writes them
         subsampling = 0 if quality >= _JPEG_FULL_CHROMA_FROM or mode == "L" else 2
-        pixels.save(out, "JPEG", quality=quality, optimize=True, progressive=progressive, subsampling=subsampling)
+        picture.save(out, "JPEG", quality=quality, optimize=True, progressive=progressive, subsampling=subsampling)
         data = out.getvalue()
         # libjpeg always writes a JFIF segment (density only); libvips drops it with the metadata.
         # Without it the file is byte for byte what libvips writes.
@@ -85,10 +89,10 @@ def pillow_encode(image: pyvips.Image, fmt: str, *, quality: int, effort: int | 
     return out.getvalue()
 
 
-def _animated_webp(image: pyvips.Image, mode: str, *, quality: int, effort: int | None) -> bytes:
+def _animated_webp(image: pyvips.Image, mode: str, raw: bytes, *, quality: int, effort: int | None) -> bytes:
     """Every frame of the stack, with libvips' timing rules (see ``delays``) and loop count."""
     (width, height), count = frame_size(image), frame_count(image)
-    pixels = memoryview(image.write_to_memory())
+    pixels = memoryview(raw)
     step = width * height * len(mode)
     frames = [
         Image.frombuffer(mode, (width, height), pixels[i * step : (i + 1) * step], "raw", mode, 0, 1)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pyvips
 
-__all__ = ["configure_vips", "drop_cached_images", "load_bytes", "thumbnail_bytes"]
+__all__ = ["configure_vips", "drop_cached_images", "in_memory", "load_bytes", "thumbnail_bytes"]
 
 # Loaders for the formats `pipeline.sniff` admits. Everything else stays blocked even if a
 # crafted file gets past sniffing (libvips picks loaders by content, not by our label).
@@ -77,3 +77,30 @@ def thumbnail_bytes(data: bytes, width: int, **options: Any) -> pyvips.Image:
     # while libvips still reads them (seen: "premature end of JPEG image" in 16 of 60 jobs).
     image._references.append(source)
     return image
+
+
+# set by libvips from the arguments of new_from_memory and copy, not metadata to carry over
+_HEADER_FIELDS = frozenset(
+    {"width", "height", "bands", "format", "coding", "interpretation", "xoffset", "yoffset", "xres", "yres", "filename"}
+)
+
+
+def in_memory(image: pyvips.Image) -> tuple[pyvips.Image, bytes | None]:
+    """``image.copy_memory()``, and its pixels as bytes when they can be had without a second copy.
+
+    An encoder outside libvips (pipeline/pillow_encode.py) needs the pixels as bytes, and
+    ``write_to_memory`` copies them: for a variant that is the held decode itself (the largest
+    width of a set, usually), a second copy of the biggest image of the job, alive while its
+    encoder runs (12.6 MB of a 12 MP PNG job's peak; ``bench.probes`` item 10). So the pixels are
+    computed into bytes and libvips wraps those. A field whose value cannot be carried over (none
+    known) falls back to ``copy_memory`` and no bytes."""
+    pixels = image.write_to_memory()
+    held = pyvips.Image.new_from_memory(pixels, image.width, image.height, image.bands, image.format)
+    held = held.copy(interpretation=image.interpretation, xres=image.xres, yres=image.yres)
+    try:
+        for name in image.get_fields():
+            if name not in _HEADER_FIELDS:
+                held.set_type(image.get_typeof(name), name, image.get(name))
+    except (pyvips.Error, TypeError, ValueError):
+        return image.copy_memory(), None
+    return held, pixels

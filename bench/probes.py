@@ -28,6 +28,11 @@
    engine's writer (pipeline/pillow_encode.py): time, bytes and SSIMULACRA2 over every frame
    against the pixels before encoding, at quality 80 and at the highest quality whose file is no
    larger than libvips' at 80 (needs ssimulacra2).
+10. Memory, each in a fresh process (peak RSS growth, VmHWM): probing and decoding a 12 MP
+   gradient-alpha PNG (26 MB) to 2048 px through pyvips' buffer calls (which copy the file into a
+   blob) vs a memory source (pipeline/vips.py, the bytes read in place); and encoding that 2048 px
+   decode as WebP q80 when the encoder copies its pixels out of libvips vs takes the bytes the
+   engine holds them in (``in_memory``).
 Medians of 5 runs, the two sides of each comparison interleaved.
 """
 
@@ -255,6 +260,51 @@ def _animated_now(gif: bytes) -> None:
         rows = [("libvips q80", libvips(80)), ("engine q80", engine(80)), (f"engine q{equal_size}", engine(equal_size))]
         scores = ", ".join(f"{name} {len(b):,} bytes SSIMULACRA2 {score(b):.1f}" for name, b in rows)
     print(f"   animated WebP q80 effort 4: libvips {ms['libvips']:.0f} ms, engine {ms['engine']:.0f} ms; {scores}")
+    _memory()
+
+
+_MEMORY_SETUP = """
+import sys, pyvips
+from pipeline.vips import configure_vips, in_memory, load_bytes, thumbnail_bytes
+from pipeline.pillow_encode import pillow_encode
+configure_vips()
+data = open(sys.argv[1], "rb").read()
+def hwm():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM")) // 1024
+"""
+_MEMORY_RUNS = {
+    "decode, buffer": "pyvips.Image.new_from_buffer(data, '', access='sequential').width; "
+    "image = pyvips.Image.thumbnail_buffer(data, 2048).copy_memory()",
+    "decode, in place": "load_bytes(data, access='sequential').width; image = thumbnail_bytes(data, 2048).copy_memory()",
+    "encode, copied out": "held, pixels = in_memory(thumbnail_bytes(data, 2048)); before = hwm(); "
+    "pillow_encode(held, 'webp', quality=80, effort=4, progressive=False)",
+    "encode, held bytes": "held, pixels = in_memory(thumbnail_bytes(data, 2048)); before = hwm(); "
+    "pillow_encode(held, 'webp', quality=80, effort=4, progressive=False, pixels=pixels)",
+}
+
+
+def _memory() -> None:
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from devstack.imagegen import encode, photo
+
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / "alpha.png"
+        png.write_bytes(encode(photo(4000, 3000, seed=5, alpha=True), ".png", compression=6))
+        grown = {}
+        for name, code in _MEMORY_RUNS.items():
+            script = _MEMORY_SETUP + "before = hwm()\n" + code + "\nprint(hwm() - before)"
+            runs = [subprocess.run([sys.executable, "-c", script, str(png)], capture_output=True, text=True, check=True)
+                    for _ in range(3)]  # fmt: skip
+            grown[name] = statistics.median(int(r.stdout.split()[-1]) for r in runs)
+        size = png.stat().st_size / 2**20
+    print(f"10. peak RSS growth, 12 MP alpha PNG ({size:.0f} MB): probe and decode to 2048 px "
+          f"through buffers {grown['decode, buffer']:.0f} MB, read in place {grown['decode, in place']:.0f} MB; "
+          f"its WebP encode with the pixels copied out {grown['encode, copied out']:.0f} MB, "
+          f"from the held bytes {grown['encode, held bytes']:.0f} MB")  # fmt: skip
 
 
 if __name__ == "__main__":

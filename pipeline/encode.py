@@ -1,6 +1,7 @@
 """Encoders per output format, with the DSL's options mapped to the encoder's and sane defaults:
-libvips' savers, Pillow's for lossy WebP and JPEG (the same bytes, faster: pipeline/pillow_encode.py),
-libjxl's for JPEG XL (pipeline/jxl.py); and `max_bytes`, the highest quality that fits."""
+libvips' savers, Pillow's for lossy WebP and JPEG (the same bytes, faster; animated WebP with better
+colour: pipeline/pillow_encode.py), libjxl's for JPEG XL (pipeline/jxl.py); and `max_bytes`, the
+highest quality that fits."""
 
 from __future__ import annotations
 
@@ -92,7 +93,7 @@ def _encode_at(
         opts.update(compression="av1", effort=effective_effort(variant, fmt), lossless=variant.lossless)
         if not variant.lossless:
             opts["Q"] = quality
-    elif fmt == "jxl":  # not in this libvips build: pillow-jxl-plugin's libjxl
+    elif fmt == "jxl":  # not in this libvips build: imagecodecs' libjxl
         effort = effective_effort(variant, fmt)
         assert effort is not None
         data = encode_jxl(_to_uchar(image), quality=quality, effort=effort, lossless=variant.lossless)

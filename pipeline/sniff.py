@@ -1,7 +1,7 @@
 """Identify an image by its first bytes, before any decoder sees it.
 
 Only formats on the allow-list reach a decoder (libvips, or for HEIC and JPEG XL, which this
-libvips build cannot read, pillow-heif and pillow-jxl-plugin); everything else (PDF, BMP, PSD,
+libvips build cannot read, pi-heif and imagecodecs); everything else (PDF, BMP, PSD,
 ...) is refused with a reason a client can act on. This also keeps libvips' long tail of loaders
 away from untrusted input.
 """

@@ -10,6 +10,10 @@ its area to the background (disposal 2, which decoders make transparent), or by 
 was under it when that was the empty canvas (disposal 3 after the first frame). Optimised GIFs,
 with sub-rectangle frames and a transparent index for unchanged pixels, are opaque by this rule:
 proving it costs reading the blocks and at most decoding the first frame.
+
+The blocks describe an intact file. A damaged frame (its compressed data cut short or garbled)
+can leave pixels undrawn that its descriptor covers, and decoders keep such files; so the caller
+confirms on the decoded pixels (pipeline/load.py) and this is the cheap first answer.
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ _IMAGE_DESCRIPTOR = 10  # separator, left, top, width, height, packed
 
 
 def gif_is_opaque(data: bytes, *, fail_on: str = "error") -> bool:
-    """True only when every pixel of every frame is proven opaque (see the module's docstring).
-    Anything unexpected (a truncated file, an unknown block or disposal) says False: the
-    decoder's alpha is then kept, so the answer never loses transparency."""
+    """True when the blocks prove every pixel of every frame opaque, if every frame's data is
+    intact (see the module's docstring). Anything unexpected (a truncated file, an unknown block
+    or disposal) says False."""
     first_may_have_holes = _later_frames_keep_it_opaque(data)
     if first_may_have_holes is None:
         return False

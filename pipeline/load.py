@@ -98,8 +98,8 @@ def decode(data: bytes, plan: Plan, *, auto_orient: bool) -> pyvips.Image:
             image = _jpeg_shrunk(data, plan.jpeg_shrink, auto_orient=auto_orient, fail_on=fail_on)
             if (image.width, image.height) != plan.decode_size:  # held for several variants: see Plan
                 image = image.resize(dw / image.width, vscale=dh / image.height)
-        elif plan.frames > 1 and fmt == "gif" and gif_is_opaque(data, fail_on=fail_on):
-            image = _opaque_gif_frames(data, plan.decode_size, fail_on=fail_on)
+        elif plan.frames > 1 and fmt == "gif" and (gif := _opaque_gif_frames(data, plan.decode_size, fail_on)):
+            image = gif
         else:
             every_frame = ",n=-1" if plan.frames > 1 else ""  # an animation some variant keeps
             load = partial(thumbnail_bytes, data, option_string=f"fail_on={fail_on}{every_frame}")
@@ -138,13 +138,20 @@ def _jpeg_shrunk(data: bytes, shrink: int, *, auto_orient: bool, fail_on: str) -
     return image.autorot() if auto_orient and _orientation(image) > 1 else image
 
 
-def _opaque_gif_frames(data: bytes, size: tuple[int, int], *, fail_on: str) -> pyvips.Image:
-    """Every frame of an opaque GIF (``gif_is_opaque``), each resized to ``size``, without alpha:
-    thumbnail_buffer(n=-1)'s pixels, cheaper. libvips decodes a GIF as RGBA and thumbnail
-    premultiplies and resizes that alpha in float; an alpha that is 255 everywhere premultiplies to
-    the same pixels, so the RGBA resizes as it is, in 8 bits, and loses the band after, where
-    extracting it is cheap (bench.probes, item 9). As thumbnail does, the stack resizes as one
-    image, so a frame's edge rows see a row of its neighbour."""
+def _opaque_gif_frames(data: bytes, size: tuple[int, int], fail_on: str) -> pyvips.Image | None:
+    """Every frame of an opaque GIF, each resized to ``size``, without alpha: thumbnail_buffer
+    (n=-1)'s pixels, cheaper; None when the GIF is not opaque (thumbnail's path then).
+
+    libvips decodes a GIF as RGBA and thumbnail premultiplies and resizes that alpha in float; an
+    alpha that is 255 everywhere premultiplies to the same pixels, so the RGBA resizes as it is,
+    in 8 bits, and loses the band after (bench.probes, item 9). Whether it is: its blocks say so
+    first (``gif_is_opaque``, so a transparent GIF is not resized twice), and the resized alpha
+    confirms it, since a damaged frame can leave pixels undrawn that its blocks cover (a hole
+    that does not move the resized alpha by half a level changes no output pixel by more than
+    that either). As thumbnail does, the stack resizes as one image, so a frame's edge rows see
+    a row of its neighbour."""
+    if not gif_is_opaque(data, fail_on=fail_on):
+        return None
     image = load_bytes(data, n=-1, fail_on=fail_on, access="sequential")
     page = image.get("page-height")
     width, height = size
@@ -152,9 +159,12 @@ def _opaque_gif_frames(data: bytes, size: tuple[int, int], *, fail_on: str) -> p
     if (width, height) != (image.width, page):
         image = image.resize(width / image.width, vscale=height * frames / image.height).copy()
         image.set_type(pyvips.GValue.gint_type, "page-height", height)
-    return (
-        image.extract_band(0, n=3) if image.bands == 4 else image
-    )  # RGB already when no frame declares a transparent index
+    if image.bands < 4:  # no frame declares a transparent index: libvips decoded RGB
+        return image
+    image = image.copy_memory()  # the resized stack: small
+    if image.extract_band(3).min() < 255:
+        return None
+    return image.extract_band(0, n=3)
 
 
 _FOREIGN = frozenset({"heic", "jxl"})  # formats this libvips build cannot read: see pipeline/heif.py, jxl.py

@@ -1,8 +1,9 @@
 """Lossy WebP and JPEG written by Pillow's codecs instead of libvips'.
 
-Measured (``bench.probes``, item 4): the same libwebp 1.6.0 behind Pillow's wheel writes the
-same bytes as ``pyvips-binary``'s about 15 % faster, and Pillow's libjpeg-turbo 3 writes JPEGs
-about 30 % faster than ``pyvips-binary``'s mozjpeg in its libjpeg-turbo-compatible mode, with the
+Measured (``bench.probes``, item 4; noisy, see docs/BENCHMARKS.md): the same libwebp 1.6.0
+behind Pillow's wheel writes the same bytes as ``pyvips-binary``'s 0-30 % faster (level at
+2560 px), and Pillow's libjpeg-turbo 3 writes JPEGs 5-30 % faster than ``pyvips-binary``'s
+mozjpeg in its libjpeg-turbo-compatible mode, with the
 same quantisation tables and chroma subsampling: the same bytes once libjpeg's JFIF segment is
 dropped, as libvips drops it. Only pixels PixelFlow made are handed over; Pillow never parses an
 untrusted file here.

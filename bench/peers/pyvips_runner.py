@@ -7,6 +7,7 @@ the same encodes, timed with nothing around them (each output's resize is done u
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -71,7 +72,11 @@ def main() -> None:
     except ImportError:  # a --baseline checkout from before it was public
         from pipeline.sandbox import _tune_malloc as tune_malloc
 
-    tune_malloc()  # the heap settings a worker's engine process runs with
+    threads = 1 if os.environ.get("VIPS_CONCURRENCY") == "1" else None
+    try:
+        tune_malloc(threads)  # the heap settings an engine process with these threads runs with
+    except TypeError:  # a --baseline checkout from before it took the thread count
+        tune_malloc()
     mode, path = sys.argv[1], sys.argv[2]
     job = json.loads(Path(path).read_text())
     data = Path(job["source"]).read_bytes()

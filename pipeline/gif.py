@@ -90,9 +90,10 @@ def _colour_table_bytes(packed: int) -> int:
 
 def _after_sub_blocks(data: bytes, pos: int) -> int:
     """Where a chain of length-prefixed sub-blocks ends (after its zero terminator), -1 if cut."""
-    while pos < len(data):
+    end = len(data)
+    while pos < end:
         size = data[pos]
-        pos += 1 + size
         if size == 0:
-            return pos
+            return pos + 1
+        pos += 1 + size
     return -1

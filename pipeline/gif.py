@@ -1,15 +1,16 @@
 """What a GIF's block structure says before any pixel is decoded.
 
-libvips decodes every GIF as RGBA, and its resize then premultiplies that alpha and resizes in
-float, though most GIFs (screen captures, animations made from video) have no transparent pixel
-at all. Whether one can have one is written in its blocks. The first frame is drawn on an empty
-(transparent) canvas: if it covers the whole canvas and has no pixel of its transparent colour
-index (it declares none, or decoding that one frame shows none), the canvas is opaque. A later frame draws over what is there (its transparent pixels leave the
-pixels below), so the canvas stays opaque unless the frame before it was disposed of by clearing
-its area to the background (disposal 2, which decoders make transparent), or by restoring what
-was under it when that was the empty canvas (disposal 3 after the first frame). Optimised GIFs,
-with sub-rectangle frames and a transparent index for unchanged pixels, are opaque by this rule:
-proving it costs reading the blocks and at most decoding the first frame.
+libvips decodes a GIF as RGBA when any frame declares a transparent colour index, and its resize
+then premultiplies that alpha and resizes in float, though most such GIFs (optimised animations
+made from video) have no transparent pixel at all. Whether one can have one is written in its
+blocks. The first frame is drawn on an empty (transparent) canvas: if it covers the whole canvas
+and has no pixel of its transparent index (it declares none, or decoding that one frame shows
+none), the canvas is opaque. A later frame draws over what is there (its transparent pixels
+leave the pixels below), so the canvas stays opaque unless the frame before it was disposed of
+by clearing its area to the background (disposal 2, which decoders may make transparent), or by
+restoring what was under it when that was the empty canvas (disposal 3 after the first frame).
+Optimised GIFs, with sub-rectangle frames and a transparent index for unchanged pixels, are
+opaque by this rule: proving it costs reading the blocks and at most decoding the first frame.
 
 The blocks describe an intact file. A damaged frame (its compressed data cut short or garbled)
 can leave pixels undrawn that its descriptor covers, and decoders keep such files; so the caller

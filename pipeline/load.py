@@ -142,14 +142,14 @@ def _opaque_gif_frames(data: bytes, size: tuple[int, int], fail_on: str) -> pyvi
     """Every frame of an opaque GIF, each resized to ``size``, without alpha: thumbnail_buffer
     (n=-1)'s pixels, cheaper; None when the GIF is not opaque (thumbnail's path then).
 
-    libvips decodes a GIF as RGBA and thumbnail premultiplies and resizes that alpha in float; an
-    alpha that is 255 everywhere premultiplies to the same pixels, so the RGBA resizes as it is,
-    in 8 bits, and loses the band after (bench.probes, item 9). Whether it is: its blocks say so
-    first (``gif_is_opaque``, so a transparent GIF is not resized twice), and the resized alpha
-    confirms it, since a damaged frame can leave pixels undrawn that its blocks cover (a hole
-    that does not move the resized alpha by half a level changes no output pixel by more than
-    that either). As thumbnail does, the stack resizes as one image, so a frame's edge rows see
-    a row of its neighbour."""
+    libvips decodes a GIF with a transparent index as RGBA, and thumbnail premultiplies and
+    resizes that alpha in float; an alpha that is 255 everywhere premultiplies to the same pixels,
+    so the RGBA resizes as it is, in 8 bits, and loses the band after (bench.probes, item 9).
+    Whether it is: its blocks say so first (``gif_is_opaque``, so a transparent GIF is not resized
+    twice), and the resized alpha confirms it, since a damaged frame can leave pixels undrawn that
+    its blocks cover (a hole that does not move the resized alpha by half a level changes no
+    output pixel by more than that either). As thumbnail does, the stack resizes as one image, so
+    a frame's edge rows see a row of its neighbour."""
     if not gif_is_opaque(data, fail_on=fail_on):
         return None
     image = load_bytes(data, n=-1, fail_on=fail_on, access="sequential")

@@ -3,17 +3,16 @@
 Measured (``bench.probes``, item 4; noisy, see docs/BENCHMARKS.md): the same libwebp 1.6.0
 behind Pillow's wheel writes the same bytes as ``pyvips-binary``'s 0-30 % faster (level at
 2560 px), and Pillow's libjpeg-turbo 3 writes JPEGs 5-30 % faster than ``pyvips-binary``'s
-mozjpeg in its libjpeg-turbo-compatible mode, with the
-same quantisation tables and chroma subsampling: the same bytes once libjpeg's JFIF segment is
-dropped, as libvips drops it. Only pixels PixelFlow made are handed over; Pillow never parses an
+mozjpeg in its libjpeg-turbo-compatible mode, with the same quantisation tables and chroma
+subsampling: the same bytes once libjpeg's JFIF segment is dropped, as libvips drops it. Only pixels PixelFlow made are handed over; Pillow never parses an
 untrusted file here.
 
 Animated WebP is not the same bytes, and better for it: libvips hands libwebp's animation encoder
 each frame as YUV (``use_argb`` off), which the encoder turns back into RGB ("this incurs a small
 loss", libwebp says) before encoding it as YUV again, so chroma is subsampled twice. Pillow hands
 over RGB. Measured on bench.versus' animation (``bench.probes``, item 9): at the same quality the
-file is ~3.6 % larger and SSIMULACRA2 ~7 points higher; at equal size still ~5 higher; and ~30 %
-faster to write.
+file is ~3.6 % larger and SSIMULACRA2 ~7 points higher; at a smaller size still ~6 higher; and
+~20 % faster to write.
 
 Everything else (metadata kept, lossless, 16-bit, CMYK, other formats, images larger than the
 formats allow) stays with libvips.
@@ -91,7 +90,7 @@ def pillow_encode(
 
 
 def _animated_webp(image: pyvips.Image, mode: str, raw: bytes, *, quality: int, effort: int | None) -> bytes:
-    """Every frame of the stack, with libvips' timing rules (see ``delays``) and loop count."""
+    """Every frame of the stack, with libvips' timing rules (see ``_delays``) and loop count."""
     (width, height), count = frame_size(image), frame_count(image)
     pixels = memoryview(raw)
     step = width * height * len(mode)
@@ -102,14 +101,14 @@ def _animated_webp(image: pyvips.Image, mode: str, raw: bytes, *, quality: int, 
     fields = image.get_fields()
     out = io.BytesIO()
     frames[0].save(
-        out, "WEBP", save_all=True, append_images=frames[1:], duration=delays(image, count),
+        out, "WEBP", save_all=True, append_images=frames[1:], duration=_delays(image, count),
         loop=image.get("loop") if "loop" in fields else 0, background=_BACKGROUND,
         quality=quality, method=effort, alpha_quality=100, **_NO_FORCED_KEYFRAMES,
     )  # fmt: skip
     return out.getvalue()
 
 
-def delays(image: pyvips.Image, count: int) -> list[int]:
+def _delays(image: pyvips.Image, count: int) -> list[int]:
     """Each frame's display time in ms as libvips' WebP writer sets it: ``delay`` where given, 100
     ms otherwise, and 100 ms for any frame of 10 ms or less."""
     given = list(image.get("delay")) if "delay" in image.get_fields() else []

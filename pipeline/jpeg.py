@@ -16,15 +16,11 @@ from __future__ import annotations
 import pyvips
 
 from pipeline.errors import CorruptImage
-from pipeline.vips import load_bytes
+from pipeline.vips import load_bytes, with_header_of
 
 __all__ = ["decode_jpeg_scaled"]
 
 _COLOURSPACES = {("srgb", 3): "RGB", ("b-w", 1): "GRAY"}
-# an image's own properties, set by new_from_memory and copy; every other header field is the file's
-_PROPERTIES = frozenset(
-    {"width", "height", "bands", "format", "coding", "interpretation", "xoffset", "yoffset", "xres", "yres", "filename"}
-)
 
 
 def decode_jpeg_scaled(data: bytes, shrink: int, *, fail_on: str) -> pyvips.Image | None:
@@ -52,10 +48,4 @@ def decode_jpeg_scaled(data: bytes, shrink: int, *, fail_on: str) -> pyvips.Imag
         return None
     # libvips keeps a reference to the array; the crop is lazy, no copy
     image = pyvips.Image.new_from_memory(pixels.data, pixels.shape[1], pixels.shape[0], header.bands, "uchar")
-    image = image.crop(0, 0, width, height).copy(
-        interpretation=header.interpretation, xres=header.xres, yres=header.yres
-    )
-    for name in header.get_fields():
-        if name not in _PROPERTIES:
-            image.set_type(header.get_typeof(name), name, header.get(name))
-    return image
+    return with_header_of(image.crop(0, 0, width, height), header)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pyvips
 
-__all__ = ["configure_vips", "drop_cached_images", "in_memory", "load_bytes", "thumbnail_bytes"]
+__all__ = ["configure_vips", "drop_cached_images", "in_memory", "load_bytes", "thumbnail_bytes", "with_header_of"]
 
 # Loaders for the formats `pipeline.sniff` admits. Everything else stays blocked even if a
 # crafted file gets past sniffing (libvips picks loaders by content, not by our label).
@@ -85,6 +85,16 @@ _HEADER_FIELDS = frozenset(
 )
 
 
+def with_header_of(pixels: pyvips.Image, header: pyvips.Image) -> pyvips.Image:
+    """``pixels`` (made by new_from_memory) described as ``header`` is: its interpretation,
+    resolution and every metadata field (profile, EXIF, XMP, orientation, an animation's timing)."""
+    image = pixels.copy(interpretation=header.interpretation, xres=header.xres, yres=header.yres)
+    for name in header.get_fields():
+        if name not in _HEADER_FIELDS:
+            image.set_type(header.get_typeof(name), name, header.get(name))
+    return image
+
+
 def in_memory(image: pyvips.Image) -> tuple[pyvips.Image, bytes | None]:
     """``image.copy_memory()``, and its pixels as bytes when they can be had without a second copy.
 
@@ -95,12 +105,8 @@ def in_memory(image: pyvips.Image) -> tuple[pyvips.Image, bytes | None]:
     computed into bytes and libvips wraps those. A field whose value cannot be carried over (none
     known) falls back to ``copy_memory`` and no bytes."""
     pixels = image.write_to_memory()
-    held = pyvips.Image.new_from_memory(pixels, image.width, image.height, image.bands, image.format)
-    held = held.copy(interpretation=image.interpretation, xres=image.xres, yres=image.yres)
+    wrapped = pyvips.Image.new_from_memory(pixels, image.width, image.height, image.bands, image.format)
     try:
-        for name in image.get_fields():
-            if name not in _HEADER_FIELDS:
-                held.set_type(image.get_typeof(name), name, image.get(name))
+        return with_header_of(wrapped, image), pixels
     except (pyvips.Error, TypeError, ValueError):
         return image.copy_memory(), None
-    return held, pixels

@@ -61,7 +61,9 @@ def for_encoding(image: pyvips.Image, kept: frozenset[str]) -> tuple[pyvips.Imag
     flags = [flag for flag in ("icc", "exif", "xmp", "iptc") if flag in kept]
     if "copyright" in kept and "exif" not in kept:
         flags.append("exif")
-    drop = [_EXIF_THUMBNAIL] if _EXIF_THUMBNAIL in fields else []
+    # only EXIF carries the preview: with nothing kept the image is the one given, and an encoder
+    # reading bytes can take the pixels the engine holds (pipeline/vips.in_memory)
+    drop = [_EXIF_THUMBNAIL] if "exif" in flags and _EXIF_THUMBNAIL in fields else []
     if "exif" in flags:
         for name in fields:
             if not name.startswith("exif-ifd"):

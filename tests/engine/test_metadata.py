@@ -167,3 +167,13 @@ def test_the_exif_preview_of_the_original_never_survives(keep: dict, fmt: str) -
     assert load(out.data).get("exif-ifd0-Make").startswith("PhoneCo")  # the EXIF itself is kept
     assert preview[2:400] not in out.data
     assert "jpeg-thumbnail-data" not in load(out.data).get_fields()
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp", "png", "avif", "tiff"])
+@pytest.mark.parametrize("keep", [{}, {"keep": ["icc"]}, {"keep": ["xmp"]}], ids=str)
+def test_without_exif_the_preview_is_not_written_either(keep: dict, fmt: str) -> None:
+    data, preview = jpeg_with_exif_thumbnail()
+    crop = {"id": "c", "steps": [{"op": "crop", "width": 300, "height": 300, "gravity": "northwest"}], "format": fmt}
+    out = run(data, crop | keep).variants[0]
+    assert preview[2:400] not in out.data
+    assert "jpeg-thumbnail-data" not in load(out.data).get_fields()

@@ -48,8 +48,21 @@ def test_an_image_held_in_memory_is_copy_memory_with_its_pixels_as_bytes() -> No
             assert held.get(name) == reference.get(name), name
 
 
-def test_the_decode_a_variant_is_equal_to_is_not_copied_again_to_encode_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A 12 MP PNG's 2048 px variant is the held decode itself: its encoder takes the held bytes."""
+@pytest.mark.parametrize(
+    ("source", "big", "small"), [("png", (400, 300), (100, 75)), ("camera jpeg", (400, 267), (100, 67))]
+)
+def test_the_decode_a_variant_is_equal_to_is_not_copied_again_to_encode_it(
+    source: str, big: tuple[int, int], small: tuple[int, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 12 MP PNG's 2048 px variant is the held decode itself: its encoder takes the held bytes.
+    So does a camera JPEG's, whose EXIF preview is dropped only where EXIF is kept."""
+    if source == "png":
+        data = encode(photo(800, 600, seed=5, alpha=True), ".png")
+    else:
+        from tests.engine.test_metadata import jpeg_with_exif_thumbnail
+
+        data = jpeg_with_exif_thumbnail()[0]
+        assert "jpeg-thumbnail-data" in pyvips.Image.new_from_buffer(data, "").get_fields()
     copies: list[tuple[int, int]] = []
     original = pyvips.Image.write_to_memory
 
@@ -58,11 +71,10 @@ def test_the_decode_a_variant_is_equal_to_is_not_copied_again_to_encode_it(monke
         return original(self)
 
     monkeypatch.setattr(pyvips.Image, "write_to_memory", counting)
-    data = encode(photo(800, 600, seed=5, alpha=True), ".png")
     out = run(
         data,
         {"id": "big", "action": "resize", "width": 400, "format": "webp"},
         {"id": "small", "action": "resize", "width": 100, "format": "webp"},
     ).variants
-    assert [(v.width, v.height) for v in out] == [(400, 300), (100, 75)]
-    assert sorted(copies) == [(100, 75), (400, 300)]  # the decode held once; the small variant's pixels
+    assert [(v.width, v.height) for v in out] == [big, small]
+    assert sorted(copies) == [small, big]  # the decode held once; the small variant's pixels

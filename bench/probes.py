@@ -24,7 +24,8 @@
    Pillow's writer with the same keyframe spacing, and the bytes each writes.
 9. The `animated` workload as the engine now runs it: the GIF's frames decoded and resized by
    thumbnail (RGBA, premultiplied in float) vs the engine's path for a GIF its blocks prove
-   opaque (pipeline/gif.py, pipeline/load.py: resized as RGBA in 8 bits, alpha dropped after); and the animated WebP as libvips writes it vs the
+   opaque (pipeline/gif.py, pipeline/load.py: resized as RGBA in 8 bits, the resized alpha
+   checked, then dropped); and the animated WebP as libvips writes it vs the
    engine's writer (pipeline/pillow_encode.py): time, bytes and SSIMULACRA2 over every frame
    against the pixels before encoding, at quality 80 and at the highest quality whose file is no
    larger than libvips' at 80 (needs ssimulacra2).

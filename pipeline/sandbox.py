@@ -459,8 +459,8 @@ def _die_with_parent() -> None:
 def tune_malloc(vips_threads: int | None = None) -> None:
     """Few malloc arenas instead of 8 per core: libvips' worker threads otherwise fragment the heap
     into hundreds of MB that a long-lived process never returns. One when libvips runs one thread
-    (a worker's engine): measured on the 12 MP alpha PNG job, two such processes at once, peak RSS
-    205 -> 179 MB at the same speed (within 2 %); two otherwise, so many threads do not queue on
+    (a worker's engine): on bench.versus' 12 MP alpha PNG job, peak RSS 209 -> 180 MB at the same
+    speed within its spread (docs/BENCHMARKS.md); two otherwise, so many threads do not queue on
     one lock (on 2 cores one arena was as fast at default threads too, but that is not many)."""
     with contextlib.suppress(OSError, AttributeError):
         _libc().mallopt(-8, 1 if vips_threads == 1 else 2)  # M_ARENA_MAX

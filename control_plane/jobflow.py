@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import uuid
 from datetime import timedelta
@@ -25,10 +26,12 @@ from control_plane.problems import (
 )
 from control_plane.ratelimit import Decision
 from control_plane.templates import resolve_job
+from infra.events import job_delivery
 from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOBS_CREATED, JOBS_STARTED, RATE_LIMITED
 from infra.netguard import BlockedDestination, check_literal
 from infra.objects import asset_key, discard_originals, upload_key
+from infra.outages import TRANSIENT
 from infra.policy import (
     ClientLimits,
     ClientLimitsToday,
@@ -38,7 +41,7 @@ from infra.policy import (
     quota_resets_in,
     quota_spent,
 )
-from infra.queue import dispatch_job
+from infra.queue import dispatch_job, queue_webhook
 from infra.repo import Job
 from infra.storage import ObjectNotFound
 from infra.telemetry import carrier, parent, tracer
@@ -59,6 +62,8 @@ __all__ = [
     "rate_limit",
     "start_job",
 ]
+
+log = logging.getLogger("pixelflow.api")
 
 _IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 
@@ -159,7 +164,12 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
         key, size, source_format = await _check_original(services, job)
     await _require_assets(services, job, spec)
     if key != job.source_key:
-        await services.store.move(key, job.source_key)
+        try:
+            await services.store.move(key, job.source_key)
+        except ObjectNotFound:
+            # a concurrent /start of this job moved it first
+            if await services.store.stat(job.source_key) is None:
+                raise _upload_missing() from None
 
     # The job keeps one trace: this span joins the trace begun at creation, links the /start
     # request's own trace, and its context rides in the queue message to the worker.
@@ -168,11 +178,6 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
     with tracer.start_as_current_span(
         "job.start", context=parent(job.trace_context), links=links, attributes={"job.id": str(job.id)}
     ):
-
-        async def push(queued: Job) -> None:
-            assert queued.dispatch is not None
-            await dispatch_job(services.queue, queued.id, queued.dispatch, carrier())
-
         limits = await limits_of(services, principal)
         max_active, quota = limits.max_concurrent_jobs_per_client, daily_pixels(limits)
         started = await services.jobs.start(
@@ -182,9 +187,10 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             source_bytes=size,
             source_format=source_format,
             queue=services.settings.queue_name,
-            enqueue=push,
             daily_pixels=quota,
         )
+        if isinstance(started, Job):
+            await _dispatch(services, started)
     if started == "busy":
         raise TooManyRequests(
             f"at most {max_active} jobs may be queued or processing at once",
@@ -204,6 +210,34 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
         return current
     JOBS_STARTED.inc()
     return started
+
+
+async def _dispatch(services: Services, job: Job) -> None:
+    """Send the queue message of a job whose ``queued`` row is committed. The row is the hand-off,
+    the message only wakes a worker: if Redis cannot take it now, the job still runs, sent by
+    the sweeper (``PIXELFLOW_SWEEP_INTERVAL_SECONDS``), so the client's 202 holds."""
+    assert job.dispatch is not None
+    try:
+        await dispatch_job(services.queue, job.id, job.dispatch, carrier())
+    except TRANSIENT as exc:
+        log.warning(
+            "queue message not sent; the sweeper will send it", extra={"job_id": str(job.id), "error": repr(exc)}
+        )
+
+
+async def _fail_at_start(services: Services, job: Job, code: str, message: str) -> None:
+    """End a job whose upload /start refused, with its ``job.failed`` webhook like any other
+    failure, and delete the refused bytes."""
+    delivery = await job_delivery(
+        services.deliveries, job, services.store, status=JobStatus.FAILED, error=(code, message)
+    )
+    recorded = await services.jobs.fail(job.id, code, message, delivery)
+    if isinstance(recorded, uuid.UUID):
+        try:
+            await queue_webhook(services.queue, services.settings.webhook_queue_name, recorded, carrier())
+        except TRANSIENT:  # recorded as pending: the delivery sweeper queues it
+            log.warning("webhook not queued; the sweeper will", extra={"job_id": str(job.id)})
+    await discard_originals(services.store, job.client_id, job.id)
 
 
 def has_source(job: Job) -> bool:
@@ -275,29 +309,35 @@ async def _check_original(services: Services, job: Job) -> tuple[str, int, str]:
     """Where the original is, its size and format, after the checks an upload gets."""
     settings = services.settings
     # The client's URL writes uploads/; what /start checked moves to sources/, where that URL
-    # cannot reach, so re-using it later changes nothing the job reads.
-    key = upload_key(job.client_id, job.id)
-    info = await services.store.stat(key)
-    if info is None:  # moved by an earlier /start that then found the client busy, /v1/uploads, or copied
-        key = job.source_key
+    # cannot reach, so re-using it later changes nothing the job reads. It is found in sources/
+    # after an earlier /start that then found the client busy, after /v1/uploads or a copy, and
+    # when a concurrent /start of the same job moved it between our two reads.
+    for key in (upload_key(job.client_id, job.id), job.source_key):
         info = await services.store.stat(key)
-    if info is None:
-        raise Conflict("upload the original to the job's upload URL before starting it", code="upload_missing")
-    if info.size > settings.max_source_bytes:
-        message = f"the upload is {info.size} bytes; the limit is {settings.max_source_bytes}"
-        await services.jobs.fail(job.id, Reason.SOURCE_TOO_LARGE, message)
-        await discard_originals(services.store, job.client_id, job.id)
-        raise PayloadTooLarge(message, code=Reason.SOURCE_TOO_LARGE)
-    if info.size == 0:
-        # A failed or aborted upload, not an image: the job stays `created` so the client can upload again.
-        raise Unprocessable("the upload is empty; upload the original again", code="empty_source")
-    try:
-        source_format = sniff(await services.store.read_head(key, SNIFF_BYTES))
-    except UnsupportedFormat as exc:
-        await services.jobs.fail(job.id, exc.code, exc.public)
-        await discard_originals(services.store, job.client_id, job.id)
-        raise UnsupportedMediaType(exc.public, code=exc.code) from None
-    return key, info.size, source_format
+        if info is None:
+            continue
+        if info.size > settings.max_source_bytes:
+            message = f"the upload is {info.size} bytes; the limit is {settings.max_source_bytes}"
+            await _fail_at_start(services, job, Reason.SOURCE_TOO_LARGE, message)
+            raise PayloadTooLarge(message, code=Reason.SOURCE_TOO_LARGE)
+        if info.size == 0:
+            # A failed or aborted upload, not an image: the job stays `created` so the client can upload again.
+            raise Unprocessable("the upload is empty; upload the original again", code="empty_source")
+        try:
+            head = await services.store.read_head(key, SNIFF_BYTES)
+        except ObjectNotFound:
+            continue
+        try:
+            source_format = sniff(head)
+        except UnsupportedFormat as exc:
+            await _fail_at_start(services, job, exc.code, exc.public)
+            raise UnsupportedMediaType(exc.public, code=exc.code) from None
+        return key, info.size, source_format
+    raise _upload_missing()
+
+
+def _upload_missing() -> Conflict:
+    return Conflict("upload the original to the job's upload URL before starting it", code="upload_missing")
 
 
 async def _require_assets(services: Services, job: Job, spec: JobSpec) -> None:

@@ -1,6 +1,7 @@
 """The ``send_webhook`` task: Standard Webhooks delivery with two retry layers.
 
-- tenacity: a few quick retries inside one task run, for a blip (connection reset, 502);
+- tenacity: a few quick retries inside one task run, for a blip (connection reset, 502), unless
+  the receiver answered with Retry-After;
 - arq deferral: the long schedule, exponential with jitter over hours, honouring Retry-After.
 Every HTTP attempt is recorded. A 410 Gone disables the endpoint for the client.
 """
@@ -19,7 +20,7 @@ from typing import Any
 import httpx
 import msgspec
 from arq import Retry
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from data_plane.backoff import backoff_seconds
 from data_plane.deps import WorkerDeps
@@ -160,7 +161,9 @@ async def deliver(deps: WorkerDeps, delivery_id: uuid.UUID, round_no: int) -> Ro
     last: _RetryableResponse | None = None
     try:
         async for quick in AsyncRetrying(
-            retry=retry_if_exception_type(_RetryableResponse),
+            # A receiver that says when to come back (Retry-After) ends the round: the long
+            # schedule waits at least that long, where quick retries would knock again in ~1 s.
+            retry=retry_if_exception(lambda e: isinstance(e, _RetryableResponse) and e.retry_after is None),
             wait=wait_exponential_jitter(multiplier=0.2, max=2.0),
             stop=stop_after_attempt(3),
             reraise=True,

@@ -32,6 +32,12 @@ log = logging.getLogger("pixelflow.worker")
 HANDBACK_SECONDS = 10
 
 
+# Jobs and deliveries keep no result in Redis: PostgreSQL holds every outcome, and arq refuses a
+# message id while it keeps that id's result, so a run that found nothing to claim (a message
+# that overtook its commit, a duplicate) would block the next send of that id for an hour.
+_NO_RESULT = 0
+
+
 def _tick_name(sweep: Any, queue: str) -> str:
     # arq names a unique cron's tick job `<name>:<time>` in one keyspace for every queue: under the
     # function's bare name, one deployment's tick on a shared Redis stood in for another's, whose
@@ -55,11 +61,18 @@ def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) 
         "handle_signals": False,
         "burst": burst,
         "poll_delay": settings.worker_poll_delay,
+        # Cron ticks keep theirs, so a tick that already ran is not run again by another worker.
         "keep_result": 3600,
     }
     images = Worker(
         functions=[
-            func(process_job, name=PROCESS_JOB, max_tries=settings.job_max_tries, timeout=settings.job_timeout_seconds)
+            func(
+                process_job,
+                name=PROCESS_JOB,
+                max_tries=settings.job_max_tries,
+                timeout=settings.job_timeout_seconds,
+                keep_result=_NO_RESULT,
+            )
         ],
         cron_jobs=[]
         if burst
@@ -73,7 +86,15 @@ def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) 
         **common,
     )
     webhooks = Worker(
-        functions=[func(send_webhook, name=SEND_WEBHOOK, max_tries=settings.webhook_max_attempts + 1, timeout=120)],
+        functions=[
+            func(
+                send_webhook,
+                name=SEND_WEBHOOK,
+                max_tries=settings.webhook_max_attempts + 1,
+                timeout=120,
+                keep_result=_NO_RESULT,
+            )
+        ],
         cron_jobs=[]
         if burst
         else [cron(sweep_deliveries, name=_tick_name(sweep_deliveries, settings.webhook_queue_name), **ticks)],

@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 import msgspec
 from arq.connections import ArqRedis, RedisSettings, create_pool
+from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 
 __all__ = [
     "PROCESS_JOB",
@@ -17,7 +17,6 @@ __all__ = [
     "cancel_channel",
     "deserialize",
     "dispatch_job",
-    "enqueue",
     "open_queue",
     "queue_webhook",
     "redis_settings",
@@ -52,23 +51,6 @@ async def open_queue(url: str, queue_name: str) -> ArqRedis:
     )
 
 
-async def enqueue(
-    queue: ArqRedis,
-    task: str,
-    key: str,
-    *args: Any,
-    queue_name: str | None = None,
-    defer_until: datetime | None = None,
-    job_id: str | None = None,
-) -> bool:
-    """Enqueue ``task`` once per ``job_id`` (default ``task:key``); False if it is already queued,
-    running, or finished within arq's result-retention window."""
-    job = await queue.enqueue_job(
-        task, key, *args, _job_id=job_id or f"{task}:{key}", _queue_name=queue_name, _defer_until=defer_until
-    )
-    return job is not None
-
-
 async def dispatch_job(
     queue: ArqRedis,
     job_id: uuid.UUID,
@@ -78,11 +60,18 @@ async def dispatch_job(
     defer_by: float | None = None,
 ) -> bool:
     """Queue one run of a job. The arq id is the dispatch token, so each hand-back is a new
-    message and re-sending the same one (the sweeper after a Redis restart) is a no-op."""
-    job = await queue.enqueue_job(
-        PROCESS_JOB, str(job_id), str(dispatch), trace_headers, _job_id=f"{PROCESS_JOB}:{dispatch}", _defer_by=defer_by
+    message and re-sending one still waiting or running (the sweeper) is a no-op. Call it only
+    after the row that made the job ``queued`` under ``dispatch`` is committed: a worker that
+    takes the message earlier finds nothing to claim."""
+    return await _enqueue_once(
+        queue,
+        PROCESS_JOB,
+        str(job_id),
+        str(dispatch),
+        trace_headers,
+        _job_id=f"{PROCESS_JOB}:{dispatch}",
+        _defer_by=defer_by,
     )
-    return job is not None
 
 
 def cancel_channel(queue_name: str) -> str:
@@ -106,7 +95,8 @@ async def queue_webhook(
 ) -> bool:
     """Queue a round of a webhook delivery on the webhook queue (once per delivery at a time).
     ``round_no``: which round of the long schedule this is (arq's try counter)."""
-    job = await queue.enqueue_job(
+    return await _enqueue_once(
+        queue,
         SEND_WEBHOOK,
         str(delivery_id),
         trace_headers,
@@ -115,4 +105,19 @@ async def queue_webhook(
         _defer_by=defer_by,
         _job_try=round_no,
     )
-    return job is not None
+
+
+async def _enqueue_once(queue: ArqRedis, task: str, *args: Any, _job_id: str, **options: Any) -> bool:
+    """Enqueue unless a message with this id is waiting or running; False then.
+
+    arq also refuses an id while it keeps a finished run's result (``keep_result``). That record
+    is history, not a pending hand-off: a run that found nothing to claim, or one that gave up
+    on a database blip, would otherwise block the sweeper's re-send of the same id for as long
+    as the result lives (an hour by default). So such a record is dropped and the id sent again.
+    """
+    if await queue.enqueue_job(task, *args, _job_id=_job_id, **options) is not None:
+        return True
+    if await queue.exists(job_key_prefix + _job_id, in_progress_key_prefix + _job_id):
+        return False  # really waiting, deferred or running
+    await queue.delete(result_key_prefix + _job_id)
+    return await queue.enqueue_job(task, *args, _job_id=_job_id, **options) is not None

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any, Literal
@@ -223,10 +223,12 @@ class JobRepo:
         source_bytes: int | None,
         source_format: str | None,
         queue: str,
-        enqueue: Callable[[Job], Awaitable[object]],
         daily_pixels: int | None = None,
     ) -> Job | Literal["busy", "over_quota"] | None:
-        """``created`` -> ``queued`` and enqueue, atomically: if enqueueing fails the job stays ``created``.
+        """``created`` -> ``queued`` under a new dispatch token, committed before this returns:
+        the caller sends the queue message only then (``infra.queue.dispatch_job``), so no worker
+        can take a message whose job it cannot yet see. If that send fails, the job is ``queued``
+        without a message and the sweeper sends it.
 
         Runs under a lock on the client row so concurrent starts cannot exceed ``max_active``.
         ``over_quota`` when ``daily_pixels`` (the client's daily source-pixel quota) is spent today.
@@ -251,9 +253,7 @@ class JobRepo:
             )
             if row is None:
                 return None
-            job = _job(row)
-            await enqueue(job)
-        return job
+        return _job(row)
 
     async def record_source(self, job_id: uuid.UUID, source_bytes: int, source_format: str) -> None:
         """Size and format of an original the worker fetched (an upload's are recorded by start())."""

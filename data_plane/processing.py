@@ -88,6 +88,12 @@ async def run_job(
         raise Retry(defer=backoff_seconds(job_try, base=2.0, cap=60.0)) from exc
     if job is None:
         return _SKIPPED
+    if job.attempts > settings.job_max_tries:
+        # Only runs stopped by a draining worker come back this often (outages and lost leases
+        # end the job at the limit instead): a job that keeps landing on workers being shut down
+        # still ends, and its deadline, restarted by each run, cannot restart for ever.
+        message = f"the job was interrupted {job.attempts - 1} times by workers shutting down"
+        return await fail_job(deps, job, dispatch, Reason.WORKER_LOST, message)
     if job.attempts == 1 and job.queued_at is not None:
         QUEUE_WAIT.observe(max(0.0, (datetime.now(UTC) - job.queued_at).total_seconds()))
     log.info("job started", extra={"job_id": str(job_id), "attempt": job.attempts})

@@ -248,6 +248,52 @@ async def test_sigterm_hands_the_running_job_back(stack: Stack) -> None:
         await t.http.aclose()
 
 
+async def test_each_run_has_its_own_deadline_and_runs_are_bounded(stack: Stack) -> None:
+    """A run stopped by a drain is handed back and starts over with a whole deadline (the
+    deadline counts per run, from its claim), so a job can outlast one deadline; every run
+    counts against ``job_max_tries``, so it ends within max_tries x (deadline + drain + 10 s)."""
+    deadline, drain, tries = 3.0, 0.5, 2
+    settings = {"deadline_seconds": str(deadline), "worker_drain_seconds": str(drain), "job_max_tries": str(tries)}
+    async with lane(stack, "rerun", **settings) as ln:
+        t = await ln.tenant()
+        job_id = await start(t, SLOW, encode(photo(800, 600, seed=6), ".jpg"))  # far beyond the deadline
+        await busy_engine(ln.workers[0])
+        await asyncio.sleep(deadline / 4)  # well into the run, and its drain ends before its deadline
+        first = ln.workers[0]
+        assert first.proc is not None
+        first.proc.send_signal(signal.SIGTERM)
+        first.proc.wait(timeout=15)
+        handed = (await t.http.get(f"/v1/jobs/{job_id}")).json()
+        assert handed["status"] == "queued" and handed["attempts"] == 1, handed
+        ln.workers.append(ln.worker(1).start())
+        final = await wait_status(t, job_id, TERMINAL, timeout=60)
+        assert final["status"] == "failed" and final["error"]["code"] == "deadline_exceeded", final
+        assert final["attempts"] == 2
+        took = seconds(final["started_at"], final["finished_at"])
+        print(f"\n[deadline {deadline:g} s, drained once] first claim to end {took:.2f} s")
+        assert took > deadline  # the second run had a whole deadline of its own
+        assert took <= tries * (deadline + drain + 10)  # docs/OPERATIONS.md, "Every job ends"
+
+
+async def test_a_job_drained_every_time_still_ends(stack: Stack) -> None:
+    """Runs handed back at SIGTERM count: after ``job_max_tries`` of them the next claim ends the
+    job ``worker_lost`` instead of running it again, so rolling deploys cannot keep it alive."""
+    async with lane(stack, "drained", deadline_seconds="30", worker_drain_seconds="0", job_max_tries="2") as ln:
+        t = await ln.tenant()
+        job_id = await start(t, SLOW, encode(photo(800, 600, seed=7), ".jpg"))
+        for i in range(2):
+            w = ln.workers[-1]
+            await busy_engine(w)
+            assert w.proc is not None
+            w.proc.send_signal(signal.SIGTERM)
+            w.proc.wait(timeout=15)
+            ln.workers.append(ln.worker(i + 1).start())
+        final = await wait_status(t, job_id, TERMINAL, timeout=60)
+        assert final["status"] == "failed" and final["error"]["code"] == "worker_lost", final
+        assert "interrupted 2 times" in final["error"]["message"]
+        await t.http.aclose()
+
+
 async def test_a_lost_worker_is_noticed_by_its_lease(stack: Stack, receiver: WebhookReceiver) -> None:
     """SIGKILL: no cleanup at all. With ``job_max_tries=1`` the job ends ``worker_lost`` within
     ``lease_seconds + sweep_interval_seconds`` (3 s + 1 s here) of the kill, from the other worker."""

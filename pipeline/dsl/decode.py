@@ -20,7 +20,15 @@ from pipeline.dsl.types import PATTERN_RULES
 from pipeline.dsl.variant import Variant
 from pipeline.errors import FieldError, SpecError, member_path
 
-__all__ = ["asset_keys", "asset_references", "decode_job_spec", "encode_job_spec", "topological_order"]
+__all__ = [
+    "asset_keys",
+    "asset_references",
+    "check_metadata",
+    "decode_job_spec",
+    "encode_job_spec",
+    "field_error",
+    "topological_order",
+]
 
 _VARIANT_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(Variant)) - {"steps"}
 _MSGSPEC_AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
@@ -42,7 +50,7 @@ def decode_job_spec(data: bytes | str | Any, limits: Limits | None = None) -> Jo
             raise SpecError.at("$", "not valid UTF-8") from None
     else:
         raw = data
-    _check_metadata_values(raw)
+    check_metadata(raw)
     raw, compact = _expand_compact(raw)
     try:
         spec = msgspec.convert(raw, JobSpec)
@@ -76,7 +84,7 @@ def topological_order(spec: JobSpec) -> list[Variant]:
     return [by_id[i] for i in done]
 
 
-def _check_metadata_values(raw: Any) -> None:
+def check_metadata(raw: Any) -> None:
     """msgspec reports a bad dict value at ``$.metadata[...]`` and a bad key at ``$``; name the
     key instead (every bad one)."""
     metadata = raw.get("metadata") if isinstance(raw, dict) else None
@@ -142,6 +150,13 @@ def _every_field_error(raw: Any, first: str, compact: frozenset[int]) -> list[Fi
         else:
             check(item, Variant, f"$.pipeline[{i}]")
     return found
+
+
+def field_error(exc: msgspec.ValidationError, at: str = "$") -> FieldError:
+    """msgspec's error as a ``FieldError`` under ``at``, a pattern's rule said in words: for the
+    service's own request shapes that carry the DSL's types."""
+    error = _field_error(str(exc), frozenset())
+    return FieldError(at + error.path[1:], error.message)
 
 
 def _field_error(text: str, compact: frozenset[int]) -> FieldError:

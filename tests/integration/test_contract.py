@@ -7,8 +7,8 @@ import httpx
 import pytest
 
 from devstack.imagegen import encode, photo
-from tests.integration.conftest import Stack, Tenant
-from tests.integration.test_flow import spec
+from tests.integration.conftest import Stack, Tenant, WorkerProcess, wait_status
+from tests.integration.test_flow import create_and_upload, spec
 
 pytestmark = pytest.mark.integration
 
@@ -44,3 +44,37 @@ async def test_the_presigned_post_form_works_exactly_as_returned(tenant: Tenant,
     started = await tenant.http.post(f"/v1/jobs/{job['id']}/start")
     assert started.status_code == 202, started.text
     assert started.json()["status"] in ("queued", "processing", "succeeded")
+
+
+def _comparable(job: dict) -> dict:
+    """A job view without what is signed per request (presigned URLs' query strings)."""
+    variants = [{**v, "url": v["url"] and v["url"].split("?")[0]} for v in job["variants"]]
+    return {**job, "variants": variants}
+
+
+async def test_the_job_list_shows_finished_jobs_as_the_job_does(tenant: Tenant, worker: WorkerProcess) -> None:
+    """README: `GET /v1/jobs` lists "your jobs"; each entry is the job as `GET /v1/jobs/{id}` shows it
+    (status, timestamps, error code/message, metadata, source, variants...), for succeeded,
+    failed and canceled jobs alike."""
+    ok = await create_and_upload(tenant, spec(), encode(photo(320, 240, seed=5), ".jpg", Q=85))
+    assert (await tenant.http.post(f"/v1/jobs/{ok['id']}/start")).status_code == 202
+    bad = await create_and_upload(tenant, spec(), b"this is not an image, whatever its name says" * 4)
+    refused = await tenant.http.post(f"/v1/jobs/{bad['id']}/start")
+    assert refused.status_code == 415, refused.text
+    canceled = (await tenant.http.post("/v1/jobs", json=spec())).json()
+    assert (await tenant.http.post(f"/v1/jobs/{canceled['id']}/cancel")).status_code == 200
+    await wait_status(tenant, ok["id"], {"succeeded"})
+
+    listed = {j["id"]: j for j in (await tenant.http.get("/v1/jobs")).json()["jobs"]}
+    expected = {"succeeded": ok["id"], "failed": bad["id"], "canceled": canceled["id"]}
+    for status, job_id in expected.items():
+        one = (await tenant.http.get(f"/v1/jobs/{job_id}")).json()
+        assert one["status"] == status and one["finished_at"], one
+        assert _comparable(listed[job_id]) == _comparable(one), status
+        by_status = (await tenant.http.get("/v1/jobs", params={"status": status})).json()["jobs"]
+        assert [j["id"] for j in by_status] == [job_id]
+    succeeded = listed[ok["id"]]
+    assert {v["id"] for v in succeeded["variants"]} == {v["id"] for v in spec()["pipeline"]}
+    assert all(v["url"] and v["width"] and v["bytes"] for v in succeeded["variants"])
+    assert listed[bad["id"]]["error"]["code"] == "unsupported_format" and listed[bad["id"]]["variants"] == []
+    assert listed[canceled["id"]]["error"] is None and listed[canceled["id"]]["variants"] == []

@@ -126,7 +126,12 @@ async def create_job(
             ) from None
     await _check_source(services, principal, spec)
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
-        raise Unprocessable("Idempotency-Key must be 1-255 printable ASCII characters", code="invalid_idempotency_key")
+        rule = "must be 1-255 printable ASCII characters"
+        raise Unprocessable(
+            f"Idempotency-Key {rule}",
+            code="invalid_idempotency_key",
+            errors=[FieldError("$.Idempotency-Key", rule)],  # a header: named as it is sent
+        )
     normal = encode_job_spec(spec)
     digest = hashlib.sha256(normal).digest()
     job, created = await services.jobs.create(

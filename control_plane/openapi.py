@@ -43,9 +43,10 @@ from litestar.openapi.spec import (
 from litestar.openapi.spec.base import BaseSchemaObject
 from litestar.plugins import OpenAPISchemaPlugin
 from litestar.routes import HTTPRoute
+from litestar.typing import FieldDefinition
 
 from control_plane.auth import SCOPE_OPT
-from control_plane.bodies import JsonTooDeep
+from control_plane.bodies import JsonNotUtf8, JsonTooDeep
 from control_plane.docs import docs_plugins
 from control_plane.problems import (
     PROBLEM_JSON,
@@ -110,9 +111,12 @@ class JobSpecSchemaPlugin(OpenAPISchemaPlugin):
     def to_openapi_schema(self, field_definition: Any, schema_creator: Any) -> Any:
         for m in field_definition.metadata:
             if isinstance(m, DocumentedAs):
+                schema = msgspec.json.schema(m.annotation)
+                if "$defs" in schema:  # it names structs: components, as Litestar documents them
+                    return schema_creator.for_field_definition(FieldDefinition.from_annotation(m.annotation))
                 # msgspec reads its own constraints (Meta pattern, lengths); Litestar would drop them here
                 aliases = Schema().field_aliases()
-                return Schema(**{aliases.get(k, k): v for k, v in msgspec.json.schema(m.annotation).items()})
+                return Schema(**{aliases.get(k, k): v for k, v in schema.items()})
             if m is JOB_REQUEST:
                 return Schema(
                     any_of=[Reference(COMPONENT.format(name=name)) for name in ("JobSpec", "TemplateJob")],
@@ -261,7 +265,7 @@ def _generic_errors(operation: Operation, handler: HTTPRouteHandler) -> list[typ
     if parsed_body or operation.parameters:
         errors.append(InvalidRequest)
     if parsed_body:
-        errors += [BadRequest, JsonTooDeep, PayloadTooLarge]
+        errors += [BadRequest, JsonTooDeep, JsonNotUtf8, PayloadTooLarge]
     if "principal" in params or "services" in params:
         errors.append(ServiceUnavailable)
     return errors

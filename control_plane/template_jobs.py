@@ -10,11 +10,13 @@ import msgspec
 from msgspec import Meta
 
 from pipeline.dsl.job import ImageSource, Metadata, WebhookUrl
+from pipeline.dsl.types import NO_NUL
 
 __all__ = [
     "MAX_PARAMETERS",
     "PARAMETER_NAME",
     "TEMPLATE_NAME",
+    "ParameterName",
     "ParameterValue",
     "TemplateJob",
     "TemplateName",
@@ -34,7 +36,7 @@ TemplateReference = Annotated[
 ]
 PARAMETER_NAME = re.compile(r"[a-z_][a-z0-9_]{0,63}")
 ParameterName = Annotated[str, Meta(pattern=f"^{PARAMETER_NAME.pattern}$")]
-ParameterValue = Annotated[str, Meta(max_length=1024)] | int | float | bool
+ParameterValue = Annotated[str, Meta(max_length=1024, pattern=NO_NUL)] | int | float | bool
 MAX_PARAMETERS = 32
 
 

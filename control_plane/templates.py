@@ -21,6 +21,7 @@ from control_plane.problems import Forbidden, NotFound, Unprocessable
 from control_plane.template_jobs import (
     MAX_PARAMETERS,
     PARAMETER_NAME,
+    ParameterName,
     ParameterValue,
     TemplateJob,
     TemplateName,
@@ -29,7 +30,8 @@ from control_plane.template_jobs import (
 )
 from infra.repo import TemplateRepo, TemplateVersion
 from pipeline.dsl import Limits, decode_job_spec
-from pipeline.errors import FieldError, SpecError
+from pipeline.dsl.decode import check_metadata, field_error
+from pipeline.errors import FieldError, SpecError, member_path
 
 __all__ = [
     "PLACEHOLDER",
@@ -64,8 +66,9 @@ class TemplateRequest(msgspec.Struct, forbid_unknown_fields=True):
         dict[str, Any],
         Meta(description='A job spec in which any value may be `{"$param": "<name>"}`, a declared parameter.'),
     ]
-    # names and count are checked by save_template (422 with the path), like the spec
-    parameters: dict[str, Parameter] = msgspec.field(default_factory=dict)
+    # checked by save_template (422 naming the parameter), like the spec: msgspec would name
+    # a bad one `$.parameters[...]`
+    parameters: Annotated[dict[str, Any], DocumentedAs(dict[str, Parameter])] = msgspec.field(default_factory=dict)
 
 
 def _substitute(value: Any, values: dict[str, Any], path: str, errors: list[FieldError]) -> Any:
@@ -106,33 +109,54 @@ def _fill(spec: dict[str, Any], parameters: dict[str, Parameter], given: dict[st
     return filled
 
 
-def _validate_parameters(parameters: dict[str, Parameter]) -> None:
-    if len(parameters) > MAX_PARAMETERS:
+def _parameters(given: dict[str, Any]) -> dict[str, Parameter]:
+    """The declared parameters, each checked on its own so that an error names it."""
+    if len(given) > MAX_PARAMETERS:
         raise SpecError([FieldError("$.parameters", f"at most {MAX_PARAMETERS} parameters")])
-    errors = [
-        FieldError(f"$.parameters.{name}", f"a parameter name must match {PARAMETER_NAME.pattern}")
-        for name in parameters
-        if not PARAMETER_NAME.fullmatch(name)
-    ]
-    errors += [
-        FieldError(f"$.parameters.{name}.default", f"expected {p.type}")
-        for name, p in parameters.items()
-        if not p.admits(p.default)
-    ]
+    errors, parameters = [], {}
+    for name, declared in given.items():
+        path = member_path("$.parameters", name)
+        if not PARAMETER_NAME.fullmatch(name):
+            errors.append(FieldError(path, f"a parameter name must match {PARAMETER_NAME.pattern}"))
+            continue
+        try:
+            p = msgspec.convert(declared, Parameter)
+        except msgspec.ValidationError as exc:
+            errors.append(field_error(exc, path))
+            continue
+        if not p.admits(p.default):
+            errors.append(FieldError(f"{path}.default", f"expected {p.type}"))
+        parameters[name] = p
     if errors:
         raise SpecError(errors)
+    return parameters
+
+
+def _given_parameters(body: dict[str, Any]) -> None:
+    """A job's parameter values, each named when it is wrong (msgspec would say `$.parameters[...]`)."""
+    given = body.get("parameters")
+    errors = []
+    for name, value in given.items() if isinstance(given, dict) else ():
+        for kind, what in ((ParameterName, name), (ParameterValue, value)):
+            try:
+                msgspec.convert(what, kind)
+            except msgspec.ValidationError as exc:
+                errors.append(field_error(exc, member_path("$.parameters", str(name))))
+                break
+    if errors:
+        raise Unprocessable("the job request is invalid", code="invalid_spec", errors=errors)
 
 
 async def save_template(
     repo: TemplateRepo, client_id: uuid.UUID, data: TemplateRequest, limits: Limits
 ) -> tuple[TemplateVersion, bool]:
     """Validate (a spec error's paths point into ``$.spec``) and store a new version."""
-    _validate_parameters(data.parameters)
+    parameters = _parameters(data.parameters)
     try:
-        decode_job_spec(_fill(data.spec, data.parameters, {}), limits)
+        decode_job_spec(_fill(data.spec, parameters, {}), limits)
     except SpecError as exc:
         raise SpecError([FieldError("$.spec" + e.path[1:], e.message) for e in exc.errors]) from None
-    return await repo.put(client_id, data.name, data.spec, msgspec.to_builtins(data.parameters))
+    return await repo.put(client_id, data.name, data.spec, msgspec.to_builtins(parameters))
 
 
 async def resolve_job(
@@ -144,10 +168,12 @@ async def resolve_job(
         if principal.presets_only and not dry_run:
             raise Forbidden("this API key may create jobs from templates only", code="presets_only")
         return body, None
+    _given_parameters(body)
+    check_metadata(body)  # where a template job's metadata, webhook and source sit in the spec it makes
     try:
         request = msgspec.convert(body, TemplateJob)
     except msgspec.ValidationError as exc:
-        raise Unprocessable("the job request is invalid", code="invalid_spec", errors=[_field(exc)]) from None
+        raise Unprocessable("the job request is invalid", code="invalid_spec", errors=[field_error(exc)]) from None
     name, version = parse_reference(request.template)
     template = await repo.get(principal.client.id, name, version)
     if template is None:
@@ -158,8 +184,3 @@ async def resolve_job(
         if getattr(request, field) is not None:
             spec[field] = msgspec.to_builtins(getattr(request, field))
     return spec, template
-
-
-def _field(exc: msgspec.ValidationError) -> FieldError:
-    message, _, path = str(exc).rpartition(" - at `")
-    return FieldError(path.rstrip("`") or "$", message or str(exc))

@@ -7,6 +7,8 @@ travels separately in ``detail`` for logs only.
 
 from __future__ import annotations
 
+import json
+import re
 from typing import ClassVar
 
 import msgspec
@@ -28,6 +30,7 @@ __all__ = [
     "PipelineError",
     "SpecError",
     "UnsupportedFormat",
+    "member_path",
     "rebuild_error",
 ]
 
@@ -49,6 +52,15 @@ class FieldError(msgspec.Struct, frozen=True):
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
+
+
+_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def member_path(parent: str, key: str) -> str:
+    """The path of an object's member, as every ``FieldError`` writes it: ``$.a.b`` for a plain
+    key, ``$.a["any key"]`` (a JSON string) for the rest."""
+    return f"{parent}.{key}" if _PLAIN_KEY.match(key) else f"{parent}[{json.dumps(key)}]"
 
 
 class SpecError(PipelineError):

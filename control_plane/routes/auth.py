@@ -22,6 +22,7 @@ from control_plane.sessions import (
     session_cookie,
 )
 from infra.repo import User
+from pipeline.dsl.types import NO_NUL  # PostgreSQL stores no NUL (nor a hash of one: refused alike)
 
 __all__ = ["auth_routes"]
 
@@ -29,8 +30,8 @@ HOME = "/dashboard"
 
 
 class Credentials(msgspec.Struct, forbid_unknown_fields=True):
-    email: Annotated[str, msgspec.Meta(max_length=320)]
-    password: Annotated[str, msgspec.Meta(max_length=1024)]
+    email: Annotated[str, msgspec.Meta(max_length=320, pattern=NO_NUL)]
+    password: Annotated[str, msgspec.Meta(max_length=1024, pattern=NO_NUL)]
 
 
 class Next(msgspec.Struct):
@@ -62,8 +63,8 @@ async def login(request: Request, services: ServicesDep, data: JSONBody[Credenti
 
 
 class Acceptance(msgspec.Struct, forbid_unknown_fields=True):
-    token: Annotated[str, msgspec.Meta(max_length=200)]
-    password: Annotated[str, msgspec.Meta(max_length=1024)]
+    token: Annotated[str, msgspec.Meta(max_length=200, pattern=NO_NUL)]
+    password: Annotated[str, msgspec.Meta(max_length=1024, pattern=NO_NUL)]
 
 
 @post("/auth/accept", status_code=201, include_in_schema=False)

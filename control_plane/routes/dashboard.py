@@ -24,6 +24,7 @@ from control_plane.sessions import current_session, pre_session_token, require_s
 from infra.lifecycle import JobStatus
 from infra.repo import ApiKey
 from infra.repo.users import Invite, Role
+from pipeline.dsl.types import NO_NUL  # PostgreSQL stores no NUL
 
 __all__ = ["dashboard_routes"]
 
@@ -122,7 +123,7 @@ class KeyView(msgspec.Struct):
 
 
 class NewKey(msgspec.Struct, forbid_unknown_fields=True):
-    name: Annotated[str, msgspec.Meta(max_length=100)] = ""
+    name: Annotated[str, msgspec.Meta(max_length=100, pattern=NO_NUL)] = ""
 
 
 class CreatedKey(msgspec.Struct):
@@ -170,7 +171,7 @@ class Member(msgspec.Struct):
 
 
 class NewInvite(msgspec.Struct, forbid_unknown_fields=True):
-    email: Annotated[str, msgspec.Meta(max_length=320)]
+    email: Annotated[str, msgspec.Meta(max_length=320, pattern=NO_NUL)]
     role: Role = "member"
 
 

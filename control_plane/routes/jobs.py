@@ -129,7 +129,11 @@ def _parse_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         ts, _, job_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition("|")
         return datetime.fromisoformat(ts), uuid.UUID(job_id)
     except (ValueError, UnicodeDecodeError):
-        raise Unprocessable("the cursor is not one this API returned", code="invalid_cursor") from None
+        raise Unprocessable(
+            "the cursor is not one this API returned",
+            code="invalid_cursor",
+            errors=[FieldError("$.cursor", "pass back a `next_cursor` as it was returned")],
+        ) from None
 
 
 class JobsController(Controller):

@@ -13,10 +13,12 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from control_plane.auth import PrincipalDep, needs
 from control_plane.deps import ApiDepsDep as ServicesDep
 from control_plane.openapi import doc
-from control_plane.problems import NotFound, Unprocessable
+from control_plane.problems import InvalidRequest, NotFound, Unprocessable
 from control_plane.template_diff import TemplateDiff, diff_versions
+from control_plane.template_jobs import TEMPLATE_NAME, TemplateName
 from control_plane.templates import TemplateRequest, save_template
 from infra.repo import TemplateSummary, TemplateVersion
+from pipeline.errors import FieldError
 
 __all__ = ["TemplatesController"]
 
@@ -43,6 +45,17 @@ class TemplateSummaryView(msgspec.Struct):
 
 class TemplateList(msgspec.Struct):
     templates: list[TemplateSummaryView]
+
+
+def _template_name(name: str) -> str:
+    """A name no template can have (NUL, upper case, too long...) is a bad request, not a search:
+    Litestar does not apply a path parameter's pattern, and PostgreSQL cannot even compare a NUL."""
+    try:
+        return msgspec.convert(name, TemplateName)
+    except msgspec.ValidationError:
+        raise InvalidRequest(
+            "the request is invalid", errors=[FieldError("$.name", f"a template name matches ^{TEMPLATE_NAME}$")]
+        ) from None
 
 
 def _version(v: TemplateVersion) -> TemplateVersionView:
@@ -88,7 +101,7 @@ class TemplatesController(Controller):
     )
     async def get_template(self, services: ServicesDep, principal: PrincipalDep, name: FromPath[str]) -> TemplateView:
         """Every version of the template, newest first, each with its spec and parameters as saved."""
-        versions = await services.templates.versions(principal.client.id, name)
+        versions = await services.templates.versions(principal.client.id, _template_name(name))
         if not versions:
             raise NotFound("no such template", code="template_not_found")
         return TemplateView(name, versions[0].version, [_version(v) for v in versions])
@@ -118,7 +131,7 @@ class TemplatesController(Controller):
         `before` and `after`. Lists compare by position. Without `to`, the latest version; without
         `from`, the version before `to` (a template's first version is compared with itself: no
         changes). 404 `template_not_found` for an unknown template or version."""
-        versions = {v.version: v for v in await services.templates.versions(principal.client.id, name)}
+        versions = {v.version: v for v in await services.templates.versions(principal.client.id, _template_name(name))}
         if not versions:
             raise NotFound("no such template", code="template_not_found")
         new_number = to_version if to_version is not None else max(versions)

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import msgspec
-from litestar import Response, post
+from litestar import Request, Response, post
 from litestar.datastructures import UploadFile
 from litestar.enums import RequestEncodingType
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, HeaderParameter
 
 from control_plane.auth import PrincipalDep, needs
-from control_plane.bodies import decode_bounded
+from control_plane.bodies import JsonNotUtf8, check_text, decode_bounded
 from control_plane.deps import ApiDepsDep
 from control_plane.jobflow import (
     CREATE_ERRORS,
@@ -26,7 +26,7 @@ from control_plane.jobflow import (
     url_expiry,
 )
 from control_plane.openapi import JOB_SPEC, doc
-from control_plane.problems import PayloadTooLarge, Unprocessable, UnsupportedMediaType
+from control_plane.problems import PayloadTooLarge, Problem, Unprocessable, UnsupportedMediaType, problem_response
 from control_plane.views import JobView, job_view
 from infra.lifecycle import JobStatus
 from pipeline.errors import SpecError
@@ -78,6 +78,16 @@ async def upload_and_start(
     return Response(view, status_code=202, headers=decision.headers())
 
 
+def _part_not_utf8(request: Request, exc: UnicodeDecodeError) -> Response[Problem]:
+    """Litestar decodes every text part of a form as UTF-8 before the handler runs, and the one
+    text part this form reads is `spec`: a 400 naming where in it the bad bytes are."""
+    try:
+        check_text(bytes(exc.object), exc)
+    except JsonNotUtf8 as error:
+        return problem_response(request, error)
+    raise AssertionError("check_text raises for a UnicodeDecodeError")
+
+
 def upload_route(max_body_bytes: int) -> HTTPRouteHandler:
     """The route with its own body limit: larger than the API's JSON limit, bounded by the
     inline-upload setting (Litestar parses multipart into memory, so the cap must hold before it)."""
@@ -88,6 +98,7 @@ def upload_route(max_body_bytes: int) -> HTTPRouteHandler:
         operation_id="createUpload",
         summary="Create, upload and start a job in one call",
         request_max_body_size=max_body_bytes,
+        exception_handlers={UnicodeDecodeError: _part_not_utf8},
         opt=doc(
             # the file's bytes are checked here (415 unsupported_format, 413 image_too_large for a hostile SVG)
             raises=(*RATE_LIMIT_ERRORS, *CREATE_ERRORS, *START_ERRORS, PayloadTooLarge, UnsupportedMediaType),

@@ -210,8 +210,17 @@ class JobRepo:
             " ORDER BY created_at DESC, id DESC LIMIT %(limit)s",
             params,
         )
-        jobs = [_job(r) for r in rows[:limit]]
-        more = len(rows) > limit
+        rows, more = rows[:limit], len(rows) > limit
+        # Each listed job shows its variants, as the job itself does: one query for the page.
+        variants: dict[uuid.UUID, list[dict[str, Any]]] = {r["id"]: [] for r in rows}
+        for v in await fetch_all(
+            self.pool,
+            f"SELECT job_id, {', '.join(_VARIANT_COLUMNS)} FROM variants WHERE job_id = ANY(%s)"
+            " ORDER BY created_at, variant_id",
+            (list(variants),),
+        ):
+            variants[v.pop("job_id")].append(v)
+        jobs = [_job(r, variants[r["id"]]) for r in rows]
         return JobPage(jobs, (jobs[-1].created_at, jobs[-1].id) if more and jobs else None)
 
     async def start(

@@ -120,7 +120,8 @@ class S3Store:
         policy = PostPolicy(self.bucket, expires_at)
         policy.add_equals_condition("key", key)
         policy.add_content_length_range_condition(1, max_bytes)
-        policy.add_starts_with_condition("Content-Type", "image/")
+        # No Content-Type condition: the returned fields cannot carry one (the file's type is not
+        # known yet), so a form used as returned was refused (403); /start reads the bytes anyway.
         fields = self._signer.presigned_post_policy(policy)
         return PresignedUpload("POST", f"{self._public_base}/{self.bucket}", expires_at, fields={**fields, "key": key})
 

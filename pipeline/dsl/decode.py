@@ -8,25 +8,34 @@ Three passes, each reporting JSONPath-like locations:
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 import msgspec
 
-from pipeline.dsl.job import JobSpec
+from pipeline.dsl.job import JobSpec, MetadataKey, MetadataValue
 from pipeline.dsl.limits import Limits
 from pipeline.dsl.steps import FocalPoint, Step, StepBase, Watermark, is_smart
+from pipeline.dsl.types import PATTERN_RULES
 from pipeline.dsl.variant import Variant
-from pipeline.errors import FieldError, SpecError
+from pipeline.errors import FieldError, SpecError, member_path
 
-__all__ = ["asset_keys", "asset_references", "decode_job_spec", "encode_job_spec", "topological_order"]
+__all__ = [
+    "asset_keys",
+    "asset_references",
+    "check_metadata",
+    "decode_job_spec",
+    "encode_job_spec",
+    "field_error",
+    "topological_order",
+]
 
 _VARIANT_FIELDS = frozenset(f.encode_name for f in msgspec.structs.fields(Variant)) - {"steps"}
 _MSGSPEC_AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.S)
 _COMPACT_STEP = re.compile(r"^(\$\.pipeline\[\d+\])\.steps\[0\](.*)$")
-_PLAIN_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TYPE_NAME = re.compile(r"(Expected|got) `([^`]*)`")
+_REGEX = re.compile(r"^Expected str matching regex (.*)$", re.S)
+_RULES = {repr(pattern): words for pattern, words in PATTERN_RULES.items()}  # as msgspec quotes it
 
 
 def decode_job_spec(data: bytes | str | Any, limits: Limits | None = None) -> JobSpec:
@@ -37,9 +46,11 @@ def decode_job_spec(data: bytes | str | Any, limits: Limits | None = None) -> Jo
             raw = msgspec.json.decode(data)
         except msgspec.DecodeError as exc:
             raise SpecError.at("$", f"not valid JSON: {exc}") from None
+        except UnicodeDecodeError:  # msgspec reads bytes as UTF-8 and says so with this
+            raise SpecError.at("$", "not valid UTF-8") from None
     else:
         raw = data
-    _check_metadata_values(raw)
+    check_metadata(raw)
     raw, compact = _expand_compact(raw)
     try:
         spec = msgspec.convert(raw, JobSpec)
@@ -73,15 +84,26 @@ def topological_order(spec: JobSpec) -> list[Variant]:
     return [by_id[i] for i in done]
 
 
-def _check_metadata_values(raw: Any) -> None:
-    """msgspec reports a bad dict value at ``$.metadata[...]``; name the key instead."""
+def check_metadata(raw: Any) -> None:
+    """msgspec reports a bad dict value at ``$.metadata[...]`` and a bad key at ``$``; name the
+    key instead (every bad one)."""
     metadata = raw.get("metadata") if isinstance(raw, dict) else None
     if not isinstance(metadata, dict):
         return
+    errors = []
     for key, value in metadata.items():
+        path = member_path("$.metadata", str(key))
         if not isinstance(value, str | int | float | bool | None):
-            path = f"$.metadata.{key}" if _PLAIN_KEY.match(str(key)) else f"$.metadata[{json.dumps(key)}]"
-            raise SpecError.at(path, f"Expected str | int | float | bool | null, got {type(value).__name__}")
+            errors.append(FieldError(path, f"Expected str | int | float | bool | null, got {type(value).__name__}"))
+        for kind, what in ((MetadataKey, key), (MetadataValue, value)):
+            try:
+                msgspec.convert(what, kind)
+            except msgspec.ValidationError as exc:
+                message = _field_error(str(exc), frozenset()).message
+                errors.append(FieldError(path, f"the key: {message}" if kind is MetadataKey else message))
+                break
+    if errors:
+        raise SpecError(errors)
 
 
 def _expand_compact(raw: Any) -> tuple[Any, frozenset[int]]:
@@ -130,10 +152,19 @@ def _every_field_error(raw: Any, first: str, compact: frozenset[int]) -> list[Fi
     return found
 
 
+def field_error(exc: msgspec.ValidationError, at: str = "$") -> FieldError:
+    """msgspec's error as a ``FieldError`` under ``at``, a pattern's rule said in words: for the
+    service's own request shapes that carry the DSL's types."""
+    error = _field_error(str(exc), frozenset())
+    return FieldError(at + error.path[1:], error.message)
+
+
 def _field_error(text: str, compact: frozenset[int]) -> FieldError:
     m = _MSGSPEC_AT.match(text)
     assert m is not None  # the pattern matches any string
     message, path = _TYPE_NAME.sub(r"\1 \2", m.group("msg")).replace("`", "'"), m.group("path") or "$"
+    if (rule := _REGEX.match(message)) and (words := _RULES.get(rule.group(1))):
+        message = words
     if compact:
         path = _compact_path(path, compact)
     return FieldError(path, message)

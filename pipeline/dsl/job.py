@@ -7,23 +7,25 @@ from typing import Annotated, Literal
 
 from msgspec import Meta, Struct
 
+from pipeline.dsl.types import HTTP_URL, NO_NUL
 from pipeline.dsl.variant import Variant
 
-__all__ = ["SPEC_VERSION", "ImageSource", "InfoRequest", "JobSpec", "Metadata"]
+__all__ = ["SPEC_VERSION", "ImageSource", "InfoRequest", "JobSpec", "Metadata", "MetadataKey", "MetadataValue"]
 
 SPEC_VERSION = 1
 
 WebhookUrl = Annotated[
     str,
     Meta(
-        pattern=r"^https?://[^\s/?#]+[^\s]*$",
+        pattern=HTTP_URL,
         max_length=2048,
         description="Receives job.succeeded / job.failed, signed per Standard Webhooks.",
         examples=["https://example.com/hooks/pixelflow"],
     ),
 ]
-MetadataKey = Annotated[str, Meta(min_length=1, max_length=64)]
-MetadataValue = Annotated[str, Meta(max_length=1024)] | int | float | bool | None
+MetadataKey = Annotated[str, Meta(min_length=1, max_length=64, pattern=NO_NUL)]
+MetadataText = Annotated[str, Meta(max_length=1024, pattern=NO_NUL)]
+MetadataValue = MetadataText | int | float | bool | None
 Metadata = Annotated[
     dict[MetadataKey, MetadataValue],
     Meta(max_length=32, description="Opaque client data, echoed back in the job and its webhooks."),
@@ -48,7 +50,7 @@ class InfoRequest(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
 SourceUrl = Annotated[
     str,
     Meta(
-        pattern=r"^https?://[^\s/?#]+[^\s]*$",
+        pattern=HTTP_URL,
         max_length=2048,
         description="An http(s) URL the worker fetches the original from (public addresses only).",
         examples=["https://example.com/photos/beach.jpg"],

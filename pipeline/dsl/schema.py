@@ -12,6 +12,7 @@ from typing import Any, Union
 import msgspec
 
 from pipeline.dsl.job import JobSpec
+from pipeline.dsl.limits import Limits
 from pipeline.dsl.steps import STEP_TYPES, StepBase
 from pipeline.dsl.variant import Variant
 
@@ -55,6 +56,14 @@ def job_spec_components(ref_template: str = "#/$defs/{name}") -> tuple[dict[str,
     job["properties"]["pipeline"]["items"] = {
         "anyOf": [{"$ref": ref_template.format(name=n)} for n in ("Variant", *(c.__name__ for c in compact))]
     }
+    # The counts are deployment limits (Limits, PIXELFLOW_MAX_VARIANTS / _STEPS), not the structs'
+    # own: the schema publishes the defaults the validator applies, so the two agree out of the box.
+    defaults = Limits()
+    job["properties"]["pipeline"]["maxItems"] = defaults.max_variants
+    job["properties"]["pipeline"]["description"] += f" At most {defaults.max_variants} (PIXELFLOW_MAX_VARIANTS)."
+    steps = defs["Variant"]["properties"]["steps"]
+    steps["maxItems"] = defaults.max_steps
+    steps["description"] += f" At most {defaults.max_steps} (PIXELFLOW_MAX_STEPS)."
     return top, defs
 
 

@@ -7,6 +7,10 @@ from typing import Annotated, Literal, get_args
 from msgspec import Meta
 
 __all__ = [
+    "HTTP_URL",
+    "NO_CONTROL",
+    "NO_NUL",
+    "PATTERN_RULES",
     "SMART_GRAVITIES",
     "Angle",
     "Color",
@@ -28,6 +32,19 @@ __all__ = [
     "SmartGravity",
     "VariantId",
 ]
+
+# PostgreSQL's text and jsonb cannot hold U+0000 and every string of a job is stored in them, so
+# free text refuses it here, where the JSON Schema says so too. Patterns are for machines: a
+# refusal names the rule in words (PATTERN_RULES, read by pipeline/dsl/decode.py).
+NO_NUL = r"^[^\x00]*$"
+NO_CONTROL = r"^[^\x00-\x08\x0b-\x1f\x7f]*$"  # tab and line breaks are text; the rest is not
+# An http(s) URL: a host, then no whitespace or control characters (none survives a request line)
+HTTP_URL = r"^https?://[^\s/?#\x00-\x1f\x7f]+[^\s\x00-\x1f\x7f]*$"
+PATTERN_RULES: dict[str, str] = {
+    NO_NUL: "must not contain NUL (\\u0000)",
+    NO_CONTROL: "must not contain control characters (tab and line breaks aside)",
+    HTTP_URL: "must be an http(s) URL without spaces or control characters",
+}
 
 # The static ceiling; deployments lower it with Limits.max_output_dimension.
 MAX_DIMENSION = 16384

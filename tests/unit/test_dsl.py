@@ -185,7 +185,17 @@ INVALID = [
         job({"id": "a", "from": "c"}, {"id": "b", "from": "a"}, {"id": "c", "from": "b"}),
         "cycle: a -> c -> b -> a",
     ),
-    ("webhook scheme", job({"id": "a"}, webhook_url="ftp://x.example"), "$.webhook_url: Expected str matching"),
+    ("webhook scheme", job({"id": "a"}, webhook_url="ftp://x.example"), "$.webhook_url: must be an http(s) URL"),
+    # issue 23: PostgreSQL stores no NUL, so no string of a spec holds one; each names its field
+    ("webhook NUL", job({"id": "a"}, webhook_url="https://x.example/\x00"), "$.webhook_url: must be an http(s) URL"),
+    ("metadata value NUL", job({"id": "a"}, metadata={"k": "a\x00"}), "$.metadata.k: must not contain NUL"),
+    ("metadata key NUL", job({"id": "a"}, metadata={"a\x00": 1}), '$.metadata["a\\u0000"]: the key: must not'),
+    (
+        "metadata value long",
+        job({"id": "a"}, metadata={"k": "v" * 1025}),
+        "$.metadata.k: Expected str of length <= 1024",
+    ),
+    ("source url NUL", job({"id": "a"}, source={"url": "https://x.example/\x00"}), "$.source.url: must be an http"),
     (
         "metadata type",
         job({"id": "a"}, metadata={"k": [1]}),

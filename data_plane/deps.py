@@ -10,7 +10,7 @@ import httpx
 from arq.connections import ArqRedis
 from psycopg_pool import AsyncConnectionPool
 
-from data_plane.engine_pool import EnginePool, sandbox_config
+from data_plane.engine_pool import INTERACTIVE_LANE, NORMAL_LANE, EnginePool, sandbox_config
 from data_plane.sources import source_client
 from infra.db import open_pool
 from infra.netguard import guarded_transport
@@ -60,8 +60,10 @@ async def open_deps(settings: Settings) -> AsyncIterator[WorkerDeps]:
         stack.push_async_callback(http.aclose)
         sources = source_client(settings)
         stack.push_async_callback(sources.aclose)
-        # one engine per slot: normal and interactive slots never wait for each other's engines
-        engines = EnginePool(sandbox_config(settings), settings.worker_concurrency + settings.interactive_slots)
+        engines = EnginePool(
+            sandbox_config(settings),
+            {NORMAL_LANE: settings.worker_concurrency, INTERACTIVE_LANE: settings.interactive_slots},
+        )
         stack.push_async_callback(engines.close)
         await engines.start()
         await store.ensure_bucket()

@@ -17,7 +17,12 @@ from infra.settings import Settings
 from infra.telemetry import record_span
 from pipeline.sandbox import EngineRequest, EngineResult, Sandbox, SandboxConfig
 
-__all__ = ["EnginePool", "sandbox_config"]
+__all__ = ["INTERACTIVE_LANE", "NORMAL_LANE", "EnginePool", "sandbox_config"]
+
+# A worker's slots, by the arq queue they take tickets from: normal slots (PIXELFLOW_WORKER_CONCURRENCY)
+# from the deployment's queue, interactive ones (PIXELFLOW_INTERACTIVE_SLOTS) from their own; each
+# claims only what may run in it (infra.repo.jobs.JobRepo.claim_next) and runs it on its lane's engines.
+NORMAL_LANE, INTERACTIVE_LANE = "normal", "interactive"
 
 _MB = 1024 * 1024
 
@@ -37,22 +42,28 @@ def _count_restart(reason: str) -> None:
 
 
 class EnginePool:
-    def __init__(self, config: SandboxConfig, size: int) -> None:
-        self.sandboxes = [Sandbox(config, on_restart=_count_restart) for _ in range(size)]
-        self._threads = ThreadPoolExecutor(size, thread_name_prefix="pixelflow-engine")
-        self._idle: asyncio.Queue[Sandbox] = asyncio.Queue()
+    """``size`` engines per lane (``{"normal": 2, "interactive": 1}``): a lane's runs use only its
+    own engines, so an interactive slot never waits for an engine a normal run holds."""
+
+    def __init__(self, config: SandboxConfig, size: dict[str, int]) -> None:
+        self._lanes = {lane: [Sandbox(config, on_restart=_count_restart) for _ in range(n)] for lane, n in size.items()}
+        self.sandboxes = [s for lane in self._lanes.values() for s in lane]
+        self._threads = ThreadPoolExecutor(max(1, len(self.sandboxes)), thread_name_prefix="pixelflow-engine")
+        self._idle: dict[str, asyncio.Queue[Sandbox]] = {lane: asyncio.Queue() for lane in self._lanes}
         self._running: dict[str, Sandbox] = {}
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        for sandbox in self.sandboxes:
-            await loop.run_in_executor(self._threads, sandbox.start)
-            self._idle.put_nowait(sandbox)
+        for lane, sandboxes in self._lanes.items():
+            for sandbox in sandboxes:
+                await loop.run_in_executor(self._threads, sandbox.start)
+                self._idle[lane].put_nowait(sandbox)
 
-    async def run(self, key: str, request: EngineRequest, *, timeout: float) -> EngineResult:
-        """Run ``request`` in an idle child under ``key`` (the job id, for ``cancel``); the child's
-        stages become spans under the current one."""
-        sandbox = await self._idle.get()
+    async def run(self, key: str, request: EngineRequest, *, timeout: float, lane: str) -> EngineResult:
+        """Run ``request`` in an idle child of ``lane`` under ``key`` (the job id, for ``cancel``);
+        the child's stages become spans under the current one."""
+        idle = self._idle[lane]
+        sandbox = await idle.get()
         self._running[key] = sandbox
         future = asyncio.get_running_loop().run_in_executor(
             self._threads, partial(sandbox.run, request, timeout=timeout)
@@ -71,7 +82,7 @@ class EnginePool:
         finally:
             if self._running.get(key) is sandbox:
                 del self._running[key]
-            self._idle.put_nowait(sandbox)  # always: a sandbox lost here would stall every later job
+            idle.put_nowait(sandbox)  # always: a sandbox lost here would stall every later job
         for stage in result.stages:
             record_span(stage.name, stage.start_ns, stage.end_ns, stage.attributes)
         return result

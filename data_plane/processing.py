@@ -26,6 +26,7 @@ from arq import Retry
 
 from data_plane.backoff import backoff_seconds
 from data_plane.deps import WorkerDeps
+from data_plane.engine_pool import INTERACTIVE_LANE, NORMAL_LANE
 from data_plane.lease import Lease
 from data_plane.sources import SourceError, fetch_source, origin
 from data_plane.webhooks import start_delivery
@@ -61,11 +62,6 @@ class Outcome:
 _SKIPPED = Outcome("skipped", "not_claimable")
 # Canceled by the API (which recorded it and queued job.canceled), or handed to another run.
 _CANCELED = Outcome(JobStatus.CANCELED, JobStatus.CANCELED)
-
-
-# The arq queues a worker serves: every slot takes tickets from the normal queue; the interactive
-# slots (PIXELFLOW_INTERACTIVE_SLOTS) from their own, and claim only what may run there.
-NORMAL_LANE, INTERACTIVE_LANE = "normal", "interactive"
 
 
 @dataclass(slots=True)
@@ -209,7 +205,7 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID, *, lane: str, sp
     request = EngineRequest(data, msgspec.json.encode(job.spec), limits, assets)
     del data
     try:
-        result = await deps.engines.run(str(job.id), request, timeout=timeout)
+        result = await deps.engines.run(str(job.id), request, timeout=timeout, lane=lane)
     except DeadlineExceeded as exc:
         if timeout < remaining:
             spend.cpu_seconds = getattr(exc, "cpu_seconds", 0.0)

@@ -13,7 +13,8 @@ from arq.worker import Worker, func
 from prometheus_client import start_http_server
 
 from data_plane.deps import WorkerDeps, open_deps
-from data_plane.processing import INTERACTIVE_LANE, process_job
+from data_plane.engine_pool import INTERACTIVE_LANE
+from data_plane.processing import process_job
 from data_plane.retention import sweep_retention
 from data_plane.sweeper import sweep_jobs
 from data_plane.webhooks import send_webhook, sweep_deliveries

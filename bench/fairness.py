@@ -1,0 +1,282 @@
+"""Fair shares between clients, measured on loopback against real Redis, PostgreSQL, LocalStack S3,
+the API and one worker process at production settings (2 normal + 1 interactive slot).
+
+    .venv/bin/python -m bench.fairness              # full run (about 6 minutes)
+    .venv/bin/python -m bench.fairness --quick      # smoke (about 2 minutes)
+
+1. A small client submits 1 MP, 3-variant jobs at a steady rate (one every 0.5 s), alone and
+   while a heavy client keeps deadline-length jobs queued (5x the slots; AVIF at effort 9, cut by
+   a 5 s deadline): the small client's start-to-webhook p50/p95, and the heavy client's
+   throughput alone and contended.
+2. Three clients with weights 1, 1 and 2 keep 1 MP jobs queued for a minute: each one's share of
+   the jobs finished, against its weight's.
+3. A 1,000-job batch backfill (`"priority": "batch"`, small jobs) runs while another client
+   sends interactive jobs: their latency against an idle pool.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.service import SPEC, make_key, pct, spawn, stop
+from devstack.receiver import WebhookReceiver
+from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
+
+PIXELFLOW = str(Path(sys.executable).with_name("pixelflow"))
+HEAVY = {"version": 1, "pipeline": [{"id": "a", "steps": [], "format": "avif", "effort": 9}]}
+TINY = {"version": 1, "pipeline": [{"id": "t", "action": "resize", "width": 64, "format": "jpeg"}]}
+DEADLINE = 5.0
+DEPTH = 12  # jobs each weighted client keeps in flight: enough that none ever runs dry
+
+
+class Client:
+    def __init__(self, api: str, key: str, receiver: WebhookReceiver, name: str) -> None:
+        self.http = httpx.AsyncClient(base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+        self.plain = httpx.AsyncClient(timeout=60)
+        self.receiver, self.name, self.n = receiver, name, 0
+
+    async def submit(self, body: dict, data: bytes) -> tuple[str, float]:
+        """Create, upload, start; the webhook path and the time of ``/start``."""
+        self.n += 1
+        path = f"/{self.name}/{self.n}"
+        job = (await self.http.post("/v1/jobs", json={**body, "webhook_url": self.receiver.url(path)})).json()
+        (await self.plain.put(job["upload"]["put"]["url"], content=data)).raise_for_status()
+        at = time.time()
+        (await self.http.post(f"/v1/jobs/{job['id']}/start")).raise_for_status()
+        return path, at
+
+    async def latency(self, body: dict, data: bytes) -> float:
+        path, at = await self.submit(body, data)
+        (got,) = await asyncio.to_thread(self.receiver.wait, path, 1, 300.0)
+        return got.at - at
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.plain.aclose()
+
+
+async def steady(client: Client, body: dict, data: bytes, count: int, every: float) -> list[float]:
+    """``count`` jobs, one started every ``every`` seconds (not waiting for the previous)."""
+
+    async def one(i: int) -> float:
+        await asyncio.sleep(i * every)
+        return await client.latency(body, data)
+
+    return list(await asyncio.gather(*(one(i) for i in range(count))))
+
+
+async def keep_queued(client: Client, body: dict, data: bytes, depth: int, until: float) -> list[float]:
+    """Keep ``depth`` jobs in flight until ``until``; the webhook times of the jobs that ended."""
+    ended: list[float] = []
+
+    async def lane() -> None:
+        while time.time() < until:
+            path, _ = await client.submit(body, data)
+            (got,) = await asyncio.to_thread(client.receiver.wait, path, 1, 300.0)
+            ended.append(got.at)
+
+    await asyncio.gather(*(lane() for _ in range(depth)))
+    return ended
+
+
+async def scenario_contention(api: str, keys: list[str], receiver: WebhookReceiver, quick: bool) -> dict:
+    from devstack.imagegen import encode, photo
+
+    small_src = encode(photo(1200, 830, seed=3), ".jpg", Q=85)
+    heavy_src = encode(photo(800, 600, seed=9), ".jpg")
+    count = 12 if quick else 30
+    small, heavy = Client(api, keys[0], receiver, "small"), Client(api, keys[1], receiver, "heavy")
+    try:
+        idle = await steady(small, SPEC, small_src, count, 0.5)
+        heavy_jobs = 10  # 5x the two normal slots
+        began = time.time()
+        await asyncio.gather(*(heavy.latency(HEAVY, heavy_src) for _ in range(heavy_jobs)))
+        alone = heavy_jobs / (time.time() - began)
+        began = time.time()
+        heavy_task = asyncio.gather(*(heavy.latency(HEAVY, heavy_src) for _ in range(heavy_jobs)))
+        await asyncio.sleep(1.0)  # the heavy client's jobs hold the slots before the small one starts
+        contended = await steady(small, SPEC, small_src, count, 0.5)
+        await heavy_task
+        heavy_time = time.time() - began
+    finally:
+        await small.close()
+        await heavy.close()
+    return {
+        "idle": idle,
+        "contended": contended,
+        "heavy_alone_jobs_per_s": alone,
+        "heavy_contended_jobs_per_s": heavy_jobs / heavy_time,
+    }
+
+
+async def scenario_weights(api: str, keys: list[str], receiver: WebhookReceiver, quick: bool) -> dict:
+    from devstack.imagegen import encode, photo
+
+    src = encode(photo(1200, 830, seed=4), ".jpg", Q=85)
+    seconds = 20 if quick else 60
+    clients = [Client(api, k, receiver, f"w{i}") for i, k in enumerate(keys)]
+    try:
+        start = time.time() + 2  # every client has work queued before the window opens
+        until = start + seconds
+        ends = await asyncio.gather(*(keep_queued(c, SPEC, src, DEPTH, until) for c in clients))
+    finally:
+        for c in clients:
+            await c.close()
+    return {"seconds": seconds, "finished": [sum(1 for t in e if start <= t <= until) for e in ends]}
+
+
+async def scenario_backfill(api: str, keys: list[str], receiver: WebhookReceiver, quick: bool) -> dict:
+    from devstack.imagegen import encode, photo
+
+    tiny = encode(photo(320, 240, seed=5), ".jpg")
+    small_src = encode(photo(1200, 830, seed=3), ".jpg", Q=85)
+    backfill_jobs = 200 if quick else 1000
+    count = 10 if quick else 20
+    user, backfill = Client(api, keys[0], receiver, "user"), Client(api, keys[1], receiver, "backfill")
+    interactive = {**SPEC, "priority": "interactive"}
+    try:
+        idle = await steady(user, interactive, small_src, count, 0.5)
+        sem = asyncio.Semaphore(16)
+
+        async def one() -> str:
+            async with sem:
+                path, _ = await backfill.submit({**TINY, "priority": "batch"}, tiny)
+                return path
+
+        paths = await asyncio.gather(*(one() for _ in range(backfill_jobs)))
+        busy = await steady(user, interactive, small_src, count, 0.5)
+        pending = sum(1 for p in paths if not receiver.at(p))
+        for p in paths:
+            await asyncio.to_thread(receiver.wait, p, 1, 600.0)
+    finally:
+        await user.close()
+        await backfill.close()
+    return {"idle": idle, "busy": busy, "backfill_jobs": backfill_jobs, "backfill_pending_after": pending}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="pixelflow-fair-"))
+    os.chmod(work, 0o755)
+    redis, pg, s3 = RedisServer(work / "redis"), PostgresServer(work / "pg"), LocalStackS3(work / "s3")
+    procs = []
+    results: dict = {}
+    try:
+        redis.start()
+        pg.start()
+        s3.start()
+        from infra.db import migrate
+
+        migrate(pg.url)
+        env = {
+            "PIXELFLOW_DATABASE_URL": pg.url,
+            "PIXELFLOW_REDIS_URL": redis.url,
+            "PIXELFLOW_S3_ENDPOINT": s3.endpoint,
+            "PIXELFLOW_S3_ACCESS_KEY": s3.access_key,
+            "PIXELFLOW_S3_SECRET_KEY": s3.secret_key,
+            "PIXELFLOW_S3_BUCKET": "fair",
+            "PIXELFLOW_WEBHOOK_ALLOW_PRIVATE": "true",
+            "PIXELFLOW_RATE_LIMIT_PER_MINUTE": "10000000",
+            "PIXELFLOW_RATE_LIMIT_BURST": "1000000",
+            "PIXELFLOW_MAX_CONCURRENT_JOBS_PER_CLIENT": "100000",
+            "PIXELFLOW_DEADLINE_SECONDS": str(DEADLINE),
+            "PIXELFLOW_LOG_LEVEL": "WARNING",
+        }
+        port = free_port()
+        procs.append(spawn([PIXELFLOW, "api", "--port", str(port)], env, work / "api.log"))
+        procs.append(spawn([PIXELFLOW, "worker"], env, work / "worker.log"))
+        api = f"http://127.0.0.1:{port}"
+        wait_for(lambda: httpx.get(f"{api}/readyz", timeout=1).status_code == 200, timeout=60, what="API")
+        time.sleep(3)
+        with WebhookReceiver() as receiver:
+            keys = [asyncio.run(make_key(env))[0] for _ in range(2)]
+            results["contention"] = asyncio.run(scenario_contention(api, keys, receiver, args.quick))
+            weighted = [asyncio.run(make_key(env))[0] for _ in range(3)]
+            subprocess_limits(env, work, weight=2)
+            results["weights"] = asyncio.run(scenario_weights(api, weighted, receiver, args.quick))
+            keys = [asyncio.run(make_key(env))[0] for _ in range(2)]
+            results["backfill"] = asyncio.run(scenario_backfill(api, keys, receiver, args.quick))
+    finally:
+        for p in procs:
+            stop(p)
+        s3.stop()
+        pg.stop()
+        redis.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    print(render(results))
+    return 0
+
+
+def subprocess_limits(env: dict[str, str], work: Path, *, weight: int) -> None:
+    """Give the newest bench client (the third of the weights scenario) its weight, as an operator would."""
+    import subprocess
+
+    import psycopg
+
+    with psycopg.connect(env["PIXELFLOW_DATABASE_URL"]) as conn:
+        name = conn.execute("SELECT name FROM clients ORDER BY created_at DESC LIMIT 1").fetchone()[0]
+    subprocess.run([PIXELFLOW, "clients", "limits", name, "--scheduling-weight", str(weight)],
+                   env={**os.environ, **env}, check=True, capture_output=True)  # fmt: skip
+
+
+def _ms(values: list[float], p: float) -> str:
+    return f"{pct(values, p) * 1000:.0f}"
+
+
+def render(r: dict) -> str:
+    c, w, b = r["contention"], r["weights"], r["backfill"]
+    small_run = statistics.median(c["idle"])
+    bound = 2 * pct(c["idle"], 95) + small_run
+    lines = [
+        f"### Two clients: a small one at a steady rate, a heavy one with {DEADLINE:g} s jobs queued (5x the slots)",
+        "",
+        "| small client | jobs | p50 ms | p95 ms |",
+        "|---|---|---|---|",
+        f"| idle pool | {len(c['idle'])} | {_ms(c['idle'], 50)} | {_ms(c['idle'], 95)} |",
+        f"| heavy client saturating | {len(c['contended'])} | {_ms(c['contended'], 50)} | {_ms(c['contended'], 95)} |",
+        "",
+        f"contended p95 / (2 x idle p95 + one small job) = {pct(c['contended'], 95) / bound:.2f} (≤ 1 meets the target)",
+        "",
+        "| heavy client | jobs/s |",
+        "|---|---|",
+        f"| alone | {c['heavy_alone_jobs_per_s']:.3f} |",
+        f"| beside the small client | {c['heavy_contended_jobs_per_s']:.3f} "
+        f"({c['heavy_contended_jobs_per_s'] / c['heavy_alone_jobs_per_s']:.2f}x alone) |",
+        "",
+        f"### Weights 1:1:2, every client keeping {DEPTH} jobs in flight for {w['seconds']} s",
+        "",
+        "| client | weight | jobs finished | share | target |",
+        "|---|---|---|---|---|",
+    ]
+    total = sum(w["finished"]) or 1
+    for i, (n, weight) in enumerate(zip(w["finished"], (1, 1, 2), strict=True)):
+        lines.append(f"| w{i} | {weight} | {n} | {n / total:.1%} | {weight / 4:.1%} |")
+    lines += [
+        "",
+        f"### Interactive jobs while a {b['backfill_jobs']}-job batch backfill runs",
+        "",
+        "| interactive client | jobs | p50 ms | p95 ms |",
+        "|---|---|---|---|",
+        f"| idle pool | {len(b['idle'])} | {_ms(b['idle'], 50)} | {_ms(b['idle'], 95)} |",
+        f"| backfill running ({b['backfill_pending_after']} of its jobs still waiting after) | {len(b['busy'])} "
+        f"| {_ms(b['busy'], 50)} | {_ms(b['busy'], 95)} |",
+        "",
+        f"p50 ratio {pct(b['busy'], 50) / pct(b['idle'], 50):.2f}x idle, p95 ratio {pct(b['busy'], 95) / pct(b['idle'], 95):.2f}x",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

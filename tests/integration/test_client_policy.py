@@ -26,6 +26,9 @@ GLOBAL = {  # the suite's settings (tests/integration/conftest.py) and the defau
     "retain_originals_days": None,  # kept until deleted
     "retain_outputs_days": None,
     "output_key_template": "{client}/{job}/{variant}.{ext}",
+    "scheduling_weight": 1,
+    "max_running_jobs_per_client": 1000,
+    "interactive_jobs_per_client": 2,
 }
 TODAY = {"source_megapixels_today": 0.0}  # GET /v1/limits and the CLI add what today's quota used
 

@@ -29,7 +29,8 @@ class ApiDeps:
     clients: ClientRepo
     jobs: JobRepo
     deliveries: DeliveryRepo
-    limiter: RateLimiter
+    limiter: RateLimiter  # job creations per client, shared by all its keys and people
+    key_limiter: RateLimiter  # a key's own lower limit, where it has one
     # Each redelivery is a signed POST to a URL the client chose: a burst of 3 per job then one a
     # minute, and 60 per client then one a second, so the endpoint cannot be turned into a cannon.
     redeliveries_per_job: RateLimiter
@@ -63,6 +64,7 @@ async def open_deps(settings: Settings) -> AsyncIterator[ApiDeps]:
             JobRepo(pool),
             DeliveryRepo(pool),
             RateLimiter(queue, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst),
+            RateLimiter(queue, per_minute=1, burst=1, name="jobs-key"),  # each hit names the key's own rate
             RateLimiter(queue, per_minute=1, burst=3, name="redeliver-job"),
             RateLimiter(queue, per_minute=60, burst=60, name="redeliver-client"),
             UserRepo(pool),

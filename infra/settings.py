@@ -76,7 +76,8 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     presign_expiry_seconds: Annotated[int, Meta(ge=60, le=7 * 24 * 3600)] = 3600
     max_request_body_bytes: PositiveInt = 1024 * 1024
     max_inline_upload_bytes: PositiveInt = 10 * 1024 * 1024
-    # per-key rate limit for job creation (GCRA): `rate_limit_per_minute` sustained, bursts of `rate_limit_burst`
+    # per-client rate limit for job creation (GCRA), shared by all its keys: `rate_limit_per_minute`
+    # sustained, bursts of `rate_limit_burst`
     rate_limit_per_minute: PositiveInt = 120
     rate_limit_burst: PositiveInt = 30
     max_concurrent_jobs_per_client: PositiveInt = 50

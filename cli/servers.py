@@ -141,7 +141,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         try:
             with multiprocess_listener(settings, directory):
                 config = server_config("cli.servers:app_factory", settings, factory=True, host=args.host,
-                                       port=args.port, workers=args.workers, proxy_headers=True)  # fmt: skip
+                                       port=args.port, workers=args.workers)  # fmt: skip
                 Multiprocess(config, sockets=[config.bind_socket()]).run()
         finally:
             if owned:

@@ -31,9 +31,10 @@ def _email(tag: str = "u") -> str:
 
 
 def _address() -> str:
-    # uvicorn trusts X-Forwarded-For from 127.0.0.1, so each test signs in from its own address
-    # and the per-address limit of one test never throttles another.
-    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+    # The suite trusts X-Forwarded-For from 127.0.0.1 (PIXELFLOW_TRUSTED_PROXIES in
+    # tests/integration/conftest.py), so each test signs in from its own address and the
+    # per-address limit of one test never throttles another. Its own /64: IPv6 is limited per /64.
+    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 def _page_token(http: httpx.Client, path: str) -> str:

@@ -466,6 +466,8 @@ def test_no_password_or_session_token_reaches_the_logs(stack: Stack, tmp_path) -
         proc.stop()
     text = "\n".join(proc.lines())
     assert "/auth/login" in text and "/dashboard" in text  # the requests were logged
+    # the access log names the client the trusted proxy (the suite, on 127.0.0.1) forwarded for
+    assert any('"client": "2001:db8:' in line for line in proc.lines()), text[-2000:]
     for secret in (PASSWORD, wrong, session, session[4:], b.csrf, key, invitation, invitation[4:]):
         assert secret not in text
 

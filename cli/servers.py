@@ -78,7 +78,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         choices=SCOPES,
         help="limit the key to this scope (repeat for several); without --scope the key may do everything",
     )
-    kc.add_argument("--presets-only", action="store_true", help="jobs only from templates, never a free-form spec")
+    kc.add_argument(
+        "--presets-only",
+        action="store_true",
+        help="jobs only from templates, never a free-form spec; never holds templates:write",
+    )
+    kc.add_argument(
+        "--rate-limit",
+        type=int,
+        metavar="N",
+        help="this key's own job creations per minute (bursts of N); the client's limit, shared by all its keys,"
+        " applies as well",
+    )
     json_option(kc)
     kc.set_defaults(handler=cmd_keys_create)
     kl = k_sub.add_parser("list", help="list keys (prefixes only)")
@@ -130,7 +141,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         try:
             with multiprocess_listener(settings, directory):
                 config = server_config("cli.servers:app_factory", settings, factory=True, host=args.host,
-                                       port=args.port, workers=args.workers, proxy_headers=True)  # fmt: skip
+                                       port=args.port, workers=args.workers)  # fmt: skip
                 Multiprocess(config, sockets=[config.bind_socket()]).run()
         finally:
             if owned:
@@ -328,14 +339,25 @@ def _key_record(key: Any) -> dict[str, Any]:
     """A key as ``keys create --json`` and ``keys list --json`` show it: never its hash."""
     return {"id": key.id, "client": key.client_name, "prefix": key.prefix, "name": key.name,
             "created_at": key.created_at, "revoked_at": key.revoked_at,
-            "scopes": list(key.scopes) if key.scopes is not None else None, "presets_only": key.presets_only}  # fmt: skip
+            "scopes": list(key.scopes) if key.scopes is not None else None, "presets_only": key.presets_only,
+            "rate_limit_per_minute": key.rate_limit_per_minute}  # fmt: skip
 
 
 def cmd_keys_create(args: argparse.Namespace) -> int:
     async def work(repo: Any) -> int:
         client = await _client(repo, args.client)
         scopes = tuple(dict.fromkeys(args.scope)) if args.scope else None
-        key, plaintext = await repo.create_key(client.id, args.name, scopes=scopes, presets_only=args.presets_only)
+        try:
+            key, plaintext = await repo.create_key(
+                client.id,
+                args.name,
+                scopes=scopes,
+                presets_only=args.presets_only,
+                rate_limit_per_minute=args.rate_limit,
+            )
+        except ValueError as exc:  # infra.keys.check_grant: e.g. presets-only with templates:write
+            print(f"pixelflow: {exc}", file=sys.stderr)
+            return 2
         emit(
             args.json,
             _key_record(key) | {"key": plaintext},
@@ -355,6 +377,7 @@ def cmd_keys_list(args: argparse.Namespace) -> int:
             state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "active"
             access = ",".join(k.scopes) if k.scopes is not None else "all"
             access += " presets-only" if k.presets_only else ""
+            access += f" {k.rate_limit_per_minute}/min" if k.rate_limit_per_minute is not None else ""
             lines.append(f"{k.id}  {k.client_name:<20} {k.prefix}…  {k.name or '-':<16} {state:<18} {access}")
         emit(args.json, {"keys": [_key_record(k) for k in keys]}, lines)
         return 0

@@ -1,5 +1,17 @@
 """Signing up and signing in to the dashboard: the rules, the limits and the one answer for
-every failed sign-in. Password hashing runs in a thread: argon2id is meant to be slow."""
+every failed sign-in. Password hashing runs in a thread: argon2id is meant to be slow.
+
+Sign-in limits hold a spray without handing strangers a lock on someone's account:
+
+- from a device not known to the account, an attempt must pass three budgets: its address's
+  (guessing many accounts), the account's from that address (guessing one account), and the
+  account's for all unknown devices (guessing one account from many addresses). The pair's
+  budget refills slower than the account's, so one address alone never exhausts the latter;
+- from a known device (control_plane/devices.py), only that device's own budget for the account:
+  whatever strangers spend, the owner's browser still signs in.
+
+Each attempt is charged before the password is checked (so concurrent guesses cannot slip past
+the count) and given back when it succeeds or when a later budget refuses it: only failures count."""
 
 from __future__ import annotations
 
@@ -12,6 +24,8 @@ from datetime import timedelta
 from psycopg.errors import UniqueViolation
 
 from control_plane.deps import ApiDeps
+from control_plane.devices import device_digest
+from control_plane.peers import address_bucket
 from control_plane.problems import Conflict, Forbidden, InvalidRequest, NotFound, RateLimited, SignInFailed
 from control_plane.ratelimit import RateLimiter
 from infra.passwords import hash_password, needs_rehash, password_problem, verify
@@ -19,7 +33,7 @@ from infra.repo import User
 from infra.repo.users import normal_email
 from pipeline.errors import FieldError
 
-__all__ = ["INVITE_LIFETIME", "accept_invite", "email_errors", "sign_in", "sign_up"]
+__all__ = ["INVITE_LIFETIME", "accept_invite", "account_key", "email_errors", "sign_in", "sign_up"]
 
 INVITE_LIFETIME = timedelta(days=7)
 
@@ -27,11 +41,24 @@ _EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s.]+(\.[^@\s.]+)+")
 _SLUG = re.compile(r"[^a-z0-9]+")
 
 
-async def _limit(limiter: RateLimiter, key: str, what: str) -> None:
-    decision = await limiter.hit(key)
-    if not decision.allowed:
-        raise RateLimited(f"too many {what}; try again later", code=f"{limiter.name}_limited".replace("-", "_"),
-                          headers=decision.headers())  # fmt: skip
+Budget = tuple[RateLimiter, str, str]  # the limiter, its key, what it counts (for the message)
+
+
+async def _charge(budgets: list[Budget]) -> None:
+    """One attempt from each budget in turn; 429 from the first that refuses, the others given back."""
+    charged: list[Budget] = []
+    for limiter, key, what in budgets:
+        decision = await limiter.hit(key)
+        if not decision.allowed:
+            await _refund(charged)
+            raise RateLimited(f"too many {what}; try again later", code=f"{limiter.name}_limited".replace("-", "_"),
+                              headers=decision.headers())  # fmt: skip
+        charged.append((limiter, key, what))
+
+
+async def _refund(budgets: list[Budget]) -> None:
+    for limiter, key, _ in budgets:
+        await limiter.refund(key)
 
 
 def email_errors(email: str) -> list[FieldError]:
@@ -41,21 +68,38 @@ def email_errors(email: str) -> list[FieldError]:
     return []
 
 
-def _account_key(email: str) -> str:
-    # Redis holds a digest, not the address.
+def account_key(email: str) -> str:
+    """What limits and known devices name an account by: Redis holds a digest, not the address."""
     return hashlib.sha256(normal_email(email).encode()).hexdigest()[:32]
 
 
-async def sign_in(services: ApiDeps, email: str, password: str, address: str) -> User:
+def _sign_in_budgets(services: ApiDeps, account: str, address: str, device: str | None) -> list[Budget]:
+    if device is not None:  # known to this account
+        return [
+            (services.sign_ins_per_device, f"{device_digest(device)}:{account}", "sign-in attempts from this device")
+        ]
+    where = address_bucket(address)
+    return [
+        (services.sign_ins_per_address, where, "sign-in attempts from this address"),
+        (services.sign_ins_per_account_address, f"{account}:{where}", "sign-in attempts for this account from here"),
+        (services.sign_ins_per_account, account, "sign-in attempts for this account from new devices"),
+    ]
+
+
+async def sign_in(services: ApiDeps, email: str, password: str, address: str, device: str | None) -> User:
     """The user, or 401 ``invalid_credentials``: the same status, body and work (one argon2id
-    verification) for an unknown email, a disabled account and a wrong password."""
-    await _limit(services.sign_ins_per_address, address, "sign-in attempts from this address")
-    await _limit(services.sign_ins_per_account, _account_key(email), "sign-in attempts for this account")
+    verification) for an unknown email, a disabled account and a wrong password. ``device``: the
+    browser's ``pixelflow_device`` cookie, if it sent one."""
+    account = account_key(email)
+    known = device if await services.devices.knows(device, account) else None
+    budgets = _sign_in_budgets(services, account, address, known)
+    await _charge(budgets)
     found = await services.users.credentials(email) if len(email) <= 320 else None
     stored = found[1] if found else None
     ok = await asyncio.to_thread(verify, stored, password[:1024])
     if not ok or found is None:
         raise SignInFailed("the email or password is wrong")
+    await _refund(budgets)  # only failures count
     user, stored = found
     if needs_rehash(stored):  # parameters raised since it was hashed
         await services.users.set_hash(user.id, await asyncio.to_thread(hash_password, password))
@@ -66,7 +110,7 @@ async def sign_up(services: ApiDeps, email: str, password: str, address: str) ->
     """A new client with this person as its owner; 403 ``signup_closed`` unless sign-up is open."""
     if services.settings.signup != "open":
         raise Forbidden("sign-up is closed here; ask an administrator for an account", code="signup_closed")
-    await _limit(services.sign_ups_per_address, address, "sign-ups from this address")
+    await _charge([(services.sign_ups_per_address, address_bucket(address), "sign-ups from this address")])
     email = normal_email(email)
     errors = email_errors(email)
     if problem := password_problem(password, email):
@@ -88,7 +132,7 @@ async def sign_up(services: ApiDeps, email: str, password: str, address: str) ->
 
 async def accept_invite(services: ApiDeps, token: str, password: str, address: str) -> User:
     """The invited person's new account, in the inviting client, whether or not sign-up is open."""
-    await _limit(services.sign_ups_per_address, address, "sign-ups from this address")
+    await _charge([(services.sign_ups_per_address, address_bucket(address), "sign-ups from this address")])
     invite = await services.users.invitation(token) if len(token) <= 100 else None
     if invite is None:
         raise NotFound("the invitation is unknown, used or expired; ask for a new one", code="invite_invalid")

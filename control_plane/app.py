@@ -20,6 +20,7 @@ from control_plane.deps import ApiDeps, open_deps
 from control_plane.docs import docs_assets
 from control_plane.metrics import metrics_controller, metrics_listener
 from control_plane.openapi import JobSpecSchemaPlugin, describe, openapi_config
+from control_plane.peers import trusted_proxies
 from control_plane.problems import problem_response
 from control_plane.routes.assets import create_asset_upload
 from control_plane.routes.auth import auth_routes
@@ -90,7 +91,7 @@ def create_app(
             "principal": Provide(provide_principal),
         },
         exception_handlers={Exception: problem_response},
-        middleware=[prometheus.middleware],
+        middleware=[trusted_proxies(settings), prometheus.middleware],  # first: the client address for all after
         plugins=plugins,
         request_max_body_size=settings.max_request_body_bytes,
         request_class=BoundedJsonRequest,

@@ -4,7 +4,11 @@ routes and services, scoped to one client.
 
 A key may be scoped (infra.keys.SCOPES): a route names the scope it needs in its ``opt``
 (``needs("jobs:write")``), checked here before the handler runs, so no handler can forget it.
-People signed in to the dashboard act with full access for their client."""
+A presets-only key never holds ``templates:write`` (infra.keys.NOT_FOR_PRESETS_ONLY), whatever it
+was made with. People signed in to the dashboard act with full access for their client.
+
+Limits count per client, shared by its keys and people (control_plane.jobflow.rate_limit); a key
+may carry a lower limit of its own, which its requests must pass as well."""
 
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from litestar.di import NamedDependency
 from control_plane.deps import ApiDepsDep
 from control_plane.problems import Forbidden, Unauthorized
 from control_plane.sessions import SESSION_COOKIE, require_session
-from infra.keys import SCOPES
+from infra.keys import NOT_FOR_PRESETS_ONLY, SCOPES
 from infra.repo import Client, User
 
 __all__ = ["SCOPE_OPT", "Principal", "PrincipalDep", "needs", "provide_principal"]
@@ -40,11 +44,7 @@ class Principal:
     user: User | None = None
     scopes: frozenset[str] | None = None  # None: full access
     presets_only: bool = False  # jobs only from templates (control_plane.templates enforces it)
-
-    @property
-    def rate_key(self) -> str:
-        """What per-caller limits count: the API key, or the signed-in person."""
-        return str(self.key_id) if self.key_id is not None else f"user:{self.user.id if self.user else ''}"
+    key_rate_limit: int | None = None  # the key's own job creations per minute, under the client's
 
 
 async def provide_principal(request: Request, services: ApiDepsDep) -> Principal:
@@ -62,8 +62,10 @@ async def provide_principal(request: Request, services: ApiDepsDep) -> Principal
         raise Unauthorized("the API key is unknown or revoked", headers=_CHALLENGE)
     scope = request.route_handler.opt.get(SCOPE_OPT)
     if scope is not None and grant.scopes is not None and scope not in grant.scopes:
+        if grant.presets_only and scope in NOT_FOR_PRESETS_ONLY:
+            raise Forbidden(f"a presets-only API key never holds the {scope!r} scope", code="presets_only")
         raise Forbidden(f"this API key lacks the {scope!r} scope", code="insufficient_scope")
-    return Principal(grant.client, grant.key_id, None, grant.scopes, grant.presets_only)
+    return Principal(grant.client, grant.key_id, None, grant.scopes, grant.presets_only, grant.rate_limit_per_minute)
 
 
 PrincipalDep = NamedDependency[Principal]

@@ -10,6 +10,7 @@ from arq.connections import ArqRedis
 from litestar.di import NamedDependency
 from psycopg_pool import AsyncConnectionPool
 
+from control_plane.devices import KnownDevices
 from control_plane.ratelimit import RateLimiter
 from infra.db import open_pool
 from infra.queue import open_queue
@@ -29,16 +30,22 @@ class ApiDeps:
     clients: ClientRepo
     jobs: JobRepo
     deliveries: DeliveryRepo
-    limiter: RateLimiter
+    limiter: RateLimiter  # job creations per client, shared by all its keys and people
+    key_limiter: RateLimiter  # a key's own lower limit, where it has one
     # Each redelivery is a signed POST to a URL the client chose: a burst of 3 per job then one a
     # minute, and 60 per client then one a second, so the endpoint cannot be turned into a cannon.
     redeliveries_per_job: RateLimiter
     redeliveries_per_client: RateLimiter
-    # Dashboard accounts. Sign-in attempts are limited per account (guessing one password) and per
-    # address (trying many accounts); sign-ups per address.
+    # Dashboard accounts. Sign-in attempts from unknown devices are limited per address (trying
+    # many accounts), per account and address (guessing one password), and per account (guessing
+    # it from many addresses); from a known device, per device and account (control_plane/accounts.py).
+    # Sign-ups per address.
     users: UserRepo
-    sign_ins_per_account: RateLimiter
+    devices: KnownDevices
     sign_ins_per_address: RateLimiter
+    sign_ins_per_account_address: RateLimiter
+    sign_ins_per_account: RateLimiter
+    sign_ins_per_device: RateLimiter
     sign_ups_per_address: RateLimiter
     templates: TemplateRepo
     usage: UsageRepo
@@ -63,11 +70,16 @@ async def open_deps(settings: Settings) -> AsyncIterator[ApiDeps]:
             JobRepo(pool),
             DeliveryRepo(pool),
             RateLimiter(queue, per_minute=settings.rate_limit_per_minute, burst=settings.rate_limit_burst),
+            RateLimiter(queue, per_minute=1, burst=1, name="jobs-key"),  # each hit names the key's own rate
             RateLimiter(queue, per_minute=1, burst=3, name="redeliver-job"),
             RateLimiter(queue, per_minute=60, burst=60, name="redeliver-client"),
             UserRepo(pool),
-            RateLimiter(queue, per_minute=5, burst=10, name="sign-in-account"),
+            KnownDevices(queue),
             RateLimiter(queue, per_minute=30, burst=30, name="sign-in-address"),
+            # refills slower than the account's below, so one address alone never drains that
+            RateLimiter(queue, per_minute=2, burst=5, name="sign-in-account-address"),
+            RateLimiter(queue, per_minute=5, burst=10, name="sign-in-account"),
+            RateLimiter(queue, per_minute=5, burst=10, name="sign-in-device"),
             RateLimiter(queue, per_minute=5, burst=10, name="sign-up-address"),
             TemplateRepo(pool),
             UsageRepo(pool),

@@ -7,7 +7,7 @@ import logging
 import re
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import msgspec
 from opentelemetry import trace
@@ -87,17 +87,33 @@ async def limits_today(services: Services, principal: Principal) -> ClientLimits
 
 
 async def rate_limit(services: Services, principal: Principal) -> Decision:
+    """Job creations per client, one bucket shared by all its keys and people (minting keys adds
+    no budget); a key with a lower limit of its own must pass its own bucket too."""
     limits = await limits_of(services, principal)
+    own = principal.key_rate_limit if principal.key_id is not None else None
+    key_decision = None
+    if own is not None:
+        key_decision = await services.key_limiter.hit(
+            str(principal.key_id), per_minute=own, burst=min(own, limits.rate_limit_burst)
+        )
+        if not key_decision.allowed:
+            _rate_limited(principal, f"this API key is limited to {own} job creations per minute", key_decision)
     decision = await services.limiter.hit(
-        principal.rate_key, per_minute=limits.rate_limit_per_minute, burst=limits.rate_limit_burst
+        f"client:{principal.client.id}", per_minute=limits.rate_limit_per_minute, burst=limits.rate_limit_burst
     )
     if not decision.allowed:
-        RATE_LIMITED.labels(str(principal.client.id)).inc()  # an id, never a tenant-chosen name
-        raise RateLimited(
-            f"job creation is limited to {limits.rate_limit_per_minute} per minute per key",
-            headers=decision.headers(),
+        if own is not None:  # the key's bucket let it through, but the request is refused
+            await services.key_limiter.refund(str(principal.key_id), per_minute=own)
+        _rate_limited(
+            principal, f"job creation is limited to {limits.rate_limit_per_minute} per minute per client", decision
         )
-    return decision
+    # the headers tell of the bucket nearer to refusing
+    return key_decision if key_decision is not None and key_decision.remaining < decision.remaining else decision
+
+
+def _rate_limited(principal: Principal, detail: str, decision: Decision) -> NoReturn:
+    RATE_LIMITED.labels(str(principal.client.id)).inc()  # an id, never a tenant-chosen name
+    raise RateLimited(detail, headers=decision.headers())
 
 
 async def create_job(

@@ -145,7 +145,7 @@ class TooManyRequests(ApiError):
 
 
 class RateLimited(TooManyRequests):
-    """A per-key or per-job rate limit: the limiter's state comes along (ratelimit.Decision.headers)."""
+    """A per-client, per-key or per-job rate limit: the limiter's state comes along (ratelimit.Decision.headers)."""
 
     headers_sent = ("Retry-After", "RateLimit-Policy", "RateLimit")
 

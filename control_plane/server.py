@@ -121,5 +121,8 @@ def server_config(app: Any, settings: Settings, **kwargs: Any) -> ServerConfig:
         log_config=logging_config(settings.log_level, settings.log_format),
         log_level=settings.log_level.lower(),
         server_header=False,
+        # uvicorn would believe X-Forwarded-For from 127.0.0.1 (FORWARDED_ALLOW_IPS) whatever
+        # PIXELFLOW_TRUSTED_PROXIES says; the app reads forwarding headers itself (control_plane/peers.py)
+        proxy_headers=False,
         **kwargs,
     )

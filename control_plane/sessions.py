@@ -9,6 +9,9 @@ Every state-changing request made with a session must carry ``X-CSRF-Token``, th
 token, which the server writes into each page it renders (synchronizer token). A cross-site
 page can neither read that token nor set the header. Before sign-in, the forms use a
 double-submit token instead: a random ``pixelflow_csrf`` cookie, also written into the page.
+
+A browser that signed in carries ``pixelflow_device`` too (control_plane/devices.py): HttpOnly,
+SameSite=Strict, sent only to ``/auth``, and kept across sign-out, so the device stays known.
 """
 
 from __future__ import annotations
@@ -21,15 +24,18 @@ from litestar import Request, Response
 from litestar.datastructures import Cookie
 
 from control_plane.deps import ApiDeps
+from control_plane.devices import DEVICE_LIFETIME
 from control_plane.problems import CsrfFailed, Forbidden, Unauthorized
 from infra.repo import Session
 
 __all__ = [
     "CSRF_HEADER",
+    "DEVICE_COOKIE",
     "PRE_SESSION_COOKIE",
     "SESSION_COOKIE",
     "check_csrf",
     "current_session",
+    "device_cookie",
     "end_session_cookies",
     "pre_session_token",
     "require_session",
@@ -38,6 +44,7 @@ __all__ = [
 
 SESSION_COOKIE = "pixelflow_session"
 PRE_SESSION_COOKIE = "pixelflow_csrf"
+DEVICE_COOKIE = "pixelflow_device"
 CSRF_HEADER = "X-CSRF-Token"
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -52,6 +59,13 @@ def session_cookie(request: Request, services: ApiDeps, token: str, expires_at: 
     return Cookie(
         key=SESSION_COOKIE, value=token, max_age=max_age, httponly=True, samesite="lax",
         secure=_secure(request, services), path="/",
+    )  # fmt: skip
+
+
+def device_cookie(request: Request, services: ApiDeps, token: str) -> Cookie:
+    return Cookie(
+        key=DEVICE_COOKIE, value=token, max_age=int(DEVICE_LIFETIME.total_seconds()), httponly=True,
+        samesite="strict", secure=_secure(request, services), path="/auth",
     )  # fmt: skip
 
 

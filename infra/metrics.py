@@ -46,7 +46,9 @@ OUTPUT_BYTES = Counter("pixelflow_output_bytes", "Bytes of variants written", ["
 WEBHOOK_DELIVERIES = Counter("pixelflow_webhook_attempts", "Webhook HTTP attempts by outcome", ["outcome"])
 # `client` is the client's id (a UUID the operator's `clients create` made), never its name: one
 # series per client that has been rate-limited, so cardinality is bounded by the client count.
-RATE_LIMITED = Counter("pixelflow_rate_limited", "Requests refused by the per-key rate limit", ["client"])
+RATE_LIMITED = Counter(
+    "pixelflow_rate_limited", "Job creations refused by the rate limit (per client, or a key's own)", ["client"]
+)
 # One series per engine slot (bounded by PIXELFLOW_WORKER_CONCURRENCY).
 ENGINE_MEMORY = Gauge(
     "pixelflow_engine_rss_bytes", "Resident memory of each engine child process", ["slot"], multiprocess_mode="liveall"

@@ -32,7 +32,7 @@ Positive = Annotated[int, Meta(ge=1)]
 
 
 class ClientPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    rate_limit_per_minute: Positive | None = None  # job creations per minute per key, sustained
+    rate_limit_per_minute: Positive | None = None  # job creations per minute per client (all its keys), sustained
     rate_limit_burst: Positive | None = None
     max_concurrent_jobs_per_client: Positive | None = None  # jobs queued or processing at once
     max_source_pixels: Positive | None = None  # an original's width x height (x frames)

@@ -6,6 +6,8 @@ composition root (API app, worker, CLI); nothing reads the environment at import
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -70,13 +72,18 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     api_metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 0  # 0: no separate listener
     api_metrics_host: str = "127.0.0.1"
     metrics_token: str | None = None  # unset: no /metrics on the API port
+    # reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For, Forwarded and
+    # X-Forwarded-Proto are believed (control_plane/peers.py); from any other peer they are ignored.
+    # Empty: none, so every per-address limit counts the TCP peer
+    trusted_proxies: str = ""
     # HTTP API
     public_base_url: str = "http://127.0.0.1:8000"  # how clients reach the API (local-storage URLs)
     url_signing_secret: str | None = None  # signs local-storage URLs; required with storage=local
     presign_expiry_seconds: Annotated[int, Meta(ge=60, le=7 * 24 * 3600)] = 3600
     max_request_body_bytes: PositiveInt = 1024 * 1024
     max_inline_upload_bytes: PositiveInt = 10 * 1024 * 1024
-    # per-key rate limit for job creation (GCRA): `rate_limit_per_minute` sustained, bursts of `rate_limit_burst`
+    # per-client rate limit for job creation (GCRA), shared by all its keys: `rate_limit_per_minute`
+    # sustained, bursts of `rate_limit_burst`
     rate_limit_per_minute: PositiveInt = 120
     rate_limit_burst: PositiveInt = 30
     max_concurrent_jobs_per_client: PositiveInt = 50
@@ -147,6 +154,10 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             check_output_key_template(self.output_key_template)
         except ValueError as exc:
             raise ValueError(f"PIXELFLOW_OUTPUT_KEY_TEMPLATE: {exc}") from None
+        try:
+            self.trusted_proxy_networks  # noqa: B018 - parsed here once to refuse a bad value at start-up
+        except ValueError as exc:
+            raise ValueError(f"PIXELFLOW_TRUSTED_PROXIES: {exc} (give IPs or CIDRs, comma-separated)") from None
         for origin in self.cors_origins:
             if origin != "*" and not _ORIGIN.fullmatch(origin):
                 raise ValueError(
@@ -156,6 +167,10 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     @property
     def cors_origins(self) -> tuple[str, ...]:
         return tuple(o.strip() for o in self.s3_cors_origins.split(",") if o.strip())
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        return _networks(self.trusted_proxies)
 
     @property
     def webhook_queue_name(self) -> str:
@@ -182,6 +197,12 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
         for key in ("database_url", "redis_url"):
             out[key] = _mask_password(str(out[key]))
         return out
+
+
+@functools.cache
+def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    # an address alone is its own /32 or /128; host bits set under a prefix are a typo, refused
+    return tuple(ipaddress.ip_network(part.strip()) for part in text.split(",") if part.strip())
 
 
 def _mask_password(url: str) -> str:

@@ -10,13 +10,16 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.params import JSONBody
 
-from control_plane.accounts import accept_invite, sign_in, sign_up
+from control_plane.accounts import accept_invite, account_key, sign_in, sign_up
 from control_plane.deps import ApiDeps
 from control_plane.deps import ApiDepsDep as ServicesDep
+from control_plane.peers import client_address
 from control_plane.sessions import (
+    DEVICE_COOKIE,
     PRE_SESSION_COOKIE,
     SESSION_COOKIE,
     check_csrf,
+    device_cookie,
     end_session_cookies,
     require_session,
     session_cookie,
@@ -38,27 +41,26 @@ class Next(msgspec.Struct):
     redirect: str
 
 
-def _address(request: Request) -> str:
-    # The peer as uvicorn reports it: behind a proxy, run with --proxy-headers / FORWARDED_ALLOW_IPS.
-    return request.client.host if request.client else "unknown"
-
-
 async def _open_session(request: Request, services: ApiDeps, user: User, status: int) -> Response[Next]:
+    """The session, and this browser known to the account from now on (control_plane/devices.py)."""
     token, expires = await services.users.open_session(user.id, timedelta(hours=services.settings.session_hours))
-    return Response(Next(HOME), status_code=status, cookies=[session_cookie(request, services, token, expires)])
+    device = await services.devices.remember(request.cookies.get(DEVICE_COOKIE), account_key(user.email))
+    cookies = [session_cookie(request, services, token, expires), device_cookie(request, services, device)]
+    return Response(Next(HOME), status_code=status, cookies=cookies)
 
 
 @post("/auth/signup", status_code=201, include_in_schema=False)
 async def signup(request: Request, services: ServicesDep, data: JSONBody[Credentials]) -> Response[Next]:
     check_csrf(request, request.cookies.get(PRE_SESSION_COOKIE))
-    user = await sign_up(services, data.email, data.password, _address(request))
+    user = await sign_up(services, data.email, data.password, client_address(request))
     return await _open_session(request, services, user, 201)
 
 
 @post("/auth/login", status_code=200, include_in_schema=False)
 async def login(request: Request, services: ServicesDep, data: JSONBody[Credentials]) -> Response[Next]:
     check_csrf(request, request.cookies.get(PRE_SESSION_COOKIE))
-    user = await sign_in(services, data.email, data.password, _address(request))
+    device = request.cookies.get(DEVICE_COOKIE)
+    user = await sign_in(services, data.email, data.password, client_address(request), device)
     return await _open_session(request, services, user, 200)
 
 
@@ -71,7 +73,7 @@ class Acceptance(msgspec.Struct, forbid_unknown_fields=True):
 async def accept(request: Request, services: ServicesDep, data: JSONBody[Acceptance]) -> Response[Next]:
     """An invited person sets a password and joins the inviting client."""
     check_csrf(request, request.cookies.get(PRE_SESSION_COOKIE))
-    user = await accept_invite(services, data.token, data.password, _address(request))
+    user = await accept_invite(services, data.token, data.password, client_address(request))
     return await _open_session(request, services, user, 201)
 
 

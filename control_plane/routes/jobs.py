@@ -169,7 +169,8 @@ class JobsController(Controller):
         start it later). A URL whose host is literally internal is 422 with `$.source.url`; a
         source job that is not yours or no longer holds its original is 404 `source_not_found`.
 
-        Rate-limited per API key (`RateLimit-Policy`, `RateLimit`; 429 with `Retry-After`)."""
+        Rate-limited per client, all its keys together, and per key where a key has a lower
+        limit of its own (`RateLimit-Policy`, `RateLimit`; 429 with `Retry-After`)."""
         decision = await rate_limit(services, principal)
         job, created = await create_job(services, principal, data, idempotency_key)
         if has_source(job) and job.status == JobStatus.CREATED:

@@ -15,8 +15,8 @@ __all__ = ["get_limits"]
 
 @get("/v1/limits", tags=["limits"], operation_id="getLimits", summary="Your client's limits", opt=doc())
 async def get_limits(services: ApiDepsDep, principal: PrincipalDep) -> ClientLimitsToday:
-    """The limits your jobs run under: job creations per minute per key and their burst, jobs
-    queued or processing at once, an original's maximum pixels, the per-job work budget (cost
+    """The limits your jobs run under: job creations per minute per client (all its keys share
+    them) and their burst, jobs queued or processing at once, an original's maximum pixels, the per-job work budget (cost
     units, as the dry run estimates them) and the daily quota of source megapixels (null: none),
     with `source_megapixels_today`, what your jobs that succeeded today (UTC) used of it; how many
     days after a job ended its original and its variants are kept (`retain_originals_days`,

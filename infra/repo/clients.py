@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from psycopg_pool import AsyncConnectionPool
 
-from infra.keys import SCOPES, hash_key, new_key
+from infra.keys import check_grant, hash_key, held_scopes, new_key
 from infra.policy import POLICY_FIELDS, ClientPolicy
 from infra.repo._sql import execute, fetch_all, fetch_one
 from infra.webhooks import new_secret
@@ -30,19 +30,22 @@ class ApiKey(msgspec.Struct, frozen=True):
     revoked_at: datetime | None
     scopes: tuple[str, ...] | None = None  # None: full access
     presets_only: bool = False  # may create jobs from templates only
+    rate_limit_per_minute: int | None = None  # the key's own job-creation limit, under its client's
 
 
 class Grant(msgspec.Struct, frozen=True):
-    """What an authenticated key may do (infra.keys.SCOPES; None: everything)."""
+    """What an authenticated key may do (infra.keys.held_scopes; None: everything)."""
 
     client: Client
     key_id: uuid.UUID
     scopes: frozenset[str] | None
     presets_only: bool
+    rate_limit_per_minute: int | None = None
 
 
 _KEY_COLUMNS = (
-    "k.id, k.client_id, c.name AS client_name, k.name, k.prefix, k.created_at, k.revoked_at, k.scopes, k.presets_only"
+    "k.id, k.client_id, c.name AS client_name, k.name, k.prefix, k.created_at, k.revoked_at, k.scopes, k.presets_only,"
+    " k.rate_limit_per_minute"
 )
 
 
@@ -101,18 +104,19 @@ class ClientRepo:
         *,
         scopes: tuple[str, ...] | None = None,
         presets_only: bool = False,
+        rate_limit_per_minute: int | None = None,
     ) -> tuple[ApiKey, str]:
-        """``scopes`` None: full access; otherwise only those of ``infra.keys.SCOPES``."""
-        if scopes is not None and not set(scopes) <= set(SCOPES):
-            raise ValueError(f"unknown scopes: {sorted(set(scopes) - set(SCOPES))}; known: {', '.join(SCOPES)}")
+        """``scopes`` None: full access; otherwise only those of ``infra.keys.SCOPES``. ValueError
+        for what a key may not have (infra.keys.check_grant)."""
+        check_grant(scopes, presets_only, rate_limit_per_minute)
         key, prefix = new_key()
         row = await fetch_one(
             self.pool,
-            "WITH k AS (INSERT INTO api_keys (id, client_id, name, prefix, key_hash, scopes, presets_only)"
-            f" VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING *) SELECT {_KEY_COLUMNS}"
+            "WITH k AS (INSERT INTO api_keys (id, client_id, name, prefix, key_hash, scopes, presets_only,"
+            f" rate_limit_per_minute) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) RETURNING *) SELECT {_KEY_COLUMNS}"
             " FROM k JOIN clients c ON c.id = k.client_id",
             (uuid.uuid4(), client_id, name, prefix, hash_key(key), list(scopes) if scopes is not None else None,
-             presets_only),
+             presets_only, rate_limit_per_minute),
         )  # fmt: skip
         assert row is not None
         return _api_key(row), key
@@ -159,14 +163,16 @@ class ClientRepo:
         """What a live key may do, or None."""
         row = await fetch_one(
             self.pool,
-            "SELECT c.id, c.name, k.id AS key_id, k.scopes, k.presets_only FROM api_keys k"
+            "SELECT c.id, c.name, k.id AS key_id, k.scopes, k.presets_only, k.rate_limit_per_minute FROM api_keys k"
             " JOIN clients c ON c.id = k.client_id WHERE k.key_hash = %s AND k.revoked_at IS NULL",
             (hash_key(key),),
         )
         if row is None:
             return None
-        scopes = frozenset(row["scopes"]) if row["scopes"] is not None else None
-        return Grant(Client(row["id"], row["name"]), row["key_id"], scopes, row["presets_only"])
+        return Grant(
+            Client(row["id"], row["name"]), row["key_id"], held_scopes(row["scopes"], row["presets_only"]),
+            row["presets_only"], row["rate_limit_per_minute"],
+        )  # fmt: skip
 
 
 def _api_key(row: dict[str, Any]) -> ApiKey:

@@ -75,6 +75,9 @@ def _env(redis: RedisServer, pg: PostgresServer, s3: LocalStackS3, api_port: int
         "PIXELFLOW_RATE_LIMIT_BURST": "200",
         "PIXELFLOW_LOG_LEVEL": "INFO",
         "PIXELFLOW_SIGNUP": "open",  # the dashboard tests sign people up
+        # the tests play the reverse proxy: each signs in from its own X-Forwarded-For address, so
+        # one test's per-address limits never throttle another's (tests/security/test_dashboard_auth.py)
+        "PIXELFLOW_TRUSTED_PROXIES": "127.0.0.1",
         "PIXELFLOW_S3_CORS_ORIGINS": f"http://127.0.0.1:{api_port}",  # the dashboard uploads from its own origin
     }
 
@@ -104,7 +107,10 @@ class ApiServer:
         from control_plane.app import create_app
 
         app = create_app(settings, **app_options)  # type: ignore[arg-type]
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        # as `pixelflow api` runs (control_plane/server.py): forwarding headers are the app's to judge
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.url = f"http://127.0.0.1:{port}"

@@ -132,7 +132,8 @@ async def test_rate_limit_gives_429_with_headers(stack: Stack) -> None:
         assert r.headers["content-type"].startswith(PROBLEM)
         assert 1 <= int(r.headers["retry-after"]) <= 2
         assert r.json()["code"] == "rate_limited"
-        other = await make_tenant(stack, server)  # limits are per key
+        assert r.json()["detail"] == "job creation is limited to 60 per minute per client"
+        other = await make_tenant(stack, server)  # limits are per client
         assert (await other.http.post("/v1/jobs", json=spec())).status_code == 201
         await asyncio.sleep(1.1)
         assert (await t.http.post("/v1/jobs", json=spec())).status_code == 201

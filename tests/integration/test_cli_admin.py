@@ -75,7 +75,8 @@ async def test_admin_commands_print_one_json_document(stack: Stack, api: ApiServ
     assert refused(stack, "clients", "create", "acme-json") == "pixelflow: a client named 'acme-json' already exists\n"
 
     made = cli_json(stack, "keys", "create", "acme-json", "--name", "ci")
-    assert set(made) == {"id", "client", "prefix", "name", "created_at", "revoked_at", "scopes", "presets_only", "key"}
+    assert set(made) == {"id", "client", "prefix", "name", "created_at", "revoked_at", "scopes", "presets_only",
+                         "rate_limit_per_minute", "key"}  # fmt: skip
     assert (made["scopes"], made["presets_only"]) == (None, False)  # full access unless --scope is given
     assert (made["client"], made["name"], made["revoked_at"]) == ("acme-json", "ci", None)
     assert made["key"].startswith("pf_") and made["key"].startswith(made["prefix"]) and len(made["key"]) > 20
@@ -115,6 +116,12 @@ async def test_keys_create_makes_scoped_and_presets_only_keys(stack: Stack, api:
     listing = cli(stack, "keys", "list", "--client", "acme-scoped").stdout
     assert "jobs:read " in listing and "jobs:write,jobs:read presets-only" in listing
     assert cli(stack, "keys", "create", "acme-scoped", "--scope", "everything").returncode == 2  # not a scope
+    withheld = cli(stack, "keys", "create", "acme-scoped", "--scope", "templates:write", "--presets-only")
+    assert (withheld.returncode, withheld.stderr) == (2, "pixelflow: a presets-only key cannot hold templates:write\n")
+    slow = cli_json(stack, "keys", "create", "acme-scoped", "--rate-limit", "5")
+    assert (slow["scopes"], slow["rate_limit_per_minute"]) == (None, 5)
+    assert " all 5/min" in cli(stack, "keys", "list", "--client", "acme-scoped").stdout
+    assert cli(stack, "keys", "create", "acme-scoped", "--rate-limit", "0").returncode == 2
     spec = {"version": 1, "pipeline": [{"id": "a", "action": "resize", "width": 10, "format": "png"}]}
     async with httpx.AsyncClient(base_url=api.url) as http:
         as_reader = {"Authorization": f"Bearer {reader['key']}"}

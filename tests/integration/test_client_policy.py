@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 
+import httpx
 import pytest
 
 from devstack.imagegen import encode, photo
@@ -128,3 +129,34 @@ async def test_a_clients_job_budget_holds_once_the_source_is_known(
     assert done["status"] == "succeeded", done
     for t in (tight, other):
         await t.http.aclose()
+
+
+async def test_all_of_a_clients_keys_share_one_rate_limit(stack: Stack, api: ApiServer) -> None:
+    """Minting keys adds no budget: a burst spread over two keys is allowed the client's burst in
+    all, not once per key. A key's own lower limit holds as well, and its refusals (and the
+    client's) leave the other key's share alone."""
+    t = await make_tenant(stack, api)
+    cli_json(stack, "clients", "limits", t.name, "--rate-limit-per-minute", "1", "--rate-limit-burst", "6")
+    second = cli_json(stack, "keys", "create", t.name, "--name", "second")
+    slow = cli_json(stack, "keys", "create", t.name, "--name", "slow", "--rate-limit", "2")
+    async with (
+        httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {second['key']}"}) as other,
+        httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {slow['key']}"}) as limited,
+    ):
+        # the key with its own limit of 2: its third is refused by its own bucket
+        answers = [(await limited.post("/v1/jobs", json=spec())) for _ in range(3)]
+        assert [r.status_code for r in answers] == [201, 201, 429], [r.text for r in answers]
+        refused = answers[-1]
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert refused.json()["code"] == "rate_limited" and "this API key is limited to 2" in refused.json()["detail"]
+        assert refused.headers["RateLimit-Policy"] == '"jobs-key";q=2;w=60' and int(refused.headers["Retry-After"]) >= 1
+        # the client has 4 of its 6 left, whichever key asks: alternate the two full keys
+        statuses = [(await (t.http if n % 2 else other).post("/v1/jobs", json=spec())).status_code for n in range(8)]
+        assert statuses.count(201) == 4 and statuses[:4] == [201] * 4 and set(statuses[4:]) == {429}, statuses
+    last = await t.http.post("/v1/jobs", json=spec())
+    assert last.status_code == 429 and last.json()["code"] == "rate_limited"
+    assert "1 per minute per client" in last.json()["detail"]
+    assert last.headers["RateLimit-Policy"] == '"jobs";q=6;w=360' and "RateLimit" in last.headers
+    listed = (await t.http.get("/v1/jobs")).json()["jobs"]
+    assert len(listed) == 6  # the client's burst, across three keys
+    await t.http.aclose()

@@ -191,7 +191,31 @@ async def test_a_presets_only_key_may_not_send_a_spec(stack: Stack, api: ApiServ
         assert r.json()["template"] == {"name": "product", "version": 1}
         # the dry run of a spec is allowed: it creates nothing
         assert (await http.post("/v1/specs/validate", json={"spec": spec()})).status_code == 200
+        # nor may it save a template, and then run any spec through it: no templates:write, ever
+        body = _problem(await http.post("/v1/templates", json=product(300)), 403, "presets_only")
+        assert "templates:write" in body["detail"]
     assert (await tenant.http.post("/v1/jobs", json=spec())).status_code == 201  # the full key still may
+    assert (await tenant.http.get("/v1/templates/product")).json()["latest_version"] == 1  # nothing was saved
+
+
+async def test_a_presets_only_key_never_holds_templates_write(stack: Stack, api: ApiServer, tenant: Tenant) -> None:
+    pool = await open_pool(stack.env["PIXELFLOW_DATABASE_URL"], max_size=1)
+    try:
+        repo = ClientRepo(pool)
+        with pytest.raises(ValueError, match="presets-only key cannot hold templates:write"):
+            await repo.create_key(tenant.client_id, "x", scopes=("jobs:write", "templates:write"), presets_only=True)
+        # a key made so before the rule (written straight to the table) is refused all the same
+        key, plaintext = await repo.create_key(tenant.client_id, "old", scopes=("jobs:write",), presets_only=True)
+        async with pool.connection() as conn:
+            await conn.execute(
+                "UPDATE api_keys SET scopes = %s WHERE id = %s", (["jobs:write", "templates:write"], key.id)
+            )
+    finally:
+        await pool.close()
+    async with httpx.AsyncClient(base_url=api.url, headers={"Authorization": f"Bearer {plaintext}"}) as http:
+        _problem(await http.post("/v1/templates", json=product(200)), 403, "presets_only")
+    # a full-access key (scopes NULL) may save templates, as before
+    assert (await tenant.http.post("/v1/templates", json=product(200))).status_code == 201
 
 
 async def test_scoped_keys_reach_only_their_routes(stack: Stack, api: ApiServer, tenant: Tenant) -> None:

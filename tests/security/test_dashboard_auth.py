@@ -4,6 +4,7 @@ sign-in limits, one answer for every failed sign-in, closed sign-up, tenancy, an
 from __future__ import annotations
 
 import re
+import secrets
 import statistics
 import time
 import uuid
@@ -31,9 +32,10 @@ def _email(tag: str = "u") -> str:
 
 
 def _address() -> str:
-    # uvicorn trusts X-Forwarded-For from 127.0.0.1, so each test signs in from its own address
-    # and the per-address limit of one test never throttles another.
-    return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+    # The suite trusts X-Forwarded-For from 127.0.0.1 (PIXELFLOW_TRUSTED_PROXIES in
+    # tests/integration/conftest.py), so each test signs in from its own address and the
+    # per-address limit of one test never throttles another. Its own /64: IPv6 is limited per /64.
+    return f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 def _page_token(http: httpx.Client, path: str) -> str:
@@ -56,6 +58,11 @@ class Browser:
     def session(self) -> str:
         return self.http.cookies["pixelflow_session"]
 
+    @property
+    def device(self) -> str:
+        """The ``pixelflow_device`` cookie signing up (or in) left: this browser is known to the account."""
+        return self.http.cookies["pixelflow_device"]
+
 
 def sign_up(base: str, email: str | None = None, address: str | None = None) -> Browser:
     email = email or _email()
@@ -66,8 +73,9 @@ def sign_up(base: str, email: str | None = None, address: str | None = None) -> 
     return Browser(http, _page_token(http, "/dashboard"), email)
 
 
-def sign_in(base: str, email: str, password: str, address: str) -> httpx.Response:
-    with httpx.Client(base_url=base, headers={"X-Forwarded-For": address}, timeout=30) as http:
+def sign_in(base: str, email: str, password: str, address: str, device: str | None = None) -> httpx.Response:
+    cookies = {"pixelflow_device": device} if device else None
+    with httpx.Client(base_url=base, headers={"X-Forwarded-For": address}, cookies=cookies, timeout=30) as http:
         token = _page_token(http, "/dashboard/login")
         return http.post("/auth/login", json={"email": email, "password": password}, headers={"X-CSRF-Token": token})
 
@@ -184,12 +192,44 @@ def test_sign_in_attempts_are_limited_per_account(api: ApiServer) -> None:
     b = sign_up(api.url)
     # each attempt from another address: only the account's limit can stop them
     _attempts_until_limited(lambda: sign_in(api.url, b.email, "wrong password!", _address()), 10, 5)
-    limited = sign_in(api.url, b.email, PASSWORD, _address())  # even the right password waits now
+    limited = sign_in(api.url, b.email, PASSWORD, _address())  # from a new device the right password waits too
     _problem(limited, 429, "sign_in_account_limited")
     assert int(limited.headers["retry-after"]) >= 1
+    # a device known to another account (the sprayer's own) is a new device here
+    sprayer = sign_up(api.url)
+    _problem(sign_in(api.url, b.email, PASSWORD, _address(), device=sprayer.device), 429, "sign_in_account_limited")
+    # the owner's browser, known to the account, still signs in, from anywhere
+    assert sign_in(api.url, b.email, PASSWORD, _address(), device=b.device).status_code == 200
     # other accounts are not held up
     other = sign_up(api.url)
     assert sign_in(api.url, other.email, PASSWORD, _address()).status_code == 200
+
+
+def test_a_spray_on_one_account_from_one_address_does_not_lock_its_owner_out(api: ApiServer) -> None:
+    """The account's budget from one address (bursts of 5, then 2 a minute) runs out before the
+    account's budget for new devices (10, then 5 a minute), which refills faster than one address
+    may spend it: the owner still signs in from their known device, and from any other address."""
+    owner = sign_up(api.url)
+    spray = _address()
+    _, limited = _attempts_until_limited(lambda: sign_in(api.url, owner.email, "wrong password!", spray), 5, 2)
+    _problem(limited, 429, "sign_in_account_address_limited")
+    assert int(limited.headers["retry-after"]) >= 1
+    for _ in range(5):  # the spray goes on: refused before any password is checked
+        _problem(sign_in(api.url, owner.email, "wrong password!", spray), 429, "sign_in_account_address_limited")
+    # the right password from the spraying address, on a new device, waits like the spray
+    _problem(sign_in(api.url, owner.email, PASSWORD, spray), 429, "sign_in_account_address_limited")
+    assert sign_in(api.url, owner.email, PASSWORD, spray, device=owner.device).status_code == 200
+    assert sign_in(api.url, owner.email, PASSWORD, _address()).status_code == 200
+
+
+def test_a_known_device_has_its_own_budget(api: ApiServer) -> None:
+    """A stolen or shared device cookie buys guesses at its own rate only (10, then 5 a minute)."""
+    owner = sign_up(api.url)
+    _, limited = _attempts_until_limited(
+        lambda: sign_in(api.url, owner.email, "wrong password!", _address(), device=owner.device), 10, 5
+    )
+    _problem(limited, 429, "sign_in_device_limited")
+    assert sign_in(api.url, owner.email, PASSWORD, _address()).status_code == 200  # new devices: their own budgets
 
 
 def test_sign_in_attempts_are_limited_per_address(api: ApiServer) -> None:
@@ -426,6 +466,8 @@ def test_no_password_or_session_token_reaches_the_logs(stack: Stack, tmp_path) -
         proc.stop()
     text = "\n".join(proc.lines())
     assert "/auth/login" in text and "/dashboard" in text  # the requests were logged
+    # the access log names the client the trusted proxy (the suite, on 127.0.0.1) forwarded for
+    assert any('"client": "2001:db8:' in line for line in proc.lines()), text[-2000:]
     for secret in (PASSWORD, wrong, session, session[4:], b.csrf, key, invitation, invitation[4:]):
         assert secret not in text
 
@@ -440,3 +482,91 @@ def test_accepting_invitations_is_limited_per_address(api: ApiServer) -> None:
             for n in range(12)
         ]  # fmt: skip
     assert answers[:10] == [404] * 10 and answers[-1] == 429, answers
+
+
+def _loopback_peer() -> str:
+    """A real peer of its own: Linux routes all of 127/8 to loopback, so a client bound to
+    127.a.b.c reaches the API on 127.0.0.1 as a peer no other test is (nor a trusted proxy)."""
+    return f"127.{secrets.randbelow(254) + 1}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+
+
+def _from_peer(base: str, peer: str, headers: dict[str, str]) -> httpx.Client:
+    return httpx.Client(base_url=base, headers=headers, timeout=30, transport=httpx.HTTPTransport(local_address=peer))
+
+
+def _sign_ups_until_limited(base: str, connect) -> int:
+    """Sign-ups answered 201 before the first 429 (bursts of 10, then 5 a minute, per address)."""
+    started = time.monotonic()
+    for n in range(40):
+        with connect() as http:
+            token = _page_token(http, "/dashboard/signup")
+            r = http.post("/auth/signup", json={"email": _email("many"), "password": PASSWORD},
+                          headers={"X-CSRF-Token": token})  # fmt: skip
+        if r.status_code == 429:
+            assert 10 <= n <= 10 + (time.monotonic() - started) * 5 / 60 + 1, n
+            _problem(r, 429, "sign_up_address_limited")
+            return n
+        assert r.status_code == 201, r.text
+    raise AssertionError("sign-ups were never limited")
+
+
+def _forged() -> dict[str, str]:
+    # X-Forwarded-Proto too: believed, it would make the form's cookie Secure, which httpx then
+    # keeps from plain http (the form would fail its CSRF check instead of reaching the limit)
+    return {"X-Forwarded-For": _address(), "Forwarded": f'for="[{_address()}]"', "X-Forwarded-Proto": "https"}
+
+
+def test_forged_forwarding_headers_change_nothing_without_trusted_proxies(stack: Stack) -> None:
+    """PIXELFLOW_TRUSTED_PROXIES unset (the default): every per-address limit counts the TCP peer,
+    whatever X-Forwarded-For and Forwarded say, and X-Forwarded-Proto makes no cookie Secure."""
+    port = free_port()
+    server = ApiServer(stack.settings(trusted_proxies="", public_base_url=f"http://127.0.0.1:{port}"), port).start()
+    try:
+        peer = _loopback_peer()
+        # sign-ups: a new forged address each time, one real peer: limited all the same
+        _sign_ups_until_limited(server.url, lambda: _from_peer(server.url, peer, _forged()))
+        # a spray on one account from one peer, a new forged address each time: the account's
+        # budget from that peer runs out (5), as it would without the headers
+        owner = _email("owner")
+        with _from_peer(server.url, _loopback_peer(), {}) as http:
+            token = _page_token(http, "/dashboard/signup")
+            r = http.post("/auth/signup", json={"email": owner, "password": PASSWORD}, headers={"X-CSRF-Token": token})
+            assert r.status_code == 201, r.text
+        sprayer = _loopback_peer()
+
+        def attempt() -> httpx.Response:
+            with _from_peer(server.url, sprayer, _forged()) as http:
+                token = _page_token(http, "/dashboard/login")
+                return http.post("/auth/login", json={"email": owner, "password": "wrong password!"},
+                                 headers={"X-CSRF-Token": token})  # fmt: skip
+
+        _, limited = _attempts_until_limited(attempt, 5, 2)
+        _problem(limited, 429, "sign_in_account_address_limited")
+    finally:
+        server.stop()
+
+
+def test_forwarding_headers_are_believed_only_from_a_trusted_proxy(api: ApiServer) -> None:
+    """The suite's API trusts 127.0.0.1 (and nothing else): through it, two forwarded addresses
+    have budgets of their own, and the client is the rightmost hop, not what the client wrote
+    to the left of it; from any other peer the headers are ignored."""
+    first, second = _address(), _address()
+
+    def through_proxy(chain: str):
+        return lambda: httpx.Client(base_url=api.url, headers={"X-Forwarded-For": chain}, timeout=30)
+
+    _sign_ups_until_limited(api.url, through_proxy(first))
+    # the client's own entry on the left is no way around it: the proxy appended the real one
+    with through_proxy(f"{second}, {first}")() as http:
+        token = _page_token(http, "/dashboard/signup")
+        r = http.post("/auth/signup", json={"email": _email(), "password": PASSWORD}, headers={"X-CSRF-Token": token})
+        _problem(r, 429, "sign_up_address_limited")
+    assert sign_up(api.url, address=second).http.get("/dashboard/api/session").status_code == 200  # its own budget
+    # Forwarded (RFC 7239) is read too, when there is no X-Forwarded-For
+    with httpx.Client(base_url=api.url, headers={"Forwarded": f'for="[{first}]"'}, timeout=30) as http:
+        token = _page_token(http, "/dashboard/signup")
+        r = http.post("/auth/signup", json={"email": _email(), "password": PASSWORD}, headers={"X-CSRF-Token": token})
+        _problem(r, 429, "sign_up_address_limited")
+    # a peer that is not a trusted proxy: its forged headers count for nothing
+    peer = _loopback_peer()
+    _sign_ups_until_limited(api.url, lambda: _from_peer(api.url, peer, _forged()))

@@ -7,8 +7,9 @@ One Redis, PostgreSQL and LocalStack S3; per tree (this one, and REV checked out
 git worktree) one API and one worker process at production settings (poll delay 0.05 s, two
 slots), each on its own queue. Jobs go one at a time: create, PUT the 1 MP JPEG, then the clock
 runs from ``/start`` until the signed webhook arrives. Between jobs the pool sits idle for a
-random 0.2-0.6 s, so pickups land anywhere in the worker's poll sleep. The trees take turns in
-blocks, so both see the same machine; medians and p99 per tree, and their ratio.
+random 0.2-0.6 s, so pickups land anywhere in the worker's poll sleep. Then, per round and tree,
+``--throughput`` jobs with 8 in flight (jobs per second, start to last webhook). The trees take
+turns in blocks, so both see the same machine; medians and p99 per tree, and their ratio.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -66,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=50, help="jobs per tree per round")
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--throughput", type=int, default=40, help="jobs per tree per round with 8 in flight (0: skip)")
     args = ap.parse_args(argv)
     rng = random.Random(args.seed)
 
@@ -81,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     procs: list[subprocess.Popen] = []
     latencies: dict[str, list[float]] = {"baseline": [], "current": []}
     stranded = {"baseline": 0, "current": 0}
+    rates: dict[str, list[float]] = {"baseline": [], "current": []}
     try:
         redis.start()
         pg.start()
@@ -126,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                             stranded[name] += 1
                         else:
                             latencies[name].append(took)
+                    if args.throughput:
+                        rates[name].append(asyncio.run(loaded(api, key, receiver, source, name, r, args.throughput)))
     finally:
         for p in procs:
             stop(p)
@@ -134,11 +140,26 @@ def main(argv: list[str] | None = None) -> int:
         redis.stop()
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline_tree)], check=False)
         shutil.rmtree(work, ignore_errors=True)
-    print(render(latencies, stranded, args))
+    print(render(latencies, stranded, rates, args))
     return 0
 
 
-def render(latencies: dict[str, list[float]], stranded: dict[str, int], args: argparse.Namespace) -> str:
+async def loaded(api: str, key: str, receiver: WebhookReceiver, source: bytes, name: str, r: int, jobs: int) -> float:
+    """Jobs per second with 8 in flight, start to last webhook."""
+    sem = asyncio.Semaphore(8)
+
+    async def one(i: int) -> None:
+        async with sem:
+            await one_job(api, key, receiver, source, f"/load/{name}/{r}/{i}")
+
+    began = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(jobs)))
+    return jobs / (time.perf_counter() - began)
+
+
+def render(
+    latencies: dict[str, list[float]], stranded: dict[str, int], rates: dict[str, list[float]], args: argparse.Namespace
+) -> str:
     b, c = latencies["baseline"], latencies["current"]
     lines = [
         f"### `/start` to webhook on an idle pool (1 MP JPEG, 3 variants; {len(c)} jobs per tree)",
@@ -150,6 +171,13 @@ def render(latencies: dict[str, list[float]], stranded: dict[str, int], args: ar
         "",
         f"p50 change: {(pct(c, 50) - pct(b, 50)) * 1000:+.1f} ms; p99 change: {(pct(c, 99) - pct(b, 99)) * 1000:+.1f} ms",
     ]
+    if rates["current"]:
+        rb, rc = statistics.median(rates["baseline"]), statistics.median(rates["current"])
+        lines += [
+            "",
+            f"Throughput, 8 jobs in flight ({args.throughput} jobs per tree per round, median of {len(rates['current'])} rounds):"
+            f" baseline {rb:.2f} jobs/s, current {rc:.2f} jobs/s ({rc / rb:.3f}x)",
+        ]
     return "\n".join(lines)
 
 

@@ -387,7 +387,7 @@ async def test_parallel_saves_of_one_template_make_consecutive_versions(tenant: 
     for n in (2, 8):
         bodies = [template(name=f"race{n}", spec={**TEMPLATE["spec"], "metadata": {"i": i}}) for i in range(n)]
         answers = await asyncio.gather(*(tenant.http.post("/v1/templates", json=b) for b in bodies))
-        statuses = sorted(record(f"parallel template save x{n}", r.status_code) for r in answers)
+        statuses = sorted(r.status_code for r in answers)  # valid saves: not part of the hostile corpus
         assert statuses == [201] * n, [r.text[:200] for r in answers]
         versions = sorted(r.json()["version"] for r in answers)
         assert versions == list(range(1, n + 1))

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from control_plane.auth import PrincipalDep, needs
 from control_plane.deps import ApiDepsDep as ServicesDep
@@ -21,6 +21,9 @@ from infra.repo import TemplateSummary, TemplateVersion
 from pipeline.errors import FieldError
 
 __all__ = ["TemplatesController"]
+
+# In the OpenAPI document; Litestar does not apply a path parameter's pattern, _template_name does.
+NamePath = Annotated[str, PathParameter(pattern=f"^{TEMPLATE_NAME}$", description="A template's name.")]
 
 
 class TemplateVersionView(msgspec.Struct):
@@ -99,7 +102,7 @@ class TemplatesController(Controller):
         summary="A template with every version",
         opt=doc(raises=[NotFound]),
     )
-    async def get_template(self, services: ServicesDep, principal: PrincipalDep, name: FromPath[str]) -> TemplateView:
+    async def get_template(self, services: ServicesDep, principal: PrincipalDep, name: NamePath) -> TemplateView:
         """Every version of the template, newest first, each with its spec and parameters as saved."""
         versions = await services.templates.versions(principal.client.id, _template_name(name))
         if not versions:
@@ -116,7 +119,7 @@ class TemplatesController(Controller):
         self,
         services: ServicesDep,
         principal: PrincipalDep,
-        name: FromPath[str],
+        name: NamePath,
         from_version: Annotated[
             int | None,
             QueryParameter(name="from", ge=1, description="The older version (default: the one before `to`)."),

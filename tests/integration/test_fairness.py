@@ -54,7 +54,13 @@ async def test_a_cheap_client_starts_while_another_holds_every_normal_slot(stack
     """Client A queues deadline-length jobs, five times the slots; client B's small jobs each
     start while an A job is still running (in the worker's interactive slot) and succeed, and A
     loses nothing but the CPU B used."""
-    settings = {"worker_concurrency": "1", "deadline_seconds": "5", "interactive_deadline_seconds": "1", **UNLIMITED}
+    settings = {
+        "worker_concurrency": "1",
+        "interactive_slots": "1",
+        "deadline_seconds": "5",
+        "interactive_deadline_seconds": "1",
+        **UNLIMITED,
+    }
     async with lane(stack, "cheap", **settings) as ln:
         a, b = await ln.tenant(), await ln.tenant()
         heavy = encode(photo(800, 600, seed=9), ".jpg")  # AVIF effort 9: far past 5 s

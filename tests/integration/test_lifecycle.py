@@ -55,7 +55,9 @@ class Lane:
 
 @contextlib.asynccontextmanager
 async def lane(stack: Stack, name: str, workers: int = 1, **settings: str) -> AsyncIterator[Lane]:
-    ln = Lane(stack, name, settings, workers)
+    """Workers without interactive slots unless asked: these tests follow one job's engine, and
+    a spare engine (and a lane that moves jobs after its own deadline) would blur which is whose."""
+    ln = Lane(stack, name, {"interactive_slots": "0", **settings}, workers)
     try:
         yield ln
     except BaseException:

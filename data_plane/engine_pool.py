@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 
 from infra.metrics import ENGINE_RESTARTS
@@ -17,7 +18,7 @@ from infra.settings import Settings
 from infra.telemetry import record_span
 from pipeline.sandbox import EngineRequest, EngineResult, Sandbox, SandboxConfig
 
-__all__ = ["EnginePool", "sandbox_config"]
+__all__ = ["CpuMeter", "EnginePool", "sandbox_config"]
 
 _MB = 1024 * 1024
 
@@ -36,6 +37,15 @@ def _count_restart(reason: str) -> None:
     ENGINE_RESTARTS.labels(reason).inc()
 
 
+@dataclass
+class CpuMeter:
+    """The engine CPU one job run spent, however the run ended: a result, an engine error, a
+    kill (deadline, memory, cancel) or the caller's coroutine canceled (the drain), which the
+    sandbox's own error cannot report. What usage bills (infra/repo/usage.py)."""
+
+    seconds: float = 0.0
+
+
 class EnginePool:
     def __init__(self, config: SandboxConfig, size: int) -> None:
         self.sandboxes = [Sandbox(config, on_restart=_count_restart) for _ in range(size)]
@@ -49,9 +59,12 @@ class EnginePool:
             await loop.run_in_executor(self._threads, sandbox.start)
             self._idle.put_nowait(sandbox)
 
-    async def run(self, key: str, request: EngineRequest, *, timeout: float) -> EngineResult:
+    async def run(
+        self, key: str, request: EngineRequest, *, timeout: float, meter: CpuMeter | None = None
+    ) -> EngineResult:
         """Run ``request`` in an idle child under ``key`` (the job id, for ``cancel``); the child's
-        stages become spans under the current one."""
+        stages become spans under the current one. ``meter`` gets the run's CPU, however it ends."""
+        meter = meter if meter is not None else CpuMeter()
         sandbox = await self._idle.get()
         self._running[key] = sandbox
         future = asyncio.get_running_loop().run_in_executor(
@@ -63,8 +76,12 @@ class EnginePool:
             sandbox.kill()
             with contextlib.suppress(BaseException):
                 await asyncio.wait([future])  # the child is gone in milliseconds; reuse it only then
+            if future.done() and not future.cancelled():
+                done = future.exception() or future.result()
+                meter.seconds += getattr(done, "cpu_seconds", 0.0)  # killed (EngineCanceled), or it had just ended
             raise
         except BaseException as exc:
+            meter.seconds += getattr(exc, "cpu_seconds", 0.0)  # set by the sandbox on every error it raises
             for stage in getattr(exc, "stages", ()):
                 record_span(stage.name, stage.start_ns, stage.end_ns, stage.attributes)
             raise
@@ -72,6 +89,7 @@ class EnginePool:
             if self._running.get(key) is sandbox:
                 del self._running[key]
             self._idle.put_nowait(sandbox)  # always: a sandbox lost here would stall every later job
+        meter.seconds += result.cpu_seconds
         for stage in result.stages:
             record_span(stage.name, stage.start_ns, stage.end_ns, stage.attributes)
         return result

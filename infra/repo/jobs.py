@@ -15,7 +15,7 @@ from infra.lifecycle import ACTIVE, CANCELABLE, TERMINAL, JobStatus, sql_set
 from infra.objects import source_key
 from infra.repo._sql import execute, fetch_all, fetch_one
 from infra.repo._sql import fetch_one as _one  # the name create() uses; folded in after the object-key merge
-from infra.repo.usage import pixels_today, record_job
+from infra.repo.usage import cpu_seconds_today, pixels_today, record_job
 
 __all__ = ["ExpiredObjects", "Job", "JobPage", "JobRepo", "NewDelivery", "VariantRecord"]
 
@@ -233,15 +233,17 @@ class JobRepo:
         source_format: str | None,
         queue: str,
         daily_pixels: int | None = None,
-    ) -> Job | Literal["busy", "over_quota"] | None:
+        daily_cpu_seconds: int | None = None,
+    ) -> Job | Literal["busy", "over_quota", "over_cpu_quota"] | None:
         """``created`` -> ``queued`` under a new dispatch token, committed before this returns:
         the caller sends the queue message only then (``infra.queue.dispatch_job``), so no worker
         can take a message whose job it cannot yet see. If that send fails, the job is ``queued``
         without a message and the sweeper sends it.
 
         Runs under a lock on the client row so concurrent starts cannot exceed ``max_active``.
-        ``over_quota`` when ``daily_pixels`` (the client's daily source-pixel quota) is spent today.
-        Returns None when the job is not in ``created`` (the caller reports its current state).
+        ``over_quota`` when ``daily_pixels`` (the client's daily source-pixel quota) is spent today,
+        ``over_cpu_quota`` when ``daily_cpu_seconds`` (its daily engine CPU quota) is. Returns None
+        when the job is not in ``created`` (the caller reports its current state).
         """
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT 1 FROM clients WHERE id = %s FOR UPDATE", (client_id,))
@@ -253,6 +255,8 @@ class JobRepo:
                 return "busy"
             if daily_pixels is not None and await pixels_today(conn, client_id) >= daily_pixels:
                 return "over_quota"
+            if daily_cpu_seconds is not None and await cpu_seconds_today(conn, client_id) >= daily_cpu_seconds:
+                return "over_cpu_quota"
             row = await fetch_one(
                 conn,
                 f"UPDATE jobs SET status = 'queued', queued_at = now(), updated_at = now(), source_bytes = %s,"
@@ -395,15 +399,17 @@ class JobRepo:
         )
         return changed == 1
 
-    async def hand_back(self, job_id: uuid.UUID, dispatch: uuid.UUID | None) -> Job | None:
+    async def hand_back(self, job_id: uuid.UUID, dispatch: uuid.UUID | None, *, cpu_seconds: float = 0.0) -> Job | None:
         """``processing`` -> ``queued`` under a new dispatch, for another run; only while the run
         ``dispatch`` still holds it (None: whichever run did, for a lapsed lease seen with none).
-        The run that was handed back still counts against ``job_max_tries``."""
+        The run that was handed back still counts against ``job_max_tries``, and the engine CPU
+        it spent (``cpu_seconds``) is added to the job's, billed when the job ends."""
         row = await fetch_one(
             self.pool,
-            f"UPDATE jobs SET status = 'queued', dispatch = %s, lease_expires_at = NULL, updated_at = now()"
+            f"UPDATE jobs SET status = 'queued', dispatch = %s, lease_expires_at = NULL, updated_at = now(),"
+            f" engine_cpu_seconds = engine_cpu_seconds + %s"
             f" WHERE id = %s AND status = 'processing' AND (%s::uuid IS NULL OR dispatch = %s) RETURNING {_COLUMNS}",
-            (uuid.uuid4(), job_id, dispatch, dispatch),
+            (uuid.uuid4(), max(0.0, cpu_seconds), job_id, dispatch, dispatch),
         )
         return _job(row) if row else None
 
@@ -444,8 +450,9 @@ class JobRepo:
     ) -> uuid.UUID | bool | Literal["over_quota"]:
         """Record variants and mark succeeded in one transaction, only while this run holds the
         job, and count its usage. False if it was canceled or handed on meanwhile (nothing is
-        written); ``over_quota`` (nothing written) if its source would take the client past
-        ``daily_pixels`` today; else the delivery id (or True without a webhook)."""
+        written; the caller charges the run's CPU, ``UsageRepo.charge_run``); ``over_quota``
+        (nothing written) if its source would take the client past ``daily_pixels`` today; else
+        the delivery id (or True without a webhook)."""
         pixels = source[1] * source[2]
         async with self.pool.connection() as conn, conn.transaction():
             if daily_pixels is not None:

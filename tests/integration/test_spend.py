@@ -1,0 +1,164 @@
+"""Charge what is spent (#24), on real services: engine CPU is billed whatever the job's outcome
+(killed at its deadline, canceled while running, a run handed back by a draining worker), usage
+tells a client how many of its jobs the deadline killed, and the daily quota of engine CPU
+seconds refuses `/start` (429 + Retry-After, the job stays `created`) and fails a job that waited
+in the queue while it ran out, before the engine runs. CPU is compared with what the engine
+child's own counters show, never with wall-clock time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import psycopg
+import pytest
+from pixelflow_client import Client, QuotaExceeded
+
+from devstack.imagegen import encode, photo
+from infra.policy import quota_resets_in
+from tests.integration.conftest import Stack, Tenant, WorkerProcess, wait_status
+from tests.integration.test_cli_admin import cli, cli_json
+from tests.integration.test_flow import create_and_upload
+from tests.integration.test_lifecycle import QUICK, SLOW, TERMINAL, busy_engine, cpu_ticks, lane
+from tests.integration.test_usage import usage
+
+pytestmark = pytest.mark.integration
+
+# AVIF at effort 9 of 1600x1200: over a minute of one core, so every run here ends by a kill.
+BIG = encode(photo(1600, 1200, seed=24), ".jpg")
+SMALL = encode(photo(160, 120, seed=25), ".jpg")
+
+
+async def started(t: Tenant, body: dict[str, Any], data: bytes) -> str:
+    job = await create_and_upload(t, body, data)
+    r = await t.http.post(f"/v1/jobs/{job['id']}/start")
+    assert r.status_code == 202, r.text
+    return job["id"]
+
+
+async def burn(engine: int, ticks: int) -> None:
+    """Wait until the engine child ``engine`` has used ``ticks`` more CPU (1/100 s each)."""
+    start = cpu_ticks(engine)
+    end = time.monotonic() + 60
+    while cpu_ticks(engine) - start < ticks:
+        assert time.monotonic() < end, "the engine stopped using CPU"
+        await asyncio.sleep(0.05)
+
+
+def job_cpu(stack: Stack, job_id: str) -> float:
+    """What the job's runs spent so far (jobs.engine_cpu_seconds)."""
+    with psycopg.connect(stack.env["PIXELFLOW_DATABASE_URL"]) as c:
+        row = c.execute("SELECT engine_cpu_seconds FROM jobs WHERE id = %s", (job_id,)).fetchone()
+    assert row is not None
+    return float(row[0])
+
+
+async def test_the_cpu_quota_is_spent_by_a_job_killed_at_its_deadline(stack: Stack) -> None:
+    """A client allowed 1 engine CPU second a day: a job killed at its 4 s deadline spends it (and
+    is in usage with its CPU); the job queued behind it fails before its engine runs; the next
+    /start is 429 `daily_cpu_quota_exceeded` with Retry-After to midnight UTC and the job stays
+    `created`. GET /v1/limits and the CLI show the quota, today's CPU and the deadline kill;
+    clearing the override (the global quota of 1000 s applies again) lets it start."""
+    async with lane(stack, "cpuquota", deadline_seconds="4", worker_concurrency="1",
+                    daily_engine_cpu_seconds="1000") as ln:  # fmt: skip
+        t, other = await ln.tenant(), await ln.tenant()
+        shown = cli_json(stack, "clients", "limits", t.name, "--daily-engine-cpu-seconds", "1")
+        assert shown["daily_engine_cpu_seconds"] == 1 and "daily_engine_cpu_seconds" in shown["overridden"]
+        limits = (await t.http.get("/v1/limits")).json()
+        assert (limits["daily_engine_cpu_seconds"], limits["engine_cpu_seconds_today"]) == (1, 0.0)
+        assert limits["deadline_exceeded_today"] == 0 and "daily_engine_cpu_seconds" in limits["overridden"]
+        limits = (await other.http.get("/v1/limits")).json()
+        assert limits["daily_engine_cpu_seconds"] == 1000 and "daily_engine_cpu_seconds" not in limits["overridden"]
+
+        # one job at a time: `waiting` is queued (the quota is not spent yet) and runs after `slow`
+        slow = await started(t, SLOW, BIG)
+        waiting = await started(t, QUICK, SMALL)
+        killed = await wait_status(t, slow, TERMINAL, timeout=30)
+        assert (killed["status"], killed["error"]["code"]) == ("failed", "deadline_exceeded"), killed
+        refused_in_queue = await wait_status(t, waiting, TERMINAL, timeout=30)
+        assert (refused_in_queue["status"], refused_in_queue["error"]["code"]) == (
+            "failed", "daily_cpu_quota_exceeded"), refused_in_queue  # fmt: skip
+        assert "1 engine CPU seconds" in refused_in_queue["error"]["message"]
+        assert refused_in_queue["variants"] == [] and job_cpu(stack, waiting) == 0.0  # its engine never ran
+
+        (day,) = (await usage(t))["days"]
+        assert (day["failed"], day["deadline_exceeded"]) == (2, 1)
+        assert day["failed_by_code"] == {"daily_cpu_quota_exceeded": 1, "deadline_exceeded": 1}
+        spent = day["engine_cpu_seconds"]
+        assert spent >= 1, day  # 4 s of an encoder that keeps a core busy
+        assert day["deadline_exceeded_cpu_seconds"] == spent  # all of it: the refused job spent nothing
+        assert abs(job_cpu(stack, slow) - spent) < 0.001  # the job's sum is what usage billed
+
+        refused_job = (await create_and_upload(t, QUICK, SMALL))["id"]
+        before = quota_resets_in()
+        r = await t.http.post(f"/v1/jobs/{refused_job}/start")
+        assert r.status_code == 429 and r.json()["code"] == "daily_cpu_quota_exceeded", r.text
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert before - 5 <= int(r.headers["Retry-After"]) <= before
+        assert "1 engine CPU seconds" in r.json()["detail"]
+        assert (await t.http.get(f"/v1/jobs/{refused_job}")).json()["status"] == "created"
+        with Client(ln.api.url, t.key) as pf:  # the SDK raises it at once, as the megapixel quota
+            with pytest.raises(QuotaExceeded) as err:
+                pf.start(refused_job)
+            assert err.value.code == "daily_cpu_quota_exceeded" and (err.value.retry_after or 0) > 0
+
+        limits = (await t.http.get("/v1/limits")).json()
+        assert (limits["engine_cpu_seconds_today"], limits["deadline_exceeded_today"]) == (spent, 1)
+        shown = cli_json(stack, "clients", "limits", t.name)
+        assert {k: v for k, v in shown.items() if k != "client"} == limits
+        text = cli(stack, "clients", "limits", t.name)
+        assert text.returncode == 0 and "deadline_exceeded_today" in text.stdout, text
+        # the other client spent nothing
+        assert (await other.http.get("/v1/limits")).json()["engine_cpu_seconds_today"] == 0.0
+
+        # cleared: the global 1000 s applies, and the refused job starts
+        cleared = cli_json(stack, "clients", "limits", t.name, "--daily-engine-cpu-seconds", "0")
+        assert "daily_engine_cpu_seconds" not in cleared["overridden"]
+        limits = (await t.http.get("/v1/limits")).json()  # the lane's API has the global quota; the CLI's env none
+        assert limits["daily_engine_cpu_seconds"] == 1000 and "daily_engine_cpu_seconds" not in limits["overridden"]
+        assert (await t.http.post(f"/v1/jobs/{refused_job}/start")).status_code == 202
+        assert (await wait_status(t, refused_job, TERMINAL))["status"] == "succeeded"
+        for t_ in (t, other):
+            await t_.http.aclose()
+
+
+async def test_handed_back_and_canceled_runs_are_billed(stack: Stack) -> None:
+    """A run stopped by a draining worker is handed back with its CPU, which waits in the job
+    (nothing billed while the job has not ended); the next run is canceled while its engine
+    works; the canceled job is billed both runs."""
+    # one engine child per worker: the busy one is this job's
+    async with lane(
+        stack, "spend-runs", deadline_seconds="60", worker_drain_seconds="0.2", worker_concurrency="1"
+    ) as ln:
+        t = await ln.tenant()
+        job = await started(t, SLOW, BIG)
+        await wait_status(t, job, {"processing"}, timeout=30)
+        first = ln.workers[0]
+        engine = await busy_engine(first)
+        await burn(engine, 100)  # at least 1 s of engine CPU in this run
+        first.stop()  # SIGTERM: the drain waits 0.2 s, kills the engine and hands the job back
+        queued = await wait_status(t, job, {"queued"} | TERMINAL, timeout=30)
+        assert (queued["status"], queued["attempts"]) == ("queued", 1), queued
+        handed_back = job_cpu(stack, job)
+        assert handed_back >= 1.0, handed_back
+        assert (await usage(t))["days"] == []  # billed when the job ends
+
+        second = WorkerProcess(ln.env, stack.workdir / "spend-runs-2.log").start()
+        ln.workers.append(second)
+        await wait_status(t, job, {"processing"}, timeout=30)
+        engine = await busy_engine(second, timeout=30)
+        await burn(engine, 50)
+        r = await t.http.post(f"/v1/jobs/{job}/cancel")
+        assert r.status_code == 200 and r.json()["status"] == "canceled"
+        # the cancel bills what the job had; the worker adds its run's CPU once its engine is gone
+        end = time.monotonic() + 20
+        while True:
+            total = (await usage(t))["total"]
+            if total["engine_cpu_seconds"] >= handed_back + 0.5 or time.monotonic() > end:
+                break
+            await asyncio.sleep(0.2)
+        assert (total["jobs"], total["canceled"], total["failed"]) == (1, 1, 0), total
+        assert total["engine_cpu_seconds"] >= handed_back + 0.5, (total, handed_back)
+        assert abs(job_cpu(stack, job) - total["engine_cpu_seconds"]) < 0.01
+        await t.http.aclose()

@@ -8,6 +8,8 @@ child's own counters show, never with wall-clock time."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from typing import Any
 
@@ -161,4 +163,55 @@ async def test_handed_back_and_canceled_runs_are_billed(stack: Stack) -> None:
         assert (total["jobs"], total["canceled"], total["failed"]) == (1, 1, 0), total
         assert total["engine_cpu_seconds"] >= handed_back + 0.5, (total, handed_back)
         assert abs(job_cpu(stack, job) - total["engine_cpu_seconds"]) < 0.01
+        await t.http.aclose()
+
+
+async def test_crashed_out_of_memory_and_worker_lost_jobs_are_billed(stack: Stack) -> None:
+    """The engine's other deaths are billed as the deadline is: a child killed by a signal
+    (`engine_crashed`) and one over its memory cap (`out_of_memory`) with what they used; a job
+    drained on every run until it ends `worker_lost` with the CPU of each run handed back."""
+    import pyvips
+
+    async with lane(stack, "spend-deaths", deadline_seconds="30", engine_memory_limit_mb="150",
+                    engine_recycle_rss_mb="120", worker_concurrency="1", worker_drain_seconds="0",
+                    job_max_tries="2") as ln:  # fmt: skip
+        t = await ln.tenant()
+        crashed = await started(t, SLOW, BIG)
+        await wait_status(t, crashed, {"processing"}, timeout=30)
+        engine = await busy_engine(ln.workers[0])
+        await burn(engine, 50)
+        os.kill(engine, signal.SIGSEGV)
+        final = await wait_status(t, crashed, TERMINAL, timeout=20)
+        assert (final["status"], final["error"]["code"]) == ("failed", "engine_crashed"), final
+        assert job_cpu(stack, crashed) >= 0.5
+
+        # 49 MP of flat colour in a few KB; rotating it needs ~150 MB for the source alone
+        flat = pyvips.Image.black(7000, 7000, bands=3).copy(interpretation="srgb").pngsave_buffer(compression=9)
+        rotate = {"version": 1, "pipeline": [{"id": "r", "steps": [{"op": "rotate", "angle": 33}], "format": "png"}]}
+        oom = await started(t, rotate, flat)
+        final = await wait_status(t, oom, TERMINAL, timeout=30)
+        assert (final["status"], final["error"]["code"]) == ("failed", "out_of_memory"), final
+        assert job_cpu(stack, oom) > 0
+
+        drained = await started(t, SLOW, BIG)
+        runs = 0.0
+        for i in range(2):
+            w = ln.workers[-1]
+            await wait_status(t, drained, {"processing"}, timeout=30)
+            engine = await busy_engine(w, timeout=30)
+            await burn(engine, 50)
+            assert w.proc is not None
+            w.proc.send_signal(signal.SIGTERM)
+            w.proc.wait(timeout=15)
+            assert job_cpu(stack, drained) >= runs + 0.5  # the run's CPU went into the job at the hand-back
+            runs = job_cpu(stack, drained)
+            ln.workers.append(ln.worker(i + 1).start())
+        final = await wait_status(t, drained, TERMINAL, timeout=60)
+        assert (final["status"], final["error"]["code"]) == ("failed", "worker_lost"), final
+
+        (day,) = (await usage(t))["days"]
+        assert day["failed_by_code"] == {"engine_crashed": 1, "out_of_memory": 1, "worker_lost": 1}, day
+        assert (day["deadline_exceeded"], day["deadline_exceeded_cpu_seconds"]) == (0, 0.0)
+        billed = sum(job_cpu(stack, j) for j in (crashed, oom, drained))
+        assert abs(day["engine_cpu_seconds"] - billed) < 0.01 and job_cpu(stack, drained) == runs, (day, billed)
         await t.http.aclose()

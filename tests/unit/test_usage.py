@@ -141,7 +141,7 @@ def test_the_cli_table_has_a_line_per_day_and_the_total() -> None:
     )  # fmt: skip
     title, header, day, total = usage_lines("acme", report)
     assert title == "acme: 2026-11-02 to 2026-11-02 (UTC days)" and header.split()[0] == "day"
-    assert day.split() == ["2026-11-02", "2", "2", "0", "0", "3.00", "1,234,567", "1.2", "3"]
+    assert day.split() == ["2026-11-02", "2", "2", "0", "0", "0", "3.00", "1,234,567", "1.2", "3"]
     assert total.split()[0] == "total" and total.split()[1:] == day.split()[1:]
 
 

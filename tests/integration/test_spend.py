@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import time
+import uuid
 from typing import Any
 
 import psycopg
@@ -215,3 +216,38 @@ async def test_crashed_out_of_memory_and_worker_lost_jobs_are_billed(stack: Stac
         billed = sum(job_cpu(stack, j) for j in (crashed, oom, drained))
         assert abs(day["engine_cpu_seconds"] - billed) < 0.01 and job_cpu(stack, drained) == runs, (day, billed)
         await t.http.aclose()
+
+
+def test_the_migration_gives_earlier_failures_their_code(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """0011 copies the error code of jobs that failed before it into their usage rows, so the
+    report's failures by code cover them; what they spent stays as 0008 counted it."""
+    import infra.db as db
+    from devstack.servers import PostgresServer
+
+    every = db._migrations()
+    pg = PostgresServer(stack.workdir / "pg-0011")
+    pg.start()
+    try:
+        monkeypatch.setattr(db, "_migrations", lambda: [m for m in every if m[0] < "0011"])
+        db.migrate(pg.url)
+        client, killed, ok = (str(uuid.uuid4()) for _ in range(3))
+        with psycopg.connect(pg.url, autocommit=True) as c:
+            c.execute("INSERT INTO clients (id, name) VALUES (%s, 'before')", (client,))
+            for job, status, code in ((killed, "failed", "deadline_exceeded"), (ok, "succeeded", None)):
+                c.execute(
+                    "INSERT INTO jobs (id, client_id, status, spec, spec_sha256, source_key, error_code,"
+                    " finished_at) VALUES (%s, %s, %s, '{}', '', 'k', %s, now())",
+                    (job, client, status, code),
+                )
+                c.execute("INSERT INTO job_usage (job_id, client_id, day, outcome, engine_cpu_seconds)"
+                          " VALUES (%s, %s, current_date, %s, 2.5)", (job, client, status))  # fmt: skip
+        monkeypatch.setattr(db, "_migrations", lambda: every)
+        assert db.migrate(pg.url) == [m[0] for m in every if m[0] >= "0011"]
+        with psycopg.connect(pg.url) as c:
+            rows = c.execute(
+                "SELECT outcome, error_code, engine_cpu_seconds FROM job_usage ORDER BY outcome"
+            ).fetchall()
+            assert rows == [("failed", "deadline_exceeded", 2.5), ("succeeded", None, 2.5)]
+            assert c.execute("SELECT DISTINCT engine_cpu_seconds FROM jobs").fetchall() == [(0.0,)]
+    finally:
+        pg.stop()

@@ -219,16 +219,16 @@ async def test_crashed_out_of_memory_and_worker_lost_jobs_are_billed(stack: Stac
 
 
 def test_the_migration_gives_earlier_failures_their_code(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
-    """0011 copies the error code of jobs that failed before it into their usage rows, so the
+    """0013 copies the error code of jobs that failed before it into their usage rows, so the
     report's failures by code cover them; what they spent stays as 0008 counted it."""
     import infra.db as db
     from devstack.servers import PostgresServer
 
     every = db._migrations()
-    pg = PostgresServer(stack.workdir / "pg-0011")
+    pg = PostgresServer(stack.workdir / "pg-0013")
     pg.start()
     try:
-        monkeypatch.setattr(db, "_migrations", lambda: [m for m in every if m[0] < "0011"])
+        monkeypatch.setattr(db, "_migrations", lambda: [m for m in every if m[0] < "0013"])
         db.migrate(pg.url)
         client, killed, ok = (str(uuid.uuid4()) for _ in range(3))
         with psycopg.connect(pg.url, autocommit=True) as c:
@@ -242,7 +242,7 @@ def test_the_migration_gives_earlier_failures_their_code(stack: Stack, monkeypat
                 c.execute("INSERT INTO job_usage (job_id, client_id, day, outcome, engine_cpu_seconds)"
                           " VALUES (%s, %s, current_date, %s, 2.5)", (job, client, status))  # fmt: skip
         monkeypatch.setattr(db, "_migrations", lambda: every)
-        assert db.migrate(pg.url) == [m[0] for m in every if m[0] >= "0011"]
+        assert db.migrate(pg.url) == [m[0] for m in every if m[0] >= "0013"]
         with psycopg.connect(pg.url) as c:
             rows = c.execute(
                 "SELECT outcome, error_code, engine_cpu_seconds FROM job_usage ORDER BY outcome"

@@ -26,7 +26,7 @@ from control_plane.problems import (
 from control_plane.ratelimit import Decision
 from control_plane.templates import resolve_job
 from infra.events import job_delivery
-from infra.lifecycle import JobStatus, Reason
+from infra.lifecycle import JobStatus, Priority, Reason
 from infra.metrics import JOBS_CREATED, JOBS_STARTED, RATE_LIMITED
 from infra.netguard import BlockedDestination, check_literal
 from infra.objects import asset_key, discard_originals, upload_key
@@ -193,6 +193,8 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             source_bytes=size,
             source_format=source_format,
             queue=services.settings.queue_name,
+            priority=Priority(spec.priority),
+            interactive_allowance=limits.interactive_jobs_per_client,
             daily_pixels=quota,
             daily_cpu_seconds=limits.daily_engine_cpu_seconds,
         )
@@ -232,7 +234,9 @@ async def _dispatch(services: Services, job: Job) -> None:
     the sweeper (``PIXELFLOW_SWEEP_INTERVAL_SECONDS``), so the client's 202 holds."""
     assert job.dispatch is not None
     try:
-        await dispatch_job(services.queue, job.id, job.dispatch, carrier())
+        await dispatch_job(
+            services.queue, job.id, job.dispatch, carrier(), interactive=services.settings.interactive_slots > 0
+        )
     except TRANSIENT as exc:
         log.warning(
             "queue message not sent; the sweeper will send it", extra={"job_id": str(job.id), "error": repr(exc)}

@@ -9,6 +9,7 @@ from typing import Any
 import msgspec
 
 from infra.events import PublicVariant, public_variant, source_details
+from infra.lifecycle import Priority
 from infra.policy import ClientLimits, expires_at
 from infra.repo import Delivery, Job
 from infra.storage import ObjectStore, PresignedUpload
@@ -67,6 +68,8 @@ class JobView(msgspec.Struct):
     upload: UploadView | None = None
     info: SourceDetails | None = None  # the source described, when the spec's `info` asks
     template: TemplateUse | None = None
+    # how urgently it is scheduled; an interactive job past its client's allowance runs as normal
+    priority: Priority = Priority.NORMAL
     # Retention: when the sweeper deletes the original / the variants (null: kept, or the job has
     # not ended), and when it did; the job itself stays. Computed from `finished_at` and the
     # client's retention in force now.
@@ -150,6 +153,7 @@ def job_view(
         original_deleted_at=job.original_deleted_at,
         outputs_expire_at=expires_at(job.finished_at, limits.retain_outputs_days),
         outputs_deleted_at=job.outputs_deleted_at,
+        priority=Priority.of_rank(job.priority),
     )
 
 

@@ -60,7 +60,8 @@ async def open_deps(settings: Settings) -> AsyncIterator[WorkerDeps]:
         stack.push_async_callback(http.aclose)
         sources = source_client(settings)
         stack.push_async_callback(sources.aclose)
-        engines = EnginePool(sandbox_config(settings), settings.worker_concurrency)
+        # one engine per slot: normal and interactive slots never wait for each other's engines
+        engines = EnginePool(sandbox_config(settings), settings.worker_concurrency + settings.interactive_slots)
         stack.push_async_callback(engines.close)
         await engines.start()
         await store.ensure_bucket()

@@ -41,9 +41,10 @@ def _count_restart(reason: str) -> None:
 class CpuMeter:
     """The engine CPU one job run spent, however the run ended: a result, an engine error, a
     kill (deadline, memory, cancel) or the caller's coroutine canceled (the drain), which the
-    sandbox's own error cannot report. What usage bills (infra/repo/usage.py)."""
+    sandbox's own error cannot report. What usage bills (infra/repo/usage.py) and the client's
+    fair share is trued up to (``JobRepo.settle``)."""
 
-    seconds: float = 0.0
+    cpu_seconds: float = 0.0
 
 
 class EnginePool:
@@ -78,10 +79,10 @@ class EnginePool:
                 await asyncio.wait([future])  # the child is gone in milliseconds; reuse it only then
             if future.done() and not future.cancelled():
                 done = future.exception() or future.result()
-                meter.seconds += getattr(done, "cpu_seconds", 0.0)  # killed (EngineCanceled), or it had just ended
+                meter.cpu_seconds += getattr(done, "cpu_seconds", 0.0)  # killed (EngineCanceled), or it had just ended
             raise
         except BaseException as exc:
-            meter.seconds += getattr(exc, "cpu_seconds", 0.0)  # set by the sandbox on every error it raises
+            meter.cpu_seconds += getattr(exc, "cpu_seconds", 0.0)  # set by the sandbox on every error it raises
             for stage in getattr(exc, "stages", ()):
                 record_span(stage.name, stage.start_ns, stage.end_ns, stage.attributes)
             raise
@@ -89,7 +90,7 @@ class EnginePool:
             if self._running.get(key) is sandbox:
                 del self._running[key]
             self._idle.put_nowait(sandbox)  # always: a sandbox lost here would stall every later job
-        meter.seconds += result.cpu_seconds
+        meter.cpu_seconds += result.cpu_seconds
         for stage in result.stages:
             record_span(stage.name, stage.start_ns, stage.end_ns, stage.attributes)
         return result

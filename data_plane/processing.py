@@ -64,31 +64,58 @@ _SKIPPED = Outcome("skipped", "not_claimable")
 _CANCELED = Outcome(JobStatus.CANCELED, JobStatus.CANCELED)
 
 
+# The arq queues a worker serves: every slot takes tickets from the normal queue; the interactive
+# slots (PIXELFLOW_INTERACTIVE_SLOTS) from their own, and claim only what may run there.
+NORMAL_LANE, INTERACTIVE_LANE = "normal", "interactive"
+
+
 async def process_job(
     ctx: dict[str, Any], job_id: str, dispatch: str, trace_headers: dict[str, str] | None = None
 ) -> str:
-    """``trace_headers``: W3C context of the ``/start`` request, so the worker's spans join the job's trace."""
-    with span("job.process", context=parent(trace_headers), job_id=job_id, attempt=ctx.get("job_try", 1)):
-        started = time.perf_counter()
-        outcome = await run_job(
-            ctx["deps"], uuid.UUID(job_id), uuid.UUID(dispatch), trace_headers, job_try=ctx.get("job_try", 1)
+    """One ticket: claim the job fairest to run next in this slot's lane and run it. ``job_id``
+    and ``trace_headers`` (W3C context of its ``/start``) name the job whose start sent the
+    ticket; when that is the job claimed, the worker's spans join the start's trace, else the
+    claimed job's own."""
+    deps: WorkerDeps = ctx["deps"]
+    settings = deps.settings
+    lane = ctx.get("lane", NORMAL_LANE)
+    try:
+        claim = await deps.jobs.claim_next(
+            settings.queue_name,
+            lease_seconds=settings.lease_seconds,
+            interactive=lane == INTERACTIVE_LANE,
+            weight=settings.scheduling_weight,
+            max_running=settings.max_running_jobs_per_client,
+            interactive_max_cost=settings.interactive_max_cost,
         )
+    except TRANSIENT as exc:
+        # Nothing was claimed, so arq running this same ticket again is safe.
+        raise Retry(defer=backoff_seconds(ctx.get("job_try", 1), base=2.0, cap=60.0)) from exc
+    if claim is None:
+        JOBS_FINISHED.labels(_SKIPPED.status, _SKIPPED.reason).inc()
+        return _SKIPPED.status
+    job = claim.job
+    headers = trace_headers if str(job.id) == job_id else job.trace_context
+    with span("job.process", context=parent(headers), job_id=str(job.id), attempt=job.attempts, lane=lane):
+        started = time.perf_counter()
+        spend = CpuMeter()  # what the run cost: its client's fair share and usage
+        try:
+            outcome = await run_job(deps, job, headers, lane=lane, spend=spend)
+        finally:
+            with contextlib.suppress(Exception):  # the share is bookkeeping: never worth failing a run for
+                await deps.jobs.settle(claim, spend.cpu_seconds * 1000)
         JOB_DURATION.labels(outcome.status).observe(time.perf_counter() - started)
         JOBS_FINISHED.labels(outcome.status, outcome.reason).inc()
         return outcome.status
 
 
 async def run_job(
-    deps: WorkerDeps, job_id: uuid.UUID, dispatch: uuid.UUID, trace_headers: dict[str, str] | None, *, job_try: int
+    deps: WorkerDeps, job: Job, trace_headers: dict[str, str] | None, *, lane: str, spend: CpuMeter
 ) -> Outcome:
+    """Run a job this worker claimed, to its end or a hand-back."""
     settings = deps.settings
-    try:
-        job = await deps.jobs.claim(job_id, dispatch, lease_seconds=settings.lease_seconds)
-    except TRANSIENT as exc:
-        # Still queued under this dispatch, so arq running this same message again is safe.
-        raise Retry(defer=backoff_seconds(job_try, base=2.0, cap=60.0)) from exc
-    if job is None:
-        return _SKIPPED
+    assert job.dispatch is not None
+    dispatch, job_id = job.dispatch, job.id
     if job.attempts > settings.job_max_tries:
         # Only runs stopped by a draining worker come back this often (outages and lost leases
         # end the job at the limit instead): a job that keeps landing on workers being shut down
@@ -97,19 +124,24 @@ async def run_job(
         return await fail_job(deps, job, dispatch, Reason.WORKER_LOST, message)
     if job.attempts == 1 and job.queued_at is not None:
         QUEUE_WAIT.observe(max(0.0, (datetime.now(UTC) - job.queued_at).total_seconds()))
-    log.info("job started", extra={"job_id": str(job_id), "attempt": job.attempts})
+    log.info("job started", extra={"job_id": str(job_id), "attempt": job.attempts, "lane": lane})
     key = str(job_id)
-    meter = CpuMeter()  # the engine CPU this run spends, billed however the run ends
     async with Lease(deps.jobs, job_id, dispatch, settings.lease_seconds, on_lost=lambda: deps.engines.cancel(key)):
         try:
-            return await _run(deps, job, dispatch, meter)
+            return await _run(deps, job, dispatch, lane=lane, spend=spend)
+        except _LaneTimeUp:
+            # An interactive slot's run outlived its short deadline: the job goes on in a normal
+            # slot, with a whole deadline, instead of failing for the lane it was in.
+            log.info("job moved from an interactive slot to a normal one", extra={"job_id": key})
+            await hand_back(deps, job, dispatch, trace_headers, demote=True, cpu_seconds=spend.cpu_seconds)
+            return Outcome(JobStatus.QUEUED, "interactive_time_up")
         except EngineCanceled:
             # The API recorded the cancel and queued job.canceled; or the lease went to another run.
             log.info("job stopped: canceled", extra={"job_id": key})
-            await _charge(deps, job, meter.seconds)
+            await _charge(deps, job, spend.cpu_seconds)
             return _CANCELED
         except PipelineError as exc:
-            cpu = meter.seconds  # the engine's time on this run (0 for a deadline passed before it ran)
+            cpu = spend.cpu_seconds  # the engine's time on this run (0 for a deadline passed before it ran)
             return await fail_job(deps, job, dispatch, exc.code, exc.public, detail=exc.detail, cpu_seconds=cpu)
         except SourceError as exc:  # before the engine ran: no CPU to charge
             if exc.transient and job.attempts < settings.job_max_tries:
@@ -129,28 +161,32 @@ async def run_job(
                 log.error("job gave up", extra={"job_id": key, "error": type(exc).__name__})
                 message = "storage or database stayed unavailable; try again later"
                 return await fail_job(
-                    deps, job, dispatch, Reason.INFRASTRUCTURE_ERROR, message, cpu_seconds=meter.seconds
+                    deps, job, dispatch, Reason.INFRASTRUCTURE_ERROR, message, cpu_seconds=spend.cpu_seconds
                 )
             log.warning("job will retry", extra={"job_id": key, "error": type(exc).__name__})
             defer = backoff_seconds(job.attempts, base=2.0, cap=60.0)
-            await hand_back(deps, job, dispatch, trace_headers, defer=defer, cpu_seconds=meter.seconds)
+            await hand_back(deps, job, dispatch, trace_headers, defer=defer, cpu_seconds=spend.cpu_seconds)
             return Outcome(JobStatus.QUEUED, "retry")
         except asyncio.CancelledError:
             # The drain on SIGTERM, or arq's timeout (a run stuck in I/O). The engine pool has
             # killed the child already; another run takes the job.
             log.warning("job run interrupted; handing it back", extra={"job_id": key})
-            await hand_back(deps, job, dispatch, trace_headers, cpu_seconds=meter.seconds)
+            await hand_back(deps, job, dispatch, trace_headers, cpu_seconds=spend.cpu_seconds)
             raise
         except Exception as exc:
             incident = uuid.uuid4().hex[:12]
             log.exception("job failed unexpectedly", extra={"job_id": key, "incident": incident})
             public = f"an internal error occurred (incident {incident})"
             return await fail_job(
-                deps, job, dispatch, InternalError.code, public, detail=repr(exc), cpu_seconds=meter.seconds
+                deps, job, dispatch, InternalError.code, public, detail=repr(exc), cpu_seconds=spend.cpu_seconds
             )
 
 
-async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID, meter: CpuMeter) -> Outcome:
+class _LaneTimeUp(Exception):
+    """The run used up an interactive slot's deadline, not the job's."""
+
+
+async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID, *, lane: str, spend: CpuMeter) -> Outcome:
     settings = deps.settings
     began = time.monotonic()  # the deadline counts from the claim: fetching the source is part of it
     policy = await deps.clients.policy(job.client_id)
@@ -170,10 +206,17 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID, meter: CpuMeter)
     remaining = settings.deadline_seconds - (time.monotonic() - began)
     if remaining <= 0:
         raise DeadlineExceeded(f"processing took longer than {settings.deadline_seconds:g} s")
-    limits = msgspec.structs.replace(own_limits, deadline_seconds=remaining)
+    slot_limit = settings.interactive_deadline_seconds if lane == INTERACTIVE_LANE else remaining
+    timeout = min(remaining, slot_limit)
+    limits = msgspec.structs.replace(own_limits, deadline_seconds=timeout)
     request = EngineRequest(data, msgspec.json.encode(job.spec), limits, assets)
     del data
-    result = await deps.engines.run(str(job.id), request, timeout=remaining, meter=meter)
+    try:
+        result = await deps.engines.run(str(job.id), request, timeout=timeout, meter=spend)
+    except DeadlineExceeded:
+        if timeout < remaining:
+            raise _LaneTimeUp from None
+        raise
     records = [
         VariantRecord(
             v.id,
@@ -317,17 +360,26 @@ async def hand_back(
     trace_headers: dict[str, str] | None,
     *,
     defer: float | None = None,
+    demote: bool = False,
     cpu_seconds: float = 0.0,
 ) -> bool:
-    """Queue the job for another run under a new dispatch. If Redis is down, the job stays
+    """Queue the job for another run under a new dispatch, claimable after ``defer`` seconds;
+    ``demote``: an interactive job comes back as a normal one. If Redis is down, the job stays
     ``queued`` in PostgreSQL and the sweeper sends the message later. ``cpu_seconds``: the engine
     time of the run handed back, added to the job's and billed when it ends."""
-    requeued = await deps.jobs.hand_back(job.id, dispatch, cpu_seconds=cpu_seconds)
+    requeued = await deps.jobs.hand_back(job.id, dispatch, defer=defer, demote=demote, cpu_seconds=cpu_seconds)
     if requeued is None or requeued.dispatch is None:
         await _charge(deps, job, cpu_seconds)  # no longer this run's to hand back: charged all the same
         return False
     try:
-        await dispatch_job(deps.queue, requeued.id, requeued.dispatch, trace_headers, defer_by=defer)
+        await dispatch_job(
+            deps.queue,
+            requeued.id,
+            requeued.dispatch,
+            trace_headers,
+            defer_by=defer,
+            interactive=deps.settings.interactive_slots > 0,
+        )
     except TRANSIENT:
         log.warning("re-queue failed; the sweeper will retry", extra={"job_id": str(job.id)})
     return True

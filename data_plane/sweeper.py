@@ -38,7 +38,10 @@ async def sweep_jobs(ctx: dict[str, Any]) -> int:
             log.warning("job's lease lapsed; re-queued", extra={"job_id": str(job.id), "attempts": job.attempts})
             swept += 1
     for job in await deps.jobs.stalled(settings.queue_name, older_than_seconds=2 * settings.sweep_interval_seconds):
-        if job.dispatch is not None and await dispatch_job(deps.queue, job.id, job.dispatch, job.trace_context):
+        interactive = settings.interactive_slots > 0
+        if job.dispatch is not None and await dispatch_job(
+            deps.queue, job.id, job.dispatch, job.trace_context, interactive=interactive
+        ):
             log.warning("queued job had no queue entry; re-sent", extra={"job_id": str(job.id)})
             swept += 1
     return swept

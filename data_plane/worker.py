@@ -13,12 +13,12 @@ from arq.worker import Worker, func
 from prometheus_client import start_http_server
 
 from data_plane.deps import WorkerDeps, open_deps
-from data_plane.processing import process_job
+from data_plane.processing import INTERACTIVE_LANE, process_job
 from data_plane.retention import sweep_retention
 from data_plane.sweeper import sweep_jobs
 from data_plane.webhooks import send_webhook, sweep_deliveries
 from infra.outages import TRANSIENT
-from infra.queue import PROCESS_JOB, SEND_WEBHOOK, cancel_channel, deserialize, serialize
+from infra.queue import PROCESS_JOB, SEND_WEBHOOK, cancel_channel, deserialize, interactive_queue, serialize
 from infra.settings import Settings
 from infra.telemetry import configure_tracing
 
@@ -45,9 +45,10 @@ def _tick_name(sweep: Any, queue: str) -> str:
     return f"{sweep.__name__}@{queue}"
 
 
-def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) -> tuple[Worker, Worker]:
-    """The image and webhook workers. ``burst`` drains the queues once and exits, without the
-    sweepers: arq queues each next tick ahead of time, so a queue with crons is never empty."""
+def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) -> list[Worker]:
+    """The image, webhook and (with PIXELFLOW_INTERACTIVE_SLOTS) interactive workers. ``burst``
+    drains the queues once and exits, without the sweepers: arq queues each next tick ahead of
+    time, so a queue with crons is never empty."""
     ticks: dict[str, Any] = {
         "second": set(range(0, 60, settings.sweep_interval_seconds)),
         "run_at_startup": True,
@@ -64,16 +65,15 @@ def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) 
         # Cron ticks keep theirs, so a tick that already ran is not run again by another worker.
         "keep_result": 3600,
     }
+    image_job = func(
+        process_job,
+        name=PROCESS_JOB,
+        max_tries=settings.job_max_tries,
+        timeout=settings.job_timeout_seconds,
+        keep_result=_NO_RESULT,
+    )
     images = Worker(
-        functions=[
-            func(
-                process_job,
-                name=PROCESS_JOB,
-                max_tries=settings.job_max_tries,
-                timeout=settings.job_timeout_seconds,
-                keep_result=_NO_RESULT,
-            )
-        ],
+        functions=[image_job],
         cron_jobs=[]
         if burst
         else [
@@ -102,7 +102,16 @@ def build_workers(settings: Settings, deps: WorkerDeps, *, burst: bool = False) 
         max_jobs=32,
         **common,
     )
-    return images, webhooks
+    if not settings.interactive_slots:
+        return [images, webhooks]
+    interactive = Worker(
+        functions=[image_job],
+        queue_name=interactive_queue(settings.queue_name),
+        max_jobs=settings.interactive_slots,
+        job_timeout=settings.job_timeout_seconds,
+        **(common | {"ctx": {"deps": deps, "lane": INTERACTIVE_LANE}}),
+    )
+    return [images, webhooks, interactive]
 
 
 async def run_worker(settings: Settings, *, burst: bool = False) -> None:
@@ -117,9 +126,17 @@ async def run_worker(settings: Settings, *, burst: bool = False) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        current: list[Worker | None] = [None, None]
-        log.info("worker started", extra={"concurrency": settings.worker_concurrency, "queue": settings.queue_name})
-        supervisors = [asyncio.create_task(_supervise(settings, deps, i, current, stop)) for i in range(2)]
+        kinds = len(build_workers(settings, deps))
+        current: list[Worker | None] = [None] * kinds
+        log.info(
+            "worker started",
+            extra={
+                "concurrency": settings.worker_concurrency,
+                "interactive_slots": settings.interactive_slots,
+                "queue": settings.queue_name,
+            },
+        )
+        supervisors = [asyncio.create_task(_supervise(settings, deps, i, current, stop)) for i in range(kinds)]
         cancels = asyncio.create_task(_listen_for_cancels(deps, stop))
         await stop.wait()
         live = tuple(w for w in current if w is not None)

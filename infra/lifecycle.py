@@ -19,6 +19,7 @@ __all__ = [
     "TERMINAL",
     "TRANSITIONS",
     "JobStatus",
+    "Priority",
     "Reason",
     "sql_set",
 ]
@@ -31,6 +32,27 @@ class JobStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELED = "canceled"
+
+
+class Priority(StrEnum):
+    """A job's urgency (the spec's `priority`). Stored as its rank, so the queue index orders it:
+    interactive jobs may use the interactive slots; within a client, lower ranks go first."""
+
+    INTERACTIVE = "interactive"
+    NORMAL = "normal"
+    BATCH = "batch"
+
+    @property
+    def rank(self) -> int:
+        return _RANKS[self]
+
+    @classmethod
+    def of_rank(cls, rank: int) -> Priority:
+        return _BY_RANK[rank]
+
+
+_RANKS = {Priority.INTERACTIVE: 0, Priority.NORMAL: 1, Priority.BATCH: 2}
+_BY_RANK = {rank: p for p, rank in _RANKS.items()}
 
 
 # Counted against a client's concurrent-job cap; a worker may be (about to be) running them.

@@ -47,6 +47,9 @@ class ClientPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     retain_originals_days: Positive | None = None  # days after the job ended until its original is deleted
     retain_outputs_days: Positive | None = None  # ... until its variants are deleted
     output_key_template: str | None = None  # where variants go under outputs/ (infra/objects.py)
+    scheduling_weight: Positive | None = None  # its share of engine slots against other clients'
+    max_running_jobs_per_client: Positive | None = None  # jobs processing at once
+    interactive_jobs_per_client: Positive | None = None  # `priority: interactive` jobs active at once
 
     def __post_init__(self) -> None:
         if self.output_key_template is not None:
@@ -70,6 +73,9 @@ class ClientLimits(msgspec.Struct, frozen=True, kw_only=True):
     retain_originals_days: int | None  # null: kept until the job is deleted
     retain_outputs_days: int | None
     output_key_template: str
+    scheduling_weight: int
+    max_running_jobs_per_client: int
+    interactive_jobs_per_client: int
     overridden: list[str]  # which of the above come from the client's policy
 
 

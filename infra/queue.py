@@ -17,6 +17,7 @@ __all__ = [
     "cancel_channel",
     "deserialize",
     "dispatch_job",
+    "interactive_queue",
     "open_queue",
     "queue_webhook",
     "redis_settings",
@@ -58,20 +59,27 @@ async def dispatch_job(
     trace_headers: dict[str, str] | None = None,
     *,
     defer_by: float | None = None,
+    interactive: bool = True,
 ) -> bool:
-    """Queue one run of a job. The arq id is the dispatch token, so each hand-back is a new
-    message and re-sending one still waiting or running (the sweeper) is a no-op. Call it only
+    """Wake workers for one run of a job. A message is a claim ticket, not an assignment: the
+    worker that takes it claims whichever job is fairest to run next (``JobRepo.claim_next``),
+    and every queued job has one ticket out, so tickets and claimable jobs stay level. The arq id
+    is the dispatch token, so each hand-back is a new message and re-sending one still waiting or
+    running (the sweeper) is a no-op. ``interactive``: also leave a ticket for the interactive
+    slots (false when the deployment has none, or the tickets would pile up). Call this only
     after the row that made the job ``queued`` under ``dispatch`` is committed: a worker that
     takes the message earlier finds nothing to claim."""
-    return await _enqueue_once(
-        queue,
-        PROCESS_JOB,
-        str(job_id),
-        str(dispatch),
-        trace_headers,
-        _job_id=f"{PROCESS_JOB}:{dispatch}",
-        _defer_by=defer_by,
-    )
+    args = (PROCESS_JOB, str(job_id), str(dispatch), trace_headers)
+    sent = await _enqueue_once(queue, *args, _job_id=f"{PROCESS_JOB}:{dispatch}", _defer_by=defer_by)
+    if interactive:
+        lane = interactive_queue(queue.default_queue_name)
+        await _enqueue_once(queue, *args, _job_id=f"{PROCESS_JOB}:{dispatch}:i", _queue_name=lane, _defer_by=defer_by)
+    return sent
+
+
+def interactive_queue(queue_name: str) -> str:
+    """The arq queue of a deployment's interactive slots."""
+    return f"{queue_name}:interactive"
 
 
 def cancel_channel(queue_name: str) -> str:

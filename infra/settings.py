@@ -84,6 +84,15 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     # default, for production) leaves accounts to `pixelflow users create`
     signup: Literal["open", "closed"] = "closed"
     session_hours: Annotated[float, Meta(gt=0, le=24 * 30)] = 12.0  # a browser session's absolute lifetime
+    # fair scheduling between clients (docs/OPERATIONS.md, "Fair shares and lanes")
+    scheduling_weight: PositiveInt = 1  # a client's share of engine slots, relative to the others'
+    max_running_jobs_per_client: PositiveInt = 1000  # a client's jobs processing at once, all workers
+    interactive_jobs_per_client: PositiveInt = 2  # a client's `priority: interactive` jobs active at once
+    # per worker process, beside worker_concurrency: slots only for interactive jobs and for cheap
+    # jobs of clients that have nothing running, so they never wait behind another client's work
+    interactive_slots: Annotated[int, Meta(ge=0, le=16)] = 1
+    interactive_deadline_seconds: Seconds = 10.0  # a run in an interactive slot; then it moves to a normal slot
+    interactive_max_cost: PositiveInt = 2000  # cost units (~CPU-ms) a client's recent runs may average to use one
     # queue and workers
     queue_name: str = "pixelflow:queue"
     worker_concurrency: PositiveInt = 2

@@ -2,7 +2,7 @@
 
 from infra.repo.clients import ApiKey, Client, ClientRepo, Grant
 from infra.repo.deliveries import Attempt, Delivery, DeliveryRepo
-from infra.repo.jobs import Job, JobPage, JobRepo, VariantRecord
+from infra.repo.jobs import Claim, Job, JobPage, JobRepo, VariantRecord
 from infra.repo.templates import TemplateRepo, TemplateSummary, TemplateVersion
 from infra.repo.usage import UsageDay, UsageRepo, UsageReport, UsageTotals
 from infra.repo.users import Session, User, UserRepo
@@ -10,6 +10,7 @@ from infra.repo.users import Session, User, UserRepo
 __all__ = [
     "ApiKey",
     "Attempt",
+    "Claim",
     "Client",
     "ClientRepo",
     "Delivery",

@@ -11,13 +11,13 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from infra.lifecycle import ACTIVE, CANCELABLE, TERMINAL, JobStatus, sql_set
+from infra.lifecycle import ACTIVE, CANCELABLE, TERMINAL, JobStatus, Priority, sql_set
 from infra.objects import source_key
 from infra.repo._sql import execute, fetch_all, fetch_one
 from infra.repo._sql import fetch_one as _one  # the name create() uses; folded in after the object-key merge
 from infra.repo.usage import cpu_seconds_today, pixels_today, record_job
 
-__all__ = ["ExpiredObjects", "Job", "JobPage", "JobRepo", "NewDelivery", "VariantRecord"]
+__all__ = ["Claim", "ExpiredObjects", "Job", "JobPage", "JobRepo", "NewDelivery", "VariantRecord"]
 
 _ACTIVE, _TERMINAL, _CANCELABLE = sql_set(ACTIVE), sql_set(TERMINAL), sql_set(CANCELABLE)
 # The shortest retention in force anywhere: no job that ended later can be due, so the sweep reads
@@ -85,6 +85,24 @@ class Job(msgspec.Struct, frozen=True):
     source_info: dict[str, Any] | None = None  # pipeline.details.SourceDetails, when the spec asks
     original_deleted_at: datetime | None = None  # removed by the retention sweeper (the job stays)
     outputs_deleted_at: datetime | None = None
+    priority: int = Priority.NORMAL.rank  # infra.lifecycle.Priority's rank
+    not_before: datetime | None = None  # handed back with a backoff: not claimable before this
+
+
+class Claim(msgspec.Struct, frozen=True):
+    """A job a worker took, and what its client was charged for it up front (``settle`` trues it
+    up to what the run really spent)."""
+
+    job: Job
+    queue: str
+    charge: float  # cost units (~CPU-ms) added to the client's service, before weighting
+    weight: int
+
+
+# What a run of a client with no history is charged up front: about one CPU-second.
+_FIRST_CHARGE = 1000.0
+# How much of a client's provisional charge the latest run sets (the rest is its history).
+_RECENT = 0.3
 
 
 class ExpiredObjects(msgspec.Struct, frozen=True):
@@ -114,6 +132,33 @@ _COLUMNS = ", ".join(f.name for f in _JOB if f.name != "variants")
 
 def _job(row: dict[str, Any], variants: list[dict[str, Any]] | None = None) -> Job:
     return Job(**row, variants=tuple(VariantRecord(**v) for v in variants or ()))
+
+
+# The fair pick (claim_next): each client's next claimable job straight off jobs_fair_queued, and
+# the client whose weighted service is least. A client idle for a while restarts at the clock.
+_PICK = f"""
+WITH clock AS (SELECT coalesce(max(vtime), 0) AS v FROM fair_clocks WHERE queue = %(queue)s),
+running AS (
+    SELECT client_id, count(*) AS n FROM jobs WHERE status = 'processing' AND queue = %(queue)s GROUP BY client_id
+),
+heads AS (
+    SELECT DISTINCT ON (client_id) id, client_id, priority, queued_at FROM jobs
+    WHERE status = 'queued' AND queue = %(queue)s AND (not_before IS NULL OR not_before <= now())
+    ORDER BY client_id, priority, queued_at, id
+)
+SELECT h.id, h.client_id, greatest(coalesce(s.vtime, 0), c.v) AS vt,
+       coalesce(p.scheduling_weight, %(weight)s) AS weight,
+       coalesce(s.mean_cost, 0) AS mean_cost, coalesce(s.runs, 0) AS runs
+FROM heads h CROSS JOIN clock c
+LEFT JOIN running r ON r.client_id = h.client_id
+LEFT JOIN client_policies p ON p.client_id = h.client_id
+LEFT JOIN fair_shares s ON s.queue = %(queue)s AND s.client_id = h.client_id
+WHERE coalesce(r.n, 0) < coalesce(p.max_running_jobs_per_client, %(max_running)s)
+  AND (NOT %(interactive)s OR h.priority = {Priority.INTERACTIVE.rank}
+       OR (coalesce(r.n, 0) = 0 AND coalesce(s.mean_cost, 0) <= %(max_cost)s))
+ORDER BY h.priority = {Priority.INTERACTIVE.rank} DESC, vt, h.queued_at, h.id
+LIMIT 1
+"""
 
 
 class JobRepo:
@@ -232,6 +277,8 @@ class JobRepo:
         source_bytes: int | None,
         source_format: str | None,
         queue: str,
+        priority: Priority = Priority.NORMAL,
+        interactive_allowance: int = 0,
         daily_pixels: int | None = None,
         daily_cpu_seconds: int | None = None,
     ) -> Job | Literal["busy", "over_quota", "over_cpu_quota"] | None:
@@ -240,7 +287,9 @@ class JobRepo:
         can take a message whose job it cannot yet see. If that send fails, the job is ``queued``
         without a message and the sweeper sends it.
 
-        Runs under a lock on the client row so concurrent starts cannot exceed ``max_active``.
+        Runs under a lock on the client row so concurrent starts cannot exceed ``max_active``, nor
+        ``interactive_allowance`` (the client's interactive jobs active at once: past it, an
+        interactive job is queued as a normal one).
         ``over_quota`` when ``daily_pixels`` (the client's daily source-pixel quota) is spent today,
         ``over_cpu_quota`` when ``daily_cpu_seconds`` (its daily engine CPU quota) is. Returns None
         when the job is not in ``created`` (the caller reports its current state).
@@ -257,12 +306,21 @@ class JobRepo:
                 return "over_quota"
             if daily_cpu_seconds is not None and await cpu_seconds_today(conn, client_id) >= daily_cpu_seconds:
                 return "over_cpu_quota"
+            if priority == Priority.INTERACTIVE:
+                urgent = await fetch_one(
+                    conn,
+                    f"SELECT count(*) AS n FROM jobs WHERE client_id = %s AND status IN {_ACTIVE} AND priority = %s",
+                    (client_id, Priority.INTERACTIVE.rank),
+                )
+                assert urgent is not None
+                if urgent["n"] >= interactive_allowance:
+                    priority = Priority.NORMAL
             row = await fetch_one(
                 conn,
                 f"UPDATE jobs SET status = 'queued', queued_at = now(), updated_at = now(), source_bytes = %s,"
-                f" source_format = %s, dispatch = %s, queue = %s WHERE id = %s AND client_id = %s"
+                f" source_format = %s, dispatch = %s, queue = %s, priority = %s WHERE id = %s AND client_id = %s"
                 f" AND status = 'created' RETURNING {_COLUMNS}",
-                (source_bytes, source_format, uuid.uuid4(), queue, job_id, client_id),
+                (source_bytes, source_format, uuid.uuid4(), queue, priority.rank, job_id, client_id),
             )
             if row is None:
                 return None
@@ -376,18 +434,69 @@ class JobRepo:
                 (row["original"], row["outputs"], row["id"]),
             )
 
-    async def claim(self, job_id: uuid.UUID, dispatch: uuid.UUID, *, lease_seconds: float) -> Job | None:
-        """A worker takes the job for one run: counts the attempt and takes the lease. None unless
-        the job is queued under this very dispatch (stale, duplicated or re-delivered queue
-        entries, canceled and finished jobs all end here)."""
-        row = await fetch_one(
+    async def claim_next(
+        self,
+        queue: str,
+        *,
+        lease_seconds: float,
+        interactive: bool = False,
+        weight: int = 1,
+        max_running: int = 1_000_000,
+        interactive_max_cost: float = 0.0,
+    ) -> Claim | None:
+        """Take the next job of ``queue`` for one run, fairly between clients: the client with the
+        least weighted service so far (its ``vtime``, never below the queue's clock), its most
+        urgent job, then its oldest; interactive jobs before all others. Clients at their running
+        cap are passed over. An ``interactive`` slot takes only interactive jobs and jobs of clients
+        with nothing running whose recent runs averaged at most ``interactive_max_cost``. The
+        client is charged its recent runs' mean cost up front (``settle`` corrects it), so its next
+        job waits behind the others' at once. ``weight`` and ``max_running``: the global values
+        (a client's policy overrides them). None when nothing is claimable."""
+        for _ in range(8):  # another worker may take the job we picked first
+            async with self.pool.connection() as conn, conn.transaction():
+                pick = await fetch_one(conn, _PICK, {
+                    "queue": queue, "weight": weight, "max_running": max_running,
+                    "interactive": interactive, "max_cost": interactive_max_cost,
+                })  # fmt: skip
+                if pick is None:
+                    return None
+                row = await fetch_one(
+                    conn,
+                    f"UPDATE jobs SET status = 'processing', attempts = attempts + 1, not_before = NULL,"
+                    f" started_at = coalesce(started_at, now()), updated_at = now(),"
+                    f" lease_expires_at = now() + make_interval(secs => %s)"
+                    f" WHERE id = %s AND status = 'queued' RETURNING {_COLUMNS}",
+                    (lease_seconds, pick["id"]),
+                )
+                if row is None:
+                    continue
+                charge = pick["mean_cost"] if pick["runs"] else _FIRST_CHARGE
+                await conn.execute(
+                    "INSERT INTO fair_shares AS s (queue, client_id, vtime) VALUES (%(queue)s, %(client)s, %(vt)s + %(add)s)"
+                    " ON CONFLICT (queue, client_id) DO UPDATE SET vtime = greatest(s.vtime, %(vt)s) + %(add)s",
+                    {"queue": queue, "client": pick["client_id"], "vt": pick["vt"], "add": charge / pick["weight"]},
+                )
+                await conn.execute(
+                    "INSERT INTO fair_clocks AS c (queue, vtime) VALUES (%s, %s)"
+                    " ON CONFLICT (queue) DO UPDATE SET vtime = greatest(c.vtime, excluded.vtime)",
+                    (queue, pick["vt"]),
+                )
+                return Claim(_job(row), queue, charge, pick["weight"])
+        return None
+
+    async def settle(self, claim: Claim, spent: float) -> None:
+        """True up a claim's charge to what its run spent (engine CPU-ms; 0 when the engine never
+        ran), and fold it into the client's recent mean, the next run's charge."""
+        await execute(
             self.pool,
-            f"UPDATE jobs SET status = 'processing', attempts = attempts + 1, started_at = coalesce(started_at, now()),"
-            f" updated_at = now(), lease_expires_at = now() + make_interval(secs => %s)"
-            f" WHERE id = %s AND status = 'queued' AND dispatch = %s RETURNING {_COLUMNS}",
-            (lease_seconds, job_id, dispatch),
-        )
-        return _job(row) if row else None
+            "UPDATE fair_shares SET vtime = vtime + (%(spent)s - %(charge)s) / %(weight)s, runs = runs + 1,"
+            " mean_cost = CASE WHEN runs = 0 THEN %(spent)s ELSE (1 - %(recent)s) * mean_cost + %(recent)s * %(spent)s END"
+            " WHERE queue = %(queue)s AND client_id = %(client)s",
+            {
+                "spent": spent, "charge": claim.charge, "weight": claim.weight, "recent": _RECENT,
+                "queue": claim.queue, "client": claim.job.client_id,
+            },
+        )  # fmt: skip
 
     async def renew(self, job_id: uuid.UUID, dispatch: uuid.UUID, *, lease_seconds: float) -> bool:
         """Extend the lease; False once the run no longer holds the job (canceled, or handed to another run)."""
@@ -399,17 +508,29 @@ class JobRepo:
         )
         return changed == 1
 
-    async def hand_back(self, job_id: uuid.UUID, dispatch: uuid.UUID | None, *, cpu_seconds: float = 0.0) -> Job | None:
+    async def hand_back(
+        self,
+        job_id: uuid.UUID,
+        dispatch: uuid.UUID | None,
+        *,
+        defer: float | None = None,
+        demote: bool = False,
+        cpu_seconds: float = 0.0,
+    ) -> Job | None:
         """``processing`` -> ``queued`` under a new dispatch, for another run; only while the run
         ``dispatch`` still holds it (None: whichever run did, for a lapsed lease seen with none).
         The run that was handed back still counts against ``job_max_tries``, and the engine CPU
-        it spent (``cpu_seconds``) is added to the job's, billed when the job ends."""
+        it spent (``cpu_seconds``) is added to the job's, billed when the job ends. ``defer``:
+        seconds before it may be claimed again; ``demote``: an interactive job comes back as a
+        normal one. It keeps its place in its client's line (``queued_at``)."""
         row = await fetch_one(
             self.pool,
             f"UPDATE jobs SET status = 'queued', dispatch = %s, lease_expires_at = NULL, updated_at = now(),"
-            f" engine_cpu_seconds = engine_cpu_seconds + %s"
+            f" engine_cpu_seconds = engine_cpu_seconds + %s,"
+            f" not_before = CASE WHEN %s::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => %s::float8) END,"
+            f" priority = CASE WHEN %s THEN greatest(priority, {Priority.NORMAL.rank}) ELSE priority END"
             f" WHERE id = %s AND status = 'processing' AND (%s::uuid IS NULL OR dispatch = %s) RETURNING {_COLUMNS}",
-            (uuid.uuid4(), max(0.0, cpu_seconds), job_id, dispatch, dispatch),
+            (uuid.uuid4(), max(0.0, cpu_seconds), defer, defer, demote, job_id, dispatch, dispatch),
         )
         return _job(row) if row else None
 

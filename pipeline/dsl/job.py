@@ -10,7 +10,7 @@ from msgspec import Meta, Struct
 from pipeline.dsl.types import HTTP_URL, NO_NUL
 from pipeline.dsl.variant import Variant
 
-__all__ = ["SPEC_VERSION", "ImageSource", "InfoRequest", "JobSpec", "Metadata", "MetadataKey", "MetadataValue"]
+__all__ = ["SPEC_VERSION", "ImageSource", "InfoRequest", "JobSpec", "Metadata", "MetadataKey", "MetadataValue", "Priority"]
 
 SPEC_VERSION = 1
 
@@ -71,6 +71,15 @@ class ImageSource(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True,
             raise ValueError("a source is exactly one of `url` or `job`")
 
 
+Priority = Annotated[
+    Literal["interactive", "normal", "batch"],
+    Meta(
+        description="interactive: a user waits on it (reserved slots, within the client's allowance);"
+        " batch: a backfill, taken after the client's normal jobs."
+    ),
+]
+
+
 class JobSpec(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     version: Literal[1]
     pipeline: Pipeline
@@ -78,6 +87,7 @@ class JobSpec(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     metadata: Metadata | None = None
     auto_orient: bool = True
     info: InfoRequest | None = None
+    priority: Priority = "normal"
     source: ImageSource | None = None  # None: the original is uploaded
 
     def variant(self, variant_id: str) -> Variant:

@@ -35,7 +35,7 @@ async def test_a_job_is_one_trace_from_api_to_webhook(stack: Stack, receiver: We
         job = await create_and_upload(t, spec(receiver.url(path)), encode(photo(400, 300), ".jpg"))
         assert (await t.http.post(f"/v1/jobs/{job['id']}/start")).status_code == 202
         async with open_deps(settings) as deps:  # an in-process worker, draining its queues once
-            images, hooks = build_workers(settings, deps, burst=True)
+            images, hooks, *_ = build_workers(settings, deps, burst=True)
             await images.async_run()
             await hooks.async_run()
         (delivery,) = receiver.wait(path, 1)

@@ -194,7 +194,7 @@ def test_each_queue_has_its_own_sweep_ticks() -> None:
     names = []
     for queue in ("pixelflow:a", "pixelflow:b"):
         settings = Settings(queue_name=queue)
-        images, hooks = build_workers(settings, SimpleNamespace(queue=None))  # type: ignore[arg-type]
+        images, hooks, *_ = build_workers(settings, SimpleNamespace(queue=None))  # type: ignore[arg-type]
         names.append({c.name for w in (images, hooks) for c in w.cron_jobs})
         assert len(names[-1]) == 3 and all(queue in n for n in names[-1]), names[-1]
         burst = build_workers(settings, SimpleNamespace(queue=None), burst=True)  # type: ignore[arg-type]

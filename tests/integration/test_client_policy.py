@@ -24,6 +24,9 @@ GLOBAL = {  # the suite's settings (tests/integration/conftest.py) and the defau
     "max_job_cost": 120_000,
     "daily_source_megapixels": None,
     "daily_engine_cpu_seconds": None,
+    "scheduling_weight": 1,  # fair scheduling (main's defaults)
+    "max_running_jobs_per_client": 1000,
+    "interactive_jobs_per_client": 2,
     "retain_originals_days": None,  # kept until deleted
     "retain_outputs_days": None,
     "output_key_template": "{client}/{job}/{variant}.{ext}",

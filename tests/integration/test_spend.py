@@ -63,7 +63,7 @@ async def test_the_cpu_quota_is_spent_by_a_job_killed_at_its_deadline(stack: Sta
     /start is 429 `daily_cpu_quota_exceeded` with Retry-After to midnight UTC and the job stays
     `created`. GET /v1/limits and the CLI show the quota, today's CPU and the deadline kill;
     clearing the override (the global quota of 1000 s applies again) lets it start."""
-    async with lane(stack, "cpuquota", deadline_seconds="4", worker_concurrency="1",
+    async with lane(stack, "cpuquota", deadline_seconds="4", worker_concurrency="1", interactive_slots="0",
                     daily_engine_cpu_seconds="1000") as ln:  # fmt: skip
         t, other = await ln.tenant(), await ln.tenant()
         shown = cli_json(stack, "clients", "limits", t.name, "--daily-engine-cpu-seconds", "1")
@@ -74,7 +74,7 @@ async def test_the_cpu_quota_is_spent_by_a_job_killed_at_its_deadline(stack: Sta
         limits = (await other.http.get("/v1/limits")).json()
         assert limits["daily_engine_cpu_seconds"] == 1000 and "daily_engine_cpu_seconds" not in limits["overridden"]
 
-        # one job at a time: `waiting` is queued (the quota is not spent yet) and runs after `slow`
+        # one slot, no interactive one: `waiting` is queued (the quota is not spent yet) and runs after `slow`
         slow = await started(t, SLOW, BIG)
         waiting = await started(t, QUICK, SMALL)
         killed = await wait_status(t, slow, TERMINAL, timeout=30)
@@ -132,7 +132,12 @@ async def test_handed_back_and_canceled_runs_are_billed(stack: Stack) -> None:
     works; the canceled job is billed both runs."""
     # one engine child per worker: the busy one is this job's
     async with lane(
-        stack, "spend-runs", deadline_seconds="60", worker_drain_seconds="0.2", worker_concurrency="1"
+        stack,
+        "spend-runs",
+        deadline_seconds="60",
+        worker_drain_seconds="0.2",
+        worker_concurrency="1",
+        interactive_slots="0",
     ) as ln:
         t = await ln.tenant()
         job = await started(t, SLOW, BIG)
@@ -174,7 +179,7 @@ async def test_crashed_out_of_memory_and_worker_lost_jobs_are_billed(stack: Stac
     import pyvips
 
     async with lane(stack, "spend-deaths", deadline_seconds="30", engine_memory_limit_mb="150",
-                    engine_recycle_rss_mb="120", worker_concurrency="1", worker_drain_seconds="0",
+                    engine_recycle_rss_mb="120", worker_concurrency="1", interactive_slots="0", worker_drain_seconds="0",
                     job_max_tries="2") as ln:  # fmt: skip
         t = await ln.tenant()
         crashed = await started(t, SLOW, BIG)

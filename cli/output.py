@@ -60,11 +60,12 @@ def emit_batch(as_json: bool, results: Sequence[Any]) -> int:
 def usage_lines(name: str, report: Any) -> list[str]:
     """A usage report (the server's ``UsageReport`` or the SDK's ``Usage``: the same fields) as a
     table, one line per day with usage, then the total: ``clients usage`` and ``usage`` print it."""
-    header = f"{'day':<10} {'jobs':>6} {'ok':>6} {'failed':>6} {'canceled':>8} {'source MP':>11} {'output bytes':>14}"
-    header += f" {'CPU s':>9} {'webhooks':>9}"
+    header = f"{'day':<10} {'jobs':>6} {'ok':>6} {'failed':>6} {'deadline':>8} {'canceled':>8} {'source MP':>11}"
+    header += f" {'output bytes':>14} {'CPU s':>9} {'webhooks':>9}"
     rows = [(d.day.isoformat(), d) for d in report.days] + [("total", report.total)]
     return [f"{name}: {report.start.isoformat()} to {report.end.isoformat()} (UTC days)", header] + [
-        f"{label:<10} {u.jobs:>6,} {u.succeeded:>6,} {u.failed:>6,} {u.canceled:>8,} {u.source_megapixels:>11,.2f}"
-        f" {u.output_bytes_total:>14,} {u.engine_cpu_seconds:>9,.1f} {u.webhook_attempts:>9,}"
+        f"{label:<10} {u.jobs:>6,} {u.succeeded:>6,} {u.failed:>6,} {u.deadline_exceeded:>8,} {u.canceled:>8,}"
+        f" {u.source_megapixels:>11,.2f} {u.output_bytes_total:>14,} {u.engine_cpu_seconds:>9,.1f}"
+        f" {u.webhook_attempts:>9,}"
         for label, u in rows
     ]

@@ -277,8 +277,8 @@ def cmd_clients_rotate(args: argparse.Namespace) -> int:
 
 
 def cmd_clients_limits(args: argparse.Namespace) -> int:
-    from infra.policy import ClientLimitsToday, ClientPolicy, client_limits
-    from infra.repo.usage import pixels_today
+    from infra.policy import ClientPolicy, client_limits, limits_with_spend
+    from infra.repo.usage import spent_today
 
     settings = _settings()
 
@@ -295,15 +295,19 @@ def cmd_clients_limits(args: argparse.Namespace) -> int:
                 return 1
             await repo.set_policy(client.id, policy)
         limits = client_limits(settings, await repo.policy(client.id))
-        used = round(await pixels_today(repo.pool, client.id) / 1e6, 6)
-        today = ClientLimitsToday(**msgspec.structs.asdict(limits), source_megapixels_today=used)
+        today = limits_with_spend(limits, await spent_today(repo.pool, client.id))
         record = {"client": client.name, **msgspec.structs.asdict(today)}
         lines = [f"{client.name}"] + [
             f"  {name:<32} {_limit_text(name, getattr(limits, name)):>12}  "
             f"{'(client)' if name in limits.overridden else '(global)'}"
             for name in POLICY_FIELDS
         ]
-        lines.append(f"  {'source_megapixels_today':<32} {used:>12,.2f}  (used today, UTC)")
+        for name, value, note in (
+            ("source_megapixels_today", f"{today.source_megapixels_today:,.2f}", "used today, UTC"),
+            ("engine_cpu_seconds_today", f"{today.engine_cpu_seconds_today:,.1f}", "used today, UTC"),
+            ("deadline_exceeded_today", f"{today.deadline_exceeded_today:,}", "jobs killed at their deadline today"),
+        ):
+            lines.append(f"  {name:<32} {value:>12}  ({note})")
         emit(args.json, record, lines)
         return 0
 

@@ -9,7 +9,6 @@ import uuid
 from datetime import timedelta
 from typing import Any, NoReturn
 
-import msgspec
 from opentelemetry import trace
 
 from control_plane.auth import Principal
@@ -36,8 +35,10 @@ from infra.policy import (
     ClientLimits,
     ClientLimitsToday,
     client_limits,
+    cpu_quota_spent,
     daily_pixels,
     engine_limits,
+    limits_with_spend,
     quota_resets_in,
     quota_spent,
 )
@@ -82,8 +83,8 @@ async def limits_of(services: Services, principal: Principal) -> ClientLimits:
 async def limits_today(services: Services, principal: Principal) -> ClientLimitsToday:
     """The client's limits in force and what its daily quota has used today."""
     limits = await limits_of(services, principal)
-    used = await services.usage.pixels_today(principal.client.id)
-    return ClientLimitsToday(**msgspec.structs.asdict(limits), source_megapixels_today=round(used / 1e6, 6))
+    spent = await services.usage.spent_today(principal.client.id)
+    return limits_with_spend(limits, spent)
 
 
 async def rate_limit(services: Services, principal: Principal) -> Decision:
@@ -211,6 +212,7 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             priority=Priority(spec.priority),
             interactive_allowance=limits.interactive_jobs_per_client,
             daily_pixels=quota,
+            daily_cpu_seconds=limits.daily_engine_cpu_seconds,
         )
         if isinstance(started, Job):
             await _dispatch(services, started)
@@ -225,6 +227,13 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
         raise TooManyRequests(
             quota_spent(limits.daily_source_megapixels),
             code=Reason.DAILY_QUOTA_EXCEEDED,
+            headers={"Retry-After": str(quota_resets_in())},
+        )
+    if started == "over_cpu_quota":  # as the megapixel quota: the job stays `created`
+        assert limits.daily_engine_cpu_seconds is not None
+        raise TooManyRequests(
+            cpu_quota_spent(limits.daily_engine_cpu_seconds),
+            code=Reason.DAILY_CPU_QUOTA_EXCEEDED,
             headers={"Retry-After": str(quota_resets_in())},
         )
     if started is None:  # another request started (or canceled) it meanwhile

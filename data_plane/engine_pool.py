@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 
 from infra.metrics import ENGINE_RESTARTS
@@ -17,7 +18,7 @@ from infra.settings import Settings
 from infra.telemetry import record_span
 from pipeline.sandbox import EngineRequest, EngineResult, Sandbox, SandboxConfig
 
-__all__ = ["INTERACTIVE_LANE", "NORMAL_LANE", "EnginePool", "sandbox_config"]
+__all__ = ["INTERACTIVE_LANE", "NORMAL_LANE", "CpuMeter", "EnginePool", "sandbox_config"]
 
 # A worker's slots, by the arq queue they take tickets from: normal slots (PIXELFLOW_WORKER_CONCURRENCY)
 # from the deployment's queue, interactive ones (PIXELFLOW_INTERACTIVE_SLOTS) from their own; each
@@ -41,6 +42,16 @@ def _count_restart(reason: str) -> None:
     ENGINE_RESTARTS.labels(reason).inc()
 
 
+@dataclass
+class CpuMeter:
+    """The engine CPU one job run spent, however the run ended: a result, an engine error, a
+    kill (deadline, memory, cancel) or the caller's coroutine canceled (the drain), which the
+    sandbox's own error cannot report. What usage bills (infra/repo/usage.py) and the client's
+    fair share is trued up to (``JobRepo.settle``)."""
+
+    cpu_seconds: float = 0.0
+
+
 class EnginePool:
     """``size`` engines per lane (``{"normal": 2, "interactive": 1}``): a lane's runs use only its
     own engines, so an interactive slot never waits for an engine a normal run holds."""
@@ -59,9 +70,13 @@ class EnginePool:
                 await loop.run_in_executor(self._threads, sandbox.start)
                 self._idle[lane].put_nowait(sandbox)
 
-    async def run(self, key: str, request: EngineRequest, *, timeout: float, lane: str) -> EngineResult:
+    async def run(
+        self, key: str, request: EngineRequest, *, timeout: float, lane: str, meter: CpuMeter | None = None
+    ) -> EngineResult:
         """Run ``request`` in an idle child of ``lane`` under ``key`` (the job id, for ``cancel``);
-        the child's stages become spans under the current one."""
+        the child's stages become spans under the current one. ``meter`` gets the run's CPU,
+        however it ends."""
+        meter = meter if meter is not None else CpuMeter()
         idle = self._idle[lane]
         sandbox = await idle.get()
         self._running[key] = sandbox
@@ -74,8 +89,12 @@ class EnginePool:
             sandbox.kill()
             with contextlib.suppress(BaseException):
                 await asyncio.wait([future])  # the child is gone in milliseconds; reuse it only then
+            if future.done() and not future.cancelled():
+                done = future.exception() or future.result()
+                meter.cpu_seconds += getattr(done, "cpu_seconds", 0.0)  # killed (EngineCanceled), or it had just ended
             raise
         except BaseException as exc:
+            meter.cpu_seconds += getattr(exc, "cpu_seconds", 0.0)  # set by the sandbox on every error it raises
             for stage in getattr(exc, "stages", ()):
                 record_span(stage.name, stage.start_ns, stage.end_ns, stage.attributes)
             raise
@@ -83,6 +102,7 @@ class EnginePool:
             if self._running.get(key) is sandbox:
                 del self._running[key]
             idle.put_nowait(sandbox)  # always: a sandbox lost here would stall every later job
+        meter.cpu_seconds += result.cpu_seconds
         for stage in result.stages:
             record_span(stage.name, stage.start_ns, stage.end_ns, stage.attributes)
         return result

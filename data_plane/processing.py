@@ -26,7 +26,7 @@ from arq import Retry
 
 from data_plane.backoff import backoff_seconds
 from data_plane.deps import WorkerDeps
-from data_plane.engine_pool import INTERACTIVE_LANE, NORMAL_LANE
+from data_plane.engine_pool import INTERACTIVE_LANE, NORMAL_LANE, CpuMeter
 from data_plane.lease import Lease
 from data_plane.sources import SourceError, fetch_source, origin
 from data_plane.webhooks import start_delivery
@@ -35,7 +35,7 @@ from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
 from infra.objects import OUTPUT_CACHE_CONTROL, asset_key, delete_outputs, discard_originals, output_key
 from infra.outages import TRANSIENT
-from infra.policy import client_limits, daily_pixels, engine_limits, quota_spent
+from infra.policy import client_limits, cpu_quota_spent, daily_pixels, engine_limits, quota_spent
 from infra.queue import dispatch_job
 from infra.repo import Job, VariantRecord
 from infra.storage import ObjectNotFound, ObjectTooLarge
@@ -62,13 +62,6 @@ class Outcome:
 _SKIPPED = Outcome("skipped", "not_claimable")
 # Canceled by the API (which recorded it and queued job.canceled), or handed to another run.
 _CANCELED = Outcome(JobStatus.CANCELED, JobStatus.CANCELED)
-
-
-@dataclass(slots=True)
-class _Spend:
-    """What a run cost, for the client's fair share: the engine's CPU seconds (0 if it never ran)."""
-
-    cpu_seconds: float = 0.0
 
 
 async def process_job(
@@ -100,7 +93,7 @@ async def process_job(
     headers = trace_headers if str(job.id) == job_id else job.trace_context
     with span("job.process", context=parent(headers), job_id=str(job.id), attempt=job.attempts, lane=lane):
         started = time.perf_counter()
-        spend = _Spend()
+        spend = CpuMeter()  # what the run cost: its client's fair share and usage
         try:
             outcome = await run_job(deps, job, headers, lane=lane, spend=spend)
         finally:
@@ -112,7 +105,7 @@ async def process_job(
 
 
 async def run_job(
-    deps: WorkerDeps, job: Job, trace_headers: dict[str, str] | None, *, lane: str, spend: _Spend
+    deps: WorkerDeps, job: Job, trace_headers: dict[str, str] | None, *, lane: str, spend: CpuMeter
 ) -> Outcome:
     """Run a job this worker claimed, to its end or a hand-back."""
     settings = deps.settings
@@ -135,17 +128,17 @@ async def run_job(
             # An interactive slot's run outlived its short deadline: the job goes on in a normal
             # slot, with a whole deadline, instead of failing for the lane it was in.
             log.info("job moved from an interactive slot to a normal one", extra={"job_id": key})
-            await hand_back(deps, job, dispatch, trace_headers, demote=True)
+            await hand_back(deps, job, dispatch, trace_headers, demote=True, cpu_seconds=spend.cpu_seconds)
             return Outcome(JobStatus.QUEUED, "interactive_time_up")
         except EngineCanceled:
             # The API recorded the cancel and queued job.canceled; or the lease went to another run.
             log.info("job stopped: canceled", extra={"job_id": key})
+            await _charge(deps, job, spend.cpu_seconds)
             return _CANCELED
         except PipelineError as exc:
-            cpu = getattr(exc, "cpu_seconds", 0.0)  # the engine's time on this run (pipeline/sandbox.py)
-            spend.cpu_seconds = cpu
+            cpu = spend.cpu_seconds  # the engine's time on this run (0 for a deadline passed before it ran)
             return await fail_job(deps, job, dispatch, exc.code, exc.public, detail=exc.detail, cpu_seconds=cpu)
-        except SourceError as exc:
+        except SourceError as exc:  # before the engine ran: no CPU to charge
             if exc.transient and job.attempts < settings.job_max_tries:
                 log.warning("source fetch will retry", extra={"job_id": key, "reason": exc.code})
                 defer = backoff_seconds(job.attempts, base=2.0, cap=60.0)
@@ -162,28 +155,33 @@ async def run_job(
             if job.attempts >= settings.job_max_tries:
                 log.error("job gave up", extra={"job_id": key, "error": type(exc).__name__})
                 message = "storage or database stayed unavailable; try again later"
-                return await fail_job(deps, job, dispatch, Reason.INFRASTRUCTURE_ERROR, message)
+                return await fail_job(
+                    deps, job, dispatch, Reason.INFRASTRUCTURE_ERROR, message, cpu_seconds=spend.cpu_seconds
+                )
             log.warning("job will retry", extra={"job_id": key, "error": type(exc).__name__})
-            await hand_back(deps, job, dispatch, trace_headers, defer=backoff_seconds(job.attempts, base=2.0, cap=60.0))
+            defer = backoff_seconds(job.attempts, base=2.0, cap=60.0)
+            await hand_back(deps, job, dispatch, trace_headers, defer=defer, cpu_seconds=spend.cpu_seconds)
             return Outcome(JobStatus.QUEUED, "retry")
         except asyncio.CancelledError:
             # The drain on SIGTERM, or arq's timeout (a run stuck in I/O). The engine pool has
             # killed the child already; another run takes the job.
             log.warning("job run interrupted; handing it back", extra={"job_id": key})
-            await hand_back(deps, job, dispatch, trace_headers)
+            await hand_back(deps, job, dispatch, trace_headers, cpu_seconds=spend.cpu_seconds)
             raise
         except Exception as exc:
             incident = uuid.uuid4().hex[:12]
             log.exception("job failed unexpectedly", extra={"job_id": key, "incident": incident})
             public = f"an internal error occurred (incident {incident})"
-            return await fail_job(deps, job, dispatch, InternalError.code, public, detail=repr(exc))
+            return await fail_job(
+                deps, job, dispatch, InternalError.code, public, detail=repr(exc), cpu_seconds=spend.cpu_seconds
+            )
 
 
 class _LaneTimeUp(Exception):
     """The run used up an interactive slot's deadline, not the job's."""
 
 
-async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID, *, lane: str, spend: _Spend) -> Outcome:
+async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID, *, lane: str, spend: CpuMeter) -> Outcome:
     settings = deps.settings
     began = time.monotonic()  # the deadline counts from the claim: fetching the source is part of it
     policy = await deps.clients.policy(job.client_id)
@@ -193,6 +191,10 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID, *, lane: str, sp
     quota = daily_pixels(in_force)
     if quota is not None and await deps.usage.pixels_today(job.client_id) >= quota:
         return await _over_quota(deps, job, dispatch, quota)  # spent while it was queued: no work for nothing
+    cpu_quota = in_force.daily_engine_cpu_seconds
+    if cpu_quota is not None and await deps.usage.cpu_seconds_today(job.client_id) >= cpu_quota:
+        message = cpu_quota_spent(cpu_quota)  # as the megapixel quota: spent while it was queued
+        return await fail_job(deps, job, dispatch, Reason.DAILY_CPU_QUOTA_EXCEEDED, message)
     spec = decode_job_spec(job.spec, own_limits)
     data = await _original(deps, job, spec, time_left=settings.deadline_seconds - (time.monotonic() - began))
     assets = await _fetch_assets(deps, job, spec)
@@ -205,13 +207,11 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID, *, lane: str, sp
     request = EngineRequest(data, msgspec.json.encode(job.spec), limits, assets)
     del data
     try:
-        result = await deps.engines.run(str(job.id), request, timeout=timeout, lane=lane)
-    except DeadlineExceeded as exc:
+        result = await deps.engines.run(str(job.id), request, timeout=timeout, lane=lane, meter=spend)
+    except DeadlineExceeded:
         if timeout < remaining:
-            spend.cpu_seconds = getattr(exc, "cpu_seconds", 0.0)
             raise _LaneTimeUp from None
         raise
-    spend.cpu_seconds = result.cpu_seconds
     records = [
         VariantRecord(
             v.id,
@@ -258,6 +258,7 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID, *, lane: str, sp
         return await _over_quota(deps, job, dispatch, quota, cpu_seconds=result.cpu_seconds)
     if recorded is False:
         log.info("job canceled or handed on while processing; results discarded", extra={"job_id": str(job.id)})
+        await _charge(deps, job, result.cpu_seconds)
         return _CANCELED
     if isinstance(recorded, uuid.UUID):
         start_delivery(deps, recorded)
@@ -327,12 +328,24 @@ async def fail_job(
     log.info("job failed", extra={"job_id": str(job.id), "reason": code, "detail": detail})
     delivery = await job_delivery(deps.deliveries, job, deps.store, status=JobStatus.FAILED, error=(code, message))
     recorded = await deps.jobs.fail(job.id, code, message, delivery, dispatch=dispatch, cpu_seconds=cpu_seconds)
-    if recorded is False:
+    if recorded is False:  # ended or handed on meanwhile: this run's CPU is charged all the same
+        await _charge(deps, job, cpu_seconds)
         return _CANCELED
     await discard_originals(deps.store, job.client_id, job.id)
     if isinstance(recorded, uuid.UUID):
         start_delivery(deps, recorded)
     return Outcome(JobStatus.FAILED, str(code))
+
+
+async def _charge(deps: WorkerDeps, job: Job, cpu_seconds: float) -> None:
+    """Charge the CPU of a run that neither ended nor handed back its job (canceled, or handed on
+    meanwhile), wherever the job is now. Best effort: a database outage loses this run's CPU."""
+    if cpu_seconds <= 0:
+        return
+    try:
+        await deps.usage.charge_run(job.id, cpu_seconds)
+    except TRANSIENT as exc:
+        log.warning("engine CPU not charged", extra={"job_id": str(job.id), "error": type(exc).__name__})
 
 
 async def hand_back(
@@ -343,12 +356,15 @@ async def hand_back(
     *,
     defer: float | None = None,
     demote: bool = False,
+    cpu_seconds: float = 0.0,
 ) -> bool:
     """Queue the job for another run under a new dispatch, claimable after ``defer`` seconds;
     ``demote``: an interactive job comes back as a normal one. If Redis is down, the job stays
-    ``queued`` in PostgreSQL and the sweeper sends the message later."""
-    requeued = await deps.jobs.hand_back(job.id, dispatch, defer=defer, demote=demote)
+    ``queued`` in PostgreSQL and the sweeper sends the message later. ``cpu_seconds``: the engine
+    time of the run handed back, added to the job's and billed when it ends."""
+    requeued = await deps.jobs.hand_back(job.id, dispatch, defer=defer, demote=demote, cpu_seconds=cpu_seconds)
     if requeued is None or requeued.dispatch is None:
+        await _charge(deps, job, cpu_seconds)  # no longer this run's to hand back: charged all the same
         return False
     try:
         await dispatch_job(

@@ -82,6 +82,7 @@ class Reason(StrEnum):
     INFRASTRUCTURE_ERROR = "infrastructure_error"  # storage or database stayed down through every try
     WORKER_LOST = "worker_lost"  # the worker stopped renewing its lease, `job_max_tries` times
     DAILY_QUOTA_EXCEEDED = "daily_quota_exceeded"  # the client's source megapixels for today (UTC) are spent
+    DAILY_CPU_QUOTA_EXCEEDED = "daily_cpu_quota_exceeded"  # the client's engine CPU seconds for today are spent
 
 
 def sql_set(states: frozenset[JobStatus]) -> str:

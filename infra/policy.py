@@ -5,7 +5,7 @@ value), so both planes and the CLI compute a client's limits the same way, here.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import msgspec
 from msgspec import Meta
@@ -14,6 +14,9 @@ from infra.output_keys import check_output_key_template
 from infra.settings import Settings
 from pipeline.dsl import Limits
 
+if TYPE_CHECKING:  # infra.repo reads policies: a runtime import would be a cycle
+    from infra.repo.usage import SpentToday
+
 __all__ = [
     "POLICY_FIELDS",
     "TEXT_POLICY_FIELDS",
@@ -21,9 +24,11 @@ __all__ = [
     "ClientLimitsToday",
     "ClientPolicy",
     "client_limits",
+    "cpu_quota_spent",
     "daily_pixels",
     "engine_limits",
     "expires_at",
+    "limits_with_spend",
     "quota_resets_in",
     "quota_spent",
 ]
@@ -38,6 +43,7 @@ class ClientPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_source_pixels: Positive | None = None  # an original's width x height (x frames)
     max_job_cost: Positive | None = None  # the planner's estimate per job (pipeline/cost.py)
     daily_source_megapixels: Positive | None = None  # sources' megapixels per UTC day (infra/repo/usage.py)
+    daily_engine_cpu_seconds: Positive | None = None  # engine CPU seconds per UTC day, every outcome
     retain_originals_days: Positive | None = None  # days after the job ended until its original is deleted
     retain_outputs_days: Positive | None = None  # ... until its variants are deleted
     output_key_template: str | None = None  # where variants go under outputs/ (infra/objects.py)
@@ -63,6 +69,7 @@ class ClientLimits(msgspec.Struct, frozen=True, kw_only=True):
     max_source_pixels: int
     max_job_cost: int
     daily_source_megapixels: int | None  # None: no daily quota
+    daily_engine_cpu_seconds: int | None  # None: no daily quota
     retain_originals_days: int | None  # null: kept until the job is deleted
     retain_outputs_days: int | None
     output_key_template: str
@@ -73,9 +80,11 @@ class ClientLimits(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class ClientLimitsToday(ClientLimits, frozen=True, kw_only=True):
-    """The limits in force, and what today's (UTC) daily quota has used so far."""
+    """The limits in force, and what today's (UTC) daily quotas have used so far."""
 
     source_megapixels_today: float  # sources of jobs that succeeded today (UTC), as usage counts them
+    engine_cpu_seconds_today: float  # engine CPU of jobs that ended today, whatever their outcome
+    deadline_exceeded_today: int  # of those, jobs killed at their deadline: time spent for nothing
 
 
 def client_limits(settings: Settings, policy: ClientPolicy) -> ClientLimits:
@@ -84,6 +93,17 @@ def client_limits(settings: Settings, policy: ClientPolicy) -> ClientLimits:
     return ClientLimits(
         **{name: getattr(settings, name) if value is None else value for name, value in values.items()},
         overridden=own,
+    )
+
+
+def limits_with_spend(limits: ClientLimits, spent: SpentToday) -> ClientLimitsToday:
+    """The limits in force next to what today's jobs used of the daily quotas (``GET /v1/limits``,
+    ``pixelflow clients limits``)."""
+    return ClientLimitsToday(
+        **msgspec.structs.asdict(limits),
+        source_megapixels_today=round(spent.source_pixels / 1e6, 6),
+        engine_cpu_seconds_today=round(spent.cpu_seconds, 3),
+        deadline_exceeded_today=spent.deadline_exceeded,
     )
 
 
@@ -111,6 +131,14 @@ def quota_resets_in(now: datetime | None = None) -> int:
 def quota_spent(megapixels: int) -> str:
     """Why a start or a job was refused for the daily quota (the API's 429 and the failed job's message)."""
     return f"the daily quota of {megapixels:,} source megapixels is spent for today; it starts afresh at midnight UTC"
+
+
+def cpu_quota_spent(seconds: int) -> str:
+    """Why a start or a job was refused for the daily engine CPU quota."""
+    return (
+        f"the daily quota of {seconds:,} engine CPU seconds is spent for today (failed jobs count, those killed"
+        " at their deadline too); it starts afresh at midnight UTC"
+    )
 
 
 def expires_at(finished_at: datetime | None, days: int | None) -> datetime | None:

@@ -134,6 +134,8 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     max_job_cost: PositiveInt = 120_000  # estimated work per job; cost units ~ CPU-ms (pipeline/cost.py)
     # per client: sources' megapixels per UTC day (succeeded jobs); None: no quota
     daily_source_megapixels: PositiveInt | None = None
+    # per client: engine CPU seconds per UTC day (every job's runs, whatever its outcome); None: no quota
+    daily_engine_cpu_seconds: PositiveInt | None = None
     # observability
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"

@@ -202,7 +202,8 @@ class JobsController(Controller):
         an oversized or unreadable one fails the job (413, 415). 429 `too_many_active_jobs` when the
         client already has its maximum of jobs queued or processing; 429 `daily_quota_exceeded`
         (with `Retry-After` until midnight UTC) when its daily quota of source megapixels is spent,
-        and the job stays `created`."""
+        or `daily_cpu_quota_exceeded` when its daily quota of engine CPU seconds is, and the job
+        stays `created`."""
         job = await start_job(services, principal, job_id)
         return job_view(
             job, services.store, url_expiry=url_expiry(services), limits=await limits_of(services, principal)

@@ -18,7 +18,10 @@ async def get_limits(services: ApiDepsDep, principal: PrincipalDep) -> ClientLim
     """The limits your jobs run under: job creations per minute per client (all its keys share
     them) and their burst, jobs queued or processing at once, an original's maximum pixels, the per-job work budget (cost
     units, as the dry run estimates them) and the daily quota of source megapixels (null: none),
-    with `source_megapixels_today`, what your jobs that succeeded today (UTC) used of it; how many
+    with `source_megapixels_today`, what your jobs that succeeded today (UTC) used of it; the
+    daily quota of engine CPU seconds (`daily_engine_cpu_seconds`, null: none), with
+    `engine_cpu_seconds_today`, what your jobs that ended today used of it whatever their outcome,
+    and `deadline_exceeded_today`, how many of them were killed at their deadline; how many
     days after a job ended its original and its variants are kept (`retain_originals_days`,
     `retain_outputs_days`; null: until the job is deleted), and where its variants are stored
     under `outputs/` (`output_key_template`). `overridden` names those set for your client by the

@@ -37,10 +37,14 @@ async def get_usage(
     end: Annotated[str | None, _day_parameter("to", "today")] = None,
 ) -> UsageReport:
     """What your jobs used from `from` to `to` (UTC days, both included; default: the last 30
-    days, at most 366): jobs that ended by outcome, source megapixels of the jobs that succeeded,
-    output bytes per format, the engine's CPU seconds, and webhook HTTP attempts (retries and
-    redeliveries included) with those answered 2xx. A job counts once, on the day it ended, however
-    many times it ran; deleting it keeps its usage. `days` lists the days with any usage."""
+    days, at most 366): jobs that ended by outcome, the failed ones by error code
+    (`failed_by_code`) and those killed at their deadline (`deadline_exceeded`, with the
+    `deadline_exceeded_cpu_seconds` they spent), source megapixels of the jobs that succeeded,
+    output bytes per format, the engine's CPU seconds (every run of every job, whatever its
+    outcome: failed, canceled while running and handed-back runs included), and webhook HTTP
+    attempts (retries and redeliveries included) with those answered 2xx. A job counts once, on
+    the day it ended, however many times it ran; deleting it keeps its usage. `days` lists the
+    days with any usage."""
     try:
         first, last = report_range(start, end)
     except RangeError as exc:

@@ -15,7 +15,7 @@ from infra.lifecycle import ACTIVE, CANCELABLE, TERMINAL, JobStatus, Priority, s
 from infra.objects import source_key
 from infra.repo._sql import execute, fetch_all, fetch_one
 from infra.repo._sql import fetch_one as _one  # the name create() uses; folded in after the object-key merge
-from infra.repo.usage import pixels_today, record_job
+from infra.repo.usage import cpu_seconds_today, pixels_today, record_job
 
 __all__ = ["Claim", "ExpiredObjects", "Job", "JobPage", "JobRepo", "NewDelivery", "VariantRecord"]
 
@@ -280,7 +280,8 @@ class JobRepo:
         priority: Priority = Priority.NORMAL,
         interactive_allowance: int = 0,
         daily_pixels: int | None = None,
-    ) -> Job | Literal["busy", "over_quota"] | None:
+        daily_cpu_seconds: int | None = None,
+    ) -> Job | Literal["busy", "over_quota", "over_cpu_quota"] | None:
         """``created`` -> ``queued`` under a new dispatch token, committed before this returns:
         the caller sends the queue message only then (``infra.queue.dispatch_job``), so no worker
         can take a message whose job it cannot yet see. If that send fails, the job is ``queued``
@@ -289,8 +290,9 @@ class JobRepo:
         Runs under a lock on the client row so concurrent starts cannot exceed ``max_active``, nor
         ``interactive_allowance`` (the client's interactive jobs active at once: past it, an
         interactive job is queued as a normal one).
-        ``over_quota`` when ``daily_pixels`` (the client's daily source-pixel quota) is spent today.
-        Returns None when the job is not in ``created`` (the caller reports its current state).
+        ``over_quota`` when ``daily_pixels`` (the client's daily source-pixel quota) is spent today,
+        ``over_cpu_quota`` when ``daily_cpu_seconds`` (its daily engine CPU quota) is. Returns None
+        when the job is not in ``created`` (the caller reports its current state).
         """
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT 1 FROM clients WHERE id = %s FOR UPDATE", (client_id,))
@@ -302,6 +304,8 @@ class JobRepo:
                 return "busy"
             if daily_pixels is not None and await pixels_today(conn, client_id) >= daily_pixels:
                 return "over_quota"
+            if daily_cpu_seconds is not None and await cpu_seconds_today(conn, client_id) >= daily_cpu_seconds:
+                return "over_cpu_quota"
             if priority == Priority.INTERACTIVE:
                 urgent = await fetch_one(
                     conn,
@@ -505,20 +509,28 @@ class JobRepo:
         return changed == 1
 
     async def hand_back(
-        self, job_id: uuid.UUID, dispatch: uuid.UUID | None, *, defer: float | None = None, demote: bool = False
+        self,
+        job_id: uuid.UUID,
+        dispatch: uuid.UUID | None,
+        *,
+        defer: float | None = None,
+        demote: bool = False,
+        cpu_seconds: float = 0.0,
     ) -> Job | None:
         """``processing`` -> ``queued`` under a new dispatch, for another run; only while the run
         ``dispatch`` still holds it (None: whichever run did, for a lapsed lease seen with none).
-        The run that was handed back still counts against ``job_max_tries``. ``defer``: seconds
-        before it may be claimed again; ``demote``: an interactive job comes back as a normal one.
-        It keeps its place in its client's line (``queued_at``)."""
+        The run that was handed back still counts against ``job_max_tries``, and the engine CPU
+        it spent (``cpu_seconds``) is added to the job's, billed when the job ends. ``defer``:
+        seconds before it may be claimed again; ``demote``: an interactive job comes back as a
+        normal one. It keeps its place in its client's line (``queued_at``)."""
         row = await fetch_one(
             self.pool,
             f"UPDATE jobs SET status = 'queued', dispatch = %s, lease_expires_at = NULL, updated_at = now(),"
+            f" engine_cpu_seconds = engine_cpu_seconds + %s,"
             f" not_before = CASE WHEN %s::float8 IS NULL THEN NULL ELSE now() + make_interval(secs => %s::float8) END,"
             f" priority = CASE WHEN %s THEN greatest(priority, {Priority.NORMAL.rank}) ELSE priority END"
             f" WHERE id = %s AND status = 'processing' AND (%s::uuid IS NULL OR dispatch = %s) RETURNING {_COLUMNS}",
-            (uuid.uuid4(), defer, defer, demote, job_id, dispatch, dispatch),
+            (uuid.uuid4(), max(0.0, cpu_seconds), defer, defer, demote, job_id, dispatch, dispatch),
         )
         return _job(row) if row else None
 
@@ -559,8 +571,9 @@ class JobRepo:
     ) -> uuid.UUID | bool | Literal["over_quota"]:
         """Record variants and mark succeeded in one transaction, only while this run holds the
         job, and count its usage. False if it was canceled or handed on meanwhile (nothing is
-        written); ``over_quota`` (nothing written) if its source would take the client past
-        ``daily_pixels`` today; else the delivery id (or True without a webhook)."""
+        written; the caller charges the run's CPU, ``UsageRepo.charge_run``); ``over_quota``
+        (nothing written) if its source would take the client past ``daily_pixels`` today; else
+        the delivery id (or True without a webhook)."""
         pixels = source[1] * source[2]
         async with self.pool.connection() as conn, conn.transaction():
             if daily_pixels is not None:

@@ -1,11 +1,17 @@
 """Usage metering: what each client used, per UTC day. The one home for usage facts: the API's
-``GET /v1/usage``, the dashboard, ``pixelflow clients usage`` and the daily source-megapixel
-quota all read these tables.
+``GET /v1/usage``, the dashboard, ``pixelflow clients usage`` and the daily quotas (source
+megapixels, engine CPU seconds) all read these tables.
 
 Each job is counted once, by the transaction that ends it (``JobRepo.succeed``/``fail``/
 ``cancel`` call ``record_job``), on the UTC day it ended; each webhook HTTP attempt once, by the
 transaction that logs it (``DeliveryRepo.record_attempt`` calls ``count_attempt``), on the UTC
 day it was made. Rows have no foreign key to jobs or deliveries: deleting a job keeps its usage.
+
+Engine CPU is charged whatever the job's outcome, for every run: each run adds what it spent to
+the job's ``engine_cpu_seconds`` when it ends (``charge_run``, or the hand-back or terminal
+transition itself), and ``record_job`` bills the job's sum on the day it ended. A run that ends
+after its job did (canceled while the engine ran) adds to that day's row. Only a run whose worker
+died outright (SIGKILL, a lost host) goes unmeasured: its engine died with it.
 """
 
 from __future__ import annotations
@@ -17,27 +23,34 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import msgspec
+from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from infra.lifecycle import TERMINAL, JobStatus
 from infra.repo._sql import Db, execute, fetch_all, fetch_one
+from pipeline.errors import DeadlineExceeded
 
 __all__ = [
     "DEFAULT_DAYS",
     "MAX_REPORT_DAYS",
     "RangeError",
+    "SpentToday",
     "UsageDay",
     "UsageRepo",
     "UsageReport",
     "UsageTotals",
     "build_report",
+    "charge_run",
     "count_attempt",
+    "cpu_seconds_today",
     "pixels_today",
     "record_job",
     "report_range",
+    "spent_today",
 ]
 
+_DEADLINE = DeadlineExceeded.code  # the failure a client is told about: engine time spent for nothing
 MAX_REPORT_DAYS = 366  # a leap year: one report covers any calendar year
 DEFAULT_DAYS = 30
 _TODAY = "(now() AT TIME ZONE 'UTC')::date"
@@ -50,10 +63,13 @@ class UsageTotals(msgspec.Struct, frozen=True, kw_only=True):
     succeeded: int
     failed: int
     canceled: int
+    failed_by_code: dict[str, int]  # the failed jobs per error code
+    deadline_exceeded: int  # failed jobs killed at their deadline (also in failed_by_code)
+    deadline_exceeded_cpu_seconds: float  # the engine CPU those jobs spent (also in engine_cpu_seconds)
     source_megapixels: float  # width x height of each succeeded job's source, / 1e6
     output_bytes: dict[str, int]  # bytes written per output format
     output_bytes_total: int
-    engine_cpu_seconds: float  # CPU time of the engine runs that ended the jobs
+    engine_cpu_seconds: float  # engine CPU of every run of the jobs, whatever their outcome
     webhook_attempts: int  # HTTP attempts, retries and redeliveries included
     webhooks_delivered: int  # attempts answered 2xx
 
@@ -83,17 +99,44 @@ async def record_job(
     outputs: Iterable[tuple[str, int]] = (),
 ) -> None:
     """Count a job that just ended, inside the transaction that ended it (its day is that
-    transaction's UTC date, as ``finished_at``). ``outputs``: (format, bytes) per variant."""
+    transaction's UTC date, as ``finished_at``; a failed job's code is the one that transaction
+    set). ``cpu_seconds``: the engine time of the run that ended it, billed with what the job's
+    earlier runs spent. ``outputs``: (format, bytes) per variant."""
     assert outcome in TERMINAL, outcome
     by_format: dict[str, int] = {}
     for fmt, size in outputs:
         by_format[fmt] = by_format.get(fmt, 0) + size
     await execute(
         conn,
-        f"INSERT INTO job_usage (job_id, client_id, day, outcome, source_pixels, engine_cpu_seconds, output_bytes)"
-        f" SELECT id, client_id, {_TODAY}, %s, %s, %s, %s FROM jobs WHERE id = %s ON CONFLICT (job_id) DO NOTHING",
-        (outcome, source_pixels, max(0.0, cpu_seconds), Jsonb(by_format), job_id),
+        "WITH j AS (UPDATE jobs SET engine_cpu_seconds = engine_cpu_seconds + %s WHERE id = %s"
+        " RETURNING id, client_id, engine_cpu_seconds, error_code)"
+        " INSERT INTO job_usage (job_id, client_id, day, outcome, source_pixels, engine_cpu_seconds, output_bytes,"
+        f" error_code) SELECT id, client_id, {_TODAY}, %s, %s, engine_cpu_seconds, %s,"
+        " CASE WHEN %s = 'failed' THEN error_code END FROM j ON CONFLICT (job_id) DO NOTHING",
+        (max(0.0, cpu_seconds), job_id, outcome, source_pixels, Jsonb(by_format), outcome),
     )
+
+
+async def charge_run(conn: AsyncConnection, job_id: uuid.UUID, cpu_seconds: float) -> None:
+    """Charge the engine CPU of a run that did not end its job (``conn`` not in a transaction):
+    canceled while it ran, handed on after its lease lapsed, or handed back by an outage. The job
+    row's lock orders this against the transition that ends the job: before it, the CPU waits in
+    the job's sum for ``record_job``; after it, it is added to the row that transition wrote."""
+    if cpu_seconds <= 0:
+        return
+    async with conn.transaction():
+        row = await fetch_one(conn, "SELECT status FROM jobs WHERE id = %s FOR UPDATE", (job_id,))
+        if row is None:
+            return
+        await execute(
+            conn, "UPDATE jobs SET engine_cpu_seconds = engine_cpu_seconds + %s WHERE id = %s", (cpu_seconds, job_id)
+        )
+        if JobStatus(row["status"]) in TERMINAL:
+            await execute(
+                conn,
+                "UPDATE job_usage SET engine_cpu_seconds = engine_cpu_seconds + %s WHERE job_id = %s",
+                (cpu_seconds, job_id),
+            )
 
 
 async def count_attempt(conn: Db, delivery_id: uuid.UUID, *, delivered: bool) -> None:
@@ -117,6 +160,33 @@ async def pixels_today(conn: Db, client_id: uuid.UUID) -> int:
     )
     assert row is not None
     return int(row["n"])
+
+
+async def cpu_seconds_today(conn: Db, client_id: uuid.UUID) -> float:
+    """Engine CPU seconds the client's jobs were billed today (UTC): what its CPU quota has spent."""
+    return (await spent_today(conn, client_id)).cpu_seconds
+
+
+class SpentToday(msgspec.Struct, frozen=True, kw_only=True):
+    """What a client's jobs that ended today (UTC) used of its daily quotas, as usage counts them."""
+
+    source_pixels: int
+    cpu_seconds: float
+    deadline_exceeded: int  # failed jobs killed at their deadline
+
+
+async def spent_today(conn: Db, client_id: uuid.UUID) -> SpentToday:
+    row = await fetch_one(
+        conn,
+        "SELECT coalesce(sum(source_pixels), 0)::bigint AS pixels, coalesce(sum(engine_cpu_seconds), 0) AS cpu,"
+        f" count(*) FILTER (WHERE error_code = '{_DEADLINE}') AS deadline"
+        f" FROM job_usage WHERE client_id = %s AND day = {_TODAY}",
+        (client_id,),
+    )
+    assert row is not None
+    return SpentToday(
+        source_pixels=int(row["pixels"]), cpu_seconds=float(row["cpu"]), deadline_exceeded=row["deadline"]
+    )
 
 
 class RangeError(ValueError):
@@ -154,6 +224,18 @@ class UsageRepo:
     async def pixels_today(self, client_id: uuid.UUID) -> int:
         return await pixels_today(self.pool, client_id)
 
+    async def cpu_seconds_today(self, client_id: uuid.UUID) -> float:
+        return await cpu_seconds_today(self.pool, client_id)
+
+    async def spent_today(self, client_id: uuid.UUID) -> SpentToday:
+        return await spent_today(self.pool, client_id)
+
+    async def charge_run(self, job_id: uuid.UUID, cpu_seconds: float) -> None:
+        """``charge_run`` on a connection of its own."""
+        if cpu_seconds > 0:
+            async with self.pool.connection() as conn:
+                await charge_run(conn, job_id, cpu_seconds)
+
     async def report(self, client_id: uuid.UUID, start: date, end: date) -> UsageReport:
         """The client's usage from ``start`` to ``end`` (UTC days, both included)."""
         params = {"client": client_id, "start": start, "end": end}
@@ -166,6 +248,14 @@ class UsageRepo:
                 " count(*) FILTER (WHERE outcome = 'canceled') AS canceled,"
                 " sum(source_pixels)::bigint AS source_pixels, sum(engine_cpu_seconds) AS engine_cpu_seconds"
                 " FROM job_usage WHERE client_id = %(client)s AND day BETWEEN %(start)s AND %(end)s GROUP BY day",
+                params,
+            )
+            failures = await fetch_all(
+                conn,
+                "SELECT day, coalesce(error_code, 'unknown') AS code, count(*) AS jobs,"
+                " sum(engine_cpu_seconds) AS engine_cpu_seconds FROM job_usage"
+                " WHERE client_id = %(client)s AND day BETWEEN %(start)s AND %(end)s AND outcome = 'failed'"
+                " GROUP BY 1, 2",
                 params,
             )
             outputs = await fetch_all(
@@ -181,18 +271,30 @@ class UsageRepo:
                 " WHERE client_id = %(client)s AND day BETWEEN %(start)s AND %(end)s",
                 params,
             )
-        return build_report(start, end, jobs, outputs, hooks)
+        return build_report(start, end, jobs, outputs, hooks, failures)
 
 
 def build_report(
-    start: date, end: date, jobs: list[dict[str, Any]], outputs: list[dict[str, Any]], hooks: list[dict[str, Any]]
+    start: date,
+    end: date,
+    jobs: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+    hooks: list[dict[str, Any]],
+    failures: Iterable[dict[str, Any]] = (),
 ) -> UsageReport:
-    """Fold the per-day rows of jobs, output bytes and webhook attempts into days and a total."""
+    """Fold the per-day rows of jobs, output bytes, webhook attempts and failures by code into
+    days and a total."""
     days: dict[date, _Tally] = {}
     for r in jobs:
         t = days.setdefault(r["day"], _Tally())
         t.jobs, t.succeeded, t.failed, t.canceled = r["jobs"], r["succeeded"], r["failed"], r["canceled"]
         t.pixels, t.cpu = int(r["source_pixels"] or 0), float(r["engine_cpu_seconds"] or 0)
+    for r in failures:
+        t = days.setdefault(r["day"], _Tally())
+        t.codes[r["code"]] = t.codes.get(r["code"], 0) + int(r["jobs"])
+        if r["code"] == _DEADLINE:
+            t.deadline += int(r["jobs"])
+            t.deadline_cpu += float(r["engine_cpu_seconds"] or 0)
     for r in outputs:
         days.setdefault(r["day"], _Tally()).bytes[r["format"]] = int(r["bytes"])
     for r in hooks:
@@ -220,12 +322,20 @@ class _Tally:
     bytes: dict[str, int] = field(default_factory=dict)
     attempts: int = 0
     delivered: int = 0
+    codes: dict[str, int] = field(default_factory=dict)
+    deadline: int = 0
+    deadline_cpu: float = 0.0
 
     def add(self, other: _Tally) -> None:
-        for name in ("jobs", "succeeded", "failed", "canceled", "pixels", "cpu", "attempts", "delivered"):
+        for name in (
+            "jobs", "succeeded", "failed", "canceled", "pixels", "cpu", "attempts", "delivered", "deadline",
+            "deadline_cpu",
+        ):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for fmt, n in other.bytes.items():
             self.bytes[fmt] = self.bytes.get(fmt, 0) + n
+        for code, n in other.codes.items():
+            self.codes[code] = self.codes.get(code, 0) + n
 
     def totals(self) -> UsageTotals:
         return UsageTotals(
@@ -233,6 +343,9 @@ class _Tally:
             succeeded=self.succeeded,
             failed=self.failed,
             canceled=self.canceled,
+            failed_by_code=dict(sorted(self.codes.items())),
+            deadline_exceeded=self.deadline,
+            deadline_exceeded_cpu_seconds=round(self.deadline_cpu, 3),
             source_megapixels=round(self.pixels / 1e6, 6),  # six places: exact to the pixel
             output_bytes=dict(sorted(self.bytes.items())),
             output_bytes_total=sum(self.bytes.values()),

@@ -24,6 +24,10 @@ GLOBAL = {  # the suite's settings (tests/integration/conftest.py) and the defau
     "max_source_pixels": 100_000_000,
     "max_job_cost": 120_000,
     "daily_source_megapixels": None,
+    "daily_engine_cpu_seconds": None,
+    "scheduling_weight": 1,  # fair scheduling (main's defaults)
+    "max_running_jobs_per_client": 1000,
+    "interactive_jobs_per_client": 2,
     "retain_originals_days": None,  # kept until deleted
     "retain_outputs_days": None,
     "output_key_template": "{client}/{job}/{variant}.{ext}",
@@ -31,7 +35,8 @@ GLOBAL = {  # the suite's settings (tests/integration/conftest.py) and the defau
     "max_running_jobs_per_client": 1000,
     "interactive_jobs_per_client": 2,
 }
-TODAY = {"source_megapixels_today": 0.0}  # GET /v1/limits and the CLI add what today's quota used
+# GET /v1/limits and the CLI add what today's quotas used
+TODAY = {"source_megapixels_today": 0.0, "engine_cpu_seconds_today": 0.0, "deadline_exceeded_today": 0}
 
 
 async def test_limits_show_the_global_values_then_the_clients_own(stack: Stack, tenant: Tenant) -> None:

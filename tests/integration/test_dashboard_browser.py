@@ -247,6 +247,7 @@ def test_a_person_runs_a_job_from_sign_up_to_sign_out(
         expect(page.locator("#usage tbody tr")).to_have_count(1)
         for column, value in ((1, "2"), (2, "1"), (3, "1"), (4, "0"), (5, f"{SOURCE[0] * SOURCE[1] / 1e6:.2f}")):
             expect(cells.nth(column)).to_have_text(value)  # jobs, succeeded, failed, canceled, source megapixels
+        expect(cells.nth(3)).to_have_attribute("title", "unsupported_format 1")  # the failures by code
         shot("10-usage")
 
         # Invite a member: they join through the link (its token in the fragment) and see the job.

@@ -31,7 +31,8 @@ from tests.integration.test_resilience import HEAVY
 
 pytestmark = pytest.mark.integration
 
-NOTHING = {"jobs": 0, "succeeded": 0, "failed": 0, "canceled": 0, "source_megapixels": 0.0, "output_bytes": {},
+NOTHING = {"jobs": 0, "succeeded": 0, "failed": 0, "canceled": 0, "failed_by_code": {}, "deadline_exceeded": 0,
+           "deadline_exceeded_cpu_seconds": 0.0, "source_megapixels": 0.0, "output_bytes": {},
            "output_bytes_total": 0, "engine_cpu_seconds": 0.0, "webhook_attempts": 0, "webhooks_delivered": 0}  # fmt: skip
 
 
@@ -86,6 +87,7 @@ async def test_each_outcome_once_with_bytes_cpu_and_webhook_attempts(
     (day,) = report["days"]
     assert day["day"] == today()
     expected = {"jobs": 3, "succeeded": 1, "failed": 1, "canceled": 1, "source_megapixels": 1.92,
+                "failed_by_code": {"unsupported_format": 1}, "deadline_exceeded": 0,
                 "output_bytes": by_format, "output_bytes_total": sum(by_format.values()), "webhook_attempts": 2,
                 "webhooks_delivered": 1}  # fmt: skip
     assert {k: day[k] for k in expected} == expected

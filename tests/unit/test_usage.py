@@ -10,8 +10,8 @@ import msgspec
 import pytest
 
 from cli.output import usage_lines
-from infra.policy import ClientPolicy, client_limits, daily_pixels, quota_resets_in
-from infra.repo.usage import MAX_REPORT_DAYS, RangeError, build_report, report_range
+from infra.policy import ClientPolicy, client_limits, daily_pixels, limits_with_spend, quota_resets_in
+from infra.repo.usage import MAX_REPORT_DAYS, RangeError, SpentToday, build_report, report_range
 from infra.settings import load_settings
 
 TODAY = date(2026, 11, 24)
@@ -73,6 +73,28 @@ def test_rows_fold_into_days_and_a_total() -> None:
     assert (wire["from"], wire["to"]) == ("2026-11-01", "2026-11-03")  # the query's names
 
 
+def test_failures_fold_by_code_and_deadline_kills_stand_out() -> None:
+    d1, d2 = date(2026, 11, 1), date(2026, 11, 2)
+    report = build_report(
+        d1,
+        d2,
+        jobs=[_jobs(d1, jobs=3, failed=3, engine_cpu_seconds=9.5), _jobs(d2, jobs=2, failed=1, succeeded=1,
+              engine_cpu_seconds=4.25)],
+        outputs=[],
+        hooks=[],
+        failures=[{"day": d1, "code": "deadline_exceeded", "jobs": 2, "engine_cpu_seconds": 9.0},
+                  {"day": d1, "code": "out_of_memory", "jobs": 1, "engine_cpu_seconds": 0.5},
+                  {"day": d2, "code": "deadline_exceeded", "jobs": 1, "engine_cpu_seconds": 4.0}],
+    )  # fmt: skip
+    first, second = report.days
+    assert first.failed_by_code == {"deadline_exceeded": 2, "out_of_memory": 1}
+    assert (first.deadline_exceeded, first.deadline_exceeded_cpu_seconds, first.engine_cpu_seconds) == (2, 9.0, 9.5)
+    assert (second.deadline_exceeded, second.deadline_exceeded_cpu_seconds) == (1, 4.0)
+    total = report.total
+    assert total.failed_by_code == {"deadline_exceeded": 3, "out_of_memory": 1}
+    assert (total.deadline_exceeded, total.deadline_exceeded_cpu_seconds, total.engine_cpu_seconds) == (3, 13.0, 13.75)
+
+
 def test_an_empty_range_is_zeros() -> None:
     report = build_report(TODAY, TODAY, [], [], [])
     assert report.days == [] and report.total.jobs == 0 and report.total.output_bytes == {}
@@ -98,6 +120,19 @@ def test_a_clients_quota_overrides_the_global_one() -> None:
         msgspec.convert({"daily_source_megapixels": 0}, ClientPolicy)
 
 
+def test_the_cpu_quota_is_global_or_the_clients_own() -> None:
+    assert client_limits(load_settings({}), ClientPolicy()).daily_engine_cpu_seconds is None
+    settings = load_settings({"PIXELFLOW_DAILY_ENGINE_CPU_SECONDS": "3600"})
+    assert client_limits(settings, ClientPolicy()).daily_engine_cpu_seconds == 3600
+    own = client_limits(settings, ClientPolicy(daily_engine_cpu_seconds=60))
+    assert (own.daily_engine_cpu_seconds, own.overridden) == (60, ["daily_engine_cpu_seconds"])
+    with pytest.raises(msgspec.ValidationError):
+        msgspec.convert({"daily_engine_cpu_seconds": 0}, ClientPolicy)
+    today = limits_with_spend(own, SpentToday(source_pixels=1_500_000, cpu_seconds=61.23456, deadline_exceeded=4))
+    assert (today.source_megapixels_today, today.engine_cpu_seconds_today, today.deadline_exceeded_today) == (
+        1.5, 61.235, 4)  # fmt: skip
+
+
 def test_the_cli_table_has_a_line_per_day_and_the_total() -> None:
     d = date(2026, 11, 2)
     report = build_report(
@@ -106,7 +141,7 @@ def test_the_cli_table_has_a_line_per_day_and_the_total() -> None:
     )  # fmt: skip
     title, header, day, total = usage_lines("acme", report)
     assert title == "acme: 2026-11-02 to 2026-11-02 (UTC days)" and header.split()[0] == "day"
-    assert day.split() == ["2026-11-02", "2", "2", "0", "0", "3.00", "1,234,567", "1.2", "3"]
+    assert day.split() == ["2026-11-02", "2", "2", "0", "0", "0", "3.00", "1,234,567", "1.2", "3"]
     assert total.split()[0] == "total" and total.split()[1:] == day.split()[1:]
 
 
@@ -114,8 +149,9 @@ def test_the_sdk_reads_every_field_of_the_report() -> None:
     from pixelflow_client.models import Usage
 
     d = date(2026, 11, 2)
-    report = build_report(d, d, [_jobs(d, jobs=1, succeeded=1, source_pixels=10)],
-                          [{"day": d, "format": "avif", "bytes": 9}], [])  # fmt: skip
+    report = build_report(d, d, [_jobs(d, jobs=2, succeeded=1, failed=1, source_pixels=10, engine_cpu_seconds=3.0)],
+                          [{"day": d, "format": "avif", "bytes": 9}], [],
+                          [{"day": d, "code": "deadline_exceeded", "jobs": 1, "engine_cpu_seconds": 2.5}])  # fmt: skip
     wire = msgspec.json.encode(report)
     sdk = msgspec.json.decode(wire, type=Usage)
     assert msgspec.json.decode(msgspec.json.encode(sdk)) == msgspec.json.decode(wire)

@@ -66,8 +66,9 @@ class RateLimited(PixelFlowError):
 
 
 class QuotaExceeded(PixelFlowError):
-    """429 ``daily_quota_exceeded``: your client's daily quota is spent until midnight UTC
-    (``retry_after``). Never retried for you: that would wait for hours."""
+    """429 ``daily_quota_exceeded`` (source megapixels) or ``daily_cpu_quota_exceeded`` (engine
+    CPU seconds): your client's daily quota is spent until midnight UTC (``retry_after``); ``code``
+    says which. Never retried for you: that would wait for hours."""
 
 
 class Unavailable(PixelFlowError):
@@ -85,7 +86,10 @@ BY_STATUS: dict[int, type[PixelFlowError]] = {
     429: RateLimited,
     503: Unavailable,
 }
-BY_CODE: dict[str, type[PixelFlowError]] = {"daily_quota_exceeded": QuotaExceeded}  # before BY_STATUS
+BY_CODE: dict[str, type[PixelFlowError]] = {  # before BY_STATUS
+    "daily_quota_exceeded": QuotaExceeded,
+    "daily_cpu_quota_exceeded": QuotaExceeded,
+}
 
 
 class JobFailed(Exception):

@@ -221,7 +221,10 @@ class UsageTotals(msgspec.Struct, kw_only=True):
     source_megapixels: float  # the sources of the jobs that succeeded
     output_bytes: dict[str, int]  # per output format
     output_bytes_total: int
-    engine_cpu_seconds: float
+    engine_cpu_seconds: float  # every run of every job, whatever its outcome
+    failed_by_code: dict[str, int] = {}  # the failed jobs per error code
+    deadline_exceeded: int = 0  # failed jobs killed at their deadline
+    deadline_exceeded_cpu_seconds: float = 0.0  # the engine CPU those spent
     webhook_attempts: int  # HTTP attempts, retries and redeliveries included
     webhooks_delivered: int  # attempts answered 2xx
 

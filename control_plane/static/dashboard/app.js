@@ -907,6 +907,8 @@ async function usagePage() {
   const report = await api("GET", "/v1/usage");
   const days = report.days.slice().reverse();
   const formats = (d) => Object.entries(d.output_bytes).map(([format, n]) => `${format} ${bytes(n)}`).join(", ");
+  // Which failures, by code: deadline_exceeded among them is engine time spent for nothing.
+  const failures = (d) => Object.entries(d.failed_by_code || {}).map(([code, n]) => `${code} ${n}`).join(", ");
   $("#usage tbody").replaceChildren(
     ...days.map((d) =>
       el(
@@ -915,7 +917,7 @@ async function usagePage() {
         el("td", { text: d.day }),
         el("td", { text: integer.format(d.jobs) }),
         el("td", { text: integer.format(d.succeeded) }),
-        el("td", { text: integer.format(d.failed) }),
+        el("td", { text: integer.format(d.failed), title: failures(d) }),
         el("td", { text: integer.format(d.canceled) }),
         el("td", { text: d.source_megapixels.toFixed(2) }),
         el("td", { text: bytes(d.output_bytes_total), title: formats(d) }),

@@ -55,7 +55,7 @@ def describe(
         height=height,
         orientation=orientation,
         frames=frames,
-        has_alpha=bool(header.hasalpha()) if header is not None else source.hasalpha(),
+        has_alpha=bool((header if header is not None else source).hasalpha()),  # libvips answers 0 or 1
         average_color=average,
         dominant_color=dominant,
         profile=profile,

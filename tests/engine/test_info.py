@@ -127,7 +127,9 @@ def test_a_jpeg_xl_source_is_described_with_a_boolean_alpha(alpha: bool) -> None
 def test_a_single_pixel_is_described(bands: int) -> None:
     pixel = (pyvips.Image.black(1, 1, bands=bands) + 200).cast("uchar")
     pixel = pixel.copy(interpretation="b-w" if bands < 3 else "srgb")
-    d = run(encode(pixel, ".png"), {"id": "v", "format": "png"}, info={"placeholders": ["blurhash", "thumbhash"]}).details
+    d = run(
+        encode(pixel, ".png"), {"id": "v", "format": "png"}, info={"placeholders": ["blurhash", "thumbhash"]}
+    ).details
     assert d is not None and (d.width, d.height) == (1, 1) and d.blurhash and d.thumbhash
     assert all(abs(int(d.average_color[i : i + 2], 16) - 200) <= 4 for i in (1, 3, 5)), d.average_color
 

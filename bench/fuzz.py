@@ -1,6 +1,7 @@
 """Random valid specs over small sources of every input format, each run in the engine child.
 
-    .venv/bin/python -m bench.fuzz --specs 2000 --seed 1      # a long run (about 0.3 s a spec)
+    .venv/bin/python -m bench.fuzz --specs 2000 --seed 1      # a long run (about 0.2 s a spec)
+    .venv/bin/python -m bench.fuzz --specs 100000 --minutes 20  # as many as fit in 20 minutes
     .venv/bin/python -m bench.fuzz --seed 1 --only 417        # one case again, to reproduce it
 
 Every job must succeed or fail with a code its input explains (``devstack.specgen.INPUT_CAUSED``);
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--start", type=int, default=0, help="the first index (cases are numbered per seed)")
     ap.add_argument("--only", type=int, help="run just this index, and print its spec")
+    ap.add_argument("--minutes", type=float, help="stop after this long, even before --specs")
     ap.add_argument("--every", type=int, default=100, help="print progress every N specs")
     ap.add_argument("--show", action="append", default=[], metavar="CODE", help="print each failure with this code")
     args = ap.parse_args(argv)
@@ -109,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def progress(each: Iterable[Case]) -> Iterable[Case]:
         for n, case in enumerate(each, 1):
+            if args.minutes is not None and time.monotonic() - started > args.minutes * 60:
+                return
             if args.only is not None:
                 print(case.describe(), flush=True)
             yield case

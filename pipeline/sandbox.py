@@ -281,6 +281,8 @@ class Sandbox:
 
     def _attempt(self, request: EngineRequest, deadline: float, timeout: float) -> EngineResult:
         """One run on the current child (started if need be); raises ``_Died`` if it dies by itself."""
+        if self._kill_reason is not None:  # canceled while the child that died was being replaced
+            raise self._after_death(timeout)  # type: ignore[misc]  # a kill's reason: never a crash
         with self._lock:
             self.start()
         pid, cpu_before = self.pid, _cpu_seconds(self.pid)

@@ -311,3 +311,32 @@ def test_children_die_with_their_parent(tmp_path: Path, slow_source: bytes) -> N
         assert not _alive(child), "the engine outlived its killed parent"
     finally:
         proc.kill()
+
+
+def _abort_once_at(point: str, marker: str, reached: str) -> None:
+    if reached == point and os.path.exists(marker):
+        os.remove(marker)
+        os.abort()
+
+
+def test_a_cancel_while_a_dead_child_is_replaced_is_not_lost(tmp_path: Path, small_jpeg: bytes) -> None:
+    """The retry must not run a job canceled between the crash and the retry."""
+    marker = tmp_path / "abort"
+    marker.touch()
+    sb, restarts = _hooked(partial(_abort_once_at, "decoded", str(marker)))
+    original = sb._after_death
+
+    def cancel_during_replacement(timeout: float) -> object:
+        outcome = original(timeout)
+        if sb.kill():  # the caller cancels just as the replacement starts
+            assert sb._proc is not None
+            sb._proc.join(5)  # and that child is gone before the retry looks at it
+        return outcome
+
+    sb._after_death = cancel_during_replacement  # type: ignore[method-assign]
+    try:
+        with pytest.raises(EngineCanceled):
+            sb.run(EngineRequest(small_jpeg, QUICK, Limits()), timeout=60)
+        assert restarts[:2] == ["crashed", "canceled"]
+    finally:
+        sb.close()

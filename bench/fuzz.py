@@ -7,8 +7,9 @@
 Every job must succeed or fail with a code its input explains (``devstack.specgen.INPUT_CAUSED``);
 any other outcome, and any engine child that had to be replaced (a crash retried on a fresh child
 succeeds, so restarts are counted separately), is a defect: each is printed with its seed, index,
-source and spec. Exits 1 when there was one. The generator is ``devstack/specgen.py``, shared with
-``tests/engine/test_spec_fuzz.py``.
+source and spec. Exits 1 when there was one. Even cases run on one libvips thread (as a worker's
+engine does), odd ones on libvips' default (as ``pixelflow run`` does for one image). The
+generator is ``devstack/specgen.py``, shared with ``tests/engine/test_spec_fuzz.py``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from pipeline.errors import PipelineError
 from pipeline.sandbox import EngineRequest, Sandbox, SandboxConfig
 
 TIMEOUT_SECONDS = 60.0
+# libvips threads per engine child, taken in turn: 1 as in a worker, the default as in `pixelflow
+# run` for one image (whose variants then encode side by side)
+ENGINE_THREADS = (1, None)
 
 
 @dataclass
@@ -49,14 +53,14 @@ class Tally:
 def run_cases(
     cases: Iterable[Case],
     *,
-    sandbox: Sandbox,
+    sandboxes: list[Sandbox],
     images: dict[str, bytes],
     store: dict[str, bytes],
     on_defect: Callable[[str, Case], object] = lambda what, case: None,
     on_failure: Callable[[PipelineError, Case], object] = lambda exc, case: None,
 ) -> Tally:
-    """Run each case in ``sandbox`` and sort the outcomes. Children replaced are the caller's to
-    count, through the sandbox's ``on_restart`` (see ``main``)."""
+    """Run each case and sort the outcomes; cases take turns over ``sandboxes`` by index. Children
+    replaced are the caller's to count, through each sandbox's ``on_restart`` (see ``main``)."""
     tally = Tally()
     for case in cases:
         tally.tried += 1
@@ -64,7 +68,7 @@ def run_cases(
         request = EngineRequest(images[case.source], spec, LIMITS, store)
         what = None
         try:
-            result = sandbox.run(request, timeout=TIMEOUT_SECONDS)
+            result = sandboxes[case.index % len(sandboxes)].run(request, timeout=TIMEOUT_SECONDS)
         except PipelineError as exc:
             if exc.code in INPUT_CAUSED:
                 tally.failed[exc.code] += 1
@@ -99,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     indexes = [args.only] if args.only is not None else range(args.start, args.start + args.specs)
     cases = (case_at(args.seed, i, list(images)) for i in indexes)
     restarts: Counter[str] = Counter()
-    sandbox = Sandbox(SandboxConfig(vips_concurrency=1), on_restart=lambda why: restarts.update([why]))
+    sandboxes = [
+        Sandbox(SandboxConfig(vips_concurrency=threads), on_restart=lambda why: restarts.update([why]))
+        for threads in ENGINE_THREADS
+    ]
     started = time.monotonic()
 
     def on_defect(what: str, case: Case) -> None:
@@ -122,14 +129,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         tally = run_cases(
             progress(cases),
-            sandbox=sandbox,
+            sandboxes=sandboxes,
             images=images,
             store=assets(args.seed),
             on_defect=on_defect,
             on_failure=on_failure,
         )
     finally:
-        sandbox.close()
+        for sandbox in sandboxes:
+            sandbox.close()
     tally.restarts = Counter({why: n for why, n in restarts.items() if why != "recycled"})
     print(json.dumps({"seed": args.seed, "seconds": round(time.monotonic() - started)}))
     print(tally.summary())

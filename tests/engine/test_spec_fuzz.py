@@ -11,7 +11,7 @@ import os
 from collections import Counter
 from typing import get_args
 
-from bench.fuzz import run_cases
+from bench.fuzz import ENGINE_THREADS, run_cases
 from devstack.specgen import OUTPUT_FORMATS, STEP_MAKERS, assets, case_at, sources
 from pipeline.dsl import STEP_TYPES
 from pipeline.dsl.types import OutputFormat
@@ -43,14 +43,15 @@ def test_the_generator_covers_the_whole_dsl_and_every_input_format() -> None:
 def test_random_valid_specs_succeed_or_fail_for_their_input() -> None:
     images = {name: s.data for name, s in sources(SEED).items()}
     restarts: list[str] = []
-    sandbox = Sandbox(SandboxConfig(vips_concurrency=1), on_restart=restarts.append)
+    sandboxes = [Sandbox(SandboxConfig(vips_concurrency=n), on_restart=restarts.append) for n in ENGINE_THREADS]
     try:
         tally = run_cases(
             (case_at(SEED, i, list(images)) for i in range(SPECS)),
-            sandbox=sandbox, images=images, store=assets(SEED),
+            sandboxes=sandboxes, images=images, store=assets(SEED),
         )  # fmt: skip
     finally:
-        sandbox.close()
+        for sandbox in sandboxes:
+            sandbox.close()
     defects = "\n".join(f"{what}\n  {case.describe()}" for what, case in tally.defects)
     assert not tally.defects, f"{tally.summary()}\n{defects}"
     assert [r for r in restarts if r != "recycled"] == [], tally.summary()  # a retried crash is still a crash

@@ -56,3 +56,12 @@ def test_random_valid_specs_succeed_or_fail_for_their_input() -> None:
     assert not tally.defects, f"{tally.summary()}\n{defects}"
     assert [r for r in restarts if r != "recycled"] == [], tally.summary()  # a retried crash is still a crash
     assert tally.tried == SPECS and tally.succeeded >= SPECS // 2, tally.summary()  # most specs do run
+
+
+def test_the_bench_reports_its_counts_and_reproduces_one_case(capsys) -> None:
+    from bench.fuzz import main
+
+    assert main(["--specs", "4", "--seed", str(SEED)]) == 0
+    assert "tried 4 specs: " in capsys.readouterr().out
+    assert main(["--seed", str(SEED), "--only", "2"]) == 0
+    assert case_at(SEED, 2, list(sources(SEED))).describe() in capsys.readouterr().out

@@ -2,7 +2,7 @@
 for its input, and no child dies (devstack/specgen.py makes the specs, bench/fuzz.py runs the
 long version). Seeded: a failure names the seed and index that rebuild its case.
 
-``PIXELFLOW_FUZZ_SPECS`` (default 500, about 2 minutes here) and ``PIXELFLOW_FUZZ_SEED`` (default:
+``PIXELFLOW_FUZZ_SPECS`` (default 1000, 2-3 minutes on 2 cores) and ``PIXELFLOW_FUZZ_SEED`` (default:
 a fixed seed, so the suite is repeatable; set another to explore) bound the run."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pipeline.ops import REGISTRY
 from pipeline.sandbox import Sandbox, SandboxConfig
 from pipeline.sniff import SourceFormat
 
-SPECS = int(os.environ.get("PIXELFLOW_FUZZ_SPECS", "500"))
+SPECS = int(os.environ.get("PIXELFLOW_FUZZ_SPECS", "1000"))
 SEED = int(os.environ.get("PIXELFLOW_FUZZ_SEED", "20260423"))
 
 

@@ -4,7 +4,8 @@ This is the engine's deadline. libvips' kill flag is looked at only between eval
 (single-call encoders (AVIF), librsvg and smartcrop never do), setting it needs a callback from C
 into Python that can outlive its wrapper (pipeline/engine.py ``_evaluate``), and a thread cannot
 be stopped from outside. A process can. A ``Sandbox`` owns one pre-spawned child that runs jobs
-one at a time, and the parent owns the clock, the memory cap and cancellation. Every way a run can end is a typed outcome:
+one at a time, and the parent owns the clock, the memory cap and cancellation. Every way a run
+can end is a typed outcome:
 
 - the result, or the ``PipelineError`` the engine raised, rebuilt from its code;
 - the deadline passed: child SIGKILLed, ``DeadlineExceeded``;

@@ -69,7 +69,9 @@ def _no_observer(name: str, attributes: dict[str, object]) -> AbstractContextMan
 
 
 class _Deadline:
-    """Kills libvips evaluation from its progress signal once the job's time is up."""
+    """The job's time, looked at between steps. The hard deadline is the parent's SIGKILL of the
+    engine child (``pipeline.sandbox``): nothing here reaches into libvips' evaluation, since a
+    callback from C into Python can outlive the wrapper that owns it (see ``_evaluate``)."""
 
     def __init__(self, seconds: float) -> None:
         self.at = time.monotonic() + seconds
@@ -78,15 +80,6 @@ class _Deadline:
     @property
     def passed(self) -> bool:
         return time.monotonic() > self.at
-
-    def watch(self, image: pyvips.Image) -> pyvips.Image:
-        image.set_progress(True)
-        image.signal_connect("eval", self._on_eval)
-        return image
-
-    def _on_eval(self, image: pyvips.Image, _progress: object) -> None:
-        if self.passed:
-            image.set_kill(True)
 
     def exceeded(self) -> DeadlineExceeded:
         return DeadlineExceeded(f"processing took longer than {self.seconds:g} s")
@@ -263,11 +256,15 @@ def _evaluate(
     what: str,
     **kwargs: Any,
 ) -> Any:
-    """Compute pixels: the only place libvips does real work, so the deadline watches here."""
+    """Compute pixels: the only place libvips does real work.
+
+    No ``eval`` signal watches it: pyvips keeps a signal's cffi handle in one Python wrapper, and
+    libvips' operation cache hands the same C image to an identical operation in another branch
+    after that wrapper is gone, so the signal then called freed memory and aborted the process
+    (tests/engine/test_engine_callbacks.py). Work is not started once the job's time is up."""
+    deadline.check()
     try:
-        return work(deadline.watch(image), *args, **kwargs)
+        return work(image, *args, **kwargs)
     except pyvips.Error as exc:
-        if deadline.passed:
-            raise deadline.exceeded() from None
         # Pixels are computed lazily, so a corrupt or truncated source surfaces here.
         raise CorruptImage(f"the image data is corrupt or truncated ({what} failed)", detail=str(exc)) from None

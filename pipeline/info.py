@@ -17,7 +17,7 @@ from pipeline.details import Camera, Location, SourceDetails
 from pipeline.dsl.job import InfoRequest
 from pipeline.metadata import to_working_colour
 from pipeline.placeholders import blurhash, thumbhash
-from pipeline.vips import load_bytes
+from pipeline.vips import load_bytes, pixel_array
 
 __all__ = ["describe"]
 
@@ -34,9 +34,7 @@ def describe(
     header = _header(data, fmt)
     fields = set(header.get_fields()) if header is not None else set()
     small = to_working_colour(first_frame(source).thumbnail_image(100, height=100), keep_profile=False)
-    rgba = small.numpy()
-    if rgba.ndim == 2:
-        rgba = rgba[..., None]
+    rgba = pixel_array(small)
     if rgba.shape[2] in (1, 2):  # grey (with alpha): as RGB(A)
         rgba = np.concatenate([np.repeat(rgba[..., :1], 3, axis=2), rgba[..., 1:]], axis=2)
     average, dominant = _colours(rgba)
@@ -44,8 +42,8 @@ def describe(
     if "blurhash" in request.placeholders:
         scale = 32 / max(small.width, small.height)
         tiny = small.resize(scale) if scale < 1 else small
-        tiny_px = tiny.numpy()
-        blur = blurhash(np.repeat(tiny_px[..., None], 3, axis=2) if tiny_px.ndim == 2 else tiny_px[..., :3])
+        tiny_px = pixel_array(tiny)
+        blur = blurhash(np.repeat(tiny_px[..., :1], 3, axis=2) if tiny_px.shape[2] < 3 else tiny_px[..., :3])
     if "thumbhash" in request.placeholders:
         thumb = thumbhash(rgba if rgba.shape[2] == 4 else rgba[..., :3])
     profile = _profile_name(header.get("icc-profile-data")) if "icc-profile-data" in fields else None
@@ -55,7 +53,7 @@ def describe(
         height=height,
         orientation=orientation,
         frames=frames,
-        has_alpha=bool(header.hasalpha()) if header is not None else source.hasalpha(),
+        has_alpha=bool((header if header is not None else source).hasalpha()),  # libvips answers 0 or 1
         average_color=average,
         dominant_color=dominant,
         profile=profile,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pyvips
 
 from pipeline.errors import CorruptImage
+from pipeline.vips import pixel_array
 
 __all__ = ["JxlHeader", "decode_jxl", "encode_jxl", "jxl_header", "wraps_jpeg"]
 
@@ -140,7 +141,9 @@ def encode_jxl(image: pyvips.Image, *, quality: int | None, effort: int, lossles
     """8-bit sRGB or grey pixels (with or without alpha) as a bare JPEG XL codestream, no metadata."""
     import imagecodecs
 
-    pixels = image.numpy()
+    pixels = pixel_array(image)
+    if image.bands == 1:
+        pixels = pixels[..., 0]  # imagecodecs reads rows x columns as grey
     if lossless:
         return imagecodecs.jpegxl_encode(pixels, lossless=True, effort=effort, numthreads=1)
     return imagecodecs.jpegxl_encode(pixels, level=quality, effort=effort, numthreads=1)

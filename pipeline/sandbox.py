@@ -1,20 +1,27 @@
 """The engine in a child process its caller can kill.
 
-libvips looks at its kill flag only between evaluation steps: single-call encoders (AVIF),
-librsvg and smartcrop never do, and a thread cannot be stopped from outside. A process can. A
-``Sandbox`` owns one pre-spawned child that runs jobs one at a time, and the parent owns the
-clock, the memory cap and cancellation. Every way a run can end is a typed outcome:
+This is the engine's deadline. libvips' kill flag is looked at only between evaluation steps
+(single-call encoders (AVIF), librsvg and smartcrop never do), setting it needs a callback from C
+into Python that can outlive its wrapper (pipeline/engine.py ``_evaluate``), and a thread cannot
+be stopped from outside. A process can. A ``Sandbox`` owns one pre-spawned child that runs jobs
+one at a time, and the parent owns the clock, the memory cap and cancellation. Every way a run
+can end is a typed outcome:
 
 - the result, or the ``PipelineError`` the engine raised, rebuilt from its code;
 - the deadline passed: child SIGKILLed, ``DeadlineExceeded``;
 - its RSS passed the cap: child SIGKILLed, ``OutOfMemory``;
 - ``kill()`` from any thread (a cancel): ``EngineCanceled``;
-- the child died by itself (a decoder fault, the kernel's OOM killer): ``EngineCrashed``.
+- the child died by itself (a decoder fault, the kernel's OOM killer, stuck starting): the job runs
+  once more on a fresh child within the same deadline; a second death is ``EngineCrashed``, whose
+  detail says where each child died (a byte the child shares with the parent marks its progress).
+
+Running out of time is ``DeadlineExceeded`` wherever it happens: in the engine, or while a child
+is still starting, or a replacement is.
 
 Every outcome carries the CPU time the run took (``cpu_seconds`` on the result or the raised
-error), for usage metering: the child measures its own process CPU time (all threads) when it
-replies; for a child that never replied, the parent reads the dead child's counters from
-``/proc`` before reaping it (10 ms resolution).
+error; both runs' for a retried job), for usage metering: the child measures its own process CPU
+time (all threads) when it replies; for a child that never replied, the parent reads the dead
+child's counters from ``/proc`` before reaping it (10 ms resolution).
 
 A killed or dead child is replaced at once (spawning one takes ~0.1 s, libvips imported), and
 children are recycled after ``max_jobs`` runs or when a run leaves them above
@@ -64,7 +71,6 @@ __all__ = [
 ]
 
 _POLL_SECONDS = 0.05  # how often the parent looks at the clock and the child's memory
-_STARTUP_SECONDS = 30.0  # a child starts in ~0.1 s; one that has not said hello by then is stuck
 _HELLO = b"ready"
 _PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -79,6 +85,10 @@ class SandboxConfig:
     recycle_rss_bytes: int = 768 * 1024**2
     max_jobs: int = 200
     vips_concurrency: int | None = None  # None: libvips' default (one thread per core)
+    startup_seconds: float = 30.0  # a child starts in ~0.1 s; one that has not said hello by then is stuck
+    # Called in the child at each point it reaches ("starting", "decoding", "decoded"), so tests
+    # can make a child slow or crash exactly there. A module-level function: it is pickled.
+    child_hook: Callable[[str], object] | None = None
 
 
 class EngineRequest(msgspec.Struct, frozen=True):
@@ -148,6 +158,34 @@ _decode_reply = msgspec.msgpack.Decoder(_Reply).decode
 
 _DEADLINE, _MEMORY, _CANCELED = "deadline", "memory", "canceled"
 
+# Where a child is in a job, in a byte it shares with the parent: a child that dies says nothing,
+# so the parent reads this to tell a crash while decoding from one after it.
+_STARTING, _IDLE, _DECODING, _DECODED = -1, 0, 1, 2  # _STARTING: the parent's, before the hello
+_WHERE = {
+    _STARTING: "while starting",
+    _IDLE: "before it started the job",
+    _DECODING: "while decoding the source",
+    _DECODED: "after the source decoded",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _Crash:
+    """One run's child that died by itself: how (a signal, an exit code) and where in the job."""
+
+    how: str
+    stage: int
+    cpu_seconds: float
+
+    def __str__(self) -> str:
+        return f"{self.how} {_WHERE.get(self.stage, '')}".rstrip()
+
+
+class _Died(Exception):
+    def __init__(self, crash: _Crash) -> None:
+        super().__init__(str(crash))
+        self.crash = crash
+
 
 class Sandbox:
     """One engine child. ``run`` is blocking and meant for one thread at a time; ``kill`` may be
@@ -164,10 +202,12 @@ class Sandbox:
         self._lock = threading.Lock()
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
+        self._stage: Any = None  # the child's shared stage byte (_IDLE, _DECODING, _DECODED)
         self._jobs = 0
         self._busy = False
         self._ready = False  # the child said it is listening: a request can be sent without blocking
         self._kill_reason: str | None = None
+        self._stuck = False  # the child was killed for not starting in time: a crash of ours
 
     @property
     def pid(self) -> int | None:
@@ -178,10 +218,13 @@ class Sandbox:
             return
         self._discard()
         parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_child_main, args=(child, self.config), name="pixelflow-engine", daemon=True)
+        stage = self._ctx.RawValue("b", _IDLE)
+        proc = self._ctx.Process(
+            target=_child_main, args=(child, stage, self.config), name="pixelflow-engine", daemon=True
+        )
         proc.start()
         child.close()
-        self._proc, self._conn, self._jobs, self._ready = proc, parent, 0, False
+        self._proc, self._conn, self._stage, self._jobs, self._ready = proc, parent, stage, 0, False
 
     def rss(self) -> int | None:
         pid = self.pid
@@ -195,35 +238,32 @@ class Sandbox:
 
     def run(self, request: EngineRequest, *, timeout: float) -> EngineResult:
         """Run one job in the child; raises the engine's ``PipelineError``, ``DeadlineExceeded``,
-        ``OutOfMemory``, ``EngineCrashed`` or ``EngineCanceled``."""
+        ``OutOfMemory``, ``EngineCrashed`` or ``EngineCanceled``.
+
+        A child that dies by itself (not killed here for the deadline, the memory cap or a
+        cancel) is replaced and the job runs once more on the fresh child, within the same
+        deadline: a fault of one process (a stray pointer, the kernel's OOM killer choosing it)
+        should not fail a customer's job. A second death is ``EngineCrashed``. Every outcome's
+        ``cpu_seconds`` counts both runs."""
         deadline = time.monotonic() + timeout
         with self._lock:
-            self.start()
             self._busy, self._kill_reason = True, None
-        cpu_before = _cpu_seconds(self.pid)
+        crashes: list[_Crash] = []
         try:
-            frame = self._exchange(request, deadline)
+            while True:
+                try:
+                    result = self._attempt(request, deadline, timeout)
+                except _Died as died:
+                    crashes.append(died.crash)
+                    if len(crashes) == 1 and time.monotonic() < deadline:
+                        continue  # the replacement is already starting
+                    raise _with_cpu(_engine_crashed(crashes), crashes) from None
+                except (PipelineError, EngineCanceled) as exc:
+                    raise _with_cpu(exc, crashes) from None
+                return msgspec.structs.replace(result, cpu_seconds=result.cpu_seconds + _cpu_of(crashes))
         finally:
             with self._lock:
                 self._busy = False
-        if frame is None:
-            # Read before reaping: a dead child's counters stay in /proc until it is waited for.
-            cpu = max(0.0, _cpu_seconds(self.pid) - cpu_before)
-            error = self._after_death(timeout)
-            error.cpu_seconds = cpu  # type: ignore[attr-defined]
-            raise error
-        reply = _decode_reply(frame)
-        self._jobs += 1
-        rss = self.rss() or 0
-        if self._jobs >= self.config.max_jobs or rss > self.config.recycle_rss_bytes:
-            self._retire("recycled")
-        if reply.error is not None:
-            error = rebuild_error(reply.error.code, reply.error.public, reply.error.detail)
-            error.stages = reply.error.stages  # type: ignore[attr-defined]  # traced by the caller too
-            error.cpu_seconds = reply.cpu_seconds  # type: ignore[attr-defined]
-            raise error
-        assert reply.ok is not None
-        return msgspec.structs.replace(reply.ok, cpu_seconds=reply.cpu_seconds)
 
     def kill(self, reason: str = _CANCELED) -> bool:
         """Stop the running job now (SIGKILL). False if nothing was running."""
@@ -240,22 +280,57 @@ class Sandbox:
         with self._lock:
             self._retire(None, respawn=False)
 
+    def _attempt(self, request: EngineRequest, deadline: float, timeout: float) -> EngineResult:
+        """One run on the current child (started if need be); raises ``_Died`` if it dies by itself."""
+        if self._kill_reason is not None:  # canceled while the child that died was being replaced
+            raise self._after_death(timeout)  # type: ignore[misc]  # a kill's reason: never a crash
+        with self._lock:
+            self.start()
+        pid, cpu_before = self.pid, _cpu_seconds(self.pid)
+        frame = self._exchange(request, deadline)
+        if frame is None:
+            # Read before reaping: a dead child's counters stay in /proc until it is waited for.
+            cpu = max(0.0, _cpu_seconds(self.pid) - (cpu_before if self.pid == pid else 0.0))
+            stage = self._stage.value if self._ready and self._stage is not None else _STARTING
+            error = self._after_death(timeout)
+            if isinstance(error, str):
+                raise _Died(_Crash(error, stage, cpu))
+            error.cpu_seconds = cpu  # type: ignore[attr-defined]
+            raise error
+        reply = _decode_reply(frame)
+        self._jobs += 1
+        rss = self.rss() or 0
+        if self._jobs >= self.config.max_jobs or rss > self.config.recycle_rss_bytes:
+            self._retire("recycled")
+        if reply.error is not None:
+            error = rebuild_error(reply.error.code, reply.error.public, reply.error.detail)
+            error.stages = reply.error.stages  # type: ignore[attr-defined]  # traced by the caller too
+            error.cpu_seconds = reply.cpu_seconds  # type: ignore[attr-defined]
+            raise error
+        assert reply.ok is not None
+        return msgspec.structs.replace(reply.ok, cpu_seconds=reply.cpu_seconds)
+
     def _exchange(self, request: EngineRequest, deadline: float) -> bytes | None:
+        """The child's reply, or None once it is dead (killed here, or by itself)."""
         assert self._conn is not None
-        if not self._ready and not self._await_ready(min(deadline, time.monotonic() + _STARTUP_SECONDS)):
+        self._stuck = False
+        if not self._ready and not self._await_ready(deadline):
             return None
         try:
             self._conn.send_bytes(_encode(request))
         except OSError:  # the child died while idle, or was killed while reading
             if self._kill_reason is not None:
                 return None
-            self._reap()
+            self._reap()  # an idle child's death is not this job's: one fresh child, silently
             with self._lock:
                 self.start()
-            if not self._await_ready(min(deadline, time.monotonic() + _STARTUP_SECONDS)):
+            if not self._await_ready(deadline):
                 return None
             assert self._conn is not None
-            self._conn.send_bytes(_encode(request))
+            try:
+                self._conn.send_bytes(_encode(request))
+            except OSError:
+                return None
         conn = self._conn
         while True:
             remaining = deadline - time.monotonic()
@@ -272,23 +347,33 @@ class Sandbox:
                 self.kill(_MEMORY)
                 return None
 
-    def _await_ready(self, until: float) -> bool:
+    def _await_ready(self, deadline: float) -> bool:
         """Wait for the child's hello, so sending a large request cannot block on a child that
-        never started reading; a child that does not start in time is killed."""
+        never started reading. One that has not said it by the job's deadline is killed for the
+        deadline; one stuck for ``startup_seconds`` while time remains is killed as a crash (a
+        fresh child may start)."""
         assert self._conn is not None
-        remaining = until - time.monotonic()
+        stuck_at = time.monotonic() + self.config.startup_seconds
+        until = min(deadline, stuck_at)
         try:
+            remaining = until - time.monotonic()
             if remaining > 0 and self._conn.poll(remaining) and self._conn.recv_bytes() == _HELLO:
                 self._ready = True
                 return True
         except (EOFError, OSError):
-            return False
-        with contextlib.suppress(ProcessLookupError, TypeError):
-            os.kill(self.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            return False  # it died starting: a crash
+        if deadline <= stuck_at:
+            self.kill(_DEADLINE)
+        else:
+            self._stuck = True
+            with contextlib.suppress(ProcessLookupError, TypeError):
+                os.kill(self.pid, signal.SIGKILL)  # type: ignore[arg-type]
         return False
 
-    def _after_death(self, timeout: float) -> BaseException:
+    def _after_death(self, timeout: float) -> BaseException | str:
+        """The error for a child killed here, or how one that died by itself ended."""
         reason = self._kill_reason
+        stuck = self._stuck
         exitcode = self._reap()
         self._note_restart(reason or "crashed")
         with self._lock:
@@ -299,8 +384,9 @@ class Sandbox:
             return _out_of_memory(self.config)
         if reason == _CANCELED:
             return EngineCanceled()
-        how = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
-        return EngineCrashed("the image engine stopped unexpectedly while processing this image", detail=how)
+        if stuck:
+            return f"stuck for {self.config.startup_seconds:g} s"
+        return f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
 
     def _reap(self) -> int | None:
         proc = self._proc
@@ -343,10 +429,31 @@ class Sandbox:
         self._proc, self._conn = None, None
 
 
+def _cpu_of(crashes: list[_Crash]) -> float:
+    return sum(c.cpu_seconds for c in crashes)
+
+
+def _with_cpu(error: BaseException, crashes: list[_Crash]) -> BaseException:
+    """``error`` (the last run's outcome) charged for the runs whose child died before it too."""
+    error.cpu_seconds = getattr(error, "cpu_seconds", 0.0) + _cpu_of(crashes)  # type: ignore[attr-defined]
+    return error
+
+
+def _engine_crashed(crashes: list[_Crash]) -> EngineCrashed:
+    """The public message names the engine: the image was valid enough to start on, and a process
+    that dies is ours to fix (the detail, for the logs, says how and where each run ended)."""
+    where = " while decoding this image" if all(c.stage == _DECODING for c in crashes) else ""
+    times = " (twice)" if len(crashes) > 1 else ""
+    return EngineCrashed(
+        f"the image engine stopped unexpectedly{where}{times}; this is an engine failure, not a problem with the image",
+        detail="; ".join(f"run {i}: {crash}" for i, crash in enumerate(crashes, 1)),
+    )
+
+
 # --- the child ------------------------------------------------------------------------------
 
 
-def _child_main(conn: Connection, config: SandboxConfig) -> None:
+def _child_main(conn: Connection, stage: Any, config: SandboxConfig) -> None:
     # Ctrl-C and a SIGTERM to the process group are the parent's to handle: it decides whether a
     # running job finishes or is handed back. The child ends when its pipe closes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -357,6 +464,8 @@ def _child_main(conn: Connection, config: SandboxConfig) -> None:
     from pipeline.vips import configure_vips
 
     configure_vips(concurrency=config.vips_concurrency)
+    hook = config.child_hook or (lambda point: None)
+    hook("starting")
     try:
         conn.send_bytes(_HELLO)
     except OSError:
@@ -366,20 +475,26 @@ def _child_main(conn: Connection, config: SandboxConfig) -> None:
             frame = conn.recv_bytes()
         except (EOFError, OSError):
             return
+        stage.value = _DECODING
+        hook("decoding")
         request = _decode_request(frame)
         del frame
         cpu_before = time.process_time()
-        reply = msgspec.structs.replace(_run(process, request, config), cpu_seconds=time.process_time() - cpu_before)
+        reply = _run(process, request, config, stage, hook)
+        reply = msgspec.structs.replace(reply, cpu_seconds=time.process_time() - cpu_before)
         del request
         try:
             conn.send_bytes(_encode(reply))
         except OSError:
             return
+        stage.value = _IDLE
         del reply
         _trim_if_large(config.recycle_rss_bytes // 2)
 
 
-def _run(process: Any, request: EngineRequest, config: SandboxConfig) -> _Reply:
+def _run(
+    process: Any, request: EngineRequest, config: SandboxConfig, stage: Any, hook: Callable[[str], object]
+) -> _Reply:
     from pipeline.dsl import decode_job_spec
 
     stages: list[Stage] = []
@@ -391,6 +506,9 @@ def _run(process: Any, request: EngineRequest, config: SandboxConfig) -> _Reply:
             yield
         finally:
             stages.append(Stage(name, attributes, start, time.time_ns()))
+        if name == "pipeline.decode":  # and it did not raise
+            stage.value = _DECODED
+            hook("decoded")
 
     try:
         spec = decode_job_spec(request.spec, request.limits)

@@ -8,7 +8,15 @@ from typing import Any
 
 import pyvips
 
-__all__ = ["configure_vips", "drop_cached_images", "in_memory", "load_bytes", "thumbnail_bytes", "with_header_of"]
+__all__ = [
+    "configure_vips",
+    "drop_cached_images",
+    "in_memory",
+    "load_bytes",
+    "pixel_array",
+    "thumbnail_bytes",
+    "with_header_of",
+]
 
 # Loaders for the formats `pipeline.sniff` admits. Everything else stays blocked even if a
 # crafted file gets past sniffing (libvips picks loaders by content, not by our label).
@@ -93,6 +101,12 @@ def with_header_of(pixels: pyvips.Image, header: pyvips.Image) -> pyvips.Image:
         if name not in _HEADER_FIELDS:
             image.set_type(header.get_typeof(name), name, header.get(name))
     return image
+
+
+def pixel_array(image: pyvips.Image) -> Any:
+    """The pixels as a numpy array of rows x columns x bands, whatever the size: ``numpy()`` drops
+    a single band's axis, and a one-pixel single-band image comes back with no axes at all."""
+    return image.numpy().reshape(image.height, image.width, image.bands)
 
 
 def in_memory(image: pyvips.Image) -> tuple[pyvips.Image, bytes | None]:

@@ -114,6 +114,17 @@ def test_jpeg_xl_in_and_out() -> None:
     assert lossy.bytes < exact.bytes
 
 
+@pytest.mark.parametrize("lossless", [False, True])
+@pytest.mark.parametrize("bands", [1, 2, 3])
+def test_jpeg_xl_output_of_a_single_pixel(bands: int, lossless: bool) -> None:
+    """pyvips gives a 1x1 single-band image as a numpy array with no axes, which libjxl refused
+    (internal_error; found by bench.fuzz)."""
+    pixel = photo(1, 1, seed=2, alpha=bands == 2)
+    pixel = pixel.colourspace("b-w") if bands < 3 else pixel
+    v = run(encode(pixel, ".png"), {"id": "x", "format": "jxl", "lossless": lossless}).variants[0]
+    assert (v.width, v.height) == (1, 1) and v.data.startswith(b"\xff\x0a")
+
+
 def test_jpeg_xl_wrapping_a_jpeg_decodes_as_that_jpeg() -> None:
     jpeg = encode(photo(800, 600, seed=6), ".jpg", Q=90)
     wrapped = imagecodecs.jpegxl_encode_jpeg(jpeg)

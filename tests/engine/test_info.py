@@ -6,6 +6,8 @@ import base64
 import io
 
 import blurhash as reference_blurhash
+import imagecodecs
+import msgspec
 import numpy as np
 import pillow_heif
 import pytest
@@ -14,6 +16,7 @@ import thumbhash as reference_thumbhash
 from PIL import Image
 
 from devstack.imagegen import encode, photo
+from pipeline.details import SourceDetails
 from pipeline.placeholders import blurhash, thumbhash
 from tests.engine.conftest import run
 
@@ -107,6 +110,28 @@ def test_heic_exif_is_described() -> None:
     d = run(buf.getvalue(), {"id": "v", "format": "jpeg"}, info={}).details
     assert d is not None and d.format == "heic" and d.camera is not None
     assert (d.camera.make, d.camera.model) == ("PhoneCo", "P 9")
+
+
+@pytest.mark.parametrize("alpha", [False, True])
+def test_a_jpeg_xl_source_is_described_with_a_boolean_alpha(alpha: bool) -> None:
+    """JPEG XL has no libvips header, so the alpha comes from the decoded pixels, where libvips
+    answers 0 or 1: an int crossed the sandbox's typed pipe and failed the job (found by
+    bench.fuzz)."""
+    data = imagecodecs.jpegxl_encode(photo(120, 80, seed=5, alpha=alpha).numpy(), level=90, effort=3)
+    d = run(data, {"id": "v", "format": "png"}, info={}).details
+    assert d is not None and d.format == "jxl" and d.has_alpha is alpha
+    assert msgspec.msgpack.decode(msgspec.msgpack.encode(d), type=SourceDetails) == d  # as the sandbox sends it
+
+
+@pytest.mark.parametrize("bands", [1, 2, 3])
+def test_a_single_pixel_is_described(bands: int) -> None:
+    pixel = (pyvips.Image.black(1, 1, bands=bands) + 200).cast("uchar")
+    pixel = pixel.copy(interpretation="b-w" if bands < 3 else "srgb")
+    d = run(
+        encode(pixel, ".png"), {"id": "v", "format": "png"}, info={"placeholders": ["blurhash", "thumbhash"]}
+    ).details
+    assert d is not None and (d.width, d.height) == (1, 1) and d.blurhash and d.thumbhash
+    assert all(abs(int(d.average_color[i : i + 2], 16) - 200) <= 4 for i in (1, 3, 5)), d.average_color
 
 
 def test_an_animation_is_described_by_its_first_frame() -> None:

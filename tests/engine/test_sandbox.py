@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -119,15 +120,132 @@ def test_kill_from_another_thread_cancels_within_a_second(sandbox: Sandbox, slow
     assert sandbox.kill() is False  # nothing running now
 
 
-def test_a_child_that_crashes_is_engine_crashed_and_replaced(sandbox: Sandbox, slow_source: bytes) -> None:
-    pid = sandbox.pid
-    assert pid is not None
-    threading.Timer(0.5, os.kill, (pid, signal.SIGSEGV)).start()
-    with pytest.raises(EngineCrashed) as err:
-        sandbox.run(EngineRequest(slow_source, SLOW, BIG_LIMITS), timeout=60)
-    assert err.value.code == "engine_crashed" and err.value.detail == f"signal {signal.SIGSEGV}"
-    small = encode(photo(320, 240), ".jpg")
-    assert sandbox.run(EngineRequest(small, QUICK, Limits()), timeout=30).variants
+# Child hooks (SandboxConfig.child_hook) run in the engine child at "starting", "decoding" and
+# "decoded": module-level, so the spawned child can unpickle them.
+def _abort_at(point: str, reached: str) -> None:
+    if reached == point:
+        os.abort()
+
+
+def _pause_once_at(point: str, marker: str, reached: str) -> None:
+    """The first child to get here (the one that removes ``marker``) stops for a minute."""
+    if reached == point and os.path.exists(marker):
+        os.remove(marker)
+        time.sleep(60)
+
+
+def _abort_once_then_start_slowly(marker: str, reached: str) -> None:
+    if reached == "decoded" and os.path.exists(marker):
+        os.remove(marker)
+        os.abort()
+    if reached == "starting" and not os.path.exists(marker):
+        time.sleep(60)
+
+
+def _start_slowly(reached: str) -> None:
+    if reached == "starting":
+        time.sleep(60)
+
+
+def _hooked(hook, **config: object) -> tuple[Sandbox, list[str]]:
+    restarts: list[str] = []
+    return Sandbox(SandboxConfig(vips_concurrency=1, child_hook=hook, **config), on_restart=restarts.append), restarts
+
+
+def test_a_child_killed_from_outside_mid_job_is_retried_on_a_fresh_child(tmp_path: Path, small_jpeg: bytes) -> None:
+    marker = tmp_path / "pause"
+    marker.touch()
+    sb, restarts = _hooked(partial(_pause_once_at, "decoded", str(marker)))
+    sb.start()
+    first = sb.pid
+    assert first is not None
+
+    def kill_when_paused() -> None:  # not Sandbox.kill: to the parent this child died by itself
+        while marker.exists():
+            time.sleep(0.01)
+        os.kill(first, signal.SIGKILL)
+
+    threading.Thread(target=kill_when_paused, daemon=True).start()
+    try:
+        result = sb.run(EngineRequest(small_jpeg, QUICK, Limits()), timeout=60)
+        assert [v.id for v in result.variants] == ["t"]
+        assert restarts == ["crashed"] and sb.pid != first and not _alive(first)
+        assert result.cpu_seconds > 0  # both runs' CPU time
+    finally:
+        sb.close()
+
+
+@pytest.mark.parametrize(
+    ("point", "public", "where"),
+    [
+        ("decoded", "the image engine stopped unexpectedly (twice)", "after the source decoded"),
+        (
+            "decoding",
+            "the image engine stopped unexpectedly while decoding this image (twice)",
+            "while decoding the source",
+        ),
+    ],
+)
+def test_a_child_that_dies_every_time_is_engine_crashed_after_two_runs(
+    small_jpeg: bytes, point: str, public: str, where: str
+) -> None:
+    sb, restarts = _hooked(partial(_abort_at, point))
+    try:
+        with pytest.raises(EngineCrashed) as err:
+            sb.run(EngineRequest(small_jpeg, QUICK, Limits()), timeout=60)
+        assert restarts == ["crashed", "crashed"]  # exactly two runs
+        assert err.value.code == "engine_crashed"
+        assert err.value.public == f"{public}; this is an engine failure, not a problem with the image"
+        how = f"signal {signal.SIGABRT} {where}"
+        assert err.value.detail == f"run 1: {how}; run 2: {how}"
+        assert err.value.cpu_seconds > 0  # type: ignore[attr-defined]  # both runs' CPU time
+    finally:
+        sb.close()
+
+
+def test_a_deadline_that_passes_before_the_child_has_started_is_deadline_exceeded(small_jpeg: bytes) -> None:
+    restarts: list[str] = []
+    cold = Sandbox(SandboxConfig(vips_concurrency=1), on_restart=restarts.append)  # its child is spawned by run
+    try:
+        with pytest.raises(DeadlineExceeded):
+            cold.run(EngineRequest(small_jpeg, QUICK, Limits()), timeout=0.001)
+        assert restarts == ["deadline"]
+        assert cold.run(EngineRequest(small_jpeg, QUICK, Limits()), timeout=30).variants
+    finally:
+        cold.close()
+    slow, restarts = _hooked(_start_slowly)  # a loaded machine: the hello comes after the deadline
+    try:
+        with pytest.raises(DeadlineExceeded, match=r"longer than 0\.5 s"):
+            slow.run(EngineRequest(small_jpeg, QUICK, Limits()), timeout=0.5)
+        assert restarts == ["deadline"]
+    finally:
+        slow.close()
+
+
+def test_a_child_stuck_starting_while_time_remains_is_a_crash(small_jpeg: bytes) -> None:
+    sb, restarts = _hooked(_start_slowly, startup_seconds=0.2)
+    try:
+        with pytest.raises(EngineCrashed) as err:
+            sb.run(EngineRequest(small_jpeg, QUICK, Limits()), timeout=60)
+        assert restarts == ["crashed", "crashed"]
+        assert err.value.detail == "run 1: stuck for 0.2 s while starting; run 2: stuck for 0.2 s while starting"
+    finally:
+        sb.close()
+
+
+def test_a_retry_that_runs_out_of_time_is_deadline_exceeded(tmp_path: Path, small_jpeg: bytes) -> None:
+    """The replacement for a child that died is still starting when the job's time is up."""
+    marker = tmp_path / "abort"
+    marker.touch()
+    sb, restarts = _hooked(partial(_abort_once_then_start_slowly, str(marker)))
+    sb.start()
+    try:
+        with pytest.raises(DeadlineExceeded) as err:
+            sb.run(EngineRequest(small_jpeg, QUICK, Limits()), timeout=5)
+        assert restarts == ["crashed", "deadline"]
+        assert err.value.cpu_seconds > 0  # type: ignore[attr-defined]  # the first child's run
+    finally:
+        sb.close()
 
 
 def test_memory_cap_turns_a_runaway_into_out_of_memory() -> None:
@@ -193,3 +311,32 @@ def test_children_die_with_their_parent(tmp_path: Path, slow_source: bytes) -> N
         assert not _alive(child), "the engine outlived its killed parent"
     finally:
         proc.kill()
+
+
+def _abort_once_at(point: str, marker: str, reached: str) -> None:
+    if reached == point and os.path.exists(marker):
+        os.remove(marker)
+        os.abort()
+
+
+def test_a_cancel_while_a_dead_child_is_replaced_is_not_lost(tmp_path: Path, small_jpeg: bytes) -> None:
+    """The retry must not run a job canceled between the crash and the retry."""
+    marker = tmp_path / "abort"
+    marker.touch()
+    sb, restarts = _hooked(partial(_abort_once_at, "decoded", str(marker)))
+    original = sb._after_death
+
+    def cancel_during_replacement(timeout: float) -> object:
+        outcome = original(timeout)
+        if sb.kill():  # the caller cancels just as the replacement starts
+            assert sb._proc is not None
+            sb._proc.join(5)  # and that child is gone before the retry looks at it
+        return outcome
+
+    sb._after_death = cancel_during_replacement  # type: ignore[method-assign]
+    try:
+        with pytest.raises(EngineCanceled):
+            sb.run(EngineRequest(small_jpeg, QUICK, Limits()), timeout=60)
+        assert restarts[:2] == ["crashed", "canceled"]
+    finally:
+        sb.close()

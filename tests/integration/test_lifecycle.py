@@ -124,11 +124,11 @@ async def running_it(workers: list[WorkerProcess], job_id: str, timeout: float =
     raise AssertionError(f"no worker logged starting {job_id}")
 
 
-async def busy_engine(worker: WorkerProcess, timeout: float = 20) -> int:
-    """The engine child that is burning CPU now."""
+async def busy_engine(worker: WorkerProcess, timeout: float = 20, *, besides: int | None = None) -> int:
+    """The engine child that is burning CPU now (another than ``besides``)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        before = {p: cpu_ticks(p) for p in engines(worker)}
+        before = {p: cpu_ticks(p) for p in engines(worker) if p != besides}
         await asyncio.sleep(0.3)
         for p, ticks in before.items():
             if cpu_ticks(p) - ticks >= 10:  # >= 0.1 s of CPU in 0.3 s
@@ -222,8 +222,11 @@ async def test_engine_crash_and_memory_cap_fail_the_job_and_the_worker_goes_on(s
         job_id = await start(t, SLOW, encode(photo(1600, 1200, seed=3), ".jpg"))
         engine = await busy_engine(ln.workers[0])
         os.kill(engine, signal.SIGSEGV)  # what a decoder fault looks like from outside
+        retry = await busy_engine(ln.workers[0], besides=engine)  # the job runs once more on a fresh child
+        os.kill(retry, signal.SIGSEGV)
         final = await wait_status(t, job_id, TERMINAL, timeout=20)
         assert final["status"] == "failed" and final["error"]["code"] == "engine_crashed", final
+        assert "(twice)" in final["error"]["message"] and "not a problem with the image" in final["error"]["message"]
         assert "signal" not in final["error"]["message"]  # detail stays in the logs
 
         # 49 MP of flat colour compresses to a few KB; rotating it needs ~150 MB for the source alone

@@ -170,7 +170,8 @@ def test_worker_sizing_follows_its_settings_and_measurements() -> None:
     settings = load_settings({k: v for k, v in container_env(worker).items() if v is not None})
     resources = pod_spec(worker)["containers"][0]["resources"]
     # the engine cap acts before the kernel's OOM killer (docs/BENCHMARKS.md, compose.yaml's rule)
-    assert _mib(resources["limits"]["memory"]) == settings.worker_concurrency * settings.engine_memory_limit_mb + 256
+    engines = settings.worker_concurrency + settings.interactive_slots
+    assert _mib(resources["limits"]["memory"]) == engines * settings.engine_memory_limit_mb + 256
     assert _mib(resources["requests"]["memory"]) >= 592  # measured peak, two 64 MP jobs at once
     assert int(resources["requests"]["cpu"]) == settings.worker_concurrency  # one core per job
     # SIGTERM: drain, then hand the rest back, before the kubelet's SIGKILL

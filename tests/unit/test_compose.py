@@ -87,10 +87,10 @@ def test_restart_policy_and_memory_limit(name: str) -> None:
 
 
 def test_worker_memory_fits_its_engine_children() -> None:
-    """OPERATIONS.md: concurrency x PIXELFLOW_ENGINE_MEMORY_LIMIT_MB must fit the container,
+    """OPERATIONS.md: every engine child (normal and interactive slots) x PIXELFLOW_ENGINE_MEMORY_LIMIT_MB must fit the container,
     or the kernel's OOM killer ends jobs (engine_crashed) before the engine cap does (out_of_memory)."""
     settings = load_settings({k: v for k, v in _env("worker").items() if k.startswith(PREFIX)})
-    need = settings.worker_concurrency * settings.engine_memory_limit_mb + 256
+    need = (settings.worker_concurrency + settings.interactive_slots) * settings.engine_memory_limit_mb + 256
     assert _mb(SERVICES["worker"]["mem_limit"]) >= need
     replicas = SERVICES["worker"].get("deploy", {}).get("replicas", 1)
     assert replicas * settings.worker_concurrency <= 2, "sized for a 2-core host: one job per core"

@@ -89,6 +89,10 @@ class SandboxConfig:
     # Called in the child at each point it reaches ("starting", "decoding", "decoded"), so tests
     # can make a child slow or crash exactly there. A module-level function: it is pickled.
     child_hook: Callable[[str], object] | None = None
+    # The child's CPU niceness (0: the caller's). A worker runs its normal slots' engines a little
+    # nicer than its interactive slots', so a thumbnail a user waits on is not slowed down by the
+    # deadline-length jobs beside it; alone, niceness changes nothing.
+    nice: int = 0
 
 
 class EngineRequest(msgspec.Struct, frozen=True):
@@ -224,6 +228,9 @@ class Sandbox:
         )
         proc.start()
         child.close()
+        if self.config.nice and proc.pid is not None:
+            with contextlib.suppress(OSError):  # lowering a child's priority needs no privilege
+                os.setpriority(os.PRIO_PROCESS, proc.pid, os.getpriority(os.PRIO_PROCESS, 0) + self.config.nice)
         self._proc, self._conn, self._stage, self._jobs, self._ready = proc, parent, stage, 0, False
 
     def rss(self) -> int | None:

@@ -10,7 +10,16 @@ from msgspec import Meta, Struct
 from pipeline.dsl.types import HTTP_URL, NO_NUL
 from pipeline.dsl.variant import Variant
 
-__all__ = ["SPEC_VERSION", "ImageSource", "InfoRequest", "JobSpec", "Metadata", "MetadataKey", "MetadataValue", "Priority"]
+__all__ = [
+    "SPEC_VERSION",
+    "ImageSource",
+    "InfoRequest",
+    "JobSpec",
+    "Metadata",
+    "MetadataKey",
+    "MetadataValue",
+    "Priority",
+]
 
 SPEC_VERSION = 1
 

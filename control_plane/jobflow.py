@@ -43,7 +43,7 @@ from infra.policy import (
     quota_spent,
 )
 from infra.queue import dispatch_job, queue_webhook
-from infra.repo import Job
+from infra.repo import Job, Started
 from infra.storage import ObjectNotFound
 from infra.telemetry import carrier, parent, tracer
 from pipeline.compile import spec_issues
@@ -214,8 +214,10 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             daily_pixels=quota,
             daily_cpu_seconds=limits.daily_engine_cpu_seconds,
         )
-        if isinstance(started, Job):
-            await _dispatch(services, started)
+        if isinstance(started, Started):
+            # an interactive slot may take it only if it is interactive or its client has nothing else
+            urgent = started.job.priority == Priority.INTERACTIVE.rank or started.alone
+            await _dispatch(services, started.job, interactive=urgent)
     if started == "busy":
         raise TooManyRequests(
             f"at most {max_active} jobs may be queued or processing at once",
@@ -241,17 +243,21 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
         assert current is not None
         return current
     JOBS_STARTED.inc()
-    return started
+    return started.job
 
 
-async def _dispatch(services: Services, job: Job) -> None:
+async def _dispatch(services: Services, job: Job, *, interactive: bool) -> None:
     """Send the queue message of a job whose ``queued`` row is committed. The row is the hand-off,
     the message only wakes a worker: if Redis cannot take it now, the job still runs, sent by
     the sweeper (``PIXELFLOW_SWEEP_INTERVAL_SECONDS``), so the client's 202 holds."""
     assert job.dispatch is not None
     try:
         await dispatch_job(
-            services.queue, job.id, job.dispatch, carrier(), interactive=services.settings.interactive_slots > 0
+            services.queue,
+            job.id,
+            job.dispatch,
+            carrier(),
+            interactive=interactive and services.settings.interactive_slots > 0,
         )
     except TRANSIENT as exc:
         log.warning(

@@ -31,12 +31,12 @@ from data_plane.lease import Lease
 from data_plane.sources import SourceError, fetch_source, origin
 from data_plane.webhooks import start_delivery
 from infra.events import job_delivery
-from infra.lifecycle import JobStatus, Reason
+from infra.lifecycle import JobStatus, Priority, Reason
 from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
 from infra.objects import OUTPUT_CACHE_CONTROL, asset_key, delete_outputs, discard_originals, output_key
 from infra.outages import TRANSIENT
 from infra.policy import client_limits, cpu_quota_spent, daily_pixels, engine_limits, quota_spent
-from infra.queue import dispatch_job
+from infra.queue import dispatch_job, wake_interactive
 from infra.repo import Job, VariantRecord
 from infra.storage import ObjectNotFound, ObjectTooLarge
 from infra.telemetry import parent, span
@@ -99,6 +99,11 @@ async def process_job(
         finally:
             with contextlib.suppress(Exception):  # the share is bookkeeping: never worth failing a run for
                 await deps.jobs.settle(claim, spend.cpu_seconds * 1000)
+        if lane == INTERACTIVE_LANE:
+            # Tickets for this lane go out only with jobs that may run here when started; a job
+            # that became eligible since (its client's other runs ended) is found by this one.
+            with contextlib.suppress(*TRANSIENT):
+                await wake_interactive(deps.queue)
         JOB_DURATION.labels(outcome.status).observe(time.perf_counter() - started)
         JOBS_FINISHED.labels(outcome.status, outcome.reason).inc()
         return outcome.status
@@ -373,7 +378,7 @@ async def hand_back(
             requeued.dispatch,
             trace_headers,
             defer_by=defer,
-            interactive=deps.settings.interactive_slots > 0,
+            interactive=deps.settings.interactive_slots > 0 and requeued.priority == Priority.INTERACTIVE.rank,
         )
     except TRANSIENT:
         log.warning("re-queue failed; the sweeper will retry", extra={"job_id": str(job.id)})

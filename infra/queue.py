@@ -22,6 +22,7 @@ __all__ = [
     "queue_webhook",
     "redis_settings",
     "serialize",
+    "wake_interactive",
 ]
 
 PROCESS_JOB = "process_job"
@@ -75,6 +76,15 @@ async def dispatch_job(
         lane = interactive_queue(queue.default_queue_name)
         await _enqueue_once(queue, *args, _job_id=f"{PROCESS_JOB}:{dispatch}:i", _queue_name=lane, _defer_by=defer_by)
     return sent
+
+
+async def wake_interactive(queue: ArqRedis) -> None:
+    """One more ticket for the interactive slots, not tied to a job: a slot that takes it claims
+    whatever may run there now, or nothing."""
+    await queue.enqueue_job(
+        PROCESS_JOB, "", "", None,
+        _job_id=f"{PROCESS_JOB}:wake:{uuid.uuid4()}", _queue_name=interactive_queue(queue.default_queue_name),
+    )  # fmt: skip
 
 
 def interactive_queue(queue_name: str) -> str:

@@ -2,7 +2,7 @@
 
 from infra.repo.clients import ApiKey, Client, ClientRepo, Grant
 from infra.repo.deliveries import Attempt, Delivery, DeliveryRepo
-from infra.repo.jobs import Claim, Job, JobPage, JobRepo, VariantRecord
+from infra.repo.jobs import Claim, Job, JobPage, JobRepo, Started, VariantRecord
 from infra.repo.templates import TemplateRepo, TemplateSummary, TemplateVersion
 from infra.repo.usage import UsageDay, UsageRepo, UsageReport, UsageTotals
 from infra.repo.users import Session, User, UserRepo
@@ -20,6 +20,7 @@ __all__ = [
     "JobPage",
     "JobRepo",
     "Session",
+    "Started",
     "TemplateRepo",
     "TemplateSummary",
     "TemplateVersion",

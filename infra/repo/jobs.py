@@ -17,7 +17,7 @@ from infra.repo._sql import execute, fetch_all, fetch_one
 from infra.repo._sql import fetch_one as _one  # the name create() uses; folded in after the object-key merge
 from infra.repo.usage import cpu_seconds_today, pixels_today, record_job
 
-__all__ = ["Claim", "ExpiredObjects", "Job", "JobPage", "JobRepo", "NewDelivery", "VariantRecord"]
+__all__ = ["Claim", "ExpiredObjects", "Job", "JobPage", "JobRepo", "NewDelivery", "Started", "VariantRecord"]
 
 _ACTIVE, _TERMINAL, _CANCELABLE = sql_set(ACTIVE), sql_set(TERMINAL), sql_set(CANCELABLE)
 # The shortest retention in force anywhere: no job that ended later can be due, so the sweep reads
@@ -87,6 +87,14 @@ class Job(msgspec.Struct, frozen=True):
     outputs_deleted_at: datetime | None = None
     priority: int = Priority.NORMAL.rank  # infra.lifecycle.Priority's rank
     not_before: datetime | None = None  # handed back with a backoff: not claimable before this
+
+
+class Started(msgspec.Struct, frozen=True):
+    """A job ``start`` queued; ``alone``: its client had no other job queued or running, so it
+    may run in an interactive slot (``claim_next``) and is worth a ticket there."""
+
+    job: Job
+    alone: bool
 
 
 class Claim(msgspec.Struct, frozen=True):
@@ -281,7 +289,7 @@ class JobRepo:
         interactive_allowance: int = 0,
         daily_pixels: int | None = None,
         daily_cpu_seconds: int | None = None,
-    ) -> Job | Literal["busy", "over_quota", "over_cpu_quota"] | None:
+    ) -> Started | Literal["busy", "over_quota", "over_cpu_quota"] | None:
         """``created`` -> ``queued`` under a new dispatch token, committed before this returns:
         the caller sends the queue message only then (``infra.queue.dispatch_job``), so no worker
         can take a message whose job it cannot yet see. If that send fails, the job is ``queued``
@@ -324,7 +332,7 @@ class JobRepo:
             )
             if row is None:
                 return None
-        return _job(row)
+        return Started(_job(row), alone=active["n"] == 0)
 
     async def record_source(self, job_id: uuid.UUID, source_bytes: int, source_format: str) -> None:
         """Size and format of an original the worker fetched (an upload's are recorded by start())."""

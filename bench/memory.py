@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(2)
         key, _ = asyncio.run(make_key(env))
         rows.append(("api, idle", mb(tree_rss(api_proc.pid))))
-        rows.append(("worker + 2 engine children, idle", mb(tree_rss(worker_proc.pid))))
+        rows.append(("worker + 3 engine children (2 slots + 1 interactive), idle", mb(tree_rss(worker_proc.pid))))
 
         with PeakSampler(api_proc.pid) as api_peak:
             auth = {"Authorization": f"Bearer {key}"}

@@ -25,15 +25,12 @@ GLOBAL = {  # the suite's settings (tests/integration/conftest.py) and the defau
     "max_job_cost": 120_000,
     "daily_source_megapixels": None,
     "daily_engine_cpu_seconds": None,
-    "scheduling_weight": 1,  # fair scheduling (main's defaults)
+    "scheduling_weight": 1,  # fair scheduling
     "max_running_jobs_per_client": 1000,
     "interactive_jobs_per_client": 2,
     "retain_originals_days": None,  # kept until deleted
     "retain_outputs_days": None,
     "output_key_template": "{client}/{job}/{variant}.{ext}",
-    "scheduling_weight": 1,
-    "max_running_jobs_per_client": 1000,
-    "interactive_jobs_per_client": 2,
 }
 # GET /v1/limits and the CLI add what today's quotas used
 TODAY = {"source_megapixels_today": 0.0, "engine_cpu_seconds_today": 0.0, "deadline_exceeded_today": 0}

@@ -60,8 +60,10 @@ class EnginePool:
     own engines, so an interactive slot never waits for an engine a normal run holds."""
 
     def __init__(self, config: SandboxConfig, size: dict[str, int]) -> None:
-        # Normal slots' engines yield the CPU to interactive ones when both have work.
-        configs = {lane: replace(config, nice=NORMAL_NICE if lane == NORMAL_LANE else 0) for lane in size}
+        # Normal slots' engines yield the CPU to interactive ones when both have work (without
+        # interactive slots there is nothing to yield to, and they keep the host's priority).
+        nice = NORMAL_NICE if size.get(INTERACTIVE_LANE) else 0
+        configs = {lane: replace(config, nice=nice if lane == NORMAL_LANE else 0) for lane in size}
         self._lanes = {
             lane: [Sandbox(configs[lane], on_restart=_count_restart) for _ in range(n)] for lane, n in size.items()
         }

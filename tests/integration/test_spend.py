@@ -187,6 +187,9 @@ async def test_crashed_out_of_memory_and_worker_lost_jobs_are_billed(stack: Stac
         engine = await busy_engine(ln.workers[0])
         await burn(engine, 50)
         os.kill(engine, signal.SIGSEGV)
+        retry = await busy_engine(ln.workers[0], besides=engine)  # a dead child's job runs once more
+        await burn(retry, 50)
+        os.kill(retry, signal.SIGSEGV)
         final = await wait_status(t, crashed, TERMINAL, timeout=20)
         assert (final["status"], final["error"]["code"]) == ("failed", "engine_crashed"), final
         assert job_cpu(stack, crashed) >= 0.5

@@ -19,18 +19,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from bench.service import SPEC, make_key, pct, spawn, stop
+from bench.service import SPEC, make_key, pct, spawn
+from bench.stack import bench_stack
 from devstack.receiver import WebhookReceiver
-from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
+from devstack.servers import free_port, wait_for
 
 PIXELFLOW = str(Path(sys.executable).with_name("pixelflow"))
 HEAVY = {"version": 1, "pipeline": [{"id": "a", "steps": [], "format": "avif", "effort": 9}]}
@@ -168,35 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="pixelflow-fair-"))
-    os.chmod(work, 0o755)
-    redis, pg, s3 = RedisServer(work / "redis"), PostgresServer(work / "pg"), LocalStackS3(work / "s3")
-    procs = []
     results: dict = {}
-    try:
-        redis.start()
-        pg.start()
-        s3.start()
-        from infra.db import migrate
-
-        migrate(pg.url)
-        env = {
-            "PIXELFLOW_DATABASE_URL": pg.url,
-            "PIXELFLOW_REDIS_URL": redis.url,
-            "PIXELFLOW_S3_ENDPOINT": s3.endpoint,
-            "PIXELFLOW_S3_ACCESS_KEY": s3.access_key,
-            "PIXELFLOW_S3_SECRET_KEY": s3.secret_key,
-            "PIXELFLOW_S3_BUCKET": "fair",
-            "PIXELFLOW_WEBHOOK_ALLOW_PRIVATE": "true",
-            "PIXELFLOW_RATE_LIMIT_PER_MINUTE": "10000000",
-            "PIXELFLOW_RATE_LIMIT_BURST": "1000000",
-            "PIXELFLOW_MAX_CONCURRENT_JOBS_PER_CLIENT": "100000",
-            "PIXELFLOW_DEADLINE_SECONDS": str(DEADLINE),
-            "PIXELFLOW_LOG_LEVEL": "WARNING",
-        }
+    with bench_stack("pixelflow-fair-") as stack:
+        env = stack.env("fair", max_concurrent_jobs_per_client="100000", deadline_seconds=str(DEADLINE))
         port = free_port()
-        procs.append(spawn([PIXELFLOW, "api", "--port", str(port)], env, work / "api.log"))
-        procs.append(spawn([PIXELFLOW, "worker"], env, work / "worker.log"))
+        stack.procs.append(spawn([PIXELFLOW, "api", "--port", str(port)], env, stack.work / "api.log"))
+        stack.procs.append(spawn([PIXELFLOW, "worker"], env, stack.work / "worker.log"))
         api = f"http://127.0.0.1:{port}"
         wait_for(lambda: httpx.get(f"{api}/readyz", timeout=1).status_code == 200, timeout=60, what="API")
         time.sleep(3)
@@ -204,22 +180,15 @@ def main(argv: list[str] | None = None) -> int:
             keys = [asyncio.run(make_key(env))[0] for _ in range(2)]
             results["contention"] = asyncio.run(scenario_contention(api, keys, receiver, args.quick))
             weighted = [asyncio.run(make_key(env))[0] for _ in range(3)]
-            subprocess_limits(env, work, weight=2)
+            subprocess_limits(env, weight=2)
             results["weights"] = asyncio.run(scenario_weights(api, weighted, receiver, args.quick))
             keys = [asyncio.run(make_key(env))[0] for _ in range(2)]
             results["backfill"] = asyncio.run(scenario_backfill(api, keys, receiver, args.quick))
-    finally:
-        for p in procs:
-            stop(p)
-        s3.stop()
-        pg.stop()
-        redis.stop()
-        shutil.rmtree(work, ignore_errors=True)
     print(render(results))
     return 0
 
 
-def subprocess_limits(env: dict[str, str], work: Path, *, weight: int) -> None:
+def subprocess_limits(env: dict[str, str], *, weight: int) -> None:
     """Give the newest bench client (the third of the weights scenario) its weight, as an operator would."""
     import subprocess
 

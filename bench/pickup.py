@@ -16,21 +16,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
 from bench.service import SPEC, make_key, pct, spawn, stop
+from bench.stack import bench_stack
 from devstack.receiver import WebhookReceiver
-from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
+from devstack.servers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BASELINE = "3b70ef7"  # main before issue 23's queue changes
@@ -75,71 +73,51 @@ def main(argv: list[str] | None = None) -> int:
     from devstack.imagegen import encode, photo
 
     source = encode(photo(1200, 830, seed=3), ".jpg", Q=85)  # ~1 MP
-    work = Path(tempfile.mkdtemp(prefix="pixelflow-pickup-"))
-    os.chmod(work, 0o755)
-    baseline_tree = work / "baseline"
-    subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(baseline_tree), args.baseline],
-                   check=True, capture_output=True)  # fmt: skip
-    redis, pg, s3 = RedisServer(work / "redis"), PostgresServer(work / "pg"), LocalStackS3(work / "s3")
-    procs: list[subprocess.Popen] = []
     latencies: dict[str, list[float]] = {"baseline": [], "current": []}
     stranded = {"baseline": 0, "current": 0}
     rates: dict[str, list[float]] = {"baseline": [], "current": []}
-    try:
-        redis.start()
-        pg.start()
-        s3.start()
-        from infra.db import migrate
-
-        migrate(pg.url)
-        base = {
-            "PIXELFLOW_DATABASE_URL": pg.url,
-            "PIXELFLOW_REDIS_URL": redis.url,
-            "PIXELFLOW_S3_ENDPOINT": s3.endpoint,
-            "PIXELFLOW_S3_ACCESS_KEY": s3.access_key,
-            "PIXELFLOW_S3_SECRET_KEY": s3.secret_key,
-            "PIXELFLOW_S3_BUCKET": "pickup",
-            "PIXELFLOW_WEBHOOK_ALLOW_PRIVATE": "true",
-            "PIXELFLOW_RATE_LIMIT_PER_MINUTE": "10000000",
-            "PIXELFLOW_RATE_LIMIT_BURST": "1000000",
-            "PIXELFLOW_LOG_LEVEL": "WARNING",
-        }
-        apis: dict[str, str] = {}
-        for name, tree in (("baseline", baseline_tree), ("current", ROOT)):
-            env = tree_env(base, tree, f"pixelflow:pickup-{name}")
-            port = free_port()
-            cli = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main())"]
-            procs.append(spawn([*cli, "api", "--port", str(port)], env, work / f"api-{name}.log"))
-            procs.append(spawn([*cli, "worker"], env, work / f"worker-{name}.log"))
-            apis[name] = f"http://127.0.0.1:{port}"
-        for api in apis.values():
-            wait_for(lambda api=api: httpx.get(f"{api}/readyz", timeout=1).status_code == 200, timeout=60, what="API")
-        key, _secret = asyncio.run(make_key(base))
-        time.sleep(3)  # workers up and idle
-        with WebhookReceiver() as receiver:
-            for name, api in apis.items():  # warm-up: engines spawned, connections open
-                for i in range(3):
-                    asyncio.run(one_job(api, key, receiver, source, f"/warm/{name}/{i}"))
-            for r in range(args.rounds):
-                order = list(apis.items()) if r % 2 == 0 else list(reversed(apis.items()))
-                for name, api in order:
-                    for i in range(args.jobs):
-                        time.sleep(rng.uniform(0.2, 0.6))
-                        took = asyncio.run(one_job(api, key, receiver, source, f"/{name}/{r}/{i}"))
-                        if took is None:
-                            stranded[name] += 1
-                        else:
-                            latencies[name].append(took)
-                    if args.throughput:
-                        rates[name].append(asyncio.run(loaded(api, key, receiver, source, name, r, args.throughput)))
-    finally:
-        for p in procs:
-            stop(p)
-        s3.stop()
-        pg.stop()
-        redis.stop()
-        subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline_tree)], check=False)
-        shutil.rmtree(work, ignore_errors=True)
+    with bench_stack("pixelflow-pickup-") as stack:
+        baseline_tree = stack.work / "baseline"
+        subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(baseline_tree), args.baseline],
+                       check=True, capture_output=True)  # fmt: skip
+        try:
+            base = stack.env("pickup")
+            apis: dict[str, str] = {}
+            for name, tree in (("baseline", baseline_tree), ("current", ROOT)):
+                env = tree_env(base, tree, f"pixelflow:pickup-{name}")
+                port = free_port()
+                cli = [sys.executable, "-c", "import sys; from cli.main import main; sys.exit(main())"]
+                stack.procs.append(spawn([*cli, "api", "--port", str(port)], env, stack.work / f"api-{name}.log"))
+                stack.procs.append(spawn([*cli, "worker"], env, stack.work / f"worker-{name}.log"))
+                apis[name] = f"http://127.0.0.1:{port}"
+            for api in apis.values():
+                wait_for(
+                    lambda api=api: httpx.get(f"{api}/readyz", timeout=1).status_code == 200, timeout=60, what="API"
+                )
+            key, _secret = asyncio.run(make_key(base))
+            time.sleep(3)  # workers up and idle
+            with WebhookReceiver() as receiver:
+                for name, api in apis.items():  # warm-up: engines spawned, connections open
+                    for i in range(3):
+                        asyncio.run(one_job(api, key, receiver, source, f"/warm/{name}/{i}"))
+                for r in range(args.rounds):
+                    order = list(apis.items()) if r % 2 == 0 else list(reversed(apis.items()))
+                    for name, api in order:
+                        for i in range(args.jobs):
+                            time.sleep(rng.uniform(0.2, 0.6))
+                            took = asyncio.run(one_job(api, key, receiver, source, f"/{name}/{r}/{i}"))
+                            if took is None:
+                                stranded[name] += 1
+                            else:
+                                latencies[name].append(took)
+                        if args.throughput:
+                            rate = asyncio.run(loaded(api, key, receiver, source, name, r, args.throughput))
+                            rates[name].append(rate)
+        finally:
+            for p in reversed(stack.procs):  # before the tree they run from goes
+                stop(p)
+            stack.procs.clear()
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(baseline_tree)], check=False)
     print(render(latencies, stranded, rates, args))
     return 0
 

@@ -56,7 +56,7 @@ class Client:
 
     async def latency(self, body: dict, data: bytes) -> float:
         path, at = await self.submit(body, data)
-        (got,) = await asyncio.to_thread(self.receiver.wait, path, 1, 300.0)
+        (got,) = await self.receiver.arrived(path)
         return got.at - at
 
     async def close(self) -> None:
@@ -81,7 +81,7 @@ async def keep_queued(client: Client, body: dict, data: bytes, depth: int, until
     async def lane() -> None:
         while time.time() < until:
             path, _ = await client.submit(body, data)
-            (got,) = await asyncio.to_thread(client.receiver.wait, path, 1, 300.0)
+            (got,) = await client.receiver.arrived(path)
             ended.append(got.at)
 
     await asyncio.gather(*(lane() for _ in range(depth)))
@@ -156,7 +156,7 @@ async def scenario_backfill(api: str, keys: list[str], receiver: WebhookReceiver
         busy = await steady(user, interactive, small_src, count, 0.5)
         pending = sum(1 for p in paths if not receiver.at(p))
         for p in paths:
-            await asyncio.to_thread(receiver.wait, p, 1, 600.0)
+            await receiver.arrived(p, timeout=600.0)
     finally:
         await user.close()
         await backfill.close()

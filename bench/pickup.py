@@ -54,7 +54,7 @@ async def one_job(api: str, key: str, receiver: WebhookReceiver, source: bytes, 
         t = time.time()
         (await http.post(f"/v1/jobs/{job['id']}/start")).raise_for_status()
         try:
-            (got,) = await asyncio.to_thread(receiver.wait, path, 1, STRANDED_AFTER)
+            (got,) = await receiver.arrived(path, timeout=STRANDED_AFTER)
         except TimeoutError:
             return None
         return got.at - t

@@ -128,7 +128,7 @@ async def end_to_end(
                 (await plain.put(job["upload"]["put"]["url"], content=source)).raise_for_status()
                 t = time.time()
                 (await http.post(f"/v1/jobs/{job['id']}/start")).raise_for_status()
-                (got,) = await asyncio.to_thread(receiver.wait, path, 1, 120.0)
+                (got,) = await receiver.arrived(path, timeout=120.0)
                 latencies.append(got.at - t)
 
         started = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ class WebhookReceiver:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.received: list[Received] = []
+        self._by_path: dict[str, list[Received]] = {}  # the same, by path: benchmarks poll thousands
         self.script: dict[str, list[tuple[int, dict[str, str]]]] = {}  # path -> responses, then 200s
         self._lock = threading.Condition()
         outer = self
@@ -32,9 +34,9 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", 0)))
                 with outer._lock:
-                    outer.received.append(
-                        Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
-                    )
+                    got = Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time())
+                    outer.received.append(got)
+                    outer._by_path.setdefault(self.path, []).append(got)
                     queue = outer.script.get(self.path, [])
                     status, headers = queue.pop(0) if queue else (200, {})
                     outer._lock.notify_all()
@@ -66,7 +68,17 @@ class WebhookReceiver:
 
     def at(self, path: str) -> list[Received]:
         with self._lock:
-            return [r for r in self.received if r.path == path]
+            return list(self._by_path.get(path, ()))
+
+    async def arrived(self, path: str, count: int = 1, timeout: float = 300.0) -> list[Received]:
+        """``wait`` for an event loop: polls, so thousands of jobs can wait at once (waiting in
+        ``asyncio.to_thread`` would cap them at the default executor's few threads)."""
+        end = time.monotonic() + timeout
+        while len(got := self.at(path)) < count:
+            if time.monotonic() > end:
+                raise TimeoutError(f"{path}: {len(got)} of {count} deliveries after {timeout} s")
+            await asyncio.sleep(0.01)
+        return got
 
     def wait(self, path: str, count: int = 1, timeout: float = 30.0) -> list[Received]:
         deadline = time.monotonic() + timeout

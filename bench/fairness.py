@@ -8,8 +8,8 @@ the API and one worker process at production settings (2 normal + 1 interactive 
    while a heavy client keeps deadline-length jobs queued (5x the slots; AVIF at effort 9, cut by
    a 5 s deadline): the small client's start-to-webhook p50/p95, and the heavy client's
    throughput alone and contended.
-2. Three clients with weights 1, 1 and 2 keep 1 MP jobs queued for a minute: each one's share of
-   the jobs finished, against its weight's.
+2. Three clients with weights 1, 1 and 2 queue about a minute of 1 MP jobs: each one's share of
+   the jobs finished while all three had work queued, against its weight's.
 3. A 1,000-job batch backfill (`"priority": "batch"`, small jobs) runs while another client
    sends interactive jobs: their latency against an idle pool.
 """
@@ -35,7 +35,7 @@ PIXELFLOW = str(Path(sys.executable).with_name("pixelflow"))
 HEAVY = {"version": 1, "pipeline": [{"id": "a", "steps": [], "format": "avif", "effort": 9}]}
 TINY = {"version": 1, "pipeline": [{"id": "t", "action": "resize", "width": 64, "format": "jpeg"}]}
 DEADLINE = 5.0
-DEPTH = 12  # jobs each weighted client keeps in flight: enough that none ever runs dry
+WEIGHTS = (1, 1, 2)
 
 
 class Client:
@@ -74,20 +74,6 @@ async def steady(client: Client, body: dict, data: bytes, count: int, every: flo
     return list(await asyncio.gather(*(one(i) for i in range(count))))
 
 
-async def keep_queued(client: Client, body: dict, data: bytes, depth: int, until: float) -> list[float]:
-    """Keep ``depth`` jobs in flight until ``until``; the webhook times of the jobs that ended."""
-    ended: list[float] = []
-
-    async def lane() -> None:
-        while time.time() < until:
-            path, _ = await client.submit(body, data)
-            (got,) = await client.receiver.arrived(path)
-            ended.append(got.at)
-
-    await asyncio.gather(*(lane() for _ in range(depth)))
-    return ended
-
-
 async def scenario_contention(api: str, keys: list[str], receiver: WebhookReceiver, quick: bool) -> dict:
     from devstack.imagegen import encode, photo
 
@@ -119,19 +105,47 @@ async def scenario_contention(api: str, keys: list[str], receiver: WebhookReceiv
 
 
 async def scenario_weights(api: str, keys: list[str], receiver: WebhookReceiver, quick: bool) -> dict:
+    """Every client's jobs uploaded first, then all started (so the bench client's own submission
+    speed cannot ration anyone), in proportion to the weights; shares counted while every client
+    still had work queued: until the first one's last job ended."""
     from devstack.imagegen import encode, photo
 
     src = encode(photo(1200, 830, seed=4), ".jpg", Q=85)
-    seconds = 20 if quick else 60
+    unit = 40 if quick else 210  # jobs per unit of weight: about a minute of work in all
     clients = [Client(api, k, receiver, f"w{i}") for i, k in enumerate(keys)]
+    sem = asyncio.Semaphore(16)
     try:
-        start = time.time() + 2  # every client has work queued before the window opens
-        until = start + seconds
-        ends = await asyncio.gather(*(keep_queued(c, SPEC, src, DEPTH, until) for c in clients))
+
+        async def uploaded(c: Client) -> tuple[Client, str, str]:
+            async with sem:
+                c.n += 1
+                path = f"/{c.name}/{c.n}"
+                job = (await c.http.post("/v1/jobs", json={**SPEC, "webhook_url": receiver.url(path)})).json()
+                (await c.plain.put(job["upload"]["put"]["url"], content=src)).raise_for_status()
+                return c, job["id"], path
+
+        jobs = await asyncio.gather(
+            *(uploaded(c) for c, weight in zip(clients, WEIGHTS, strict=True) for _ in range(unit * weight))
+        )
+
+        async def start(c: Client, job_id: str) -> None:
+            async with sem:
+                (await c.http.post(f"/v1/jobs/{job_id}/start")).raise_for_status()
+
+        await asyncio.gather(*(start(c, job_id) for c, job_id, _ in jobs))
+        opened = time.time()
+        ended = {c.name: [] for c in clients}
+        for c, _, path in jobs:
+            (got,) = await receiver.arrived(path, timeout=900.0)
+            ended[c.name].append(got.at)
     finally:
         for c in clients:
             await c.close()
-    return {"seconds": seconds, "finished": [sum(1 for t in e if start <= t <= until) for e in ends]}
+    closed = min(max(times) for times in ended.values())
+    return {
+        "seconds": closed - opened,
+        "finished": [sum(1 for t in ended[c.name] if opened <= t <= closed) for c in clients],
+    }
 
 
 async def scenario_backfill(api: str, keys: list[str], receiver: WebhookReceiver, quick: bool) -> dict:
@@ -224,13 +238,13 @@ def render(r: dict) -> str:
         f"| beside the small client | {c['heavy_contended_jobs_per_s']:.3f} "
         f"({c['heavy_contended_jobs_per_s'] / c['heavy_alone_jobs_per_s']:.2f}x alone) |",
         "",
-        f"### Weights 1:1:2, every client keeping {DEPTH} jobs in flight for {w['seconds']} s",
+        f"### Weights 1:1:2: jobs queued in proportion, shares over the {w['seconds']:.0f} s all had work",
         "",
         "| client | weight | jobs finished | share | target |",
         "|---|---|---|---|---|",
     ]
     total = sum(w["finished"]) or 1
-    for i, (n, weight) in enumerate(zip(w["finished"], (1, 1, 2), strict=True)):
+    for i, (n, weight) in enumerate(zip(w["finished"], WEIGHTS, strict=True)):
         lines.append(f"| w{i} | {weight} | {n} | {n / total:.1%} | {weight / 4:.1%} |")
     lines += [
         "",

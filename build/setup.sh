@@ -12,7 +12,7 @@ fi
 if [ ! -x .venv/bin/python ]; then
   if ! "$PY" -m venv .venv 2>/dev/null; then
     # Debian's python3 ships venv separately
-    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    apt-get -o DPkg::Lock::Timeout=600 update -qq && apt-get -o DPkg::Lock::Timeout=600 install -y -qq python3-venv >/dev/null
     "$PY" -m venv .venv
   fi
 fi

@@ -42,7 +42,7 @@ from infra.policy import (
     quota_resets_in,
     quota_spent,
 )
-from infra.queue import dispatch_job, queue_webhook
+from infra.queue import dispatch_job, interactive_ticket, queue_webhook
 from infra.repo import Job, Started
 from infra.storage import ObjectNotFound
 from infra.telemetry import carrier, parent, tracer
@@ -215,9 +215,10 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             daily_cpu_seconds=limits.daily_engine_cpu_seconds,
         )
         if isinstance(started, Started):
-            # an interactive slot may take it only if it is interactive or its client has nothing else
-            urgent = started.job.priority == Priority.INTERACTIVE.rank or started.alone
-            await _dispatch(services, started.job, interactive=urgent)
+            slots = services.settings.interactive_slots
+            await _dispatch(
+                services, started.job, interactive=interactive_ticket(slots, started.job.priority, alone=started.alone)
+            )
     if started == "busy":
         raise TooManyRequests(
             f"at most {max_active} jobs may be queued or processing at once",
@@ -257,7 +258,7 @@ async def _dispatch(services: Services, job: Job, *, interactive: bool) -> None:
             job.id,
             job.dispatch,
             carrier(),
-            interactive=interactive and services.settings.interactive_slots > 0,
+            interactive=interactive,
         )
     except TRANSIENT as exc:
         log.warning(

@@ -31,12 +31,12 @@ from data_plane.lease import Lease
 from data_plane.sources import SourceError, fetch_source, origin
 from data_plane.webhooks import start_delivery
 from infra.events import job_delivery
-from infra.lifecycle import JobStatus, Priority, Reason
+from infra.lifecycle import JobStatus, Reason
 from infra.metrics import JOB_DURATION, JOBS_FINISHED, OUTPUT_BYTES, QUEUE_WAIT, VARIANTS
 from infra.objects import OUTPUT_CACHE_CONTROL, asset_key, delete_outputs, discard_originals, output_key
 from infra.outages import TRANSIENT
 from infra.policy import client_limits, cpu_quota_spent, daily_pixels, engine_limits, quota_spent
-from infra.queue import dispatch_job, wake_interactive
+from infra.queue import dispatch_job, interactive_ticket, wake_interactive
 from infra.repo import Job, VariantRecord
 from infra.storage import ObjectNotFound, ObjectTooLarge
 from infra.telemetry import parent, span
@@ -378,7 +378,7 @@ async def hand_back(
             requeued.dispatch,
             trace_headers,
             defer_by=defer,
-            interactive=deps.settings.interactive_slots > 0 and requeued.priority == Priority.INTERACTIVE.rank,
+            interactive=interactive_ticket(deps.settings.interactive_slots, requeued.priority),
         )
     except TRANSIENT:
         log.warning("re-queue failed; the sweeper will retry", extra={"job_id": str(job.id)})

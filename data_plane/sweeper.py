@@ -14,9 +14,9 @@ from typing import Any
 
 from data_plane.deps import WorkerDeps
 from data_plane.processing import fail_job, hand_back
-from infra.lifecycle import Priority, Reason
+from infra.lifecycle import Reason
 from infra.metrics import ENGINE_MEMORY, QUEUE_DEPTH
-from infra.queue import dispatch_job
+from infra.queue import dispatch_job, interactive_ticket
 
 __all__ = ["sweep_jobs"]
 
@@ -38,7 +38,7 @@ async def sweep_jobs(ctx: dict[str, Any]) -> int:
             log.warning("job's lease lapsed; re-queued", extra={"job_id": str(job.id), "attempts": job.attempts})
             swept += 1
     for job in await deps.jobs.stalled(settings.queue_name, older_than_seconds=2 * settings.sweep_interval_seconds):
-        interactive = settings.interactive_slots > 0 and job.priority == Priority.INTERACTIVE.rank
+        interactive = interactive_ticket(settings.interactive_slots, job.priority)
         if job.dispatch is not None and await dispatch_job(
             deps.queue, job.id, job.dispatch, job.trace_context, interactive=interactive
         ):

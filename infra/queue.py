@@ -10,6 +10,8 @@ import msgspec
 from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import in_progress_key_prefix, job_key_prefix, result_key_prefix
 
+from infra.lifecycle import Priority
+
 __all__ = [
     "PROCESS_JOB",
     "SEND_WEBHOOK",
@@ -18,6 +20,7 @@ __all__ = [
     "deserialize",
     "dispatch_job",
     "interactive_queue",
+    "interactive_ticket",
     "open_queue",
     "queue_webhook",
     "redis_settings",
@@ -85,6 +88,14 @@ async def wake_interactive(queue: ArqRedis) -> None:
         PROCESS_JOB, "", "", None,
         _job_id=f"{PROCESS_JOB}:wake:{uuid.uuid4()}", _queue_name=interactive_queue(queue.default_queue_name),
     )  # fmt: skip
+
+
+def interactive_ticket(interactive_slots: int, priority: int, *, alone: bool = False) -> bool:
+    """Whether a job's dispatch also leaves a ticket for the interactive slots: only where one can
+    be used (the deployment has such slots) by a job that may run there: an interactive one
+    (``priority`` is its rank), or, at its start, one whose client has nothing else queued or
+    running (``alone``). A job that becomes eligible later is found by ``wake_interactive``."""
+    return interactive_slots > 0 and (priority == Priority.INTERACTIVE.rank or alone)
 
 
 def interactive_queue(queue_name: str) -> str:

@@ -193,13 +193,14 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID, *, lane: str, sp
     own_limits = engine_limits(settings, policy)  # its policy, else global
     in_force = client_limits(settings, policy)
     key_template = in_force.output_key_template
-    quota = daily_pixels(in_force)
-    if quota is not None and await deps.usage.pixels_today(job.client_id) >= quota:
-        return await _over_quota(deps, job, dispatch, quota)  # spent while it was queued: no work for nothing
-    cpu_quota = in_force.daily_engine_cpu_seconds
-    if cpu_quota is not None and await deps.usage.cpu_seconds_today(job.client_id) >= cpu_quota:
-        message = cpu_quota_spent(cpu_quota)  # as the megapixel quota: spent while it was queued
-        return await fail_job(deps, job, dispatch, Reason.DAILY_CPU_QUOTA_EXCEEDED, message)
+    quota, cpu_quota = daily_pixels(in_force), in_force.daily_engine_cpu_seconds
+    if quota is not None or cpu_quota is not None:  # spent while it was queued: no work for nothing
+        spent = await deps.usage.spent_today(job.client_id)  # both quotas, one read
+        if quota is not None and spent.source_pixels >= quota:
+            return await _over_quota(deps, job, dispatch, quota)
+        if cpu_quota is not None and spent.cpu_seconds >= cpu_quota:
+            message = cpu_quota_spent(cpu_quota)
+            return await fail_job(deps, job, dispatch, Reason.DAILY_CPU_QUOTA_EXCEEDED, message)
     spec = decode_job_spec(job.spec, own_limits)
     data = await _original(deps, job, spec, time_left=settings.deadline_seconds - (time.monotonic() - began))
     assets = await _fetch_assets(deps, job, spec)

@@ -15,7 +15,7 @@ from infra.lifecycle import ACTIVE, CANCELABLE, TERMINAL, JobStatus, Priority, s
 from infra.objects import source_key
 from infra.repo._sql import execute, fetch_all, fetch_one
 from infra.repo._sql import fetch_one as _one  # the name create() uses; folded in after the object-key merge
-from infra.repo.usage import cpu_seconds_today, pixels_today, record_job
+from infra.repo.usage import pixels_today, record_job, spent_today
 
 __all__ = ["Claim", "ExpiredObjects", "Job", "JobPage", "JobRepo", "NewDelivery", "Started", "VariantRecord"]
 
@@ -314,10 +314,12 @@ class JobRepo:
             assert active is not None
             if active["n"] >= max_active:
                 return "busy"
-            if daily_pixels is not None and await pixels_today(conn, client_id) >= daily_pixels:
-                return "over_quota"
-            if daily_cpu_seconds is not None and await cpu_seconds_today(conn, client_id) >= daily_cpu_seconds:
-                return "over_cpu_quota"
+            if daily_pixels is not None or daily_cpu_seconds is not None:
+                spent = await spent_today(conn, client_id)  # both quotas, one read
+                if daily_pixels is not None and spent.source_pixels >= daily_pixels:
+                    return "over_quota"
+                if daily_cpu_seconds is not None and spent.cpu_seconds >= daily_cpu_seconds:
+                    return "over_cpu_quota"
             if priority == Priority.INTERACTIVE:
                 urgent = await fetch_one(
                     conn,

@@ -43,7 +43,6 @@ __all__ = [
     "build_report",
     "charge_run",
     "count_attempt",
-    "cpu_seconds_today",
     "pixels_today",
     "record_job",
     "report_range",
@@ -162,11 +161,6 @@ async def pixels_today(conn: Db, client_id: uuid.UUID) -> int:
     return int(row["n"])
 
 
-async def cpu_seconds_today(conn: Db, client_id: uuid.UUID) -> float:
-    """Engine CPU seconds the client's jobs were billed today (UTC): what its CPU quota has spent."""
-    return (await spent_today(conn, client_id)).cpu_seconds
-
-
 class SpentToday(msgspec.Struct, frozen=True, kw_only=True):
     """What a client's jobs that ended today (UTC) used of its daily quotas, as usage counts them."""
 
@@ -220,12 +214,6 @@ def _day(name: str, value: str) -> date:
 class UsageRepo:
     def __init__(self, pool: AsyncConnectionPool) -> None:
         self.pool = pool
-
-    async def pixels_today(self, client_id: uuid.UUID) -> int:
-        return await pixels_today(self.pool, client_id)
-
-    async def cpu_seconds_today(self, client_id: uuid.UUID) -> float:
-        return await cpu_seconds_today(self.pool, client_id)
 
     async def spent_today(self, client_id: uuid.UUID) -> SpentToday:
         return await spent_today(self.pool, client_id)

@@ -1,8 +1,13 @@
-"""A real HTTP webhook receiver on 127.0.0.1 that records deliveries and answers from a script."""
+"""A real HTTP webhook receiver on 127.0.0.1 that records deliveries and answers from a script.
+
+``python -m devstack.receiver --port 9000 --save webhook.json`` is the README walk-through's
+receiver: it answers the first delivery 200, saves its headers and body to the file and exits."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import threading
 import time
 from dataclasses import dataclass
@@ -10,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from devstack.servers import free_port
 
-__all__ = ["Received", "WebhookReceiver"]
+__all__ = ["Received", "WebhookReceiver", "main"]
 
 
 @dataclass(frozen=True)
@@ -90,3 +95,25 @@ class WebhookReceiver:
                     raise TimeoutError(f"{path}: {got} of {count} deliveries after {timeout} s")
                 self._lock.wait(left)
             return [r for r in self.received if r.path == path]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devstack.receiver", description="Save one webhook delivery.")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--save", required=True, help="file for the first delivery: {headers, body}")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for it")
+    args = parser.parse_args(argv)
+    receiver = WebhookReceiver(args.port)
+    receiver.server.daemon_threads = False  # so closing waits until the 200 has been sent
+    with receiver, receiver._lock:
+        if not receiver._lock.wait_for(lambda: receiver.received, timeout=args.timeout):
+            print(f"no delivery within {args.timeout:g} s", flush=True)
+            return 1
+        got = receiver.received[0]
+    with open(args.save, "w") as out:  # the body exactly as received: a signature covers its bytes
+        json.dump({"headers": got.headers, "body": got.body.decode()}, out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -346,6 +346,8 @@ class Flop(StepBase, tag="flop"):
 
 
 class Blur(StepBase, tag="blur"):
+    """Gaussian blur of ``sigma`` pixels."""
+
     sigma: Sigma
 
     # + ms_per_mp_per_sigma x sigma: the separable mask grows with sigma (sigma 1: 2.2, 20: 12)
@@ -372,12 +374,16 @@ class Sharpen(StepBase, tag="sharpen"):
 
 
 class Grayscale(StepBase, tag="grayscale"):
+    """Drop the colour: luminance only."""
+
     ms_per_mp: ClassVar[float] = 5.5
 
     scale_free = True
 
 
 class Modulate(StepBase, tag="modulate"):
+    """Scale ``brightness`` and ``saturation``, rotate ``hue`` by degrees."""
+
     brightness: Factor = 1.0
     saturation: Factor = 1.0
     hue: Hue = 0.0

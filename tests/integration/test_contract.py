@@ -1,4 +1,4 @@
-"""Contract tests written from README.md and docs/OPERATIONS.md (issue 23's outside conformance
+"""Contract tests written from docs/api.md and docs/OPERATIONS.md (issue 23's outside conformance
 pass): what the documents promise a client, checked on the real services."""
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def _comparable(job: dict) -> dict:
 
 
 async def test_the_job_list_shows_finished_jobs_as_the_job_does(tenant: Tenant, worker: WorkerProcess) -> None:
-    """README: `GET /v1/jobs` lists "your jobs"; each entry is the job as `GET /v1/jobs/{id}` shows it
+    """docs/api.md: `GET /v1/jobs` lists "your jobs"; each entry is the job as `GET /v1/jobs/{id}` shows it
     (status, timestamps, error code/message, metadata, source, variants...), for succeeded,
     failed and canceled jobs alike."""
     ok = await create_and_upload(tenant, spec(), encode(photo(320, 240, seed=5), ".jpg", Q=85))

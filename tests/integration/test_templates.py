@@ -241,9 +241,9 @@ async def test_scoped_keys_reach_only_their_routes(stack: Stack, api: ApiServer,
         assert (await writer.post("/v1/assets", json={"key": "logo.png"})).status_code == 201
 
 
-async def test_the_readme_template_example_runs_as_written(tenant: Tenant) -> None:
-    readme = (ROOT / "README.md").read_text()
-    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, re.S) if "$API/v1/templates" in b)
+async def test_the_api_docs_template_example_runs_as_written(tenant: Tenant) -> None:
+    page = (ROOT / "docs" / "api.md").read_text()
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", page, re.S) if "$API/v1/templates" in b)
     api = str(tenant.http.base_url).rstrip("/")
     out = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", f"API={api}; KEY={tenant.key}\n{block}"],

@@ -141,7 +141,7 @@ def test_a_taken_8000_falls_back_to_a_free_port_and_says_so(capsys: pytest.Captu
 
 
 def _dashboard_runs_the_example(url: str) -> None:
-    """README's Dashboard section on up's stack (local storage: uploads go to the API's own signed
+    """docs/dashboard.md on up's stack (local storage: uploads go to the API's own signed
     URLs): sign up, pick examples/sample.jpg, start the default example spec, see its variants."""
     from playwright.sync_api import expect, sync_playwright
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -18,26 +19,16 @@ from pipeline.geometry import resize_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# The README's spec, less its webhook.
-README_SPEC = {
-    "version": 1,
-    "pipeline": [
-        {"id": "large", "steps": [{"op": "resize", "width": 2048, "fit": "inside"}], "format": "webp", "quality": 80},
-        {"id": "thumb_small", "action": "resize", "width": 150, "format": "webp", "quality": 80},
-        {
-            "id": "square",
-            "from": "large",
-            "steps": [
-                {"op": "crop", "aspect_ratio": "1:1", "gravity": "attention"},
-                {"op": "resize", "width": 200, "height": 200},
-                {"op": "watermark", "text": "© ACME", "font_size": 14, "opacity": 0.8},
-            ],
-            "format": "jpeg",
-            "quality": 75,
-            "progressive": True,
-        },
-    ],
-}
+
+def doc_spec() -> dict:
+    """The example spec of docs/job-spec.md (its first JSON block), less its webhook."""
+    block = re.search(r"```json\n(.*?)```", (ROOT / "docs" / "job-spec.md").read_text(), re.S)
+    assert block is not None, "docs/job-spec.md's example spec moved"
+    body = json.loads(block.group(1))
+    del body["webhook_url"]
+    return body
+
+
 # The job that started this: measured at 277-343 s, far past any deadline.
 HUGE_AVIF = {
     "version": 1,
@@ -131,7 +122,7 @@ def test_auto_format_is_priced_once_the_source_is_known() -> None:
 
 @pytest.mark.parametrize("size", [(640, 480), (6000, 4000), (10_000, 10_000)])
 def test_default_budget_admits_the_readme_and_examples(size: tuple[int, int]) -> None:
-    for body in (README_SPEC, json.loads((ROOT / "examples" / "job.json").read_text())):
+    for body in (doc_spec(), json.loads((ROOT / "examples" / "job.json").read_text())):
         plan = compile_plan(decode_job_spec(body), *size, source_format="jpeg")
         assert plan.cost < Limits().max_job_cost / 20
 

@@ -16,9 +16,11 @@ ROOT = Path(__file__).resolve().parents[2]
 README_MAX_BYTES = 10 * 1024
 
 
-def _env() -> dict[str, str]:
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` at the repository's root, with this tree first on the path."""
     path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return {**os.environ, "PYTHONPATH": path, "NO_MKDOCS_2_WARNING": "1"}
+    env = {**os.environ, "PYTHONPATH": path, "NO_MKDOCS_2_WARNING": "1"}
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
 
 
 def test_the_readme_is_a_front_door() -> None:
@@ -45,28 +47,14 @@ def test_the_readme_links_resolve() -> None:
 
 
 def test_the_generated_tables_are_current() -> None:
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "docs" / "gen.py"), "--check"],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    out = _run(str(ROOT / "docs" / "gen.py"), "--check")
     assert out.returncode == 0, out.stderr
 
 
 def test_the_site_builds_strictly(tmp_path: Path) -> None:
     assert importlib.util.find_spec("mkdocs") is not None, "mkdocs is missing: pip install -e '.[dev]'"
     assert importlib.util.find_spec("material") is not None, "mkdocs-material is missing: pip install -e '.[dev]'"
-    out = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
-        cwd=ROOT,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    out = _run("-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site"))
     assert out.returncode == 0, out.stderr
     walkthrough = (tmp_path / "site" / "getting-started" / "index.html").read_text()
     assert "devstack.receiver" in walkthrough, "the README's walk-through is no longer included"

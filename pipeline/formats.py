@@ -92,7 +92,7 @@ FORMATS: dict[str, Format] = {
         ),
         Format(
             "avif", "AVIF", "image/avif", (".avif",), "libvips", "avif", "avif", brands=frozenset({b"avif", b"avis"}),
-            encoder="libvips (libaom)", quality=50, lossy=True, effort=EffortRange(0, 9, 2), lossless=True,
+            encoder="libvips (libheif)", quality=50, lossy=True, effort=EffortRange(0, 9, 2), lossless=True,
             alpha=True, ms_per_mp=(54, 88, 245, 595, 2549, 2836, 9471, 17552, 22525, 39460), lossless_factor=2.5,
         ),
         Format(
@@ -114,13 +114,13 @@ FORMATS: dict[str, Format] = {
             lossless_ms_per_mp=(5, 68, 133, 323, 444, 541, 820, 3473, 5837),
         ),
         Format(
-            "svg", "SVG", "image/svg+xml", (".svg",), "libvips (librsvg)", "png", "webp",
+            "svg", "SVG", "image/svg+xml", (".svg",), "libvips (librsvg)", "png", "webp", alpha=True,
             magic=rb"(?i)(?:\xef\xbb\xbf)?\s*(?:<\?xml[^>]*>\s*)?(?:<!--.*?-->\s*)*(?:<!DOCTYPE[^>]*>\s*)?<svg[\s>]",
             notes="rendered at the size asked for",
         ),
         Format(
             "heic", "HEIC", "image/heic", (".heic", ".heif"), "pi-heif (libheif)", "jpeg", "jpeg",
-            brands=frozenset(_HEIF_BRANDS),
+            brands=frozenset(_HEIF_BRANDS), alpha=True,
             notes="no HEVC encoder here, and HEVC's patent pool",
         ),
     )
@@ -153,7 +153,7 @@ def markdown_table() -> str:
         options = [o for o, on in (("quality", f.quality is not None), ("effort", f.effort is not None),
                                    ("lossless", f.lossless), ("progressive", f.progressive),
                                    ("max_bytes", f.lossy), ("keep", f.metadata and f.encoder is not None)) if on]  # fmt: skip
-        defaults = [f"quality {f.quality}"] if f.quality is not None else []
+        defaults = [f"quality {f.quality}"] if f.quality is not None and f.quality_as is None else []
         if f.effort is not None:
             defaults.append(f"effort {f.effort.default} ({f.effort.lo}-{f.effort.hi})")
         written = f.encoder if f.encoder is not None else f"read only (`auto`: {f.auto})"

@@ -84,7 +84,7 @@ MaxBytes = Annotated[
     ),
 ]
 _EFFORTS = [f.effort for f in FORMATS.values() if f.effort is not None]
-# The description keeps its published order (schemas/ is committed); tests/unit/test_formats.py
+# The description keeps its published order (schemas/ is committed); tests/engine/test_format_registry.py
 # holds it to the registry's ranges.
 Effort = Annotated[
     int,

@@ -54,16 +54,16 @@ class Variant(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
         if "gps" in self.keep and "exif" not in self.keep:
             raise ValueError("`gps` is kept as part of EXIF: name `exif` too")
         if self.max_bytes is not None and ((f is not None and not f.lossy) or self.lossless):
-            lossy = ", ".join(_offering(lambda f: f.lossy))
+            lossy = ", ".join(_offering(lambda g: g.lossy))
             raise ValueError(f"`max_bytes` needs a lossy format ({lossy}), not {_described(self)}")
         if self.keep and f is not None and not f.metadata:
             raise ValueError(f"`keep` does not apply to {fmt}: it is written without metadata")
         if self.lossless and f is not None and not f.lossless:
-            raise ValueError(f"`lossless` applies to {words(_offering(lambda f: f.lossless))}, not {fmt}")
+            raise ValueError(f"`lossless` applies to {words(_offering(lambda g: g.lossless))}, not {fmt}")
         if self.lossless and self.quality is not None:
             raise ValueError("`quality` has no effect with `lossless`")
         if self.progressive and f is not None and not f.progressive:
-            raise ValueError(f"`progressive` applies to {words(_offering(lambda f: f.progressive))}, not {fmt}")
+            raise ValueError(f"`progressive` applies to {words(_offering(lambda g: g.progressive))}, not {fmt}")
         if self.quality is not None and f is not None and f.quality is None:
             raise ValueError(f"`quality` does not apply to {fmt}; it is lossless")
         if self.effort is not None and f is not None:

@@ -65,7 +65,7 @@ def main() -> None:
     from devstack.imagegen import encode, photo
     from pipeline.compile import jpeg_shrink
     from pipeline.ops.resize import scale
-    from pipeline.pillow_encode import pillow_encode
+    from pipeline.pillow_encode import write_jpeg, write_webp
 
     pyvips.cache_set_max(0)
     jpeg = encode(photo(6000, 4000, seed=5), ".jpg", Q=90)
@@ -127,15 +127,13 @@ def main() -> None:
         image = pyvips.Image.new_from_array(np.asarray(pixels)).copy(interpretation="srgb").copy_memory()
         ms = _interleaved(
             vips_webp=lambda im=image: im.webpsave_buffer(Q=80, effort=4, keep="none"),
-            pillow_webp=lambda im=image: pillow_encode(im, "webp", quality=80, effort=4, progressive=False),
+            pillow_webp=lambda im=image: write_webp(im, quality=80, effort=4),
             vips_jpeg=lambda im=image: im.jpegsave_buffer(Q=80, optimize_coding=True, keep="none"),
-            pillow_jpeg=lambda im=image: pillow_encode(im, "jpeg", quality=80, effort=None, progressive=False),
+            pillow_jpeg=lambda im=image: write_jpeg(im, quality=80, progressive=False),
         )
-        same_webp = image.webpsave_buffer(Q=80, effort=4, keep="none") == pillow_encode(
-            image, "webp", quality=80, effort=4, progressive=False
-        )
-        same_jpeg = image.jpegsave_buffer(Q=80, optimize_coding=True, keep="none") == pillow_encode(
-            image, "jpeg", quality=80, effort=None, progressive=False
+        same_webp = image.webpsave_buffer(Q=80, effort=4, keep="none") == write_webp(image, quality=80, effort=4)
+        same_jpeg = image.jpegsave_buffer(Q=80, optimize_coding=True, keep="none") == write_jpeg(
+            image, quality=80, progressive=False
         )
         print(f"4. encode {width} px: WebP pyvips {ms['vips_webp']:.0f} ms, Pillow {ms['pillow_webp']:.0f} ms; "
               f"JPEG pyvips {ms['vips_jpeg']:.1f} ms, Pillow {ms['pillow_jpeg']:.1f} ms; "
@@ -227,7 +225,7 @@ def _animated_now(gif: bytes) -> None:
     from ssimulacra2 import compute_ssimulacra2
 
     from pipeline.load import _opaque_gif_frames
-    from pipeline.pillow_encode import pillow_encode
+    from pipeline.pillow_encode import write_webp
 
     ms = _interleaved(
         thumbnail=lambda: pyvips.Image.thumbnail_buffer(gif, 240, option_string="n=-1").copy_memory(),
@@ -239,7 +237,7 @@ def _animated_now(gif: bytes) -> None:
     page = stack.get("page-height")
 
     def engine(q: int) -> bytes:
-        return pillow_encode(stack, "webp", quality=q, effort=4, progressive=False)
+        return write_webp(stack, quality=q, effort=4)
 
     def libvips(q: int) -> bytes:
         return stack.webpsave_buffer(Q=q, effort=4, keep="none")
@@ -267,7 +265,7 @@ def _animated_now(gif: bytes) -> None:
 _MEMORY_SETUP = """
 import sys, pyvips
 from pipeline.vips import configure_vips, in_memory, load_bytes, thumbnail_bytes
-from pipeline.pillow_encode import pillow_encode
+from pipeline.pillow_encode import write_webp
 configure_vips()
 data = open(sys.argv[1], "rb").read()
 def hwm():
@@ -278,9 +276,9 @@ _MEMORY_RUNS = {
     "image = pyvips.Image.thumbnail_buffer(data, 2048).copy_memory()",
     "decode, in place": "load_bytes(data, access='sequential').width; image = thumbnail_bytes(data, 2048).copy_memory()",
     "encode, copied out": "held, pixels = in_memory(thumbnail_bytes(data, 2048)); before = hwm(); "
-    "pillow_encode(held, 'webp', quality=80, effort=4, progressive=False)",
+    "write_webp(held, quality=80, effort=4)",
     "encode, held bytes": "held, pixels = in_memory(thumbnail_bytes(data, 2048)); before = hwm(); "
-    "pillow_encode(held, 'webp', quality=80, effort=4, progressive=False, pixels=pixels)",
+    "write_webp(held, quality=80, effort=4, pixels=pixels)",
 }
 
 

@@ -8,11 +8,13 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+from pipeline.formats import FORMATS
+
 __all__ = ["expand", "outputs_or_refuse"]
 
 # What a directory contributes: files named like images (a file given by name is always taken;
 # its bytes decide what it is either way).
-_IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".tif", ".tiff", ".avif", ".svg", ".heic", ".heif", ".jxl"}
+_IMAGE_SUFFIXES = frozenset(suffix for f in FORMATS.values() for suffix in f.extensions)
 
 
 def _url_folder(url: str) -> Path:

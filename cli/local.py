@@ -15,7 +15,7 @@ from cli.inputs import outputs_or_refuse
 from cli.output import Written, emit, emit_batch, json_option
 from pipeline.dsl import JobSpec, Limits, asset_keys, decode_job_spec, encode_job_spec
 from pipeline.errors import PipelineError, SpecError
-from pipeline.sniff import EXTENSIONS
+from pipeline.formats import FORMATS
 
 if TYPE_CHECKING:  # `run` imports these when it runs: every other command starts faster without them
     from pipeline.sandbox import Sandbox
@@ -125,7 +125,7 @@ def _process_one(
     target.mkdir(parents=True, exist_ok=True)
     written = []
     for v in result.variants:
-        path = target / f"{v.id}{EXTENSIONS[v.format]}"
+        path = target / f"{v.id}{FORMATS[v.format].extension}"
         path.write_bytes(v.data)
         written.append(Written(v.id, str(path), v.format, v.width, v.height, v.bytes, v.quality, v.frames))
     return _Result(str(source), _since(started), written=tuple(written), info=result.details)

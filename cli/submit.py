@@ -24,7 +24,7 @@ from cli.inputs import outputs_or_refuse
 from cli.output import Written, emit_batch
 from cli.progress import Progress
 from cli.remote import UsageError, positive_int, problem_lines, run_remote, transport_line
-from pipeline.sniff import EXTENSIONS
+from pipeline.formats import FORMATS
 
 __all__ = ["register"]
 
@@ -197,7 +197,8 @@ async def _one(
             )
         target.mkdir(parents=True, exist_ok=True)
         for v in final.variants:
-            path = await pf.download(v, target / f"{v.id}{EXTENSIONS.get(v.format, '.' + v.format)}")
+            known = FORMATS.get(v.format)  # a newer server may write a format this client does not know
+            path = await pf.download(v, target / f"{v.id}{known.extension if known else '.' + v.format}")
             outcome.written.append(Written(v.id, str(path), v.format, v.width, v.height, v.bytes, v.quality, v.frames))
         outcome.info = final.info
         return outcome

@@ -42,8 +42,9 @@ from infra.storage import ObjectNotFound, ObjectTooLarge
 from infra.telemetry import parent, span
 from pipeline.dsl import JobSpec, asset_keys, decode_job_spec
 from pipeline.errors import DeadlineExceeded, InternalError, PipelineError
+from pipeline.formats import FORMATS
 from pipeline.sandbox import EngineCanceled, EngineRequest
-from pipeline.sniff import CONTENT_TYPES, SNIFF_BYTES, sniff
+from pipeline.sniff import SNIFF_BYTES, sniff
 
 __all__ = ["Outcome", "fail_job", "hand_back", "process_job", "run_job"]
 
@@ -294,7 +295,7 @@ async def _original(deps: WorkerDeps, job: Job, spec: JobSpec, *, time_left: flo
         )
     source_format = sniff(data[:SNIFF_BYTES])  # never the Content-Type: UnsupportedFormat as for uploads
     with span("storage.put", key=job.source_key, bytes=len(data)):
-        await deps.store.write(job.source_key, data, CONTENT_TYPES[source_format])
+        await deps.store.write(job.source_key, data, FORMATS[source_format].mime)
     await deps.jobs.record_source(job.id, len(data), source_format)
     return data
 

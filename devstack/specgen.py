@@ -24,6 +24,7 @@ from pipeline.compile import spec_issues
 from pipeline.dsl import Limits, decode_job_spec
 from pipeline.dsl.types import KeepTag, OutputFormat
 from pipeline.errors import SpecError
+from pipeline.formats import FORMATS, Format
 
 __all__ = [
     "INPUT_CAUSED",
@@ -164,8 +165,13 @@ _COMPASS = ("centre", "north", "northeast", "east", "southeast", "south", "south
 _PLACEMENTS = (*_COMPASS, "attention", "entropy")
 _FITS = ("cover", "contain", "fill", "inside", "outside")
 _KEEPS: tuple[str, ...] = get_args(KeepTag)
-# low efforts keep jobs fast (AVIF effort 9 costs seconds per megapixel)
-_EFFORTS = {"webp": (0, 4), "avif": (0, 3), "png": (0, 6), "gif": (1, 7), "jxl": (1, 5), "auto": (0, 3)}
+# low efforts keep jobs fast (AVIF effort 9 costs seconds per megapixel): up to each format's
+# default, AVIF's up to 3
+_EFFORTS = {
+    name: (f.effort.lo, max(f.effort.default, 3 if name == "avif" else 0))
+    for name, f in FORMATS.items()
+    if f.effort is not None
+} | {"auto": (0, 3)}
 
 
 def _length(rng: random.Random) -> int:
@@ -302,15 +308,15 @@ def _output(rng: random.Random, variant: dict[str, Any]) -> None:
     """Format and encoder options, drawn per format where each applies (the DSL has the last word)."""
     fmt = rng.choice(OUTPUT_FORMATS)
     variant["format"] = fmt
-    if fmt in ("webp", "avif", "jxl", "auto") and rng.random() < 0.2:
+    if _offers(fmt, lambda f: f.lossless) and rng.random() < 0.2:
         variant["lossless"] = True
-    elif fmt in ("jpeg", "webp", "avif", "tiff", "jxl", "auto") and rng.random() < 0.4:
+    elif _offers(fmt, lambda f: f.quality is not None) and rng.random() < 0.4:
         variant["quality"] = rng.randint(1, 100)
     if fmt in _EFFORTS and rng.random() < 0.5:
         variant["effort"] = rng.randint(*_EFFORTS[fmt])
-    if fmt in ("jpeg", "png", "gif", "auto") and rng.random() < 0.3:
+    if _offers(fmt, lambda f: f.progressive) and rng.random() < 0.3:
         variant["progressive"] = True
-    if fmt in ("jpeg", "webp", "avif", "jxl", "auto") and not variant.get("lossless") and rng.random() < 0.15:
+    if _offers(fmt, lambda f: f.lossy) and not variant.get("lossless") and rng.random() < 0.15:
         variant["max_bytes"] = 100 if rng.random() < 0.1 else rng.randint(2000, 200_000)
     meta = rng.random()
     if meta < 0.2:
@@ -321,6 +327,11 @@ def _output(rng: random.Random, variant: dict[str, Any]) -> None:
         variant["strip"] = False
     if rng.random() < 0.15:
         variant["animated"] = False
+
+
+def _offers(fmt: str, option: Callable[[Format], bool]) -> bool:
+    """Whether an option applies to ``fmt`` (pipeline/formats.py); any may to `auto`."""
+    return fmt == "auto" or option(FORMATS[fmt])
 
 
 def _candidate(rng: random.Random) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from infra.output_keys import DEFAULT_OUTPUT_KEY_TEMPLATE, render_output_key
-from pipeline.sniff import EXTENSIONS
+from pipeline.formats import FORMATS
 
 if TYPE_CHECKING:
     from infra.storage import ObjectStore
@@ -67,7 +67,7 @@ def output_key(
     client_id: uuid.UUID, job_id: uuid.UUID, variant_id: str, fmt: str, template: str = DEFAULT_OUTPUT_KEY_TEMPLATE
 ) -> str:
     """Where a variant is stored: ``outputs/`` and the (checked) template filled in."""
-    return f"outputs/{render_output_key(template, client_id, job_id, variant_id, EXTENSIONS[fmt].lstrip('.'))}"
+    return f"outputs/{render_output_key(template, client_id, job_id, variant_id, FORMATS[fmt].extension.lstrip('.'))}"
 
 
 def asset_key(client_id: uuid.UUID, key: str) -> str:

@@ -25,10 +25,10 @@ from pipeline.dsl.decode import topological_order
 from pipeline.dsl.job import JobSpec
 from pipeline.dsl.limits import Limits
 from pipeline.dsl.steps import Resize, Step
-from pipeline.dsl.variant import Variant, effective_effort, kept_metadata
+from pipeline.dsl.variant import Variant, effective_effort, kept_metadata, output_format
 from pipeline.errors import ImageTooLarge, OutputTooLarge, OverBudget, PipelineError
+from pipeline.formats import FORMATS, auto_formats
 from pipeline.geometry import pixels, resize_plan
-from pipeline.sniff import ANIMATED_FORMATS, AUTO_FORMAT, output_format
 
 __all__ = [
     "Plan",
@@ -249,7 +249,7 @@ def plan_issues(
             return None, tuple(issues)
         (w, h), work = followed
         sizes[v.id] = (w, h)
-        fmt = output_format(v.format, source_format)
+        fmt = output_format(v, source_format)
         encoding = _encode_cost(v, fmt, (w, h))
         twin = twin_of.get(v.id)
         materialize = children.get(v.id, 0) > 0
@@ -277,7 +277,7 @@ def _animated_variants(spec: JobSpec, order: list[Variant], source_format: str |
     """The variants that keep an animated source's frames: `animated` (the default) in a format
     that can hold them, and every variant they are built from (a `from` chain is animated down to
     the variants that keep it; a flattened child takes its parent's first frame)."""
-    keep = {v.id for v in order if v.animated and output_format(v.format, source_format) in ANIMATED_FORMATS}
+    keep = {v.id for v in order if v.animated and _animates(output_format(v, source_format))}
     by_id = {v.id: v for v in order}
     for v in list(keep):
         parent = by_id[v].from_
@@ -285,6 +285,10 @@ def _animated_variants(spec: JobSpec, order: list[Variant], source_format: str |
             keep.add(parent)
             parent = by_id[parent].from_
     return keep
+
+
+def _animates(fmt: str | None) -> bool:
+    return fmt is not None and FORMATS[fmt].animation
 
 
 def spec_issues(spec: JobSpec, limits: Limits | None = None) -> tuple[PlanIssue, ...]:
@@ -306,7 +310,7 @@ def spec_issues(spec: JobSpec, limits: Limits | None = None) -> tuple[PlanIssue,
         size, work = followed
         known[v.id] = size
         if size is not None:
-            fmt = output_format(v.format, None)
+            fmt = output_format(v, None)
             floors.append((index[v.id], PlanNode(v, v.from_, False, size, fmt, work, _encode_cost(v, fmt, size))))
     issues.extend(_budget_issues(floors, sum(n.cost for _, n in floors), limits, certain=True))
     return tuple(issues)
@@ -370,7 +374,7 @@ def _encode_cost(variant: Variant, fmt: str | None, size: tuple[int, int]) -> fl
         return encode_cost(variant, fmt, size)
     # `auto` before the source is known: the cheapest format it may become, so a refusal is never
     # the estimate's guess.
-    return min(encode_cost(variant, f, size) for f in set(AUTO_FORMAT.values()))
+    return min(encode_cost(variant, f, size) for f in auto_formats(lossy=variant.max_bytes is not None))
 
 
 def _budget_issues(

@@ -16,10 +16,11 @@ Pure arithmetic: the API prices specs with it, so it never imports libvips.
 
 from __future__ import annotations
 
-from pipeline.dsl.variant import EFFORT_RANGE, MAX_BYTES_ENCODES, Variant, effective_effort
+from pipeline.dsl.variant import MAX_BYTES_ENCODES, Variant, effective_effort
+from pipeline.formats import FORMATS
 from pipeline.geometry import megapixels
 
-__all__ = ["DECODE_MS_PER_MP", "ENCODE_MS_PER_MP", "decode_cost", "encode_cost"]
+__all__ = ["DECODE_MS_PER_MP", "decode_cost", "encode_cost"]
 
 # ms per megapixel. Decoding entropy-decodes every source pixel even when JPEG's DCT scaling
 # shrinks on load (12 MP JPEG: 112 ms at full size, 39 ms at 1/8), then pays per decoded pixel.
@@ -28,21 +29,9 @@ __all__ = ["DECODE_MS_PER_MP", "ENCODE_MS_PER_MP", "decode_cost", "encode_cost"]
 # class attributes of its step struct (``pipeline/dsl/steps.py``), its cost is ``step.cost``.
 DECODE_MS_PER_MP: dict[str, float] = {"source": 3, "decoded": 6}
 
-# Encoders: ms per output MP, indexed by effort from the bottom of the format's EFFORT_RANGE
-# (one entry for formats without effort). Lossless AVIF measured 2.5x lossy at effort 2 and is
-# scaled by that at every effort; jpeg-in-tiff (tiff with `quality`) costs what jpeg does.
-ENCODE_MS_PER_MP: dict[str, tuple[float, ...]] = {
-    "jpeg": (11.5,),
-    "tiff": (42,),
-    "png": (2.3, 20.5, 32, 35, 42, 47, 38, 38, 39, 67),
-    "webp": (30, 41, 52, 104, 117, 134, 364),
-    "webp.lossless": (51, 324, 403, 602, 786, 1300, 1190),
-    "gif": (367, 505, 371, 654, 1342, 2659, 3267, 4119, 4998, 5549),
-    "avif": (54, 88, 245, 595, 2549, 2836, 9471, 17552, 22525, 39460),
-    "jxl": (49, 38, 44, 36, 204, 368, 381, 1771, 2284),
-    "jxl.lossless": (5, 68, 133, 323, 444, 541, 820, 3473, 5837),
-}
-_AVIF_LOSSLESS = 2.5
+# Encoders: ms per output MP, each format's ``ms_per_mp`` in pipeline/formats.py, indexed by effort
+# from the bottom of its range. Lossless AVIF measured 2.5x lossy at effort 2 and is scaled by that
+# at every effort (its ``lossless_factor``); jpeg-in-tiff (tiff with `quality`) costs what jpeg does.
 
 
 def decode_cost(source: tuple[int, int], decoded: tuple[int, int]) -> float:
@@ -51,14 +40,14 @@ def decode_cost(source: tuple[int, int], decoded: tuple[int, int]) -> float:
 
 def encode_cost(variant: Variant, fmt: str, size: tuple[int, int]) -> float:
     """Encoding ``size`` pixels as ``fmt`` with the variant's options."""
-    if fmt == "tiff" and variant.quality is not None:
-        fmt = "jpeg"  # tiff with a quality is JPEG-compressed
-    effort = effective_effort(variant, fmt)
-    key = f"{fmt}.lossless" if fmt in ("webp", "jxl") and variant.lossless else fmt
-    rates = ENCODE_MS_PER_MP[key]
-    rate = rates[0] if effort is None else rates[effort - EFFORT_RANGE[fmt][0]]
-    if fmt == "avif" and variant.lossless:
-        rate *= _AVIF_LOSSLESS
+    f = FORMATS[fmt]
+    if f.quality_as is not None and variant.quality is not None:
+        f = FORMATS[f.quality_as]  # tiff with a quality is JPEG-compressed
+    effort = effective_effort(variant, f.name)
+    rates = f.lossless_ms_per_mp if variant.lossless and f.lossless_ms_per_mp is not None else f.ms_per_mp
+    rate = rates[0] if effort is None or f.effort is None else rates[effort - f.effort.lo]
+    if variant.lossless:
+        rate *= f.lossless_factor
     if variant.max_bytes is not None:  # the worst case: every encode of the search
         rate *= MAX_BYTES_ENCODES
     return rate * megapixels(size)

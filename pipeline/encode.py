@@ -1,29 +1,25 @@
-"""Encoders per output format, with the DSL's options mapped to the encoder's and sane defaults:
-libvips' savers, Pillow's for lossy WebP and JPEG (the same bytes, faster; animated WebP with better
-colour: pipeline/pillow_encode.py), libjxl's for JPEG XL (pipeline/jxl.py); and `max_bytes`, the
-highest quality that fits."""
+"""Encoding a variant: its format's encoder (pipeline/encoders.py: ``ENCODERS``) at the variant's
+quality or the format's default, and `max_bytes`: the highest quality that fits."""
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import pyvips
 
-from pipeline.dsl.variant import LOSSY_FORMATS, Variant, effective_effort, kept_metadata
+from pipeline.dsl.variant import Variant, kept_metadata, output_format
+from pipeline.encoders import ENCODERS, Encoding
 from pipeline.errors import CannotMeetMaxBytes, InvalidOperation
-from pipeline.jxl import encode_jxl
+from pipeline.formats import FORMATS
 from pipeline.metadata import for_encoding
-from pipeline.pillow_encode import pillow_can_encode, pillow_encode
-from pipeline.sniff import CONTENT_TYPES, EXTENSIONS, output_format
 
-__all__ = ["DEFAULT_QUALITY", "Encoded", "encode", "resolve_format"]
-
-DEFAULT_QUALITY = {"jpeg": 80, "webp": 80, "avif": 50, "tiff": 85, "jxl": 80}
+__all__ = ["Encoded", "encode", "resolve_format"]
 
 
 def resolve_format(variant: Variant, source_format: str) -> str:
-    """``auto`` keeps the source's format; vector SVG becomes PNG."""
-    fmt = output_format(variant.format, source_format)
+    """``auto`` keeps the source's format, or picks a lossy one for `max_bytes`; vector SVG becomes
+    PNG (pipeline/formats.py)."""
+    fmt = output_format(variant, source_format)
     assert fmt is not None  # the source's format is known here
     return fmt
 
@@ -37,11 +33,11 @@ class Encoded(NamedTuple):
 def encode(image: pyvips.Image, variant: Variant, fmt: str, *, pixels: bytes | None = None) -> Encoded:
     """Encode to ``fmt``, within the variant's ``max_bytes`` if it has one. ``pixels``: the image's
     own pixels, when the caller holds them as bytes (an encoder reading bytes need not copy them)."""
-    quality = variant.quality or DEFAULT_QUALITY.get(fmt)
+    quality = variant.quality or FORMATS[fmt].quality
     limit = variant.max_bytes
     if limit is None:
         return _encode_at(image, variant, fmt, quality, pixels)
-    if fmt not in LOSSY_FORMATS or variant.lossless or quality is None:
+    if not FORMATS[fmt].lossy or variant.lossless or quality is None:
         raise InvalidOperation(f"variant '{variant.id}' has max_bytes, which needs a lossy format, not {fmt}")
     image = image.copy_memory()  # the pipeline runs once, not once per try
     first = _encode_at(image, variant, fmt, quality)
@@ -67,50 +63,7 @@ def encode(image: pyvips.Image, variant: Variant, fmt: str, *, pixels: bytes | N
 def _encode_at(
     image: pyvips.Image, variant: Variant, fmt: str, quality: int | None, pixels: bytes | None = None
 ) -> Encoded:
-    given = image
-    image, keep = for_encoding(image, kept_metadata(variant))
-    opts: dict[str, Any] = {"keep": keep}
-    if fmt in ("jpeg", "tiff") and image.hasalpha() and (fmt == "jpeg" or variant.quality):
-        image = image.flatten(background=[255] * (image.bands - 1))
-    if pillow_can_encode(image, fmt, lossless=variant.lossless, keep_metadata=keep != "none"):
-        assert quality is not None  # lossy webp and jpeg have defaults
-        effort = effective_effort(variant, fmt)
-        own = pixels if image is given else None  # a changed image (a profile applied, flattened) has its own
-        return Encoded(
-            pillow_encode(image, fmt, quality=quality, effort=effort, progressive=variant.progressive, pixels=own),
-            _content_type(fmt),
-            quality,
-        )
-    if fmt == "jpeg":
-        opts.update(Q=quality, interlace=variant.progressive, optimize_coding=True)
-    elif fmt == "png":
-        opts.update(interlace=variant.progressive, compression=effective_effort(variant, fmt))
-    elif fmt == "webp":
-        opts.update(effort=effective_effort(variant, fmt), lossless=variant.lossless)
-        if not variant.lossless:
-            opts["Q"] = quality
-    elif fmt == "avif":
-        opts.update(compression="av1", effort=effective_effort(variant, fmt), lossless=variant.lossless)
-        if not variant.lossless:
-            opts["Q"] = quality
-    elif fmt == "jxl":  # not in this libvips build: imagecodecs' libjxl
-        effort = effective_effort(variant, fmt)
-        assert effort is not None
-        data = encode_jxl(_to_uchar(image), quality=quality, effort=effort, lossless=variant.lossless)
-        return Encoded(data, _content_type(fmt), None if variant.lossless else quality)
-    elif fmt == "gif":
-        opts.update(effort=effective_effort(variant, fmt), interlace=variant.progressive)
-    elif fmt == "tiff":
-        opts.update(compression="jpeg" if variant.quality else "deflate", Q=quality)
-    else:  # pragma: no cover - the spec's Literal admits nothing else
-        raise ValueError(fmt)
-    lossy = (fmt in LOSSY_FORMATS and not variant.lossless) or (fmt == "tiff" and variant.quality is not None)
-    return Encoded(image.write_to_buffer(EXTENSIONS[fmt], **opts), _content_type(fmt), quality if lossy else None)
-
-
-def _to_uchar(image: pyvips.Image) -> pyvips.Image:
-    return image if image.format == "uchar" else image.cast("uchar")
-
-
-def _content_type(fmt: str) -> str:
-    return CONTENT_TYPES[fmt]
+    prepared, keep = for_encoding(image, kept_metadata(variant))
+    own = pixels if prepared is image else None  # a changed image (a profile applied) has its own
+    written = ENCODERS[fmt](Encoding(prepared, variant, quality, keep, own))
+    return Encoded(written.data, FORMATS[fmt].mime, written.quality)

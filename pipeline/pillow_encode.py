@@ -27,7 +27,7 @@ from PIL import Image
 
 from pipeline.animation import frame_count, frame_size, is_animated
 
-__all__ = ["pillow_can_encode", "pillow_encode"]
+__all__ = ["can_write_jpeg", "can_write_webp", "write_jpeg", "write_webp"]
 
 _MODES = {("srgb", 3): "RGB", ("srgb", 4): "RGBA", ("b-w", 1): "L"}
 _WEBP_MAX = 16383  # libwebp's side limit; larger images keep libvips' error
@@ -50,43 +50,56 @@ def _mode(image: pyvips.Image) -> str | None:
     return _MODES.get((interpretation, image.bands))
 
 
-def pillow_can_encode(image: pyvips.Image, fmt: str, *, lossless: bool, keep_metadata: bool) -> bool:
-    if keep_metadata or lossless or fmt not in ("webp", "jpeg"):
-        return False
+def can_write_webp(image: pyvips.Image) -> bool:
+    """Whether Pillow can write ``image`` (lossless and metadata stay with libvips: the caller's
+    choice, pipeline/encoders.py)."""
     mode = _mode(image)
-    if mode is None:
-        return False
-    if fmt == "webp":
-        return mode != "L" and max(frame_size(image)) <= _WEBP_MAX
-    return mode != "RGBA" and not is_animated(image) and max(image.width, image.height) <= _JPEG_MAX
+    return mode is not None and mode != "L" and max(frame_size(image)) <= _WEBP_MAX
 
 
-def pillow_encode(
-    image: pyvips.Image, fmt: str, *, quality: int, effort: int | None, progressive: bool, pixels: bytes | None = None
-) -> bytes:
-    """``image`` must pass ``pillow_can_encode``. Computing its pixels (``write_to_memory``) is
-    where the lazy libvips pipeline runs, unless the caller has them (``pixels``: exactly the
-    image's, as ``write_to_memory`` would return them); the encode itself releases the GIL."""
+def can_write_jpeg(image: pyvips.Image) -> bool:
     mode = _mode(image)
-    assert mode is not None
-    raw = pixels if pixels is not None else image.write_to_memory()
+    return mode not in (None, "RGBA") and not is_animated(image) and max(image.width, image.height) <= _JPEG_MAX
+
+
+# ``image`` must pass ``can_write_*``. Computing its pixels (``write_to_memory``) is where the lazy
+# libvips pipeline runs, unless the caller has them (``pixels``: exactly the image's, as
+# ``write_to_memory`` would return them); the encode itself releases the GIL.
+
+
+def write_webp(image: pyvips.Image, *, quality: int, effort: int | None, pixels: bytes | None = None) -> bytes:
+    mode, raw = _pixels(image, pixels)
     if is_animated(image):
         return _animated_webp(image, mode, raw, quality=quality, effort=effort)
-    picture = Image.frombuffer(mode, (image.width, image.height), raw, "raw", mode, 0, 1)
     out = io.BytesIO()
-    if fmt == "webp":
-        # libvips' defaults for the options PixelFlow does not expose: alpha at quality 100,
-        # invisible pixels not kept exactly, the "default" preset
-        picture.save(out, "WEBP", quality=quality, method=effort, alpha_quality=100, exact=False)
-    else:
-        # grey has no chroma: 1x1 sampling factors, as libvips writes them
-        subsampling = 0 if quality >= _JPEG_FULL_CHROMA_FROM or mode == "L" else 2
-        picture.save(out, "JPEG", quality=quality, optimize=True, progressive=progressive, subsampling=subsampling)
-        data = out.getvalue()
-        # libjpeg always writes a JFIF segment (density only); libvips drops it with the metadata.
-        # Without it the file is byte for byte what libvips writes.
-        return data[:2] + data[2 + _JFIF_BYTES :] if data[2 : 2 + len(_JFIF)] == _JFIF else data
+    # libvips' defaults for the options PixelFlow does not expose: alpha at quality 100, invisible
+    # pixels not kept exactly, the "default" preset
+    _picture(image, mode, raw).save(out, "WEBP", quality=quality, method=effort, alpha_quality=100, exact=False)
     return out.getvalue()
+
+
+def write_jpeg(image: pyvips.Image, *, quality: int, progressive: bool, pixels: bytes | None = None) -> bytes:
+    mode, raw = _pixels(image, pixels)
+    out = io.BytesIO()
+    # grey has no chroma: 1x1 sampling factors, as libvips writes them
+    subsampling = 0 if quality >= _JPEG_FULL_CHROMA_FROM or mode == "L" else 2
+    _picture(image, mode, raw).save(
+        out, "JPEG", quality=quality, optimize=True, progressive=progressive, subsampling=subsampling
+    )
+    data = out.getvalue()
+    # libjpeg always writes a JFIF segment (density only); libvips drops it with the metadata.
+    # Without it the file is byte for byte what libvips writes.
+    return data[:2] + data[2 + _JFIF_BYTES :] if data[2 : 2 + len(_JFIF)] == _JFIF else data
+
+
+def _pixels(image: pyvips.Image, pixels: bytes | None) -> tuple[str, bytes]:
+    mode = _mode(image)
+    assert mode is not None
+    return mode, pixels if pixels is not None else image.write_to_memory()
+
+
+def _picture(image: pyvips.Image, mode: str, raw: bytes) -> Image.Image:
+    return Image.frombuffer(mode, (image.width, image.height), raw, "raw", mode, 0, 1)
 
 
 def _animated_webp(image: pyvips.Image, mode: str, raw: bytes, *, quality: int, effort: int | None) -> bytes:

@@ -23,7 +23,8 @@ from infra.policy import engine_limits
 from pipeline.compile import PlanIssue, plan_issues, spec_issues
 from pipeline.details import SourceDetails
 from pipeline.dsl import decode_job_spec, encode_job_spec
-from pipeline.sniff import SourceFormat, output_format
+from pipeline.dsl.variant import output_format
+from pipeline.sniff import SourceFormat
 
 __all__ = ["validate_spec"]
 
@@ -112,7 +113,7 @@ async def validate_spec(
         source = SourceSize(known.source_width, known.source_height, known.source_format, frames)  # type: ignore[arg-type]
         info = details if spec.info is not None else None
     src_format = source.format if source else None
-    variants = {v.id: PlannedVariant(v.id, output_format(v.format, src_format)) for v in spec.pipeline}
+    variants = {v.id: PlannedVariant(v.id, output_format(v, src_format)) for v in spec.pipeline}
     plan = None
     if source is None:  # only what fails for every source
         issues = spec_issues(spec, limits)

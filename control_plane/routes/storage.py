@@ -90,9 +90,10 @@ async def storage_get(
 
 def _content_type(data: bytes) -> str:
     from pipeline.errors import UnsupportedFormat
-    from pipeline.sniff import CONTENT_TYPES, sniff
+    from pipeline.formats import FORMATS
+    from pipeline.sniff import sniff
 
     try:
-        return CONTENT_TYPES[sniff(data[:4096])]
+        return FORMATS[sniff(data[:4096])].mime
     except UnsupportedFormat:
         return "application/octet-stream"

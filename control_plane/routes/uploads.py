@@ -30,7 +30,8 @@ from control_plane.problems import PayloadTooLarge, Problem, Unprocessable, Unsu
 from control_plane.views import JobView, job_view
 from infra.lifecycle import JobStatus
 from pipeline.errors import SpecError
-from pipeline.sniff import CONTENT_TYPES, SNIFF_BYTES, sniff
+from pipeline.formats import FORMATS
+from pipeline.sniff import SNIFF_BYTES, sniff
 from pipeline.svg import check_svg
 
 __all__ = ["upload_route"]
@@ -72,7 +73,7 @@ async def upload_and_start(
         raise SpecError.at("$.source", "a job with a source takes no upload: create it with POST /v1/jobs")
     job, created = await create_job(services, principal, body, idempotency_key)
     if created or job.status == JobStatus.CREATED:
-        await services.store.write(job.source_key, content, CONTENT_TYPES[source_format])
+        await services.store.write(job.source_key, content, FORMATS[source_format].mime)
     job = await start_job(services, principal, job.id)
     view = job_view(job, services.store, url_expiry=url_expiry(services), limits=await limits_of(services, principal))
     return Response(view, status_code=202, headers=decision.headers())

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Literal, get_args
 
 from msgspec import Meta
+
+from pipeline.formats import FORMATS, output_formats
 
 __all__ = [
     "HTTP_URL",
@@ -81,9 +83,16 @@ MaxBytes = Annotated[
         "highest that fits, or the job fails with cannot_meet_max_bytes.",
     ),
 ]
+_EFFORTS = [f.effort for f in FORMATS.values() if f.effort is not None]
+# The description keeps its published order (schemas/ is committed); tests/engine/test_format_registry.py
+# holds it to the registry's ranges.
 Effort = Annotated[
     int,
-    Meta(ge=0, le=10, description="CPU spent on compression: webp 0-6, avif 0-9, png 0-9, gif 1-10, jxl 1-9."),
+    Meta(
+        ge=min(e.lo for e in _EFFORTS),
+        le=max(e.hi for e in _EFFORTS),
+        description="CPU spent on compression: webp 0-6, avif 0-9, png 0-9, gif 1-10, jxl 1-9.",
+    ),
 ]
 Sigma = Annotated[float, Meta(gt=0, le=100, description="Gaussian sigma in pixels.")]
 Angle = Annotated[float, Meta(ge=-360, le=360, description="Degrees clockwise.")]
@@ -102,4 +111,8 @@ SmartGravity = Literal[Gravity, SmartCrop]
 FitMode = Literal["cover", "contain", "fill", "inside", "outside"]
 # Metadata a variant may keep (pipeline/metadata.py); `gps` only inside `exif`, never by accident.
 KeepTag = Literal["icc", "exif", "xmp", "copyright", "gps"]
-OutputFormat = Literal["auto", "jpeg", "png", "webp", "avif", "gif", "tiff", "jxl"]
+# `auto` and every format with an encoder (pipeline/formats.py)
+if TYPE_CHECKING:
+    OutputFormat = str
+else:
+    OutputFormat = Literal[("auto", *output_formats())]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 import msgspec
@@ -9,38 +10,12 @@ from msgspec import Meta, Struct
 
 from pipeline.dsl.steps import Step
 from pipeline.dsl.types import Effort, KeepTag, MaxBytes, OutputFormat, Quality, VariantId
+from pipeline.formats import FORMATS, Format, words
 
-__all__ = [
-    "DEFAULT_EFFORT",
-    "EFFORT_RANGE",
-    "LOSSY_FORMATS",
-    "MAX_BYTES_ENCODES",
-    "STRIP_FALSE_KEEPS",
-    "Variant",
-    "effective_effort",
-    "kept_metadata",
-]
+__all__ = ["MAX_BYTES_ENCODES", "STRIP_FALSE_KEEPS", "Variant", "effective_effort", "kept_metadata", "output_format"]
 
 # `max_bytes`: the first encode, then a binary search over qualities 1..99 (7 halvings)
 MAX_BYTES_ENCODES = 8
-
-# The encoders' own effort ranges; `auto` resolves to a format at run time and is clamped then.
-EFFORT_RANGE: dict[str, tuple[int, int]] = {
-    "webp": (0, 6),
-    "avif": (0, 9),
-    "png": (0, 9),
-    "gif": (1, 10),
-    "jxl": (1, 9),
-}
-# AVIF effort above ~4 costs seconds per megapixel for little gain; webp 4 is libwebp's default.
-# JPEG XL 5: ~20 % smaller than 4 for 5x its CPU, about twice WebP's; libjxl's own 7 costs 2x more
-# and was no smaller on photos (bench.cost).
-DEFAULT_EFFORT: dict[str, int] = {"webp": 4, "avif": 2, "png": 6, "gif": 7, "jxl": 5}
-_LOSSLESS = frozenset({"webp", "avif", "jxl", "auto"})
-_PROGRESSIVE = frozenset({"jpeg", "png", "gif", "auto"})
-_QUALITY = frozenset({"jpeg", "webp", "avif", "tiff", "jxl", "auto"})
-# The formats whose quality trades size for fidelity: `max_bytes` searches it, results report it
-LOSSY_FORMATS = frozenset({"jpeg", "webp", "avif", "jxl"})
 
 Steps = Annotated[list[Step], Meta(description="Applied in order.")]
 Keep = Annotated[
@@ -53,7 +28,6 @@ Keep = Annotated[
 ]
 # `strip: false`: every kind of metadata but GPS, which is only ever kept by name
 STRIP_FALSE_KEEPS = frozenset({"icc", "exif", "xmp", "iptc"})
-_NO_METADATA = frozenset({"gif", "jxl"})  # PixelFlow's encoders for these write none
 
 
 class Variant(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -74,28 +48,34 @@ class Variant(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
 
     def __post_init__(self) -> None:
         fmt = self.format
+        f = FORMATS.get(fmt)  # None for `auto`: any option may apply to what it becomes
         if self.keep and not self.strip:
             raise ValueError("`strip: false` keeps all metadata but GPS; `keep` names a selection; use one")
         if "gps" in self.keep and "exif" not in self.keep:
             raise ValueError("`gps` is kept as part of EXIF: name `exif` too")
-        if self.max_bytes is not None and (fmt not in LOSSY_FORMATS | {"auto"} or self.lossless):
-            raise ValueError(f"`max_bytes` needs a lossy format (jpeg, webp, avif, jxl), not {_described(self)}")
-        if self.keep and fmt in _NO_METADATA:
+        if self.max_bytes is not None and ((f is not None and not f.lossy) or self.lossless):
+            lossy = ", ".join(_offering(lambda g: g.lossy))
+            raise ValueError(f"`max_bytes` needs a lossy format ({lossy}), not {_described(self)}")
+        if self.keep and f is not None and not f.metadata:
             raise ValueError(f"`keep` does not apply to {fmt}: it is written without metadata")
-        if self.lossless and fmt not in _LOSSLESS:
-            raise ValueError(f"`lossless` applies to webp, avif and jxl, not {fmt}")
+        if self.lossless and f is not None and not f.lossless:
+            raise ValueError(f"`lossless` applies to {words(_offering(lambda g: g.lossless))}, not {fmt}")
         if self.lossless and self.quality is not None:
             raise ValueError("`quality` has no effect with `lossless`")
-        if self.progressive and fmt not in _PROGRESSIVE:
-            raise ValueError(f"`progressive` applies to jpeg, png and gif, not {fmt}")
-        if self.quality is not None and fmt not in _QUALITY:
+        if self.progressive and f is not None and not f.progressive:
+            raise ValueError(f"`progressive` applies to {words(_offering(lambda g: g.progressive))}, not {fmt}")
+        if self.quality is not None and f is not None and f.quality is None:
             raise ValueError(f"`quality` does not apply to {fmt}; it is lossless")
-        if self.effort is not None and fmt != "auto":
-            if fmt not in EFFORT_RANGE:
+        if self.effort is not None and f is not None:
+            if f.effort is None:
                 raise ValueError(f"`effort` does not apply to {fmt}")
-            lo, hi = EFFORT_RANGE[fmt]
-            if not lo <= self.effort <= hi:
-                raise ValueError(f"`effort` for {fmt} must be between {lo} and {hi}")
+            if not f.effort.lo <= self.effort <= f.effort.hi:
+                raise ValueError(f"`effort` for {fmt} must be between {f.effort.lo} and {f.effort.hi}")
+
+
+def _offering(option: Callable[[Format], bool]) -> list[str]:
+    """The output formats an option applies to, in the registry's order (for messages)."""
+    return [name for name, f in FORMATS.items() if f.encoder is not None and option(f)]
 
 
 def _described(variant: Variant) -> str:
@@ -110,9 +90,21 @@ def kept_metadata(variant: Variant) -> frozenset[str]:
 def effective_effort(variant: Variant, fmt: str) -> int | None:
     """The effort ``fmt``'s encoder runs at (None: it has none): shared by the encoder and the cost
     estimate, so the planner charges exactly what will run."""
-    if fmt not in EFFORT_RANGE:
+    effort = FORMATS[fmt].effort
+    if effort is None:
         return None
     if variant.effort is None:
-        return DEFAULT_EFFORT[fmt]
-    lo, hi = EFFORT_RANGE[fmt]
-    return min(hi, max(lo, variant.effort))  # `auto` may resolve to a format with a narrower range
+        return effort.default
+    return min(effort.hi, max(effort.lo, variant.effort))  # `auto` may resolve to a format with a narrower range
+
+
+def output_format(variant: Variant, source_format: str | None) -> str | None:
+    """The format a variant is encoded in; None for `auto` while the source's format is unknown.
+    `auto` writes the source's own format (pipeline/formats.py: ``auto``), except that with
+    `max_bytes` it needs one whose quality it can lower (``auto_lossy``)."""
+    if variant.format != "auto":
+        return variant.format
+    if source_format is None:
+        return None
+    source = FORMATS[source_format]
+    return source.auto_lossy if variant.max_bytes is not None else source.auto

@@ -10,7 +10,8 @@ import pyvips
 from devstack.imagegen import encode, photo
 from pipeline.dsl import decode_job_spec
 from pipeline.encode import encode as encode_variant
-from pipeline.pillow_encode import pillow_can_encode
+from pipeline.encoders import Encoding
+from pipeline.pillow_encode import can_write_jpeg, can_write_webp
 from tests.engine.conftest import load, run
 
 
@@ -87,19 +88,18 @@ def test_variants_sharing_pixels_encode_the_same_image_each_in_its_own_format() 
 def test_which_images_pillow_writes() -> None:
     rgb, rgba = photo(64, 48, seed=1), photo(64, 48, seed=1, alpha=True)
     grey, deep = rgb.colourspace("b-w"), rgb.colourspace("rgb16")
-    lossy = {"lossless": False, "keep_metadata": False}
-    assert pillow_can_encode(rgb, "webp", **lossy) and pillow_can_encode(rgba, "webp", **lossy)
-    assert pillow_can_encode(rgb, "jpeg", **lossy) and pillow_can_encode(grey, "jpeg", **lossy)
-    assert not pillow_can_encode(rgba, "jpeg", **lossy)  # flattened first by the encoder
-    assert not pillow_can_encode(deep, "jpeg", **lossy)
-    assert not pillow_can_encode(rgb, "webp", lossless=True, keep_metadata=False)
-    assert not pillow_can_encode(rgb, "jpeg", lossless=False, keep_metadata=True)
-    assert not any(pillow_can_encode(rgb, fmt, **lossy) for fmt in ("png", "avif", "gif", "tiff"))
-    assert not pillow_can_encode(pyvips.Image.black(16384, 2, bands=3).copy(interpretation="srgb"), "webp", **lossy)
+    assert can_write_webp(rgb) and can_write_webp(rgba)
+    assert can_write_jpeg(rgb) and can_write_jpeg(grey)
+    assert not can_write_jpeg(rgba)  # flattened first by the encoder
+    assert not can_write_jpeg(deep)
+    assert Encoding(rgb, _variant(format="webp"), 80, "none").pillow_may
+    assert not Encoding(rgb, _variant(format="webp", lossless=True), 80, "none").pillow_may
+    assert not Encoding(rgb, _variant(format="jpeg", keep=["exif"]), 80, "exif").pillow_may
+    assert not can_write_webp(pyvips.Image.black(16384, 2, bands=3).copy(interpretation="srgb"))
     stack = pyvips.Image.arrayjoin([rgb] * 400, across=1).copy()  # 400 frames: 19,200 px tall, each 48
     stack.set_type(pyvips.GValue.gint_type, "page-height", 48)
-    assert pillow_can_encode(stack, "webp", **lossy)  # libwebp's limit is per frame
-    assert not pillow_can_encode(stack, "jpeg", **lossy)
+    assert can_write_webp(stack)  # libwebp's limit is per frame
+    assert not can_write_jpeg(stack)
 
 
 def test_a_job_leaves_no_pixels_in_the_operation_cache() -> None:

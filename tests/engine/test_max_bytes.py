@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import pyvips
 
 from devstack.imagegen import encode, photo
 from pipeline.compile import compile_plan
@@ -70,3 +71,31 @@ def test_the_estimate_charges_every_encode_of_the_search() -> None:
     )
     a, b = compile_plan(spec, 800, 600).nodes
     assert b.encode_cost == pytest.approx(8 * a.encode_cost)
+
+
+def _animated_gif() -> bytes:
+    frames = [photo(120, 80, seed=s) for s in (1, 2, 3)]
+    strip = pyvips.Image.arrayjoin(frames, across=1).copy()
+    strip.set_type(pyvips.GValue.gint_type, "page-height", 80)
+    return strip.write_to_buffer(".gif")
+
+
+@pytest.mark.parametrize(
+    ("source", "written"),
+    [(SOURCE, "webp"), (encode(photo(400, 300, seed=3, alpha=True), ".png"), "webp"),
+     (encode(photo(400, 300, seed=4), ".tif"), "webp"), (encode(photo(400, 300, seed=5), ".jpg"), "jpeg"),
+     (encode(photo(400, 300, seed=6), ".webp"), "webp")],
+)  # fmt: skip
+def test_auto_with_max_bytes_writes_a_format_whose_quality_it_can_lower(source: bytes, written: str) -> None:
+    """`auto` keeps a lossy source's format; a PNG, TIFF, GIF or SVG one has no quality to lower,
+    so the variant is written as WebP (which keeps alpha and animation), within its budget."""
+    variant = {"id": "v", "action": "resize", "width": 200, "max_bytes": 4000}
+    fitted = run(source, variant).variants[0]
+    assert fitted.format == written and fitted.bytes <= 4000 and fitted.quality is not None
+    planned = compile_plan(decode_job_spec({"version": 1, "pipeline": [variant]}), 400, 300, source_format="png")
+    assert planned.nodes[0].format == "webp"
+
+
+def test_auto_with_max_bytes_keeps_an_animation() -> None:
+    fitted = run(_animated_gif(), {"id": "v", "max_bytes": 20_000}).variants[0]
+    assert (fitted.format, fitted.frames) == ("webp", 3) and fitted.bytes <= 20_000

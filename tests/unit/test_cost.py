@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from pipeline.compile import compile_plan, plan_issues, spec_issues
-from pipeline.cost import ENCODE_MS_PER_MP
 from pipeline.dsl import Limits, decode_job_spec
 from pipeline.dsl.steps import STEP_TYPES, Blur, Resize
-from pipeline.dsl.variant import EFFORT_RANGE
 from pipeline.errors import ImageTooLarge, InvalidOperation, OutputTooLarge, OverBudget
+from pipeline.formats import FORMATS
 from pipeline.geometry import resize_plan
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,7 +54,7 @@ def test_cost_is_per_variant_and_total() -> None:
     )
     a, b = plan.nodes
     assert a.format == "jpeg" and b.format == "png"
-    assert a.encode_cost == pytest.approx(ENCODE_MS_PER_MP["jpeg"][0] * 0.75)
+    assert a.encode_cost == pytest.approx(FORMATS["jpeg"].ms_per_mp[0] * 0.75)
     assert b.steps_cost == pytest.approx((Blur.ms_per_mp + 2 * Blur.ms_per_mp_per_sigma) * 0.75)
     assert plan.cost == pytest.approx(plan.decode_cost + a.cost + b.cost)
     assert plan.decode_cost > 0
@@ -98,9 +97,10 @@ def test_every_op_and_encoder_effort_has_a_weight() -> None:
     assert {type(s) for s in steps} == set(STEP_TYPES)
     for step in steps:
         assert step.cost((100, 100), (100, 100)) > 0 or step.__struct_config__.tag == "crop"
-    for fmt, (lo, hi) in EFFORT_RANGE.items():
-        assert len(ENCODE_MS_PER_MP[fmt]) == hi - lo + 1, fmt
-    assert len(ENCODE_MS_PER_MP["webp.lossless"]) == len(ENCODE_MS_PER_MP["webp"])
+    for f in FORMATS.values():  # one rate per effort, lossless too; one without effort
+        if f.encoder is not None:
+            rates = len(f.ms_per_mp), len(f.lossless_ms_per_mp or f.ms_per_mp)
+            assert rates == ((f.effort.hi - f.effort.lo + 1,) * 2 if f.effort else (1, 1)), f.name
 
 
 def test_resize_charges_the_enlargement_by_output_and_the_reduction_by_input() -> None:
@@ -116,8 +116,8 @@ def test_auto_format_is_priced_once_the_source_is_known() -> None:
     unknown = compile_plan(s, 1000, 1000).nodes[0]
     gif = compile_plan(s, 1000, 1000, source_format="gif").nodes[0]
     assert unknown.format is None and gif.format == "gif"
-    assert unknown.encode_cost == pytest.approx(ENCODE_MS_PER_MP["jpeg"][0])  # the cheapest `auto` can be
-    assert gif.encode_cost == pytest.approx(ENCODE_MS_PER_MP["gif"][6])  # gif's default effort 7
+    assert unknown.encode_cost == pytest.approx(FORMATS["jpeg"].ms_per_mp[0])  # the cheapest `auto` can be
+    assert gif.encode_cost == pytest.approx(FORMATS["gif"].ms_per_mp[6])  # gif's default effort 7
 
 
 @pytest.mark.parametrize("size", [(640, 480), (6000, 4000), (10_000, 10_000)])

@@ -167,6 +167,12 @@ def _commands(parser: argparse.ArgumentParser, prefix: str) -> list[str]:
     return rows
 
 
+def formats() -> str:
+    from pipeline.formats import markdown_table
+
+    return markdown_table().rstrip()
+
+
 def cli_commands() -> str:
     from cli.main import build_parser
 
@@ -176,7 +182,7 @@ def cli_commands() -> str:
 
 
 GENERATORS: dict[str, dict[str, Callable[[], str]]] = {
-    "job-spec.md": {"spec_fields": spec_fields, "ops": ops, "limits": limits},
+    "job-spec.md": {"spec_fields": spec_fields, "ops": ops, "limits": limits, "formats": formats},
     "cli.md": {"cli_commands": cli_commands},
 }
 

@@ -134,7 +134,7 @@ def cmd_api(args: argparse.Namespace) -> int:
 
     settings = _settings()
     if args.workers > 1:
-        from control_plane.metrics import multiprocess_listener, prepare_multiprocess_dir, remove_multiprocess_dir
+        from control_plane.api.metrics import multiprocess_listener, prepare_multiprocess_dir, remove_multiprocess_dir
 
         # before any worker process exists: they inherit the variable and report through it
         directory, owned = prepare_multiprocess_dir()

@@ -122,7 +122,7 @@ def server_config(app: Any, settings: Settings, **kwargs: Any) -> ServerConfig:
         log_level=settings.log_level.lower(),
         server_header=False,
         # uvicorn would believe X-Forwarded-For from 127.0.0.1 (FORWARDED_ALLOW_IPS) whatever
-        # PIXELFLOW_TRUSTED_PROXIES says; the app reads forwarding headers itself (control_plane/peers.py)
+        # PIXELFLOW_TRUSTED_PROXIES says; the app reads forwarding headers itself (control_plane/auth/peers.py)
         proxy_headers=False,
         **kwargs,
     )

@@ -10,14 +10,14 @@ from litestar import post
 from litestar.params import JSONBody
 from msgspec import Meta
 
-from control_plane.auth import PrincipalDep
+from control_plane.api.openapi import JOB_REQUEST, JOB_SPEC, doc
+from control_plane.api.views import TemplateUse
+from control_plane.auth.principal import PrincipalDep
 from control_plane.deps import ApiDepsDep
-from control_plane.jobflow import known_source
-from control_plane.openapi import JOB_REQUEST, JOB_SPEC, doc
+from control_plane.jobflow.intake import known_source
 from control_plane.problems import NotFound, Unprocessable
-from control_plane.template_diff import TemplateDiff, diff_versions
-from control_plane.templates import resolve_job
-from control_plane.views import TemplateUse
+from control_plane.templates.diff import TemplateDiff, diff_versions
+from control_plane.templates.presets import resolve_job
 from infra.events import source_details
 from infra.policy import engine_limits
 from pipeline.compile import PlanIssue, plan_issues, spec_issues

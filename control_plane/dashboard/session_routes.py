@@ -10,11 +10,9 @@ import msgspec
 from litestar import Request, Response, post
 from litestar.params import JSONBody
 
-from control_plane.accounts import accept_invite, account_key, sign_in, sign_up
-from control_plane.deps import ApiDeps
-from control_plane.deps import ApiDepsDep as ServicesDep
-from control_plane.peers import client_address
-from control_plane.sessions import (
+from control_plane.auth.peers import client_address
+from control_plane.dashboard.accounts import accept_invite, account_key, sign_in, sign_up
+from control_plane.dashboard.sessions import (
     DEVICE_COOKIE,
     PRE_SESSION_COOKIE,
     SESSION_COOKIE,
@@ -24,6 +22,8 @@ from control_plane.sessions import (
     require_session,
     session_cookie,
 )
+from control_plane.deps import ApiDeps
+from control_plane.deps import ApiDepsDep as ServicesDep
 from infra.repo import User
 from pipeline.dsl.types import NO_NUL  # PostgreSQL stores no NUL (nor a hash of one: refused alike)
 
@@ -42,7 +42,7 @@ class Next(msgspec.Struct):
 
 
 async def _open_session(request: Request, services: ApiDeps, user: User, status: int) -> Response[Next]:
-    """The session, and this browser known to the account from now on (control_plane/devices.py)."""
+    """The session, and this browser known to the account from now on (control_plane/dashboard/devices.py)."""
     token, expires = await services.users.open_session(user.id, timedelta(hours=services.settings.session_hours))
     device = await services.devices.remember(request.cookies.get(DEVICE_COOKIE), account_key(user.email))
     cookies = [session_cookie(request, services, token, expires), device_cookie(request, services, device)]

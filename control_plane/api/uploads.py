@@ -12,10 +12,12 @@ from litestar.enums import RequestEncodingType
 from litestar.handlers import HTTPRouteHandler
 from litestar.params import Body, HeaderParameter
 
-from control_plane.auth import PrincipalDep, needs
-from control_plane.bodies import JsonNotUtf8, check_text, decode_bounded
+from control_plane.api.bodies import JsonNotUtf8, check_text, decode_bounded
+from control_plane.api.openapi import JOB_SPEC, doc
+from control_plane.api.views import JobView, job_view
+from control_plane.auth.principal import PrincipalDep, needs
 from control_plane.deps import ApiDepsDep
-from control_plane.jobflow import (
+from control_plane.jobflow.intake import (
     CREATE_ERRORS,
     RATE_LIMIT_ERRORS,
     START_ERRORS,
@@ -25,9 +27,7 @@ from control_plane.jobflow import (
     start_job,
     url_expiry,
 )
-from control_plane.openapi import JOB_SPEC, doc
 from control_plane.problems import PayloadTooLarge, Problem, Unprocessable, UnsupportedMediaType, problem_response
-from control_plane.views import JobView, job_view
 from infra.lifecycle import JobStatus
 from pipeline.errors import SpecError
 from pipeline.sniff import CONTENT_TYPES, SNIFF_BYTES, sniff

@@ -1,6 +1,6 @@
 """The dashboard's HTML: one shell (``pages/_shell.html``) around each page's static markup
 (``pages/<name>.html``). The server renders the frame, the navigation and the CSRF token; the
-one script, ``static/dashboard/app.js``, fills the page from the same JSON API machines use.
+one script, ``static/app.js``, fills the page from the same JSON API machines use.
 
 Pages carry a Content-Security-Policy: scripts and styles only from this server (no inline
 script, no CDN), images and uploads only from here and the object store's public endpoint, and
@@ -23,7 +23,7 @@ from infra.settings import Settings
 __all__ = ["PAGES", "STATIC", "page_response"]
 
 _DIR = Path(__file__).parent / "pages"
-STATIC = Path(__file__).parent / "static" / "dashboard"
+STATIC = Path(__file__).parent / "static"
 # name -> title; the name is also the page's file and the script's entry point (body[data-page])
 PAGES = {
     "login": "Sign in",

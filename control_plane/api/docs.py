@@ -1,4 +1,4 @@
-"""The API reference page at ``/schema``: ReDoc, served by the API itself from ``static/redoc/``
+"""The API reference page at ``/schema``: ReDoc, served by the API itself from ``redoc/``
 (ReDoc's standalone bundle, MIT, see LICENSE there), so the page works offline and loads nothing
 from a CDN. ReDoc because it is one file and renders OpenAPI 3.1 ``webhooks``."""
 
@@ -14,7 +14,7 @@ __all__ = ["ASSETS_PATH", "REDOC_VERSION", "docs_assets", "docs_plugins"]
 
 REDOC_VERSION = "2.5.2"
 ASSETS_PATH = "/schema/assets"
-_ASSETS = Path(__file__).parent / "static" / "redoc"
+_ASSETS = Path(__file__).parent / "redoc"
 # Litestar's default favicon and fonts come from CDNs; an empty data: icon also spares the /favicon.ico request.
 _NO_FAVICON = "<link rel='icon' href='data:,'>"
 

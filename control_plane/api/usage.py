@@ -7,9 +7,9 @@ from typing import Annotated
 from litestar import get
 from litestar.params import QueryParameter
 
-from control_plane.auth import PrincipalDep, needs
+from control_plane.api.openapi import doc
+from control_plane.auth.principal import PrincipalDep, needs
 from control_plane.deps import ApiDepsDep
-from control_plane.openapi import doc
 from control_plane.problems import InvalidRequest
 from infra.repo.usage import RangeError, UsageReport, report_range
 from pipeline.errors import FieldError

@@ -1,5 +1,5 @@
 """How a job names a template: the request shape ``createJob`` and the dry run accept instead of a
-spec. Its own module because the OpenAPI document publishes it (control_plane.openapi imports it)."""
+spec. Its own module because the OpenAPI document publishes it (control_plane.api.openapi imports it)."""
 
 from __future__ import annotations
 

@@ -9,12 +9,12 @@ import msgspec
 from litestar import post
 from litestar.params import JSONBody
 
-from control_plane.auth import PrincipalDep, needs
+from control_plane.api.openapi import DocumentedAs, doc
+from control_plane.api.views import UploadView, upload_view
+from control_plane.auth.principal import PrincipalDep, needs
 from control_plane.deps import ApiDepsDep as ServicesDep
-from control_plane.jobflow import url_expiry
-from control_plane.openapi import DocumentedAs, doc
+from control_plane.jobflow.intake import url_expiry
 from control_plane.problems import Unprocessable
-from control_plane.views import UploadView, upload_view
 from infra.objects import asset_key
 from pipeline.dsl.steps import ASSET_KEY_RULE, AssetKey
 from pipeline.errors import FieldError

@@ -10,13 +10,13 @@ from litestar import Controller, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from control_plane.auth import PrincipalDep, needs
+from control_plane.api.openapi import doc
+from control_plane.auth.principal import PrincipalDep, needs
 from control_plane.deps import ApiDepsDep as ServicesDep
-from control_plane.openapi import doc
 from control_plane.problems import InvalidRequest, NotFound, Unprocessable
-from control_plane.template_diff import TemplateDiff, diff_versions
-from control_plane.template_jobs import TEMPLATE_NAME, TemplateName
-from control_plane.templates import TemplateRequest, save_template
+from control_plane.templates.diff import TemplateDiff, diff_versions
+from control_plane.templates.presets import TemplateRequest, save_template
+from control_plane.templates.reference import TEMPLATE_NAME, TemplateName
 from infra.repo import TemplateSummary, TemplateVersion
 from pipeline.errors import FieldError
 

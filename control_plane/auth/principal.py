@@ -1,5 +1,5 @@
 """Who is asking: a bearer API key (machines), or a dashboard session cookie (people; see
-sessions.py). A missing, malformed, unknown or revoked key is the same 401. Both reach the same
+dashboard/sessions.py). A missing, malformed, unknown or revoked key is the same 401. Both reach the same
 routes and services, scoped to one client.
 
 A key may be scoped (infra.keys.SCOPES): a route names the scope it needs in its ``opt``
@@ -7,7 +7,7 @@ A key may be scoped (infra.keys.SCOPES): a route names the scope it needs in its
 A presets-only key never holds ``templates:write`` (infra.keys.NOT_FOR_PRESETS_ONLY), whatever it
 was made with. People signed in to the dashboard act with full access for their client.
 
-Limits count per client, shared by its keys and people (control_plane.jobflow.rate_limit); a key
+Limits count per client, shared by its keys and people (control_plane.jobflow.intake.rate_limit); a key
 may carry a lower limit of its own, which its requests must pass as well."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from litestar import Request
 from litestar.di import NamedDependency
 
+from control_plane.dashboard.sessions import SESSION_COOKIE, require_session
 from control_plane.deps import ApiDepsDep
 from control_plane.problems import Forbidden, Unauthorized
-from control_plane.sessions import SESSION_COOKIE, require_session
 from infra.keys import NOT_FOR_PRESETS_ONLY, SCOPES
 from infra.repo import Client, User
 
@@ -43,7 +43,7 @@ class Principal:
     key_id: uuid.UUID | None  # None: a person signed in to the dashboard
     user: User | None = None
     scopes: frozenset[str] | None = None  # None: full access
-    presets_only: bool = False  # jobs only from templates (control_plane.templates enforces it)
+    presets_only: bool = False  # jobs only from templates (control_plane.templates.presets enforces it)
     key_rate_limit: int | None = None  # the key's own job creations per minute, under the client's
 
 

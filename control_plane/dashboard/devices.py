@@ -2,7 +2,7 @@
 carries a random token in the ``pixelflow_device`` cookie, and Redis remembers that token for
 that account for ``DEVICE_LIFETIME``, renewed at each sign-in. Sign-in attempts from a known
 device spend that device's own budget instead of the budgets strangers share (per address, per
-account), so a spray of wrong passwords cannot lock the owner out (control_plane/accounts.py).
+account), so a spray of wrong passwords cannot lock the owner out (control_plane/dashboard/accounts.py).
 
 Redis holds a digest of the token, never the token; losing Redis only makes devices unknown again.
 """

@@ -30,7 +30,7 @@ from litestar.plugins.prometheus import PrometheusController
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from control_plane.openapi import METRICS_TOKEN, doc
+from control_plane.api.openapi import METRICS_TOKEN, doc
 from control_plane.problems import Unauthorized
 from infra.settings import Settings
 

@@ -45,9 +45,9 @@ from litestar.plugins import OpenAPISchemaPlugin
 from litestar.routes import HTTPRoute
 from litestar.typing import FieldDefinition
 
-from control_plane.auth import SCOPE_OPT
-from control_plane.bodies import JsonNotUtf8, JsonTooDeep
-from control_plane.docs import docs_plugins
+from control_plane.api.bodies import JsonNotUtf8, JsonTooDeep
+from control_plane.api.docs import docs_plugins
+from control_plane.auth.principal import SCOPE_OPT
 from control_plane.problems import (
     PROBLEM_JSON,
     ApiError,
@@ -59,7 +59,7 @@ from control_plane.problems import (
     ServiceUnavailable,
     Unauthorized,
 )
-from control_plane.template_jobs import TemplateJob
+from control_plane.templates.reference import TemplateJob
 from infra.events import EVENTS, JobEvent
 from pipeline.dsl.schema import job_spec_components
 
@@ -88,7 +88,7 @@ class _JobSpecMarker:
 # (the API decodes specs itself, so every error is reported at once with its path).
 JOB_SPEC = _JobSpecMarker()
 # ``Annotated[dict[str, Any], JOB_REQUEST]``: what creates a job, a job spec or a template
-# reference (control_plane.templates.TemplateJob); parsed as the annotated type, for the same reason.
+# reference (control_plane.templates.reference.TemplateJob); parsed as the annotated type, for the same reason.
 JOB_REQUEST = _JobSpecMarker()
 
 

@@ -11,7 +11,8 @@ from typing import Any, NoReturn
 
 from opentelemetry import trace
 
-from control_plane.auth import Principal
+from control_plane.auth.principal import Principal
+from control_plane.auth.ratelimit import Decision
 from control_plane.deps import ApiDeps as Services
 from control_plane.problems import (
     Conflict,
@@ -23,8 +24,7 @@ from control_plane.problems import (
     Unprocessable,
     UnsupportedMediaType,
 )
-from control_plane.ratelimit import Decision
-from control_plane.templates import resolve_job
+from control_plane.templates.presets import resolve_job
 from infra.events import job_delivery
 from infra.lifecycle import JobStatus, Priority, Reason
 from infra.metrics import JOBS_CREATED, JOBS_STARTED, RATE_LIMITED

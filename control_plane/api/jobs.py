@@ -14,9 +14,19 @@ from litestar.openapi.spec import Example
 from litestar.params import Body, FromPath, FromQuery, HeaderParameter, QueryParameter
 from litestar.response import Redirect
 
-from control_plane.auth import PrincipalDep, needs
+from control_plane.api.openapi import JOB_REQUEST, doc
+from control_plane.api.views import (
+    DeliveryView,
+    JobList,
+    JobView,
+    UploadView,
+    delivery_view,
+    job_view,
+    upload_view,
+)
+from control_plane.auth.principal import PrincipalDep, needs
 from control_plane.deps import ApiDepsDep as ServicesDep
-from control_plane.jobflow import (
+from control_plane.jobflow.intake import (
     CREATE_ERRORS,
     RATE_LIMIT_ERRORS,
     START_ERRORS,
@@ -27,7 +37,6 @@ from control_plane.jobflow import (
     start_job,
     url_expiry,
 )
-from control_plane.openapi import JOB_REQUEST, doc
 from control_plane.problems import (
     Conflict,
     Gone,
@@ -36,15 +45,6 @@ from control_plane.problems import (
     RateLimited,
     TooManyRequests,
     Unprocessable,
-)
-from control_plane.views import (
-    DeliveryView,
-    JobList,
-    JobView,
-    UploadView,
-    delivery_view,
-    job_view,
-    upload_view,
 )
 from infra.events import job_delivery
 from infra.lifecycle import ACTIVE, TERMINAL, JobStatus

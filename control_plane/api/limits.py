@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from litestar import get
 
-from control_plane.auth import PrincipalDep
+from control_plane.api.openapi import doc
+from control_plane.auth.principal import PrincipalDep
 from control_plane.deps import ApiDepsDep
-from control_plane.jobflow import limits_today
-from control_plane.openapi import doc
+from control_plane.jobflow.intake import limits_today
 from infra.policy import ClientLimitsToday
 
 __all__ = ["get_limits"]

@@ -7,8 +7,8 @@ from typing import Annotated
 from litestar import Request, Response, get, put
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from control_plane.api.openapi import doc
 from control_plane.deps import ApiDepsDep
-from control_plane.openapi import doc
 from control_plane.problems import Forbidden, NotFound, PayloadTooLarge
 from infra.storage.local import LocalStore
 

@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
-from control_plane.auth import Principal
-from control_plane.openapi import DocumentedAs
+from control_plane.api.openapi import DocumentedAs
+from control_plane.auth.principal import Principal
 from control_plane.problems import Forbidden, NotFound, Unprocessable
-from control_plane.template_jobs import (
+from control_plane.templates.reference import (
     MAX_PARAMETERS,
     PARAMETER_NAME,
     ParameterName,

@@ -9,7 +9,7 @@ and cloud load balancers append to), else ``Forwarded`` (RFC 7239).
 
 ``trusted_proxies`` rewrites the ASGI scope's ``client`` and ``scheme`` once, first thing, so the
 access log, traces, secure cookies and every per-address limit see the same address. uvicorn's
-own proxy-header handling is off (control_plane/server.py): it would believe 127.0.0.1 whatever
+own proxy-header handling is off (control_plane/uvicorn_config.py): it would believe 127.0.0.1 whatever
 the setting says.
 """
 

@@ -130,7 +130,7 @@ def cmd_api(args: argparse.Namespace) -> int:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from control_plane.server import server_config
+    from control_plane.uvicorn_config import server_config
 
     settings = _settings()
     if args.workers > 1:
@@ -140,7 +140,7 @@ def cmd_api(args: argparse.Namespace) -> int:
         directory, owned = prepare_multiprocess_dir()
         try:
             with multiprocess_listener(settings, directory):
-                config = server_config("cli.servers:app_factory", settings, factory=True, host=args.host,
+                config = server_config("cli.operations:app_factory", settings, factory=True, host=args.host,
                                        port=args.port, workers=args.workers)  # fmt: skip
                 Multiprocess(config, sockets=[config.bind_socket()]).run()
         finally:

@@ -87,7 +87,7 @@ def create_app(
         route_handlers=handlers,
         lifespan=[lifespan],
         dependencies={
-            "services": Provide(provide_deps, sync_to_thread=False),  # handlers: `services: ApiDepsDep`
+            "deps": Provide(provide_deps, sync_to_thread=False),  # handlers: `deps: ApiDepsDep`
             "principal": Provide(provide_principal),
         },
         exception_handlers={Exception: problem_response},

@@ -86,5 +86,5 @@ async def open_deps(settings: Settings) -> AsyncIterator[ApiDeps]:
         )
 
 
-# Handlers take the bag as a parameter named ``services`` (the key app.py provides it under).
+# Handlers take the bag as a parameter named ``deps`` (the key app.py provides it under).
 ApiDepsDep = NamedDependency[ApiDeps]

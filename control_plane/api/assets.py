@@ -12,7 +12,7 @@ from litestar.params import JSONBody
 from control_plane.api.openapi import DocumentedAs, doc
 from control_plane.api.views import UploadView, upload_view
 from control_plane.auth.principal import PrincipalDep, needs
-from control_plane.deps import ApiDepsDep as ServicesDep
+from control_plane.deps import ApiDepsDep
 from control_plane.jobflow.intake import url_expiry
 from control_plane.problems import Unprocessable
 from infra.objects import asset_key
@@ -44,9 +44,7 @@ MAX_ASSET_BYTES = 5 * 1024 * 1024
     summary="Get an upload URL for a watermark image",
     opt=doc(raises=[Unprocessable]) | needs("assets:write"),
 )
-async def create_asset_upload(
-    services: ServicesDep, principal: PrincipalDep, data: JSONBody[AssetRequest]
-) -> AssetUpload:
+async def create_asset_upload(deps: ApiDepsDep, principal: PrincipalDep, data: JSONBody[AssetRequest]) -> AssetUpload:
     """Presigned URLs to upload an image (at most 5 MB) under `key` in this client's own asset
     space; job specs then name it (`{"op": "watermark", "image": "<key>"}`). Uploading to the same
     key again replaces it. A key that is not a plain relative path is 422 `invalid_asset_key`."""
@@ -57,5 +55,5 @@ async def create_asset_upload(
             "invalid asset key", code="invalid_asset_key", errors=[FieldError("$.key", "must be " + ASSET_KEY_RULE)]
         ) from None
     object_key = asset_key(principal.client.id, data.key)
-    cap = min(MAX_ASSET_BYTES, services.settings.max_source_bytes)
-    return AssetUpload(data.key, upload_view(services.store, object_key, expires=url_expiry(services), max_bytes=cap))
+    cap = min(MAX_ASSET_BYTES, deps.settings.max_source_bytes)
+    return AssetUpload(data.key, upload_view(deps.store, object_key, expires=url_expiry(deps), max_bytes=cap))

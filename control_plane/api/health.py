@@ -32,8 +32,8 @@ async def _check(name: str, coro: object) -> tuple[str, str]:
     return name, "ok"
 
 
-async def _db(services: ApiDepsDep) -> None:
-    async with services.pool.connection(timeout=2.0) as conn:
+async def _db(deps: ApiDepsDep) -> None:
+    async with deps.pool.connection(timeout=2.0) as conn:
         await conn.execute("SELECT 1")
 
 
@@ -44,14 +44,14 @@ async def _db(services: ApiDepsDep) -> None:
     summary="PostgreSQL, Redis and object storage are reachable",
     responses={503: ResponseSpec(Health, description="A dependency is unreachable: `checks` says which")},
 )
-async def readyz(services: ApiDepsDep) -> Response[Health]:
+async def readyz(deps: ApiDepsDep) -> Response[Health]:
     """Readiness: checks PostgreSQL, Redis and object storage, each within 2 s; 200 when all
     answer, 503 otherwise, with each check's result. No API key."""
     results = dict(
         await asyncio.gather(
-            _check("postgres", _db(services)),
-            _check("redis", services.queue.ping()),
-            _check("storage", services.store.ping()),
+            _check("postgres", _db(deps)),
+            _check("redis", deps.queue.ping()),
+            _check("storage", deps.store.ping()),
         )
     )
     ok = all(v == "ok" for v in results.values())

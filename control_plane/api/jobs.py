@@ -25,7 +25,7 @@ from control_plane.api.views import (
     upload_view,
 )
 from control_plane.auth.principal import PrincipalDep, needs
-from control_plane.deps import ApiDepsDep as ServicesDep
+from control_plane.deps import ApiDepsDep
 from control_plane.jobflow.intake import (
     CREATE_ERRORS,
     RATE_LIMIT_ERRORS,
@@ -98,13 +98,13 @@ Instant = Annotated[
 _AWARE = Annotated[datetime, msgspec.Meta(tz=True)]
 
 
-def _pending_upload(services: ServicesDep, job: Job, expiry: timedelta) -> UploadView | None:
+def _pending_upload(deps: ApiDepsDep, job: Job, expiry: timedelta) -> UploadView | None:
     """Upload URLs while the job still waits for its original; none once it has started, nor
     for a job whose original comes from a URL or another job."""
     if job.status != JobStatus.CREATED or has_source(job):
         return None
     key = upload_key(job.client_id, job.id)
-    return upload_view(services.store, key, expires=expiry, max_bytes=services.settings.max_source_bytes)
+    return upload_view(deps.store, key, expires=expiry, max_bytes=deps.settings.max_source_bytes)
 
 
 def _cursor(value: tuple[datetime, uuid.UUID] | None) -> str | None:
@@ -155,7 +155,7 @@ class JobsController(Controller):
         | needs("jobs:write"),
     )
     async def create(
-        self, services: ServicesDep, principal: PrincipalDep, data: SpecBody, idempotency_key: IdempotencyKey = None
+        self, deps: ApiDepsDep, principal: PrincipalDep, data: SpecBody, idempotency_key: IdempotencyKey = None
     ) -> Response[JobView]:
         """Validates the spec (every invalid field is reported at once in `errors[]`, 422 `invalid_spec`), or
         resolves a template reference (`template`: `name` for its latest version or `name@version`;
@@ -171,19 +171,17 @@ class JobsController(Controller):
 
         Rate-limited per client, all its keys together, and per key where a key has a lower
         limit of its own (`RateLimit-Policy`, `RateLimit`; 429 with `Retry-After`)."""
-        decision = await rate_limit(services, principal)
-        job, created = await create_job(services, principal, data, idempotency_key)
+        decision = await rate_limit(deps, principal)
+        job, created = await create_job(deps, principal, data, idempotency_key)
         if has_source(job) and job.status == JobStatus.CREATED:
-            job = await start_job(services, principal, job.id)  # no upload to wait for
-        expiry = url_expiry(services)
-        upload = _pending_upload(services, job, expiry)
+            job = await start_job(deps, principal, job.id)  # no upload to wait for
+        expiry = url_expiry(deps)
+        upload = _pending_upload(deps, job, expiry)
         headers = decision.headers()
         if not created:
             headers["Idempotent-Replayed"] = "true"
         return Response(
-            job_view(
-                job, services.store, url_expiry=expiry, limits=await limits_of(services, principal), upload=upload
-            ),
+            job_view(job, deps.store, url_expiry=expiry, limits=await limits_of(deps, principal), upload=upload),
             status_code=201 if created else 200,
             headers=headers,
         )
@@ -195,7 +193,7 @@ class JobsController(Controller):
         summary="Check the upload and queue the job",
         opt=doc(raises=START_ERRORS) | needs("jobs:write"),
     )
-    async def start(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
+    async def start(self, deps: ApiDepsDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
         """Checks the uploaded original (it exists, is within the size limit, and its bytes are an image
         format PixelFlow reads) and queues the job once: starting a queued, running or finished job
         again returns it unchanged. An empty upload is 422 `empty_source` and the job stays `created`;
@@ -204,10 +202,8 @@ class JobsController(Controller):
         (with `Retry-After` until midnight UTC) when its daily quota of source megapixels is spent,
         or `daily_cpu_quota_exceeded` when its daily quota of engine CPU seconds is, and the job
         stays `created`."""
-        job = await start_job(services, principal, job_id)
-        return job_view(
-            job, services.store, url_expiry=url_expiry(services), limits=await limits_of(services, principal)
-        )
+        job = await start_job(deps, principal, job_id)
+        return job_view(job, deps.store, url_expiry=url_expiry(deps), limits=await limits_of(deps, principal))
 
     @get(
         "/{job_id:uuid}",
@@ -215,7 +211,7 @@ class JobsController(Controller):
         summary="A job's status and variants",
         opt=doc(raises=[NotFound]) | needs("jobs:read"),
     )
-    async def get_job(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
+    async def get_job(self, deps: ApiDepsDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
         """Status (`created`, `queued`, `processing`, `succeeded`, `failed`, `canceled`), timestamps,
         attempts, the error `code`/`message` of a failed job, the source's size and format, and each
         variant with a presigned download URL. While `created`, the upload URLs again.
@@ -224,13 +220,13 @@ class JobsController(Controller):
         (`original_expires_at`, `outputs_expire_at`: that many days after `finished_at`) and,
         once the sweeper deleted them, when (`original_deleted_at`, `outputs_deleted_at`; the
         variants keep their sizes but lose their `url`)."""
-        job = await services.jobs.get(job_id, principal.client.id)
+        job = await deps.jobs.get(job_id, principal.client.id)
         if job is None:
             raise NotFound("no such job")
-        expiry = url_expiry(services)
-        upload = _pending_upload(services, job, expiry)
-        limits = await limits_of(services, principal)
-        return job_view(job, services.store, url_expiry=expiry, limits=limits, upload=upload)
+        expiry = url_expiry(deps)
+        upload = _pending_upload(deps, job, expiry)
+        limits = await limits_of(deps, principal)
+        return job_view(job, deps.store, url_expiry=expiry, limits=limits, upload=upload)
 
     @get(
         "/",
@@ -240,7 +236,7 @@ class JobsController(Controller):
     )
     async def list_jobs(
         self,
-        services: ServicesDep,
+        deps: ApiDepsDep,
         principal: PrincipalDep,
         status: Annotated[
             str | None,
@@ -253,7 +249,7 @@ class JobsController(Controller):
     ) -> JobList:
         """Filtered by `status` and creation time; pages by keyset: pass `next_cursor` as `cursor`
         until it is null (422 `invalid_cursor` for a cursor this API did not return)."""
-        page = await services.jobs.list(
+        page = await deps.jobs.list(
             principal.client.id,
             status=status,
             created_after=_instant("created_after", created_after),
@@ -261,9 +257,9 @@ class JobsController(Controller):
             after=_parse_cursor(cursor) if cursor else None,
             limit=limit,
         )
-        expiry, limits = url_expiry(services), await limits_of(services, principal)
+        expiry, limits = url_expiry(deps), await limits_of(deps, principal)
         return JobList(
-            [job_view(j, services.store, url_expiry=expiry, limits=limits) for j in page.jobs],
+            [job_view(j, deps.store, url_expiry=expiry, limits=limits) for j in page.jobs],
             _cursor(page.next_cursor),
         )
 
@@ -274,31 +270,29 @@ class JobsController(Controller):
         summary="Cancel a job that has not finished",
         opt=doc(raises=[NotFound, Conflict]) | needs("jobs:write"),
     )
-    async def cancel(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
+    async def cancel(self, deps: ApiDepsDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
         """A running job's engine is stopped within a second; the job ends `canceled` and its
         webhook receives `job.canceled`. A job that already ended is 409 `job_<status>`."""
-        job = await services.jobs.get(job_id, principal.client.id)
+        job = await deps.jobs.get(job_id, principal.client.id)
         if job is None:
             raise NotFound("no such job")
         if job.status in TERMINAL:
             raise Conflict(f"the job already {job.status}", code=f"job_{job.status}")
-        delivery = await job_delivery(services.deliveries, job, services.store, status=JobStatus.CANCELED)
-        recorded = await services.jobs.cancel(job_id, principal.client.id, delivery)
+        delivery = await job_delivery(deps.deliveries, job, deps.store, status=JobStatus.CANCELED)
+        recorded = await deps.jobs.cancel(job_id, principal.client.id, delivery)
         if recorded is False:  # it finished meanwhile
-            job = await services.jobs.get(job_id, principal.client.id)
+            job = await deps.jobs.get(job_id, principal.client.id)
             assert job is not None
             raise Conflict(f"the job already {job.status}", code=f"job_{job.status}")
-        settings = services.settings
+        settings = deps.settings
         if job.status in ACTIVE:  # a worker may have claimed it since we read it
-            await announce_cancel(services.queue, settings.queue_name, job_id)
+            await announce_cancel(deps.queue, settings.queue_name, job_id)
         if isinstance(recorded, uuid.UUID):
-            await queue_webhook(services.queue, settings.webhook_queue_name, recorded, carrier())
-        await discard_originals(services.store, job.client_id, job.id)
-        job = await services.jobs.get(job_id, principal.client.id)
+            await queue_webhook(deps.queue, settings.webhook_queue_name, recorded, carrier())
+        await discard_originals(deps.store, job.client_id, job.id)
+        job = await deps.jobs.get(job_id, principal.client.id)
         assert job is not None
-        return job_view(
-            job, services.store, url_expiry=url_expiry(services), limits=await limits_of(services, principal)
-        )
+        return job_view(job, deps.store, url_expiry=url_expiry(deps), limits=await limits_of(deps, principal))
 
     @delete(
         "/{job_id:uuid}",
@@ -307,20 +301,20 @@ class JobsController(Controller):
         summary="Delete a finished job and everything stored for it",
         opt=doc(raises=[NotFound, Conflict]) | needs("jobs:write"),
     )
-    async def delete_job(self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> None:
+    async def delete_job(self, deps: ApiDepsDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> None:
         """Deletes the original and every variant from storage, and the job's spec, metadata and
         webhook deliveries; the job is then 404 everywhere. A record of it (id, status, timestamps)
         is kept for audit. Only a finished job (`succeeded`, `failed`, `canceled`): cancel a running
         one first (409 `job_<status>`). While object storage is unavailable it is 503 with
         `Retry-After` and the job is left as it was: repeat the request."""
-        job = await services.jobs.get(job_id, principal.client.id)
+        job = await deps.jobs.get(job_id, principal.client.id)
         if job is None:
             raise NotFound("no such job")
         if job.status not in TERMINAL:
             raise Conflict(f"the job is {job.status}; cancel it before deleting it", code=f"job_{job.status}")
         keys = [v.object_key for v in job.variants]
-        await erase_job_objects(services.store, job.client_id, job.id, keys)  # first: a failure here keeps the job
-        if not await services.jobs.erase(job_id, principal.client.id):
+        await erase_job_objects(deps.store, job.client_id, job.id, keys)  # first: a failure here keeps the job
+        if not await deps.jobs.erase(job_id, principal.client.id):
             raise NotFound("no such job")  # deleted by a concurrent request
 
     @get(
@@ -331,12 +325,12 @@ class JobsController(Controller):
         opt=doc(raises=[NotFound, Gone], sends=["Location"]) | needs("jobs:read"),
     )
     async def download(
-        self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID], variant_id: FromPath[str]
+        self, deps: ApiDepsDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID], variant_id: FromPath[str]
     ) -> Redirect:
         """Redirects (302) to a presigned URL of the variant in object storage (or its CDN URL where
         the deployment has one); follow it without the API key. 410 `outputs_expired` once the
         retention sweeper deleted the job's variants."""
-        job = await services.jobs.get(job_id, principal.client.id)
+        job = await deps.jobs.get(job_id, principal.client.id)
         variant = next((v for v in job.variants if v.variant_id == variant_id), None) if job else None
         if job is None or variant is None:
             raise NotFound("no such job or variant")
@@ -345,7 +339,7 @@ class JobsController(Controller):
                 f"the job's variants were deleted at {job.outputs_deleted_at.isoformat()} (retention)",
                 code="outputs_expired",
             )
-        return Redirect(services.store.public_url(variant.object_key, expires=url_expiry(services)), status_code=302)
+        return Redirect(deps.store.public_url(variant.object_key, expires=url_expiry(deps)), status_code=302)
 
     @get(
         "/{job_id:uuid}/deliveries",
@@ -354,13 +348,13 @@ class JobsController(Controller):
         opt=doc(raises=[NotFound]) | needs("jobs:read"),
     )
     async def deliveries(
-        self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
+        self, deps: ApiDepsDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
     ) -> list[DeliveryView]:
         """Each delivery of the job's webhook (the original and any redeliveries): its status, the
         next attempt's time, and every attempt's response status, error and duration."""
-        if await services.jobs.get(job_id, principal.client.id) is None:
+        if await deps.jobs.get(job_id, principal.client.id) is None:
             raise NotFound("no such job")
-        return [delivery_view(d) for d in await services.deliveries.for_job(job_id)]
+        return [delivery_view(d) for d in await deps.deliveries.for_job(job_id)]
 
     @post(
         "/{job_id:uuid}/deliveries/redeliver",
@@ -369,17 +363,15 @@ class JobsController(Controller):
         summary="Send the job's last webhook again",
         opt=doc(raises=[NotFound, RateLimited, Conflict]) | needs("jobs:write"),
     )
-    async def redeliver(
-        self, services: ServicesDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]
-    ) -> DeliveryView:
+    async def redeliver(self, deps: ApiDepsDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> DeliveryView:
         """Queues the last event again with the same body and the same `webhook-id`, so receivers
         deduplicate it. 409 `no_delivery` before the job has sent one; limited per job and per
         client (429 `redelivery_rate_limited`)."""
-        if await services.jobs.get(job_id, principal.client.id) is None:
+        if await deps.jobs.get(job_id, principal.client.id) is None:
             raise NotFound("no such job")
         for limiter, key in (
-            (services.redeliveries_per_job, str(job_id)),
-            (services.redeliveries_per_client, str(principal.client.id)),
+            (deps.redeliveries_per_job, str(job_id)),
+            (deps.redeliveries_per_client, str(principal.client.id)),
         ):
             decision = await limiter.hit(key)
             if not decision.allowed:
@@ -388,10 +380,10 @@ class JobsController(Controller):
                     code="redelivery_rate_limited",
                     headers=decision.headers(),
                 )
-        delivery_id = await services.deliveries.redeliver(job_id)
+        delivery_id = await deps.deliveries.redeliver(job_id)
         if delivery_id is None:
             raise Conflict("the job has not sent a webhook yet", code="no_delivery")
-        await queue_webhook(services.queue, services.settings.webhook_queue_name, delivery_id, carrier())
-        delivery = await services.deliveries.get(delivery_id)
+        await queue_webhook(deps.queue, deps.settings.webhook_queue_name, delivery_id, carrier())
+        delivery = await deps.deliveries.get(delivery_id)
         assert delivery is not None
         return delivery_view(delivery)

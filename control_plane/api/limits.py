@@ -14,7 +14,7 @@ __all__ = ["get_limits"]
 
 
 @get("/v1/limits", tags=["limits"], operation_id="getLimits", summary="Your client's limits", opt=doc())
-async def get_limits(services: ApiDepsDep, principal: PrincipalDep) -> ClientLimitsToday:
+async def get_limits(deps: ApiDepsDep, principal: PrincipalDep) -> ClientLimitsToday:
     """The limits your jobs run under: job creations per minute per client (all its keys share
     them) and their burst, jobs queued or processing at once, an original's maximum pixels, the per-job work budget (cost
     units, as the dry run estimates them) and the daily quota of source megapixels (null: none),
@@ -26,4 +26,4 @@ async def get_limits(services: ApiDepsDep, principal: PrincipalDep) -> ClientLim
     `retain_outputs_days`; null: until the job is deleted), and where its variants are stored
     under `outputs/` (`output_key_template`). `overridden` names those set for your client by the
     operator; the others are the deployment's."""
-    return await limits_today(services, principal)
+    return await limits_today(deps, principal)

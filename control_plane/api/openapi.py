@@ -266,7 +266,7 @@ def _generic_errors(operation: Operation, handler: HTTPRouteHandler) -> list[typ
         errors.append(InvalidRequest)
     if parsed_body:
         errors += [BadRequest, JsonTooDeep, JsonNotUtf8, PayloadTooLarge]
-    if "principal" in params or "services" in params:
+    if "principal" in params or "deps" in params:
         errors.append(ServiceUnavailable)
     return errors
 

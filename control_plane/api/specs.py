@@ -84,9 +84,7 @@ class ValidateResponse(msgspec.Struct):
     summary="Validate a spec; preview sizes, cost, limits",
     opt=doc(raises=[Unprocessable, NotFound]),
 )
-async def validate_spec(
-    services: ApiDepsDep, principal: PrincipalDep, data: JSONBody[ValidateRequest]
-) -> ValidateResponse:
+async def validate_spec(deps: ApiDepsDep, principal: PrincipalDep, data: JSONBody[ValidateRequest]) -> ValidateResponse:
     """A dry run: an invalid spec is 422 `invalid_spec` with every field's path, as `createJob`
     answers. A valid one returns its normalised form and, given `source` (the original's size and
     format), every variant's output size and cost and the job's estimate; `valid: false` lists
@@ -95,17 +93,17 @@ async def validate_spec(
     `template` names the version; `spec` is then the resolved spec. A reference pinned to an
     older version than the latest also gets `newer_template`: the changes from the pinned version
     to the latest, as `diffTemplate` lists them."""
-    limits = engine_limits(services.settings, await services.clients.policy(principal.client.id))
-    body, template = await resolve_job(services.templates, principal, data.spec, dry_run=True)
+    limits = engine_limits(deps.settings, await deps.clients.policy(principal.client.id))
+    body, template = await resolve_job(deps.templates, principal, data.spec, dry_run=True)
     newer = None
     if template is not None:
-        latest = await services.templates.get(principal.client.id, template.name)
+        latest = await deps.templates.get(principal.client.id, template.name)
         if latest is not None and latest.version != template.version:
             newer = diff_versions(template.name, template, latest)
     spec = decode_job_spec(body, limits)  # SpecError renders as 422 with paths
     normal = msgspec.json.decode(encode_job_spec(spec))
     source, info = data.source, None
-    if source is None and (known := await known_source(services, principal, spec)) is not None:
+    if source is None and (known := await known_source(deps, principal, spec)) is not None:
         assert known.source_width is not None and known.source_height is not None
         details = source_details(known.source_info)
         frames = details.frames if details is not None else 1

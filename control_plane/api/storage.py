@@ -15,17 +15,17 @@ from infra.storage.local import LocalStore
 __all__ = ["storage_get", "storage_put"]
 
 
-def _local(services: ApiDepsDep) -> LocalStore:
-    store = services.store
+def _local(deps: ApiDepsDep) -> LocalStore:
+    store = deps.store
     if not isinstance(store, LocalStore):
         raise NotFound("this deployment stores objects in S3")
     return store
 
 
 def _verified(
-    services: ApiDepsDep, method: str, key: str, expires: str, max_bytes: str, sig: str
+    deps: ApiDepsDep, method: str, key: str, expires: str, max_bytes: str, sig: str
 ) -> tuple[LocalStore, str]:
-    store = _local(services)
+    store = _local(deps)
     key = key.lstrip("/")
     if not store.signer.verify(method, key, expires, max_bytes, sig):
         raise Forbidden("the URL is invalid or expired", code="signature_invalid")
@@ -45,7 +45,7 @@ def _verified(
 )
 async def storage_put(
     request: Request,
-    services: ApiDepsDep,
+    deps: ApiDepsDep,
     key: FromPath[str],
     expires: FromQuery[str],
     sig: FromQuery[str],
@@ -53,7 +53,7 @@ async def storage_put(
 ) -> Response[None]:
     """The URL's signature covers the method, key, expiry and size cap (403 `signature_invalid`
     otherwise); bodies over the cap are 413."""
-    store, key = _verified(services, "PUT", key, expires, max_bytes, sig)
+    store, key = _verified(deps, "PUT", key, expires, max_bytes, sig)
     cap = int(max_bytes)
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -73,14 +73,14 @@ async def storage_put(
     opt=doc(raises=[Forbidden, NotFound], returns="*/*"),
 )
 async def storage_get(
-    services: ApiDepsDep,
+    deps: ApiDepsDep,
     key: FromPath[str],
     expires: FromQuery[str],
     sig: FromQuery[str],
     max_bytes: Annotated[str, QueryParameter(name="max")] = "0",
 ) -> Response[bytes]:
     """The object's bytes, typed by what they are; 403 `signature_invalid` for a bad or expired URL."""
-    store, key = _verified(services, "GET", key, expires, max_bytes, sig)
+    store, key = _verified(deps, "GET", key, expires, max_bytes, sig)
     info = await store.stat(key)
     if info is None:
         raise NotFound("no such object")

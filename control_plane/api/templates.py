@@ -12,7 +12,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from control_plane.api.openapi import doc
 from control_plane.auth.principal import PrincipalDep, needs
-from control_plane.deps import ApiDepsDep as ServicesDep
+from control_plane.deps import ApiDepsDep
 from control_plane.problems import InvalidRequest, NotFound, Unprocessable
 from control_plane.templates.diff import TemplateDiff, diff_versions
 from control_plane.templates.presets import TemplateRequest, save_template
@@ -82,19 +82,19 @@ class TemplatesController(Controller):
         opt=doc(raises=[Unprocessable]) | needs("templates:write"),
     )
     async def save(
-        self, services: ServicesDep, principal: PrincipalDep, data: JSONBody[TemplateRequest]
+        self, deps: ApiDepsDep, principal: PrincipalDep, data: JSONBody[TemplateRequest]
     ) -> Response[TemplateVersionView]:
         """Validates the spec as `createJob` does, with every parameter at its default (422
         `invalid_spec`, paths under `$.spec`), and stores it as the template's next version (201).
         Versions never change: a job pinned to `name@3` always runs version 3. Saving what the
         latest version already says returns it (200) instead of a new one."""
-        version, created = await save_template(services.templates, principal.client.id, data, services.settings.limits)
+        version, created = await save_template(deps.templates, principal.client.id, data, deps.settings.limits)
         return Response(_version(version), status_code=201 if created else 200)
 
     @get("/", operation_id="listTemplates", summary="Your templates", opt=doc())
-    async def list_templates(self, services: ServicesDep, principal: PrincipalDep) -> TemplateList:
+    async def list_templates(self, deps: ApiDepsDep, principal: PrincipalDep) -> TemplateList:
         """Each template's name, latest version, and when it was first and last saved, by name."""
-        return TemplateList([_summary(t) for t in await services.templates.list(principal.client.id)])
+        return TemplateList([_summary(t) for t in await deps.templates.list(principal.client.id)])
 
     @get(
         "/{name:str}",
@@ -102,9 +102,9 @@ class TemplatesController(Controller):
         summary="A template with every version",
         opt=doc(raises=[NotFound]),
     )
-    async def get_template(self, services: ServicesDep, principal: PrincipalDep, name: NamePath) -> TemplateView:
+    async def get_template(self, deps: ApiDepsDep, principal: PrincipalDep, name: NamePath) -> TemplateView:
         """Every version of the template, newest first, each with its spec and parameters as saved."""
-        versions = await services.templates.versions(principal.client.id, _template_name(name))
+        versions = await deps.templates.versions(principal.client.id, _template_name(name))
         if not versions:
             raise NotFound("no such template", code="template_not_found")
         return TemplateView(name, versions[0].version, [_version(v) for v in versions])
@@ -117,7 +117,7 @@ class TemplatesController(Controller):
     )
     async def diff(
         self,
-        services: ServicesDep,
+        deps: ApiDepsDep,
         principal: PrincipalDep,
         name: NamePath,
         from_version: Annotated[
@@ -134,7 +134,7 @@ class TemplatesController(Controller):
         `before` and `after`. Lists compare by position. Without `to`, the latest version; without
         `from`, the version before `to` (a template's first version is compared with itself: no
         changes). 404 `template_not_found` for an unknown template or version."""
-        versions = {v.version: v for v in await services.templates.versions(principal.client.id, _template_name(name))}
+        versions = {v.version: v for v in await deps.templates.versions(principal.client.id, _template_name(name))}
         if not versions:
             raise NotFound("no such template", code="template_not_found")
         new_number = to_version if to_version is not None else max(versions)

@@ -43,7 +43,7 @@ class UploadForm:
 
 
 async def upload_and_start(
-    services: ApiDepsDep,
+    deps: ApiDepsDep,
     principal: PrincipalDep,
     data: Annotated[UploadForm, Body(media_type=RequestEncodingType.MULTI_PART)],
     idempotency_key: Annotated[
@@ -53,8 +53,8 @@ async def upload_and_start(
     """For small files: the multipart `file` (the original) and `spec` (the job spec as JSON) in one
     request; the job is created, stored and queued at once (202), as `createJob`, an upload and
     `startJob` would. Larger files (over the inline-upload limit, 413) take that path instead."""
-    settings = services.settings
-    decision = await rate_limit(services, principal)
+    settings = deps.settings
+    decision = await rate_limit(deps, principal)
     cap = min(settings.max_inline_upload_bytes, settings.max_source_bytes)
     content = await data.file.read(cap + 1)
     if len(content) > cap:
@@ -70,11 +70,11 @@ async def upload_and_start(
         raise SpecError.at("$", f"not valid JSON: {exc}") from None
     if isinstance(body, dict) and body.get("source") is not None:
         raise SpecError.at("$.source", "a job with a source takes no upload: create it with POST /v1/jobs")
-    job, created = await create_job(services, principal, body, idempotency_key)
+    job, created = await create_job(deps, principal, body, idempotency_key)
     if created or job.status == JobStatus.CREATED:
-        await services.store.write(job.source_key, content, CONTENT_TYPES[source_format])
-    job = await start_job(services, principal, job.id)
-    view = job_view(job, services.store, url_expiry=url_expiry(services), limits=await limits_of(services, principal))
+        await deps.store.write(job.source_key, content, CONTENT_TYPES[source_format])
+    job = await start_job(deps, principal, job.id)
+    view = job_view(job, deps.store, url_expiry=url_expiry(deps), limits=await limits_of(deps, principal))
     return Response(view, status_code=202, headers=decision.headers())
 
 

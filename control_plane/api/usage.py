@@ -31,7 +31,7 @@ def _day_parameter(name: str, default: str) -> QueryParameter:
     opt=doc(raises=[InvalidRequest]) | needs("jobs:read"),
 )
 async def get_usage(
-    services: ApiDepsDep,
+    deps: ApiDepsDep,
     principal: PrincipalDep,
     start: Annotated[str | None, _day_parameter("from", "29 days before `to`")] = None,
     end: Annotated[str | None, _day_parameter("to", "today")] = None,
@@ -49,4 +49,4 @@ async def get_usage(
         first, last = report_range(start, end)
     except RangeError as exc:
         raise InvalidRequest("the request is invalid", errors=[FieldError(f"$.{exc.field}", exc.message)]) from None
-    return await services.usage.report(principal.client.id, first, last)
+    return await deps.usage.report(principal.client.id, first, last)

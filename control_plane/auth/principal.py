@@ -1,6 +1,6 @@
 """Who is asking: a bearer API key (machines), or a dashboard session cookie (people; see
 dashboard/sessions.py). A missing, malformed, unknown or revoked key is the same 401. Both reach the same
-routes and services, scoped to one client.
+routes and job flow, scoped to one client.
 
 A key may be scoped (infra.keys.SCOPES): a route names the scope it needs in its ``opt``
 (``needs("jobs:write")``), checked here before the handler runs, so no handler can forget it.
@@ -47,17 +47,17 @@ class Principal:
     key_rate_limit: int | None = None  # the key's own job creations per minute, under the client's
 
 
-async def provide_principal(request: Request, services: ApiDepsDep) -> Principal:
+async def provide_principal(request: Request, deps: ApiDepsDep) -> Principal:
     header = request.headers.get("authorization")
     if header is None and SESSION_COOKIE in request.cookies:
-        session = await require_session(request, services)  # checks CSRF on state-changing requests
+        session = await require_session(request, deps)  # checks CSRF on state-changing requests
         user = session.user
         return Principal(Client(user.client_id, user.client_name), None, user)
     scheme, _, key = (header or "").partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not key or len(key) > 200:
         raise Unauthorized("send 'Authorization: Bearer <api key>'", headers=_CHALLENGE)
-    grant = await services.clients.authenticate(key)
+    grant = await deps.clients.authenticate(key)
     if grant is None:
         raise Unauthorized("the API key is unknown or revoked", headers=_CHALLENGE)
     scope = request.route_handler.opt.get(SCOPE_OPT)

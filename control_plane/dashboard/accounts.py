@@ -73,28 +73,26 @@ def account_key(email: str) -> str:
     return hashlib.sha256(normal_email(email).encode()).hexdigest()[:32]
 
 
-def _sign_in_budgets(services: ApiDeps, account: str, address: str, device: str | None) -> list[Budget]:
+def _sign_in_budgets(deps: ApiDeps, account: str, address: str, device: str | None) -> list[Budget]:
     if device is not None:  # known to this account
-        return [
-            (services.sign_ins_per_device, f"{device_digest(device)}:{account}", "sign-in attempts from this device")
-        ]
+        return [(deps.sign_ins_per_device, f"{device_digest(device)}:{account}", "sign-in attempts from this device")]
     where = address_bucket(address)
     return [
-        (services.sign_ins_per_address, where, "sign-in attempts from this address"),
-        (services.sign_ins_per_account_address, f"{account}:{where}", "sign-in attempts for this account from here"),
-        (services.sign_ins_per_account, account, "sign-in attempts for this account from new devices"),
+        (deps.sign_ins_per_address, where, "sign-in attempts from this address"),
+        (deps.sign_ins_per_account_address, f"{account}:{where}", "sign-in attempts for this account from here"),
+        (deps.sign_ins_per_account, account, "sign-in attempts for this account from new devices"),
     ]
 
 
-async def sign_in(services: ApiDeps, email: str, password: str, address: str, device: str | None) -> User:
+async def sign_in(deps: ApiDeps, email: str, password: str, address: str, device: str | None) -> User:
     """The user, or 401 ``invalid_credentials``: the same status, body and work (one argon2id
     verification) for an unknown email, a disabled account and a wrong password. ``device``: the
     browser's ``pixelflow_device`` cookie, if it sent one."""
     account = account_key(email)
-    known = device if await services.devices.knows(device, account) else None
-    budgets = _sign_in_budgets(services, account, address, known)
+    known = device if await deps.devices.knows(device, account) else None
+    budgets = _sign_in_budgets(deps, account, address, known)
     await _charge(budgets)
-    found = await services.users.credentials(email) if len(email) <= 320 else None
+    found = await deps.users.credentials(email) if len(email) <= 320 else None
     stored = found[1] if found else None
     ok = await asyncio.to_thread(verify, stored, password[:1024])
     if not ok or found is None:
@@ -102,45 +100,45 @@ async def sign_in(services: ApiDeps, email: str, password: str, address: str, de
     await _refund(budgets)  # only failures count
     user, stored = found
     if needs_rehash(stored):  # parameters raised since it was hashed
-        await services.users.set_hash(user.id, await asyncio.to_thread(hash_password, password))
+        await deps.users.set_hash(user.id, await asyncio.to_thread(hash_password, password))
     return user
 
 
-async def sign_up(services: ApiDeps, email: str, password: str, address: str) -> User:
+async def sign_up(deps: ApiDeps, email: str, password: str, address: str) -> User:
     """A new client with this person as its owner; 403 ``signup_closed`` unless sign-up is open."""
-    if services.settings.signup != "open":
+    if deps.settings.signup != "open":
         raise Forbidden("sign-up is closed here; ask an administrator for an account", code="signup_closed")
-    await _charge([(services.sign_ups_per_address, address_bucket(address), "sign-ups from this address")])
+    await _charge([(deps.sign_ups_per_address, address_bucket(address), "sign-ups from this address")])
     email = normal_email(email)
     errors = email_errors(email)
     if problem := password_problem(password, email):
         errors.append(FieldError("$.password", problem))
     if errors:
         raise InvalidRequest("check the highlighted fields", errors=errors)
-    if await services.users.credentials(email) is not None:
+    if await deps.users.credentials(email) is not None:
         raise Conflict("an account with this email exists; sign in instead", code="email_taken")
     digest = await asyncio.to_thread(hash_password, password)
     # A client per sign-up, named after the address plus a random suffix (names are unique).
     name = f"{_SLUG.sub('-', email.split('@')[0]).strip('-')[:40] or 'client'}-{secrets.token_hex(3)}"
-    client, _secret = await services.clients.create(name)
+    client, _secret = await deps.clients.create(name)
     try:
-        return await services.users.create(client.id, email, digest, "owner")
+        return await deps.users.create(client.id, email, digest, "owner")
     except UniqueViolation:  # the same email signed up in the same instant
-        await services.clients.delete(client.id)
+        await deps.clients.delete(client.id)
         raise Conflict("an account with this email exists; sign in instead", code="email_taken") from None
 
 
-async def accept_invite(services: ApiDeps, token: str, password: str, address: str) -> User:
+async def accept_invite(deps: ApiDeps, token: str, password: str, address: str) -> User:
     """The invited person's new account, in the inviting client, whether or not sign-up is open."""
-    await _charge([(services.sign_ups_per_address, address_bucket(address), "sign-ups from this address")])
-    invite = await services.users.invitation(token) if len(token) <= 100 else None
+    await _charge([(deps.sign_ups_per_address, address_bucket(address), "sign-ups from this address")])
+    invite = await deps.users.invitation(token) if len(token) <= 100 else None
     if invite is None:
         raise NotFound("the invitation is unknown, used or expired; ask for a new one", code="invite_invalid")
     if problem := password_problem(password, invite.email):
         raise InvalidRequest("check the highlighted fields", errors=[FieldError("$.password", problem)])
     digest = await asyncio.to_thread(hash_password, password)
     try:
-        user = await services.users.accept_invite(token, digest)
+        user = await deps.users.accept_invite(token, digest)
     except UniqueViolation:
         raise Conflict("an account with this email exists; sign in instead", code="email_taken") from None
     if user is None:  # accepted in another tab meanwhile

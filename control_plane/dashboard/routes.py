@@ -19,7 +19,7 @@ from litestar.static_files import create_static_files_router
 from control_plane.dashboard.accounts import INVITE_LIFETIME, email_errors
 from control_plane.dashboard.pages import STATIC, page_response
 from control_plane.dashboard.sessions import current_session, pre_session_token, require_session
-from control_plane.deps import ApiDepsDep as ServicesDep
+from control_plane.deps import ApiDepsDep
 from control_plane.problems import InvalidRequest, NotFound
 from infra.lifecycle import JobStatus
 from infra.repo import ApiKey
@@ -31,76 +31,76 @@ __all__ = ["dashboard_routes"]
 LOGIN = "/dashboard/login"
 
 
-async def _page(request: Request, services: ServicesDep, page: str, **fields: str) -> Response[str] | Redirect:
-    session = await current_session(request, services)
+async def _page(request: Request, deps: ApiDepsDep, page: str, **fields: str) -> Response[str] | Redirect:
+    session = await current_session(request, deps)
     if session is None:
         return Redirect(LOGIN, status_code=303)
-    return page_response(page, services.settings, csrf=session.csrf_token, user=session.user, fields=fields)
+    return page_response(page, deps.settings, csrf=session.csrf_token, user=session.user, fields=fields)
 
 
-async def _public_page(request: Request, services: ServicesDep, page: str) -> Response[str] | Redirect:
-    if await current_session(request, services) is not None:
+async def _public_page(request: Request, deps: ApiDepsDep, page: str) -> Response[str] | Redirect:
+    if await current_session(request, deps) is not None:
         return Redirect("/dashboard", status_code=303)
     cookies: list[Cookie] = []
-    csrf = pre_session_token(request, services, cookies)
-    return page_response(page, services.settings, csrf=csrf, user=None, cookies=cookies)
+    csrf = pre_session_token(request, deps, cookies)
+    return page_response(page, deps.settings, csrf=csrf, user=None, cookies=cookies)
 
 
 _STATUS_OPTIONS = "".join(f'<option value="{s}">{s}</option>' for s in JobStatus)
 
 
 @get("/dashboard", include_in_schema=False)
-async def jobs_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
-    return await _page(request, services, "jobs", statuses=_STATUS_OPTIONS)
+async def jobs_page(request: Request, deps: ApiDepsDep) -> Response[str] | Redirect:
+    return await _page(request, deps, "jobs", statuses=_STATUS_OPTIONS)
 
 
 @get("/dashboard/jobs/{job_id:uuid}", include_in_schema=False)
-async def job_page(request: Request, services: ServicesDep, job_id: FromPath[uuid.UUID]) -> Response[str] | Redirect:
-    return await _page(request, services, "job", job_id=escape(str(job_id)))
+async def job_page(request: Request, deps: ApiDepsDep, job_id: FromPath[uuid.UUID]) -> Response[str] | Redirect:
+    return await _page(request, deps, "job", job_id=escape(str(job_id)))
 
 
 @get("/dashboard/new", include_in_schema=False)
-async def new_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
-    return await _page(request, services, "new")
+async def new_page(request: Request, deps: ApiDepsDep) -> Response[str] | Redirect:
+    return await _page(request, deps, "new")
 
 
 @get("/dashboard/templates", include_in_schema=False)
-async def templates_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
-    return await _page(request, services, "templates")
+async def templates_page(request: Request, deps: ApiDepsDep) -> Response[str] | Redirect:
+    return await _page(request, deps, "templates")
 
 
 @get("/dashboard/keys", include_in_schema=False)
-async def keys_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
-    return await _page(request, services, "keys")
+async def keys_page(request: Request, deps: ApiDepsDep) -> Response[str] | Redirect:
+    return await _page(request, deps, "keys")
 
 
 @get("/dashboard/usage", include_in_schema=False)
-async def usage_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
-    return await _page(request, services, "usage")
+async def usage_page(request: Request, deps: ApiDepsDep) -> Response[str] | Redirect:
+    return await _page(request, deps, "usage")
 
 
 @get("/dashboard/team", include_in_schema=False)
-async def team_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
-    return await _page(request, services, "team")
+async def team_page(request: Request, deps: ApiDepsDep) -> Response[str] | Redirect:
+    return await _page(request, deps, "team")
 
 
 @get("/dashboard/invite", include_in_schema=False)
-async def invite_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
+async def invite_page(request: Request, deps: ApiDepsDep) -> Response[str] | Redirect:
     # The token is in the link's fragment (#pfi_...): browsers never send it, so it stays out of
     # access logs and Referer headers; the page's script posts it.
     cookies: list[Cookie] = []
-    csrf = pre_session_token(request, services, cookies)
-    return page_response("invite", services.settings, csrf=csrf, user=None, cookies=cookies)
+    csrf = pre_session_token(request, deps, cookies)
+    return page_response("invite", deps.settings, csrf=csrf, user=None, cookies=cookies)
 
 
 @get("/dashboard/login", include_in_schema=False)
-async def login_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
-    return await _public_page(request, services, "login")
+async def login_page(request: Request, deps: ApiDepsDep) -> Response[str] | Redirect:
+    return await _public_page(request, deps, "login")
 
 
 @get("/dashboard/signup", include_in_schema=False)
-async def signup_page(request: Request, services: ServicesDep) -> Response[str] | Redirect:
-    return await _public_page(request, services, "signup")
+async def signup_page(request: Request, deps: ApiDepsDep) -> Response[str] | Redirect:
+    return await _public_page(request, deps, "signup")
 
 
 # JSON for the script
@@ -136,30 +136,30 @@ def _key_view(k: ApiKey) -> KeyView:
 
 
 @get("/dashboard/api/session", include_in_schema=False)
-async def me(request: Request, services: ServicesDep) -> Me:
-    s = await require_session(request, services)
+async def me(request: Request, deps: ApiDepsDep) -> Me:
+    s = await require_session(request, deps)
     return Me(s.user.email, s.user.role, s.user.client_id, s.user.client_name, s.expires_at)
 
 
 @get("/dashboard/api/keys", include_in_schema=False)
-async def list_keys(request: Request, services: ServicesDep) -> list[KeyView]:
-    s = await require_session(request, services)
-    return [_key_view(k) for k in await services.clients.list_keys(s.user.client_id)]
+async def list_keys(request: Request, deps: ApiDepsDep) -> list[KeyView]:
+    s = await require_session(request, deps)
+    return [_key_view(k) for k in await deps.clients.list_keys(s.user.client_id)]
 
 
 @post("/dashboard/api/keys", status_code=201, include_in_schema=False)
-async def create_key(request: Request, services: ServicesDep, data: JSONBody[NewKey]) -> CreatedKey:
-    s = await require_session(request, services, owner=True)
-    record, key = await services.clients.create_key(s.user.client_id, data.name.strip())
+async def create_key(request: Request, deps: ApiDepsDep, data: JSONBody[NewKey]) -> CreatedKey:
+    s = await require_session(request, deps, owner=True)
+    record, key = await deps.clients.create_key(s.user.client_id, data.name.strip())
     return CreatedKey(key, _key_view(record))
 
 
 @post("/dashboard/api/keys/{key_id:uuid}/revoke", status_code=200, include_in_schema=False)
-async def revoke_key(request: Request, services: ServicesDep, key_id: FromPath[uuid.UUID]) -> KeyView:
-    s = await require_session(request, services, owner=True)
-    if not await services.clients.revoke_key(key_id, s.user.client_id):
+async def revoke_key(request: Request, deps: ApiDepsDep, key_id: FromPath[uuid.UUID]) -> KeyView:
+    s = await require_session(request, deps, owner=True)
+    if not await deps.clients.revoke_key(key_id, s.user.client_id):
         raise NotFound("no such active key")
-    keys = await services.clients.list_keys(s.user.client_id)
+    keys = await deps.clients.list_keys(s.user.client_id)
     return _key_view(next(k for k in keys if k.id == key_id))
 
 
@@ -181,24 +181,24 @@ class CreatedInvite(msgspec.Struct):
 
 
 @get("/dashboard/api/members", include_in_schema=False)
-async def members(request: Request, services: ServicesDep) -> list[Member]:
-    s = await require_session(request, services)
-    return [Member(u.email, u.role, u.created_at, u.disabled_at) for u in await services.users.list(s.user.client_id)]
+async def members(request: Request, deps: ApiDepsDep) -> list[Member]:
+    s = await require_session(request, deps)
+    return [Member(u.email, u.role, u.created_at, u.disabled_at) for u in await deps.users.list(s.user.client_id)]
 
 
 @get("/dashboard/api/invites", include_in_schema=False)
-async def list_invites(request: Request, services: ServicesDep) -> list[Invite]:
-    s = await require_session(request, services, owner=True)
-    return await services.users.pending_invites(s.user.client_id)
+async def list_invites(request: Request, deps: ApiDepsDep) -> list[Invite]:
+    s = await require_session(request, deps, owner=True)
+    return await deps.users.pending_invites(s.user.client_id)
 
 
 @post("/dashboard/api/invites", status_code=201, include_in_schema=False)
-async def create_invite(request: Request, services: ServicesDep, data: JSONBody[NewInvite]) -> CreatedInvite:
-    s = await require_session(request, services, owner=True)
+async def create_invite(request: Request, deps: ApiDepsDep, data: JSONBody[NewInvite]) -> CreatedInvite:
+    s = await require_session(request, deps, owner=True)
     if errors := email_errors(data.email):
         raise InvalidRequest("check the highlighted fields", errors=errors)
-    token = await services.users.invite(s.user.client_id, data.email, data.role, s.user.id, INVITE_LIFETIME)
-    invite = await services.users.invitation(token)
+    token = await deps.users.invite(s.user.client_id, data.email, data.role, s.user.id, INVITE_LIFETIME)
+    invite = await deps.users.invitation(token)
     assert invite is not None
     return CreatedInvite(f"/dashboard/invite#{token}", invite)
 
@@ -209,12 +209,12 @@ class NewSecret(msgspec.Struct):
 
 
 @post("/dashboard/api/webhook-secret", status_code=201, include_in_schema=False)
-async def rotate_webhook_secret(request: Request, services: ServicesDep) -> NewSecret:
+async def rotate_webhook_secret(request: Request, deps: ApiDepsDep) -> NewSecret:
     """What ``pixelflow clients rotate-secret`` does: a new signing secret, shown once; the
     previous ones keep verifying for a day while receivers switch. A client made by sign-up gets
     its first usable secret this way."""
-    s = await require_session(request, services, owner=True)
-    return NewSecret(await services.clients.rotate_secret(s.user.client_id, grace_hours=24), 24)
+    s = await require_session(request, deps, owner=True)
+    return NewSecret(await deps.clients.rotate_secret(s.user.client_id, grace_hours=24), 24)
 
 
 dashboard_routes = Router(

@@ -22,8 +22,7 @@ from control_plane.dashboard.sessions import (
     require_session,
     session_cookie,
 )
-from control_plane.deps import ApiDeps
-from control_plane.deps import ApiDepsDep as ServicesDep
+from control_plane.deps import ApiDeps, ApiDepsDep
 from infra.repo import User
 from pipeline.dsl.types import NO_NUL  # PostgreSQL stores no NUL (nor a hash of one: refused alike)
 
@@ -41,27 +40,27 @@ class Next(msgspec.Struct):
     redirect: str
 
 
-async def _open_session(request: Request, services: ApiDeps, user: User, status: int) -> Response[Next]:
+async def _open_session(request: Request, deps: ApiDeps, user: User, status: int) -> Response[Next]:
     """The session, and this browser known to the account from now on (control_plane/dashboard/devices.py)."""
-    token, expires = await services.users.open_session(user.id, timedelta(hours=services.settings.session_hours))
-    device = await services.devices.remember(request.cookies.get(DEVICE_COOKIE), account_key(user.email))
-    cookies = [session_cookie(request, services, token, expires), device_cookie(request, services, device)]
+    token, expires = await deps.users.open_session(user.id, timedelta(hours=deps.settings.session_hours))
+    device = await deps.devices.remember(request.cookies.get(DEVICE_COOKIE), account_key(user.email))
+    cookies = [session_cookie(request, deps, token, expires), device_cookie(request, deps, device)]
     return Response(Next(HOME), status_code=status, cookies=cookies)
 
 
 @post("/auth/signup", status_code=201, include_in_schema=False)
-async def signup(request: Request, services: ServicesDep, data: JSONBody[Credentials]) -> Response[Next]:
+async def signup(request: Request, deps: ApiDepsDep, data: JSONBody[Credentials]) -> Response[Next]:
     check_csrf(request, request.cookies.get(PRE_SESSION_COOKIE))
-    user = await sign_up(services, data.email, data.password, client_address(request))
-    return await _open_session(request, services, user, 201)
+    user = await sign_up(deps, data.email, data.password, client_address(request))
+    return await _open_session(request, deps, user, 201)
 
 
 @post("/auth/login", status_code=200, include_in_schema=False)
-async def login(request: Request, services: ServicesDep, data: JSONBody[Credentials]) -> Response[Next]:
+async def login(request: Request, deps: ApiDepsDep, data: JSONBody[Credentials]) -> Response[Next]:
     check_csrf(request, request.cookies.get(PRE_SESSION_COOKIE))
     device = request.cookies.get(DEVICE_COOKIE)
-    user = await sign_in(services, data.email, data.password, client_address(request), device)
-    return await _open_session(request, services, user, 200)
+    user = await sign_in(deps, data.email, data.password, client_address(request), device)
+    return await _open_session(request, deps, user, 200)
 
 
 class Acceptance(msgspec.Struct, forbid_unknown_fields=True):
@@ -70,17 +69,17 @@ class Acceptance(msgspec.Struct, forbid_unknown_fields=True):
 
 
 @post("/auth/accept", status_code=201, include_in_schema=False)
-async def accept(request: Request, services: ServicesDep, data: JSONBody[Acceptance]) -> Response[Next]:
+async def accept(request: Request, deps: ApiDepsDep, data: JSONBody[Acceptance]) -> Response[Next]:
     """An invited person sets a password and joins the inviting client."""
     check_csrf(request, request.cookies.get(PRE_SESSION_COOKIE))
-    user = await accept_invite(services, data.token, data.password, client_address(request))
-    return await _open_session(request, services, user, 201)
+    user = await accept_invite(deps, data.token, data.password, client_address(request))
+    return await _open_session(request, deps, user, 201)
 
 
 @post("/auth/logout", status_code=200, include_in_schema=False)
-async def logout(request: Request, services: ServicesDep) -> Response[Next]:
-    await require_session(request, services)  # a cross-site page cannot sign people out either
-    await services.users.revoke_session(request.cookies[SESSION_COOKIE])
+async def logout(request: Request, deps: ApiDepsDep) -> Response[Next]:
+    await require_session(request, deps)  # a cross-site page cannot sign people out either
+    await deps.users.revoke_session(request.cookies[SESSION_COOKIE])
     response = Response(Next(f"{HOME}/login"))
     end_session_cookies(response)
     return response

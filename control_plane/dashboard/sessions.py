@@ -49,23 +49,23 @@ CSRF_HEADER = "X-CSRF-Token"
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def _secure(request: Request, services: ApiDeps) -> bool:
+def _secure(request: Request, deps: ApiDeps) -> bool:
     # Behind a TLS-terminating proxy the request arrives as http; PUBLIC_BASE_URL says what users see.
-    return request.url.scheme == "https" or services.settings.public_base_url.startswith("https://")
+    return request.url.scheme == "https" or deps.settings.public_base_url.startswith("https://")
 
 
-def session_cookie(request: Request, services: ApiDeps, token: str, expires_at: datetime) -> Cookie:
+def session_cookie(request: Request, deps: ApiDeps, token: str, expires_at: datetime) -> Cookie:
     max_age = max(1, int((expires_at - datetime.now(UTC)).total_seconds()))
     return Cookie(
         key=SESSION_COOKIE, value=token, max_age=max_age, httponly=True, samesite="lax",
-        secure=_secure(request, services), path="/",
+        secure=_secure(request, deps), path="/",
     )  # fmt: skip
 
 
-def device_cookie(request: Request, services: ApiDeps, token: str) -> Cookie:
+def device_cookie(request: Request, deps: ApiDeps, token: str) -> Cookie:
     return Cookie(
         key=DEVICE_COOKIE, value=token, max_age=int(DEVICE_LIFETIME.total_seconds()), httponly=True,
-        samesite="strict", secure=_secure(request, services), path="/auth",
+        samesite="strict", secure=_secure(request, deps), path="/auth",
     )  # fmt: skip
 
 
@@ -73,12 +73,12 @@ def end_session_cookies(response: Response) -> None:
     response.delete_cookie(SESSION_COOKIE, path="/")
 
 
-def pre_session_token(request: Request, services: ApiDeps, response_cookies: list[Cookie]) -> str:
+def pre_session_token(request: Request, deps: ApiDeps, response_cookies: list[Cookie]) -> str:
     """The sign-in and sign-up forms' CSRF token: the browser's ``pixelflow_csrf`` cookie, set now if absent."""
     token = request.cookies.get(PRE_SESSION_COOKIE)
     if not token or len(token) > 100:
         token = secrets.token_urlsafe(32)
-        secure = _secure(request, services)
+        secure = _secure(request, deps)
         response_cookies.append(
             Cookie(key=PRE_SESSION_COOKIE, value=token, httponly=True, samesite="strict", secure=secure, path="/")
         )
@@ -94,17 +94,17 @@ def check_csrf(request: Request, expected: str | None) -> None:
         raise CsrfFailed(f"send the page's CSRF token in the {CSRF_HEADER} header")
 
 
-async def current_session(request: Request, services: ApiDeps) -> Session | None:
+async def current_session(request: Request, deps: ApiDeps) -> Session | None:
     """The live session the cookie names (CSRF not checked: for rendering pages)."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token or len(token) > 200:
         return None
-    return await services.users.session(token)
+    return await deps.users.session(token)
 
 
-async def require_session(request: Request, services: ApiDeps, *, owner: bool = False) -> Session:
+async def require_session(request: Request, deps: ApiDeps, *, owner: bool = False) -> Session:
     """The request's session, its CSRF token checked on state-changing methods; 401 without one."""
-    session = await current_session(request, services)
+    session = await current_session(request, deps)
     if session is None:
         raise Unauthorized("sign in to the dashboard, or send 'Authorization: Bearer <api key>'")
     check_csrf(request, session.csrf_token)

@@ -13,7 +13,7 @@ from opentelemetry import trace
 
 from control_plane.auth.principal import Principal
 from control_plane.auth.ratelimit import Decision
-from control_plane.deps import ApiDeps as Services
+from control_plane.deps import ApiDeps
 from control_plane.problems import (
     Conflict,
     Forbidden,
@@ -75,36 +75,36 @@ CREATE_ERRORS = (Unprocessable, Conflict, Forbidden, NotFound)
 START_ERRORS = (NotFound, Conflict, PayloadTooLarge, Unprocessable, UnsupportedMediaType, TooManyRequests)
 
 
-async def limits_of(services: Services, principal: Principal) -> ClientLimits:
+async def limits_of(deps: ApiDeps, principal: Principal) -> ClientLimits:
     """The client's limits in force: its policy's overrides, else the settings."""
-    return client_limits(services.settings, await services.clients.policy(principal.client.id))
+    return client_limits(deps.settings, await deps.clients.policy(principal.client.id))
 
 
-async def limits_today(services: Services, principal: Principal) -> ClientLimitsToday:
+async def limits_today(deps: ApiDeps, principal: Principal) -> ClientLimitsToday:
     """The client's limits in force and what its daily quota has used today."""
-    limits = await limits_of(services, principal)
-    spent = await services.usage.spent_today(principal.client.id)
+    limits = await limits_of(deps, principal)
+    spent = await deps.usage.spent_today(principal.client.id)
     return limits_with_spend(limits, spent)
 
 
-async def rate_limit(services: Services, principal: Principal) -> Decision:
+async def rate_limit(deps: ApiDeps, principal: Principal) -> Decision:
     """Job creations per client, one bucket shared by all its keys and people (minting keys adds
     no budget); a key with a lower limit of its own must pass its own bucket too."""
-    limits = await limits_of(services, principal)
+    limits = await limits_of(deps, principal)
     own = principal.key_rate_limit if principal.key_id is not None else None
     key_decision = None
     if own is not None:
-        key_decision = await services.key_limiter.hit(
+        key_decision = await deps.key_limiter.hit(
             str(principal.key_id), per_minute=own, burst=min(own, limits.rate_limit_burst)
         )
         if not key_decision.allowed:
             _rate_limited(principal, f"this API key is limited to {own} job creations per minute", key_decision)
-    decision = await services.limiter.hit(
+    decision = await deps.limiter.hit(
         f"client:{principal.client.id}", per_minute=limits.rate_limit_per_minute, burst=limits.rate_limit_burst
     )
     if not decision.allowed:
         if own is not None:  # the key's bucket let it through, but the request is refused
-            await services.key_limiter.refund(str(principal.key_id), per_minute=own)
+            await deps.key_limiter.refund(str(principal.key_id), per_minute=own)
         _rate_limited(
             principal, f"job creation is limited to {limits.rate_limit_per_minute} per minute per client", decision
         )
@@ -117,13 +117,11 @@ def _rate_limited(principal: Principal, detail: str, decision: Decision) -> NoRe
     raise RateLimited(detail, headers=decision.headers())
 
 
-async def create_job(
-    services: Services, principal: Principal, body: Any, idempotency_key: str | None
-) -> tuple[Job, bool]:
+async def create_job(deps: ApiDeps, principal: Principal, body: Any, idempotency_key: str | None) -> tuple[Job, bool]:
     """Validate and store a job. Same idempotency key and same spec: the stored job, not a new one."""
-    settings = services.settings
-    body, template = await resolve_job(services.templates, principal, body)
-    limits = engine_limits(settings, await services.clients.policy(principal.client.id))
+    settings = deps.settings
+    body, template = await resolve_job(deps.templates, principal, body)
+    limits = engine_limits(settings, await deps.clients.policy(principal.client.id))
     spec = decode_job_spec(body, limits)
     # What fails for every source (an exact 9000x9000 box encoded as AVIF at effort 9) is refused
     # now; the rest waits for the source's size, which the worker reads from its header.
@@ -141,7 +139,7 @@ async def create_job(
             raise Unprocessable(
                 "the webhook URL is not allowed", code="invalid_spec", errors=[FieldError("$.webhook_url", str(exc))]
             ) from None
-    await _check_source(services, principal, spec)
+    await _check_source(deps, principal, spec)
     if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
         rule = "must be 1-255 printable ASCII characters"
         raise Unprocessable(
@@ -151,7 +149,7 @@ async def create_job(
         )
     normal = encode_job_spec(spec)
     digest = hashlib.sha256(normal).digest()
-    job, created = await services.jobs.create(
+    job, created = await deps.jobs.create(
         client_id=principal.client.id,
         spec=normal,
         spec_sha256=digest,
@@ -166,9 +164,9 @@ async def create_job(
     return job, created
 
 
-async def start_job(services: Services, principal: Principal, job_id: uuid.UUID) -> Job:
+async def start_job(deps: ApiDeps, principal: Principal, job_id: uuid.UUID) -> Job:
     """Check the job's original and enqueue the job once. Starting again is harmless."""
-    job = await services.jobs.get(job_id, principal.client.id)
+    job = await deps.jobs.get(job_id, principal.client.id)
     if job is None:
         raise NotFound("no such job")
     if job.status != JobStatus.CREATED:
@@ -176,21 +174,21 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             raise Conflict(f"the job is {job.status} and cannot be started", code=f"job_{job.status}")
         return job  # queued, processing or succeeded: starting again is harmless
 
-    spec = decode_job_spec(job.spec, services.settings.limits)
+    spec = decode_job_spec(job.spec, deps.settings.limits)
     if spec.source is not None and spec.source.url is not None:
         # Fetched by the worker, which checks its size and bytes as this does an upload's.
         key, size, source_format = job.source_key, None, None
     else:
         if spec.source is not None and spec.source.job is not None:
-            await _copy_original(services, job, spec.source.job)
-        key, size, source_format = await _check_original(services, job)
-    await _require_assets(services, job, spec)
+            await _copy_original(deps, job, spec.source.job)
+        key, size, source_format = await _check_original(deps, job)
+    await _require_assets(deps, job, spec)
     if key != job.source_key:
         try:
-            await services.store.move(key, job.source_key)
+            await deps.store.move(key, job.source_key)
         except ObjectNotFound:
             # a concurrent /start of this job moved it first
-            if await services.store.stat(job.source_key) is None:
+            if await deps.store.stat(job.source_key) is None:
                 raise _upload_missing() from None
 
     # The job keeps one trace: this span joins the trace begun at creation, links the /start
@@ -200,24 +198,24 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
     with tracer.start_as_current_span(
         "job.start", context=parent(job.trace_context), links=links, attributes={"job.id": str(job.id)}
     ):
-        limits = await limits_of(services, principal)
+        limits = await limits_of(deps, principal)
         max_active, quota = limits.max_concurrent_jobs_per_client, daily_pixels(limits)
-        started = await services.jobs.start(
+        started = await deps.jobs.start(
             job.id,
             principal.client.id,
             max_active=max_active,
             source_bytes=size,
             source_format=source_format,
-            queue=services.settings.queue_name,
+            queue=deps.settings.queue_name,
             priority=Priority(spec.priority),
             interactive_allowance=limits.interactive_jobs_per_client,
             daily_pixels=quota,
             daily_cpu_seconds=limits.daily_engine_cpu_seconds,
         )
         if isinstance(started, Started):
-            slots = services.settings.interactive_slots
+            slots = deps.settings.interactive_slots
             await _dispatch(
-                services, started.job, interactive=interactive_ticket(slots, started.job.priority, alone=started.alone)
+                deps, started.job, interactive=interactive_ticket(slots, started.job.priority, alone=started.alone)
             )
     if started == "busy":
         raise TooManyRequests(
@@ -240,21 +238,21 @@ async def start_job(services: Services, principal: Principal, job_id: uuid.UUID)
             headers={"Retry-After": str(quota_resets_in())},
         )
     if started is None:  # another request started (or canceled) it meanwhile
-        current = await services.jobs.get(job.id, principal.client.id)
+        current = await deps.jobs.get(job.id, principal.client.id)
         assert current is not None
         return current
     JOBS_STARTED.inc()
     return started.job
 
 
-async def _dispatch(services: Services, job: Job, *, interactive: bool) -> None:
+async def _dispatch(deps: ApiDeps, job: Job, *, interactive: bool) -> None:
     """Send the queue message of a job whose ``queued`` row is committed. The row is the hand-off,
     the message only wakes a worker: if Redis cannot take it now, the job still runs, sent by
     the sweeper (``PIXELFLOW_SWEEP_INTERVAL_SECONDS``), so the client's 202 holds."""
     assert job.dispatch is not None
     try:
         await dispatch_job(
-            services.queue,
+            deps.queue,
             job.id,
             job.dispatch,
             carrier(),
@@ -266,19 +264,17 @@ async def _dispatch(services: Services, job: Job, *, interactive: bool) -> None:
         )
 
 
-async def _fail_at_start(services: Services, job: Job, code: str, message: str) -> None:
+async def _fail_at_start(deps: ApiDeps, job: Job, code: str, message: str) -> None:
     """End a job whose upload /start refused, with its ``job.failed`` webhook like any other
     failure, and delete the refused bytes."""
-    delivery = await job_delivery(
-        services.deliveries, job, services.store, status=JobStatus.FAILED, error=(code, message)
-    )
-    recorded = await services.jobs.fail(job.id, code, message, delivery)
+    delivery = await job_delivery(deps.deliveries, job, deps.store, status=JobStatus.FAILED, error=(code, message))
+    recorded = await deps.jobs.fail(job.id, code, message, delivery)
     if isinstance(recorded, uuid.UUID):
         try:
-            await queue_webhook(services.queue, services.settings.webhook_queue_name, recorded, carrier())
+            await queue_webhook(deps.queue, deps.settings.webhook_queue_name, recorded, carrier())
         except TRANSIENT:  # recorded as pending: the delivery sweeper queues it
             log.warning("webhook not queued; the sweeper will", extra={"job_id": str(job.id)})
-    await discard_originals(services.store, job.client_id, job.id)
+    await discard_originals(deps.store, job.client_id, job.id)
 
 
 def has_source(job: Job) -> bool:
@@ -286,7 +282,7 @@ def has_source(job: Job) -> bool:
     return job.spec.get("source") is not None
 
 
-async def _check_source(services: Services, principal: Principal, spec: JobSpec) -> None:
+async def _check_source(deps: ApiDeps, principal: Principal, spec: JobSpec) -> None:
     """A source URL must be http(s) to a host that is not literally internal (the worker checks
     what its name resolves to, hop by hop); a source job must be this client's and still hold its
     original (a job of another client is as unknown as one that never existed)."""
@@ -295,12 +291,12 @@ async def _check_source(services: Services, principal: Principal, spec: JobSpec)
         return
     if source.url is not None:
         try:
-            check_literal(source.url, allow_private=services.settings.url_sources_allow_private)
+            check_literal(source.url, allow_private=deps.settings.url_sources_allow_private)
         except BlockedDestination as exc:
             raise Unprocessable(
                 "the source URL is not allowed", code="invalid_spec", errors=[FieldError("$.source.url", str(exc))]
             ) from None
-    elif source.job is not None and await _stored_original(services, principal.client.id, source.job) is None:
+    elif source.job is not None and await _stored_original(deps, principal.client.id, source.job) is None:
         raise _source_not_found()
 
 
@@ -312,66 +308,66 @@ def _source_not_found() -> NotFound:
     )
 
 
-async def known_source(services: Services, principal: Principal, spec: JobSpec) -> Job | None:
+async def known_source(deps: ApiDeps, principal: Principal, spec: JobSpec) -> Job | None:
     """The job whose stored original a spec's `{"job": id}` source names, once it has been read
     (its size and format recorded), for the dry run; None for other sources. 404 as at creation."""
     if spec.source is None or spec.source.job is None:
         return None
-    job = await _stored_original(services, principal.client.id, spec.source.job)
+    job = await _stored_original(deps, principal.client.id, spec.source.job)
     if job is None:
         raise _source_not_found()
     return job if job.source_width is not None and job.source_height is not None else None
 
 
-async def _stored_original(services: Services, client_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
+async def _stored_original(deps: ApiDeps, client_id: uuid.UUID, job_id: uuid.UUID) -> Job | None:
     """The job, if it is this client's and its checked original is still stored (it is not for a
     job never started, failed, canceled, deleted or past its retention)."""
-    source = await services.jobs.get(job_id, client_id)
-    if source is None or await services.store.stat(source.source_key) is None:
+    source = await deps.jobs.get(job_id, client_id)
+    if source is None or await deps.store.stat(source.source_key) is None:
         return None
     return source
 
 
-async def _copy_original(services: Services, job: Job, source_job: uuid.UUID) -> None:
+async def _copy_original(deps: ApiDeps, job: Job, source_job: uuid.UUID) -> None:
     """Copy another job's original to this job's source key. A copy, not a reference: deleting
     the first job (or its retention running out) later cannot take this job's original away."""
-    if await services.store.stat(job.source_key) is not None:
+    if await deps.store.stat(job.source_key) is not None:
         return  # copied by an earlier /start
-    source = await _stored_original(services, job.client_id, source_job)
+    source = await _stored_original(deps, job.client_id, source_job)
     if source is None:
         raise _source_not_found()
     try:
-        await services.store.copy(source.source_key, job.source_key)
+        await deps.store.copy(source.source_key, job.source_key)
     except ObjectNotFound:
         raise _source_not_found() from None
 
 
-async def _check_original(services: Services, job: Job) -> tuple[str, int, str]:
+async def _check_original(deps: ApiDeps, job: Job) -> tuple[str, int, str]:
     """Where the original is, its size and format, after the checks an upload gets."""
-    settings = services.settings
+    settings = deps.settings
     # The client's URL writes uploads/; what /start checked moves to sources/, where that URL
     # cannot reach, so re-using it later changes nothing the job reads. It is found in sources/
     # after an earlier /start that then found the client busy, after /v1/uploads or a copy, and
     # when a concurrent /start of the same job moved it between our two reads.
     for key in (upload_key(job.client_id, job.id), job.source_key):
-        info = await services.store.stat(key)
+        info = await deps.store.stat(key)
         if info is None:
             continue
         if info.size > settings.max_source_bytes:
             message = f"the upload is {info.size} bytes; the limit is {settings.max_source_bytes}"
-            await _fail_at_start(services, job, Reason.SOURCE_TOO_LARGE, message)
+            await _fail_at_start(deps, job, Reason.SOURCE_TOO_LARGE, message)
             raise PayloadTooLarge(message, code=Reason.SOURCE_TOO_LARGE)
         if info.size == 0:
             # A failed or aborted upload, not an image: the job stays `created` so the client can upload again.
             raise Unprocessable("the upload is empty; upload the original again", code="empty_source")
         try:
-            head = await services.store.read_head(key, SNIFF_BYTES)
+            head = await deps.store.read_head(key, SNIFF_BYTES)
         except ObjectNotFound:
             continue
         try:
             source_format = sniff(head)
         except UnsupportedFormat as exc:
-            await _fail_at_start(services, job, exc.code, exc.public)
+            await _fail_at_start(deps, job, exc.code, exc.public)
             raise UnsupportedMediaType(exc.public, code=exc.code) from None
         return key, info.size, source_format
     raise _upload_missing()
@@ -381,14 +377,14 @@ def _upload_missing() -> Conflict:
     return Conflict("upload the original to the job's upload URL before starting it", code="upload_missing")
 
 
-async def _require_assets(services: Services, job: Job, spec: JobSpec) -> None:
+async def _require_assets(deps: ApiDeps, job: Job, spec: JobSpec) -> None:
     """Every watermark image the spec names must exist before the job is queued: otherwise it would
     fail after the work of uploading. The job stays ``created``, so uploading them and starting
     again is all it takes."""
     missing = [
         FieldError(path, f'no asset {key!r}: create it with POST /v1/assets {{"key": "{key}"}}, then upload the image')
         for path, key in asset_references(spec)
-        if await services.store.stat(asset_key(job.client_id, key)) is None
+        if await deps.store.stat(asset_key(job.client_id, key)) is None
     ]
     if missing:
         raise Unprocessable(
@@ -398,5 +394,5 @@ async def _require_assets(services: Services, job: Job, spec: JobSpec) -> None:
         )
 
 
-def url_expiry(services: Services) -> timedelta:
-    return timedelta(seconds=services.settings.presign_expiry_seconds)
+def url_expiry(deps: ApiDeps) -> timedelta:
+    return timedelta(seconds=deps.settings.presign_expiry_seconds)

@@ -26,6 +26,8 @@ from control_plane.api.views import (
 )
 from control_plane.auth.principal import PrincipalDep, needs
 from control_plane.deps import ApiDepsDep
+from control_plane.jobflow.deliveries import job_deliveries, redeliver_last_webhook
+from control_plane.jobflow.ending import cancel_job, delete_finished_job
 from control_plane.jobflow.intake import (
     CREATE_ERRORS,
     RATE_LIMIT_ERRORS,
@@ -37,6 +39,7 @@ from control_plane.jobflow.intake import (
     start_job,
     url_expiry,
 )
+from control_plane.jobflow.lookup import owned_job
 from control_plane.problems import (
     Conflict,
     Gone,
@@ -46,12 +49,9 @@ from control_plane.problems import (
     TooManyRequests,
     Unprocessable,
 )
-from infra.events import job_delivery
-from infra.lifecycle import ACTIVE, TERMINAL, JobStatus
-from infra.objects import discard_originals, erase_job_objects, upload_key
-from infra.queue import announce_cancel, queue_webhook
+from infra.lifecycle import JobStatus
+from infra.objects import upload_key
 from infra.repo import Job
-from infra.telemetry import carrier
 from pipeline.errors import FieldError
 
 __all__ = ["JobsController"]
@@ -220,9 +220,7 @@ class JobsController(Controller):
         (`original_expires_at`, `outputs_expire_at`: that many days after `finished_at`) and,
         once the sweeper deleted them, when (`original_deleted_at`, `outputs_deleted_at`; the
         variants keep their sizes but lose their `url`)."""
-        job = await deps.jobs.get(job_id, principal.client.id)
-        if job is None:
-            raise NotFound("no such job")
+        job = await owned_job(deps, principal, job_id)
         expiry = url_expiry(deps)
         upload = _pending_upload(deps, job, expiry)
         limits = await limits_of(deps, principal)
@@ -273,25 +271,7 @@ class JobsController(Controller):
     async def cancel(self, deps: ApiDepsDep, principal: PrincipalDep, job_id: FromPath[uuid.UUID]) -> JobView:
         """A running job's engine is stopped within a second; the job ends `canceled` and its
         webhook receives `job.canceled`. A job that already ended is 409 `job_<status>`."""
-        job = await deps.jobs.get(job_id, principal.client.id)
-        if job is None:
-            raise NotFound("no such job")
-        if job.status in TERMINAL:
-            raise Conflict(f"the job already {job.status}", code=f"job_{job.status}")
-        delivery = await job_delivery(deps.deliveries, job, deps.store, status=JobStatus.CANCELED)
-        recorded = await deps.jobs.cancel(job_id, principal.client.id, delivery)
-        if recorded is False:  # it finished meanwhile
-            job = await deps.jobs.get(job_id, principal.client.id)
-            assert job is not None
-            raise Conflict(f"the job already {job.status}", code=f"job_{job.status}")
-        settings = deps.settings
-        if job.status in ACTIVE:  # a worker may have claimed it since we read it
-            await announce_cancel(deps.queue, settings.queue_name, job_id)
-        if isinstance(recorded, uuid.UUID):
-            await queue_webhook(deps.queue, settings.webhook_queue_name, recorded, carrier())
-        await discard_originals(deps.store, job.client_id, job.id)
-        job = await deps.jobs.get(job_id, principal.client.id)
-        assert job is not None
+        job = await cancel_job(deps, principal, job_id)
         return job_view(job, deps.store, url_expiry=url_expiry(deps), limits=await limits_of(deps, principal))
 
     @delete(
@@ -307,15 +287,7 @@ class JobsController(Controller):
         is kept for audit. Only a finished job (`succeeded`, `failed`, `canceled`): cancel a running
         one first (409 `job_<status>`). While object storage is unavailable it is 503 with
         `Retry-After` and the job is left as it was: repeat the request."""
-        job = await deps.jobs.get(job_id, principal.client.id)
-        if job is None:
-            raise NotFound("no such job")
-        if job.status not in TERMINAL:
-            raise Conflict(f"the job is {job.status}; cancel it before deleting it", code=f"job_{job.status}")
-        keys = [v.object_key for v in job.variants]
-        await erase_job_objects(deps.store, job.client_id, job.id, keys)  # first: a failure here keeps the job
-        if not await deps.jobs.erase(job_id, principal.client.id):
-            raise NotFound("no such job")  # deleted by a concurrent request
+        await delete_finished_job(deps, principal, job_id)
 
     @get(
         "/{job_id:uuid}/variants/{variant_id:str}",
@@ -352,9 +324,7 @@ class JobsController(Controller):
     ) -> list[DeliveryView]:
         """Each delivery of the job's webhook (the original and any redeliveries): its status, the
         next attempt's time, and every attempt's response status, error and duration."""
-        if await deps.jobs.get(job_id, principal.client.id) is None:
-            raise NotFound("no such job")
-        return [delivery_view(d) for d in await deps.deliveries.for_job(job_id)]
+        return [delivery_view(d) for d in await job_deliveries(deps, principal, job_id)]
 
     @post(
         "/{job_id:uuid}/deliveries/redeliver",
@@ -367,23 +337,4 @@ class JobsController(Controller):
         """Queues the last event again with the same body and the same `webhook-id`, so receivers
         deduplicate it. 409 `no_delivery` before the job has sent one; limited per job and per
         client (429 `redelivery_rate_limited`)."""
-        if await deps.jobs.get(job_id, principal.client.id) is None:
-            raise NotFound("no such job")
-        for limiter, key in (
-            (deps.redeliveries_per_job, str(job_id)),
-            (deps.redeliveries_per_client, str(principal.client.id)),
-        ):
-            decision = await limiter.hit(key)
-            if not decision.allowed:
-                raise RateLimited(
-                    f"redeliveries are limited ({limiter.name})",
-                    code="redelivery_rate_limited",
-                    headers=decision.headers(),
-                )
-        delivery_id = await deps.deliveries.redeliver(job_id)
-        if delivery_id is None:
-            raise Conflict("the job has not sent a webhook yet", code="no_delivery")
-        await queue_webhook(deps.queue, deps.settings.webhook_queue_name, delivery_id, carrier())
-        delivery = await deps.deliveries.get(delivery_id)
-        assert delivery is not None
-        return delivery_view(delivery)
+        return delivery_view(await redeliver_last_webhook(deps, principal, job_id))

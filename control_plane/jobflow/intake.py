@@ -14,6 +14,7 @@ from opentelemetry import trace
 from control_plane.auth.principal import Principal
 from control_plane.auth.ratelimit import Decision
 from control_plane.deps import ApiDeps
+from control_plane.jobflow.lookup import owned_job
 from control_plane.problems import (
     Conflict,
     Forbidden,
@@ -166,9 +167,7 @@ async def create_job(deps: ApiDeps, principal: Principal, body: Any, idempotency
 
 async def start_job(deps: ApiDeps, principal: Principal, job_id: uuid.UUID) -> Job:
     """Check the job's original and enqueue the job once. Starting again is harmless."""
-    job = await deps.jobs.get(job_id, principal.client.id)
-    if job is None:
-        raise NotFound("no such job")
+    job = await owned_job(deps, principal, job_id)
     if job.status != JobStatus.CREATED:
         if job.status in (JobStatus.FAILED, JobStatus.CANCELED):
             raise Conflict(f"the job is {job.status} and cannot be started", code=f"job_{job.status}")

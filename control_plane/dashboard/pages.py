@@ -8,10 +8,10 @@ no framing (clickjacking)."""
 
 from __future__ import annotations
 
+import string
 from functools import cache
 from html import escape
 from pathlib import Path
-from string import Template
 
 from litestar import Response
 from litestar.datastructures import Cookie
@@ -42,8 +42,9 @@ _NAV = (("jobs", "/dashboard", "Jobs"), ("new", "/dashboard/new", "New job"), ("
 
 
 @cache
-def _template(name: str) -> Template:
-    return Template((_DIR / f"{name}.html").read_text())
+def _markup(name: str) -> string.Template:
+    """A page's HTML, ``$name`` placeholders and all (``pages/<name>.html``)."""
+    return string.Template((_DIR / f"{name}.html").read_text())
 
 
 def _store_origins(settings: Settings) -> str:
@@ -81,8 +82,8 @@ def page_response(
     fields: dict[str, str] | None = None,
 ) -> Response[str]:
     """``fields``: markup the page's ``$name`` placeholders take (already escaped)."""
-    body = _template(page).substitute(fields or {})
-    html = _template("_shell").substitute(
+    body = _markup(page).substitute(fields or {})
+    html = _markup("_shell").substitute(
         title=escape(PAGES[page]), page=page, csrf=escape(csrf), nav=_nav(page, user), body=body,
         role=user.role if user else "", terminal=" ".join(sorted(TERMINAL)), active=" ".join(sorted(ACTIVE)),
     )  # fmt: skip

@@ -10,8 +10,8 @@ from arq.connections import ArqRedis
 from litestar.di import NamedDependency
 from psycopg_pool import AsyncConnectionPool
 
+from control_plane.auth.devices import KnownDevices
 from control_plane.auth.ratelimit import RateLimiter
-from control_plane.dashboard.devices import KnownDevices
 from infra.db import open_pool
 from infra.queue import open_queue
 from infra.repo import ClientRepo, DeliveryRepo, JobRepo, TemplateRepo, UsageRepo, UserRepo

@@ -1,5 +1,5 @@
 """Who is asking: a bearer API key (machines), or a dashboard session cookie (people; see
-dashboard/sessions.py). A missing, malformed, unknown or revoked key is the same 401. Both reach the same
+sessions.py). A missing, malformed, unknown or revoked key is the same 401. Both reach the same
 routes and job flow, scoped to one client.
 
 A key may be scoped (infra.keys.SCOPES): a route names the scope it needs in its ``opt``
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from litestar import Request
 from litestar.di import NamedDependency
 
-from control_plane.dashboard.sessions import SESSION_COOKIE, require_session
+from control_plane.auth.sessions import SESSION_COOKIE, require_session
 from control_plane.deps import ApiDepsDep
 from control_plane.problems import Forbidden, Unauthorized
 from infra.keys import NOT_FOR_PRESETS_ONLY, SCOPES

@@ -7,7 +7,7 @@ Sign-in limits hold a spray without handing strangers a lock on someone's accoun
   (guessing many accounts), the account's from that address (guessing one account), and the
   account's for all unknown devices (guessing one account from many addresses). The pair's
   budget refills slower than the account's, so one address alone never exhausts the latter;
-- from a known device (control_plane/dashboard/devices.py), only that device's own budget for the account:
+- from a known device (control_plane/auth/devices.py), only that device's own budget for the account:
   whatever strangers spend, the owner's browser still signs in.
 
 Each attempt is charged before the password is checked (so concurrent guesses cannot slip past
@@ -23,9 +23,9 @@ from datetime import timedelta
 
 from psycopg.errors import UniqueViolation
 
+from control_plane.auth.devices import device_digest
 from control_plane.auth.peers import address_bucket
 from control_plane.auth.ratelimit import RateLimiter
-from control_plane.dashboard.devices import device_digest
 from control_plane.deps import ApiDeps
 from control_plane.problems import Conflict, Forbidden, InvalidRequest, NotFound, RateLimited, SignInFailed
 from infra.passwords import hash_password, needs_rehash, password_problem, verify

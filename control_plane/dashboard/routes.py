@@ -16,9 +16,9 @@ from litestar.params import FromPath, JSONBody
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
 
+from control_plane.auth.sessions import current_session, pre_session_token, require_session
 from control_plane.dashboard.accounts import INVITE_LIFETIME, email_errors
 from control_plane.dashboard.pages import STATIC, page_response
-from control_plane.dashboard.sessions import current_session, pre_session_token, require_session
 from control_plane.deps import ApiDepsDep
 from control_plane.problems import InvalidRequest, NotFound
 from infra.lifecycle import JobStatus

@@ -11,8 +11,7 @@ from litestar import Request, Response, post
 from litestar.params import JSONBody
 
 from control_plane.auth.peers import client_address
-from control_plane.dashboard.accounts import accept_invite, account_key, sign_in, sign_up
-from control_plane.dashboard.sessions import (
+from control_plane.auth.sessions import (
     DEVICE_COOKIE,
     PRE_SESSION_COOKIE,
     SESSION_COOKIE,
@@ -22,6 +21,7 @@ from control_plane.dashboard.sessions import (
     require_session,
     session_cookie,
 )
+from control_plane.dashboard.accounts import accept_invite, account_key, sign_in, sign_up
 from control_plane.deps import ApiDeps, ApiDepsDep
 from infra.repo import User
 from pipeline.dsl.types import NO_NUL  # PostgreSQL stores no NUL (nor a hash of one: refused alike)
@@ -41,7 +41,7 @@ class Next(msgspec.Struct):
 
 
 async def _open_session(request: Request, deps: ApiDeps, user: User, status: int) -> Response[Next]:
-    """The session, and this browser known to the account from now on (control_plane/dashboard/devices.py)."""
+    """The session, and this browser known to the account from now on (control_plane/auth/devices.py)."""
     token, expires = await deps.users.open_session(user.id, timedelta(hours=deps.settings.session_hours))
     device = await deps.devices.remember(request.cookies.get(DEVICE_COOKIE), account_key(user.email))
     cookies = [session_cookie(request, deps, token, expires), device_cookie(request, deps, device)]

@@ -10,7 +10,7 @@ token, which the server writes into each page it renders (synchronizer token). A
 page can neither read that token nor set the header. Before sign-in, the forms use a
 double-submit token instead: a random ``pixelflow_csrf`` cookie, also written into the page.
 
-A browser that signed in carries ``pixelflow_device`` too (control_plane/dashboard/devices.py): HttpOnly,
+A browser that signed in carries ``pixelflow_device`` too (control_plane/auth/devices.py): HttpOnly,
 SameSite=Strict, sent only to ``/auth``, and kept across sign-out, so the device stays known.
 """
 
@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from litestar import Request, Response
 from litestar.datastructures import Cookie
 
-from control_plane.dashboard.devices import DEVICE_LIFETIME
+from control_plane.auth.devices import DEVICE_LIFETIME
 from control_plane.deps import ApiDeps
 from control_plane.problems import CsrfFailed, Forbidden, Unauthorized
 from infra.repo import Session

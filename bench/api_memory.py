@@ -21,7 +21,7 @@ import httpx
 
 from bench.memory import tree_rss
 from bench.service import PIXELFLOW, SPEC, bench_env, load, make_key, spawn, stop
-from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
+from devstack.backing_services import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 
 
 def main() -> int:

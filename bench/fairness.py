@@ -28,8 +28,8 @@ import httpx
 
 from bench.service import SPEC, make_key, pct, spawn
 from bench.stack import bench_stack
+from devstack.backing_services import free_port, wait_for
 from devstack.receiver import WebhookReceiver
-from devstack.servers import free_port, wait_for
 
 PIXELFLOW = str(Path(sys.executable).with_name("pixelflow"))
 HEAVY = {"version": 1, "pipeline": [{"id": "a", "steps": [], "format": "avif", "effort": 9}]}

@@ -27,8 +27,8 @@ import httpx
 import psycopg
 
 from bench.service import SPEC, bench_env, end_to_end, make_key, stop
+from devstack.backing_services import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 from devstack.receiver import WebhookReceiver
-from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 

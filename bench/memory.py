@@ -29,8 +29,8 @@ from pathlib import Path
 import httpx
 
 from bench.service import PIXELFLOW, bench_env, load, make_key, spawn, stop
+from devstack.backing_services import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 from devstack.receiver import WebhookReceiver
-from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 
 SPEC = {
     "version": 1,

@@ -30,8 +30,8 @@ import psycopg
 import redis
 
 from bench.service import PIXELFLOW, SPEC, bench_env, make_key, spawn, stop
+from devstack.backing_services import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 from devstack.receiver import WebhookReceiver
-from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 
 S3_LINE = re.compile(r"AWS s3\.(\w+) => (\d+)")
 

@@ -27,8 +27,8 @@ import httpx
 
 from bench.service import SPEC, make_key, pct, spawn, stop
 from bench.stack import bench_stack
+from devstack.backing_services import free_port, wait_for
 from devstack.receiver import WebhookReceiver
-from devstack.servers import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BASELINE = "3b70ef7"  # main before issue 23's queue changes

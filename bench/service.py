@@ -25,9 +25,9 @@ from pathlib import Path
 
 import httpx
 
+from devstack.backing_services import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 from devstack.demo import create_client_with_key
 from devstack.receiver import WebhookReceiver
-from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 PIXELFLOW = str(Path(sys.executable).with_name("pixelflow"))

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.service import stop
-from devstack.servers import LocalStackS3, PostgresServer, RedisServer
+from devstack.backing_services import LocalStackS3, PostgresServer, RedisServer
 
 __all__ = ["BenchStack", "bench_stack"]
 

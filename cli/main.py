@@ -7,7 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from cli import local, remote, servers, submit, users
+from cli import local, operations, remote, submit, users
 
 __all__ = ["main"]
 
@@ -19,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"pixelflow {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     local.register(sub)
-    servers.register(sub)
+    operations.register(sub)
     users.register(sub)
     common = remote.connection_options()
     submit.register(sub, common)

@@ -54,7 +54,7 @@ def _read_password() -> str:
 def cmd_users_create(args: argparse.Namespace) -> int:
     from psycopg.errors import UniqueViolation
 
-    from cli.servers import _client, _with_pool
+    from cli.operations import _client, _with_pool
     from infra.passwords import hash_password, password_problem
     from infra.repo import ClientRepo, UserRepo
 
@@ -77,7 +77,7 @@ def cmd_users_create(args: argparse.Namespace) -> int:
 
 
 def cmd_users_list(args: argparse.Namespace) -> int:
-    from cli.servers import _client, _with_pool
+    from cli.operations import _client, _with_pool
     from infra.repo import ClientRepo, UserRepo
 
     async def work(pool: Any) -> int:
@@ -95,7 +95,7 @@ def cmd_users_list(args: argparse.Namespace) -> int:
 
 
 def cmd_users_disable(args: argparse.Namespace) -> int:
-    from cli.servers import _with_pool
+    from cli.operations import _with_pool
     from infra.repo import UserRepo
 
     async def work(pool: Any) -> int:

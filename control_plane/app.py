@@ -14,25 +14,25 @@ from litestar.plugins.prometheus import PrometheusConfig
 from litestar.routes import HTTPRoute
 from opentelemetry.sdk.trace import TracerProvider
 
-from control_plane.auth import provide_principal
-from control_plane.bodies import BoundedJsonRequest
+from control_plane.api.assets import create_asset_upload
+from control_plane.api.bodies import BoundedJsonRequest
+from control_plane.api.docs import docs_assets
+from control_plane.api.health import healthz, readyz
+from control_plane.api.jobs import JobsController
+from control_plane.api.limits import get_limits
+from control_plane.api.metrics import metrics_controller, metrics_listener
+from control_plane.api.openapi import JobSpecSchemaPlugin, describe, openapi_config
+from control_plane.api.specs import validate_spec
+from control_plane.api.storage import storage_get, storage_put
+from control_plane.api.templates import TemplatesController
+from control_plane.api.uploads import upload_route
+from control_plane.api.usage import get_usage
+from control_plane.auth.peers import trusted_proxies
+from control_plane.auth.principal import provide_principal
+from control_plane.dashboard.routes import dashboard_routes
+from control_plane.dashboard.session_routes import auth_routes
 from control_plane.deps import ApiDeps, open_deps
-from control_plane.docs import docs_assets
-from control_plane.metrics import metrics_controller, metrics_listener
-from control_plane.openapi import JobSpecSchemaPlugin, describe, openapi_config
-from control_plane.peers import trusted_proxies
 from control_plane.problems import problem_response
-from control_plane.routes.assets import create_asset_upload
-from control_plane.routes.auth import auth_routes
-from control_plane.routes.dashboard import dashboard_routes
-from control_plane.routes.health import healthz, readyz
-from control_plane.routes.jobs import JobsController
-from control_plane.routes.limits import get_limits
-from control_plane.routes.specs import validate_spec
-from control_plane.routes.storage import storage_get, storage_put
-from control_plane.routes.templates import TemplatesController
-from control_plane.routes.uploads import upload_route
-from control_plane.routes.usage import get_usage
 from infra.settings import Settings
 from infra.telemetry import configure_tracing
 
@@ -44,7 +44,7 @@ def create_app(
 ) -> Litestar:
     """``tracer_provider`` overrides the one ``PIXELFLOW_OTEL_EXPORTER`` would install (tests).
     ``own_metrics_listener=False``: one of ``--workers N`` processes, whose supervisor serves the
-    separate metrics listener for all of them (control_plane/metrics.py)."""
+    separate metrics listener for all of them (control_plane/api/metrics.py)."""
     provider = tracer_provider or configure_tracing(settings.otel_exporter, "pixelflow-api")
     plugins: list = [JobSpecSchemaPlugin()]
     if provider is not None:
@@ -87,7 +87,7 @@ def create_app(
         route_handlers=handlers,
         lifespan=[lifespan],
         dependencies={
-            "services": Provide(provide_deps, sync_to_thread=False),  # handlers: `services: ApiDepsDep`
+            "deps": Provide(provide_deps, sync_to_thread=False),  # handlers: `deps: ApiDepsDep`
             "principal": Provide(provide_principal),
         },
         exception_handlers={Exception: problem_response},

@@ -10,8 +10,8 @@ from arq.connections import ArqRedis
 from litestar.di import NamedDependency
 from psycopg_pool import AsyncConnectionPool
 
-from control_plane.devices import KnownDevices
-from control_plane.ratelimit import RateLimiter
+from control_plane.auth.devices import KnownDevices
+from control_plane.auth.ratelimit import RateLimiter
 from infra.db import open_pool
 from infra.queue import open_queue
 from infra.repo import ClientRepo, DeliveryRepo, JobRepo, TemplateRepo, UsageRepo, UserRepo
@@ -38,7 +38,7 @@ class ApiDeps:
     redeliveries_per_client: RateLimiter
     # Dashboard accounts. Sign-in attempts from unknown devices are limited per address (trying
     # many accounts), per account and address (guessing one password), and per account (guessing
-    # it from many addresses); from a known device, per device and account (control_plane/accounts.py).
+    # it from many addresses); from a known device, per device and account (control_plane/dashboard/accounts.py).
     # Sign-ups per address.
     users: UserRepo
     devices: KnownDevices
@@ -86,5 +86,5 @@ async def open_deps(settings: Settings) -> AsyncIterator[ApiDeps]:
         )
 
 
-# Handlers take the bag as a parameter named ``services`` (the key app.py provides it under).
+# Handlers take the bag as a parameter named ``deps`` (the key app.py provides it under).
 ApiDepsDep = NamedDependency[ApiDeps]

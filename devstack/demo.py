@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from devstack.servers import ROOT, PostgresServer, RedisServer, free_port, stop_process
+from devstack.backing_services import ROOT, PostgresServer, RedisServer, free_port, stop_process
 
 __all__ = ["DEFAULT_PORT", "DemoError", "create_client_with_key", "run_demo_stack"]
 

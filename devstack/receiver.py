@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from devstack.servers import free_port
+from devstack.backing_services import free_port
 
 __all__ = ["Received", "WebhookReceiver", "main"]
 

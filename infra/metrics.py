@@ -33,7 +33,7 @@ JOB_DURATION = Histogram(
 )
 QUEUE_WAIT = Histogram("pixelflow_queue_wait_seconds", "From queued to picked up by a worker", buckets=_SECONDS)
 # Gauges say how values from several processes combine in prometheus_client's multiprocess mode
-# (control_plane/metrics.py): every worker measures the same queue, so the latest reading wins;
+# (control_plane/api/metrics.py): every worker measures the same queue, so the latest reading wins;
 # engine memory is per process, and a dead process's slots must drop out.
 QUEUE_DEPTH = Gauge(
     "pixelflow_queue_depth",

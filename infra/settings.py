@@ -73,7 +73,7 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     api_metrics_host: str = "127.0.0.1"
     metrics_token: str | None = None  # unset: no /metrics on the API port
     # reverse proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For, Forwarded and
-    # X-Forwarded-Proto are believed (control_plane/peers.py); from any other peer they are ignored.
+    # X-Forwarded-Proto are believed (control_plane/auth/peers.py); from any other peer they are ignored.
     # Empty: none, so every per-address limit counts the TCP peer
     trusted_proxies: str = ""
     # HTTP API

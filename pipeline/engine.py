@@ -26,7 +26,7 @@ from pipeline.encode import Encoded, encode, resolve_format
 from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, PipelineError
 from pipeline.geometry import IDENTITY, Affine
 from pipeline.info import describe
-from pipeline.load import SourceInfo, decode, drop_opaque_alpha, probe
+from pipeline.load import SourceHeader, decode, drop_opaque_alpha, probe
 from pipeline.ops import AssetResolver, OpContext, apply_step
 from pipeline.vips import configure_vips, drop_cached_images, in_memory
 
@@ -51,7 +51,7 @@ class VariantOutput:
 
 @dataclass(frozen=True, slots=True)
 class JobOutput:
-    source: SourceInfo
+    source: SourceHeader
     plan: Plan
     variants: tuple[VariantOutput, ...]
     details: SourceDetails | None = None  # the spec's `info`, when it asks

@@ -20,7 +20,7 @@ from pipeline.sniff import SNIFF_BYTES, SourceFormat, sniff
 from pipeline.svg import check_svg
 from pipeline.vips import load_bytes, thumbnail_bytes
 
-__all__ = ["SourceInfo", "decode", "drop_opaque_alpha", "probe"]
+__all__ = ["SourceHeader", "decode", "drop_opaque_alpha", "probe"]
 
 _HUGE = 10_000_000  # "no bound" for the side thumbnail does not anchor on
 # How bad loader trouble must be to fail the job. `error` covers data that simply stops (libvips
@@ -34,7 +34,7 @@ _FAIL_ON = {"jpeg": "warning"}
 
 
 @dataclass(frozen=True, slots=True)
-class SourceInfo:
+class SourceHeader:
     format: SourceFormat
     width: int  # as displayed: after EXIF orientation when auto-orient is on
     height: int
@@ -43,7 +43,7 @@ class SourceInfo:
     bytes: int
 
 
-def probe(data: bytes, limits: Limits, *, auto_orient: bool = True) -> SourceInfo:
+def probe(data: bytes, limits: Limits, *, auto_orient: bool = True) -> SourceHeader:
     """Identify the image and check every limit from its header alone: no pixel is decoded."""
     if len(data) > limits.max_source_bytes:
         raise ImageTooLarge(f"source is {len(data)} bytes; the limit is {limits.max_source_bytes}")
@@ -71,7 +71,7 @@ def probe(data: bytes, limits: Limits, *, auto_orient: bool = True) -> SourceInf
         raise ImageTooLarge(f"source has {pages} frames; the limit is {limits.max_frames}")
     if auto_orient and orientation >= 5:
         width, height = height, width
-    return SourceInfo(fmt, width, height, pages, orientation, len(data))
+    return SourceHeader(fmt, width, height, pages, orientation, len(data))
 
 
 def decode(data: bytes, plan: Plan, *, auto_orient: bool) -> pyvips.Image:

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from devstack.servers import free_port, wait_for
+from devstack.backing_services import free_port, wait_for
 from tests.integration.conftest import PIXELFLOW, ROOT, Stack
 
 pytestmark = pytest.mark.integration

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devstack.backing_services import free_port, wait_for
 from devstack.imagegen import encode, photo
 from devstack.receiver import WebhookReceiver
-from devstack.servers import free_port, wait_for
 from tests.deploy.manifests import expressions, metric_names, one, pod_spec
 from tests.integration.conftest import Stack, WorkerProcess, make_tenant, wait_status
 from tests.integration.test_flow import create_and_upload, spec

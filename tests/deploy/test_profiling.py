@@ -33,12 +33,12 @@ def test_py_spy_dumps_and_records_a_running_api_and_worker(stack: Stack, tmp_pat
     try:
         assert api.proc is not None and worker.proc is not None
         dump = _py_spy("dump", "--pid", str(api.proc.pid)).stdout
-        assert "cmd_api (cli/servers.py" in dump, dump
+        assert "cmd_api (cli/operations.py" in dump, dump
         profile = tmp_path / "api.speedscope.json"
         _py_spy("record", "--pid", str(api.proc.pid), "--duration", "2", "--format", "speedscope", "-o", str(profile))
         assert json.loads(profile.read_text())["$schema"].startswith("https://www.speedscope.app/")
         dump = _py_spy("dump", "--subprocesses", "--pid", str(worker.proc.pid)).stdout
-        assert "cmd_worker (cli/servers.py" in dump, dump
+        assert "cmd_worker (cli/operations.py" in dump, dump
         assert "_child_main (pipeline/sandbox.py" in dump, dump  # --subprocesses reaches the engine children
     finally:
         worker.stop()

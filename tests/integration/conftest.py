@@ -23,9 +23,9 @@ import httpx
 import pytest
 import uvicorn
 
+from devstack.backing_services import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 from devstack.demo import create_client_with_key
 from devstack.receiver import WebhookReceiver
-from devstack.servers import LocalStackS3, PostgresServer, RedisServer, free_port, wait_for
 from infra.db import migrate
 from infra.settings import Settings, load_settings
 
@@ -107,7 +107,7 @@ class ApiServer:
         from control_plane.app import create_app
 
         app = create_app(settings, **app_options)  # type: ignore[arg-type]
-        # as `pixelflow api` runs (control_plane/server.py): forwarding headers are the app's to judge
+        # as `pixelflow api` runs (control_plane/uvicorn_config.py): forwarding headers are the app's to judge
         config = uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", proxy_headers=False
         )

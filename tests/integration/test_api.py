@@ -10,8 +10,8 @@ from datetime import timedelta
 import httpx
 import pytest
 
+from devstack.backing_services import free_port
 from devstack.imagegen import encode, photo
-from devstack.servers import free_port
 from tests.engine.test_hostile import png_header_only
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
 from tests.integration.test_flow import create_and_upload, spec

@@ -10,9 +10,9 @@ import uuid
 import pytest
 from minio import Minio
 
+from devstack.backing_services import free_port
 from devstack.imagegen import encode, photo
 from devstack.receiver import WebhookReceiver
-from devstack.servers import free_port
 from infra.objects import OUTPUT_CACHE_CONTROL, output_key, source_key
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
 from tests.integration.test_flow import create_and_upload, spec

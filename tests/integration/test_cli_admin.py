@@ -16,7 +16,7 @@ import httpx
 import psycopg
 import pytest
 
-from devstack.servers import free_port
+from devstack.backing_services import free_port
 from tests.integration.conftest import PIXELFLOW, ApiServer, Stack
 
 pytestmark = pytest.mark.integration

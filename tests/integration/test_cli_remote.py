@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import pyvips
 
+from devstack.backing_services import free_port
 from devstack.imagegen import encode, photo
-from devstack.servers import free_port
 from tests.integration.conftest import PIXELFLOW, ROOT, ApiServer, Tenant, WorkerProcess
 
 pytestmark = pytest.mark.integration

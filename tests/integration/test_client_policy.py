@@ -9,8 +9,8 @@ import uuid
 import httpx
 import pytest
 
+from devstack.backing_services import free_port
 from devstack.imagegen import encode, photo
-from devstack.servers import free_port
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
 from tests.integration.test_cli_admin import cli_json
 from tests.integration.test_flow import create_and_upload, spec

@@ -15,10 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from devstack.backing_services import free_port, stop_process, wait_for
 from devstack.demo import create_client_with_key
 from devstack.imagegen import encode, photo
 from devstack.receiver import WebhookReceiver
-from devstack.servers import free_port, stop_process, wait_for
 from infra.webhooks import verify
 from tests.integration.conftest import PIXELFLOW, ROOT, Stack
 from tests.unit.test_compose import SERVICES, _env

@@ -14,9 +14,9 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
+from devstack.backing_services import free_port
 from devstack.imagegen import encode, photo
 from devstack.receiver import WebhookReceiver
-from devstack.servers import free_port
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
 from tests.integration.test_webhooks import deliveries
 

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from minio import Minio
 
+from devstack.backing_services import free_port
 from devstack.imagegen import encode, photo
 from devstack.receiver import WebhookReceiver
-from devstack.servers import free_port
 from infra.db import open_pool
 from infra.repo._sql import fetch_all, fetch_one
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status

@@ -10,8 +10,8 @@ import httpx
 import pytest
 import pyvips
 
+from devstack.backing_services import free_port
 from devstack.imagegen import encode, photo
-from devstack.servers import free_port
 from tests.integration.conftest import ApiServer, Stack, WorkerProcess, make_tenant, wait_status
 from tests.integration.test_flow import spec
 

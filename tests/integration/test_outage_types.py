@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from control_plane.ratelimit import RateLimiter
-from devstack.servers import RedisServer
+from control_plane.auth.ratelimit import RateLimiter
+from devstack.backing_services import RedisServer
 from infra.outages import TRANSIENT
 from infra.queue import dispatch_job, open_queue
 

@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
+from devstack.backing_services import free_port
 from devstack.imagegen import encode, photo
 from devstack.receiver import WebhookReceiver
-from devstack.servers import free_port
 from tests.integration.conftest import ApiServer, Stack, WorkerProcess, make_tenant, wait_status
 from tests.integration.test_flow import create_and_upload
 

@@ -18,8 +18,8 @@ from typing import Any
 import httpx
 import pytest
 
+from devstack.backing_services import free_port
 from devstack.imagegen import encode, photo
-from devstack.servers import free_port
 from infra.db import open_pool
 from infra.repo._sql import execute
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status

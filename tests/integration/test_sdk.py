@@ -22,9 +22,9 @@ from pixelflow_client import (
     verify,
 )
 
+from devstack.backing_services import free_port
 from devstack.imagegen import encode, photo
 from devstack.receiver import WebhookReceiver
-from devstack.servers import free_port
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant
 
 pytestmark = pytest.mark.integration

@@ -230,7 +230,7 @@ def test_the_migration_gives_earlier_failures_their_code(stack: Stack, monkeypat
     """0014 copies the error code of jobs that failed before it into their usage rows, so the
     report's failures by code cover them; what they spent stays as 0008 counted it."""
     import infra.db as db
-    from devstack.servers import PostgresServer
+    from devstack.backing_services import PostgresServer
 
     every = db._migrations()
     pg = PostgresServer(stack.workdir / "pg-0014")

@@ -12,9 +12,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from data_plane.deps import open_deps
 from data_plane.worker import build_workers
+from devstack.backing_services import free_port
 from devstack.imagegen import encode, photo
 from devstack.receiver import WebhookReceiver
-from devstack.servers import free_port
 from infra.telemetry import configure_tracing
 from tests.integration.conftest import ApiServer, Stack, make_tenant
 from tests.integration.test_flow import create_and_upload, spec

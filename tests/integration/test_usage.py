@@ -17,9 +17,9 @@ import httpx
 import pytest
 from pixelflow_client import Client, QuotaExceeded
 
+from devstack.backing_services import free_port
 from devstack.imagegen import encode, photo
 from devstack.receiver import WebhookReceiver
-from devstack.servers import free_port
 from infra.objects import output_key
 from infra.policy import quota_resets_in
 from infra.storage import open_store
@@ -280,7 +280,7 @@ def test_the_migration_fills_usage_from_the_jobs_before_it(stack: Stack, monkeyp
     import psycopg
 
     import infra.db as db
-    from devstack.servers import PostgresServer
+    from devstack.backing_services import PostgresServer
 
     every = db._migrations()
     pg = PostgresServer(stack.workdir / "pg-0008")

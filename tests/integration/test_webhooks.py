@@ -73,7 +73,7 @@ async def test_410_gone_disables_the_endpoint(tenant: Tenant, worker: WorkerProc
 
 
 async def test_unreachable_receiver_fails_delivery_not_the_job(tenant: Tenant, worker: WorkerProcess) -> None:
-    from devstack.servers import free_port
+    from devstack.backing_services import free_port
 
     job = await run_job(tenant, f"http://127.0.0.1:{free_port()}/nobody-home")
     assert job["status"] == "succeeded"

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from devstack.servers import free_port, wait_for
+from devstack.backing_services import free_port, wait_for
 from tests.integration.conftest import PIXELFLOW, ROOT, Stack
 
 # Every hostile request the group sends, with the status it got: one test asserts that none of

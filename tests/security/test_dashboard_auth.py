@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from devstack.servers import free_port
+from devstack.backing_services import free_port
 from infra.db import open_pool
 from infra.passwords import hash_password
 from infra.repo import ClientRepo, UserRepo

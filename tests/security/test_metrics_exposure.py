@@ -7,7 +7,7 @@ import httpx
 import pytest
 from prometheus_client import generate_latest
 
-from devstack.servers import free_port
+from devstack.backing_services import free_port
 from tests.integration.conftest import ApiServer, Stack, make_tenant
 from tests.integration.test_flow import spec
 from tests.security.conftest import ApiProcess, record

@@ -210,7 +210,7 @@ REFUSED_AT_CREATION = [
 
 
 async def test_internal_urls_are_refused_at_creation(stack: Stack) -> None:
-    from devstack.servers import free_port
+    from devstack.backing_services import free_port
 
     server = ApiServer(stack.settings(url_sources_allow_private=False), free_port()).start()
     try:

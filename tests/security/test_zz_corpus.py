@@ -7,7 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from devstack.servers import free_port
+from devstack.backing_services import free_port
 from tests.integration.conftest import ApiServer, Stack, Tenant, make_tenant
 from tests.integration.test_flow import spec
 from tests.security.conftest import CORPUS, record

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from control_plane.app import create_app
-from control_plane.pages import PAGES, STATIC, page_response
+from control_plane.dashboard.pages import PAGES, STATIC, page_response
 from infra.logs import scrub
 from infra.passwords import hash_password, password_problem, verify
 from infra.settings import SettingsError, load_settings
 
-PAGES_DIR = Path(__file__).resolve().parents[2] / "control_plane" / "pages"
+PAGES_DIR = Path(__file__).resolve().parents[2] / "control_plane" / "dashboard" / "pages"
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ def test_every_page_has_markup_and_the_frame_carries_token_nav_and_policy() -> N
 
 
 def test_the_dashboard_loads_nothing_from_elsewhere() -> None:
-    """No CDN, no web font, no inline script: every asset is a file served from static/dashboard."""
+    """No CDN, no web font, no inline script: every asset is a file served from dashboard/static."""
     for path in [*STATIC.iterdir(), *PAGES_DIR.iterdir()]:
         text = path.read_text()
         assert not re.search(r"(?:src|href)\s*=\s*[\"'](?:https?:)?//", text), path
@@ -101,7 +101,7 @@ def test_dashboard_routes_stay_out_of_the_openapi_document() -> None:
 def test_the_pages_script_and_styles_ship_in_the_package() -> None:
     import tomllib
 
-    package = PAGES_DIR.parent
+    package = PAGES_DIR.parents[1]
     patterns = tomllib.loads((package.parent / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     shipped = {path for pattern in patterns["control_plane"] for path in package.glob(pattern)}
     needed = {*PAGES_DIR.iterdir(), *STATIC.iterdir()}

@@ -216,13 +216,13 @@ def test_a_webhook_body_matches_its_schema(document: dict[str, Any]) -> None:
 def test_the_docs_page_assets_ship_in_the_package() -> None:
     import tomllib
 
-    from control_plane.docs import REDOC_VERSION
+    from control_plane.api.docs import REDOC_VERSION
 
     package = ROOT / "control_plane"
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     shipped = {path for pattern in patterns["control_plane"] for path in package.glob(pattern)}
-    assets = {path for path in (package / "static").rglob("*") if path.is_file()}
+    assets = {path for path in (package / "api" / "redoc").rglob("*") if path.is_file()}
     assert assets and assets <= shipped
-    bundle = package / "static" / "redoc" / "redoc.standalone.js"
+    bundle = package / "api" / "redoc" / "redoc.standalone.js"
     assert f'Version: "{REDOC_VERSION}"' in (bundle.parent / "redoc.standalone.js.LICENSE.txt").read_text()
     assert "MIT License" in (bundle.parent / "LICENSE").read_text()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from control_plane.peers import address_bucket, forwarded_client
+from control_plane.auth.peers import address_bucket, forwarded_client
 from infra.settings import SettingsError, load_settings
 
 PROXIES = load_settings({"PIXELFLOW_TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8, fd00::/8"}).trusted_proxy_networks

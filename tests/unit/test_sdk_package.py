@@ -33,7 +33,7 @@ def test_the_sdk_reads_every_field_the_api_writes() -> None:
     import msgspec
     from pixelflow_client.models import Job
 
-    from control_plane.views import JobView
+    from control_plane.api.views import JobView
     from infra.events import PublicVariant
     from pipeline.details import Camera, Location, SourceDetails
 

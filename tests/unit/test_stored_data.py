@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from control_plane.template_diff import diff_versions
+from control_plane.templates.diff import diff_versions
 from infra.objects import output_key
 from infra.output_keys import check_output_key_template
 from infra.repo import TemplateVersion

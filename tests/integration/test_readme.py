@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.servers import free_port
+from devstack.backing_services import free_port
 from tests.integration.conftest import ROOT, Tenant, WorkerProcess
 
 pytestmark = pytest.mark.integration

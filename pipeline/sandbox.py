@@ -544,8 +544,8 @@ def _run(
             exc = _out_of_memory(config, detail=exc.detail)
         return _Reply(error=_Failure(exc.code, exc.public, exc.detail, stages))
     except MemoryError:
-        exc = _out_of_memory(config)
-        return _Reply(error=_Failure(exc.code, exc.public, None, stages))
+        oom = _out_of_memory(config)
+        return _Reply(error=_Failure(oom.code, oom.public, None, stages))
     except Exception:
         err = InternalError("the image engine failed unexpectedly")
         return _Reply(error=_Failure(err.code, err.public, traceback.format_exc(), stages))

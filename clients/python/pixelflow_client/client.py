@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -177,7 +178,7 @@ class Client:
     def cancel(self, job_id: JobId) -> Job:
         return self._send(calls.cancel(job_id))
 
-    def deliveries(self, job_id: JobId) -> list[Delivery]:
+    def deliveries(self, job_id: JobId) -> builtins.list[Delivery]:  # `list` here is the method above
         return self._send(calls.deliveries(job_id))
 
     def redeliver(self, job_id: JobId) -> Delivery:
@@ -334,7 +335,7 @@ class AsyncClient:
     async def cancel(self, job_id: JobId) -> Job:
         return await self._send(calls.cancel(job_id))
 
-    async def deliveries(self, job_id: JobId) -> list[Delivery]:
+    async def deliveries(self, job_id: JobId) -> builtins.list[Delivery]:  # `list` here is the method above
         return await self._send(calls.deliveries(job_id))
 
     async def redeliver(self, job_id: JobId) -> Delivery:

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -31,6 +31,7 @@ from pixelflow_client.models import (
 __all__ = ["AsyncClient", "Client"]
 
 JobId = uuid.UUID | str
+T = TypeVar("T")
 _RETRYABLE = (RateLimited, Unavailable)
 
 
@@ -81,7 +82,7 @@ class Client:
         self._http.close()
         self._storage.close()
 
-    def _send(self, call: Call) -> Any:
+    def _send(self, call: Call[T]) -> T:
         for attempt in range(self.max_retries + 1):
             response = self._http.request(
                 call.method, call.path, json=call.json, params=call.params, headers=call.headers
@@ -242,7 +243,7 @@ class AsyncClient:
         await self._http.aclose()
         await self._storage.aclose()
 
-    async def _send(self, call: Call) -> Any:
+    async def _send(self, call: Call[T]) -> T:
         for attempt in range(self.max_retries + 1):
             response = await self._http.request(
                 call.method, call.path, json=call.json, params=call.params, headers=call.headers

@@ -376,9 +376,10 @@ class Sandbox:
             self.kill(_DEADLINE)
         else:
             self._stuck = True
+            pid = self.pid
             with contextlib.suppress(ProcessLookupError):
-                if self.pid is not None:
-                    os.kill(self.pid, signal.SIGKILL)
+                if pid is not None:
+                    os.kill(pid, signal.SIGKILL)
         return False
 
     def _after_death(self, timeout: float) -> BaseException | str:

@@ -183,7 +183,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(one, source, folder) for source, folder in pairs]
+            # the pairs of files alone (no URLs given): Path() only says so to the type checker
+            futures = [pool.submit(one, Path(source), folder) for source, folder in pairs]
             for done, fut in enumerate(as_completed(futures), 1):
                 _report(fut.result(), done, total, args.json)
     finally:

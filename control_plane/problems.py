@@ -141,7 +141,7 @@ class Unprocessable(ApiError):
 
 class TooManyRequests(ApiError):
     status, code, title = 429, "rate_limited", "Too many requests"
-    headers_sent = ("Retry-After",)
+    headers_sent: ClassVar[tuple[str, ...]] = ("Retry-After",)
 
 
 class RateLimited(TooManyRequests):

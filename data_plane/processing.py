@@ -323,7 +323,7 @@ async def _over_quota(
 async def fail_job(
     deps: WorkerDeps,
     job: Job,
-    dispatch: uuid.UUID,
+    dispatch: uuid.UUID | None,
     code: str,
     message: str,
     *,

@@ -31,7 +31,7 @@ async def sweep_jobs(ctx: dict[str, Any]) -> int:
     for job in await deps.jobs.lapsed(settings.queue_name):
         if job.attempts >= settings.job_max_tries:
             message = f"the worker running this job stopped responding {job.attempts} times"
-            outcome = await fail_job(deps, job, job.dispatch, Reason.WORKER_LOST, message)  # type: ignore[arg-type]
+            outcome = await fail_job(deps, job, job.dispatch, Reason.WORKER_LOST, message)
             log.error("job failed: worker lost", extra={"job_id": str(job.id), "attempts": job.attempts})
             swept += outcome.status == "failed"
         elif await hand_back(deps, job, job.dispatch, job.trace_context):

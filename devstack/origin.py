@@ -94,7 +94,7 @@ class Origin:
         elif "content_length" not in names:
             h.send_header("Content-Length", str(len(route.body)))
         h.end_headers()
-        write: Callable[[bytes], None] = (
+        write: Callable[[bytes], object] = (
             (lambda data: h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))) if chunked else h.wfile.write
         )
         try:

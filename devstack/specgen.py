@@ -151,7 +151,7 @@ def _heic(image: pyvips.Image) -> bytes:
 def _jxl(image: pyvips.Image) -> bytes:
     import imagecodecs
 
-    return imagecodecs.jpegxl_encode(image.numpy(), level=85, effort=3)
+    return bytes(imagecodecs.jpegxl_encode(image.numpy(), level=85, effort=3))
 
 
 def assets(seed: int = 1) -> dict[str, bytes]:

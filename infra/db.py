@@ -87,7 +87,7 @@ def migrate(url: str) -> list[str]:
                 if name in applied:
                     continue
                 with conn.transaction():
-                    conn.execute(sql)  # type: ignore[arg-type] - our own files, not user input
+                    conn.execute(sql)  # our own files, not user input
                     conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
                 done.append(name)
         finally:

@@ -111,7 +111,7 @@ def non_public_reason(ip: IP) -> str | None:
         if inner is not None:
             reason = non_public_reason(inner)
             return f"{reason} (embedded in {ip})" if reason else None
-        table: Iterable = _V6_BLOCKED
+        table = _V6_BLOCKED
     else:
         table = _V4_BLOCKED
     for net, reason in table:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import msgspec
 import pyvips
 
-from pipeline.dsl.steps import FocalPoint, Step, is_smart
+from pipeline.dsl.steps import Crop, FocalPoint, Resize, Step, is_smart
 from pipeline.geometry import crop_box, resize_plan
 
 __all__ = ["first_frame", "frame_count", "frame_size", "is_animated", "per_frame"]
@@ -66,11 +66,12 @@ def _gravity_of_first_frame(step: Step, frame: pyvips.Image) -> Step:
     gravity = getattr(step, "gravity", None)
     if not is_smart(gravity):
         return step
-    if step.__struct_config__.tag == "crop":  # type: ignore[union-attr]
-        box = crop_box(step, frame.width, frame.height)  # type: ignore[arg-type]
+    if isinstance(step, Crop):
+        box = crop_box(step, frame.width, frame.height)
         size = (box.width, box.height)
     else:  # resize, cover: the box in the frame's own scale
-        plan = resize_plan(step, frame.width, frame.height)  # type: ignore[arg-type]
+        assert isinstance(step, Resize)  # the only other step a smart gravity is valid on
+        plan = resize_plan(step, frame.width, frame.height)
         size = (
             max(1, min(frame.width, round(plan.final[0] / plan.scale_x))),
             max(1, min(frame.height, round(plan.final[1] / plan.scale_y))),
@@ -78,4 +79,4 @@ def _gravity_of_first_frame(step: Step, frame: pyvips.Image) -> Step:
     _, found = frame.smartcrop(*size, interesting=gravity, attention_x=True, attention_y=True)
     # a point of this frame, not of the source: the ops read it with an identity placement
     point = FocalPoint(x=found["attention_x"] / frame.width, y=found["attention_y"] / frame.height)
-    return msgspec.structs.replace(step, gravity=point)  # type: ignore[type-var]
+    return msgspec.structs.replace(step, gravity=point)

@@ -237,7 +237,7 @@ def plan_issues(
             else:
                 first_with[key] = v.id
 
-    sizes: dict[str | None, tuple[int, int] | None] = {None: decode}
+    sizes: dict[str | None, tuple[int, int]] = {None: decode}
     # A shrunk decode stands for the full-resolution source: resizes size their output from it
     # (as sharp and libvips' thumbnail do), so outputs do not depend on the decode's rounding.
     logical = (width, height) if decode != (width, height) else None
@@ -247,7 +247,9 @@ def plan_issues(
         followed = _follow(v, at, sizes[v.from_], limits, issues, logical=logical if v.from_ is None else None)
         if followed is None:
             return None, tuple(issues)
-        (w, h), work = followed
+        size, work = followed
+        assert size is not None  # from a known size, every step's output size is known
+        w, h = size
         sizes[v.id] = (w, h)
         fmt = output_format(v, source_format)
         encoding = _encode_cost(v, fmt, (w, h))

@@ -21,7 +21,7 @@ from pipeline.compile import Plan, PlanNode, check_output_size, compile_plan, th
 from pipeline.details import SourceDetails
 from pipeline.dsl.job import JobSpec
 from pipeline.dsl.limits import Limits
-from pipeline.dsl.steps import is_smart
+from pipeline.dsl.steps import Step, is_smart
 from pipeline.encode import Encoded, encode, resolve_format
 from pipeline.errors import CorruptImage, DeadlineExceeded, InvalidOperation, PipelineError
 from pipeline.geometry import IDENTITY, Affine
@@ -130,12 +130,12 @@ def _process(
             source = _evaluate(held.materialize, source, deadline=deadline, what="decoding the source")
             source = drop_opaque_alpha(source)
     details = None
-    if spec.info is not None:
+    if (request := spec.info) is not None:
         with observe("pipeline.info", {}):
             details = _evaluate(
                 lambda image: describe(
                     data, fmt=info.format, width=info.width, height=info.height, orientation=info.orientation,
-                    frames=info.pages, source=image, request=spec.info,
+                    frames=info.pages, source=image, request=request,
                 ),
                 source, deadline=deadline, what="describing the source",
             )  # fmt: skip
@@ -208,13 +208,13 @@ def _run_steps(
     return image, placement
 
 
-def _apply(image: pyvips.Image, step: object, ctx: OpContext) -> pyvips.Image:
+def _apply(image: pyvips.Image, step: Step, ctx: OpContext) -> pyvips.Image:
     try:
         if is_animated(image):
             # a smart gravity becomes a point of the first frame: read as such, not via the source
             frame_ctx = replace(ctx, placement=IDENTITY) if is_smart(getattr(step, "gravity", None)) else ctx
-            return per_frame(image, step, lambda frame, s: apply_step(frame, s, frame_ctx))  # type: ignore[arg-type]
-        return apply_step(image, step, ctx)  # type: ignore[arg-type]
+            return per_frame(image, step, lambda frame, s: apply_step(frame, s, frame_ctx))
+        return apply_step(image, step, ctx)
     except PipelineError:
         raise
     except pyvips.Error as exc:

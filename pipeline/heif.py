@@ -12,11 +12,15 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyvips
 
 from pipeline.errors import CorruptImage, ImageTooLarge
+
+if TYPE_CHECKING:
+    import pi_heif
 
 __all__ = ["HeifHeader", "decode_heif", "heif_header"]
 
@@ -30,7 +34,7 @@ class HeifHeader:
     images: int  # top-level images in the file; only the primary one is processed
 
 
-def _open(data: bytes):  # -> pi_heif.HeifFile
+def _open(data: bytes) -> pi_heif.HeifFile:
     import pi_heif  # imported on first use: most jobs never see a HEIC
 
     try:

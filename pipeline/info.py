@@ -46,7 +46,9 @@ def describe(
         blur = blurhash(np.repeat(tiny_px[..., :1], 3, axis=2) if tiny_px.shape[2] < 3 else tiny_px[..., :3])
     if "thumbhash" in request.placeholders:
         thumb = thumbhash(rgba if rgba.shape[2] == 4 else rgba[..., :3])
-    profile = _profile_name(header.get("icc-profile-data")) if "icc-profile-data" in fields else None
+    profile = (
+        _profile_name(header.get("icc-profile-data")) if header is not None and "icc-profile-data" in fields else None
+    )
     return SourceDetails(
         format=fmt,
         width=width,

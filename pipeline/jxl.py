@@ -12,6 +12,7 @@ the colour profile), which holds for the sRGB JPEG XL files cameras and encoders
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import pyvips
 
@@ -120,7 +121,7 @@ def decode_jxl(data: bytes) -> tuple[pyvips.Image | None, bytes | None]:
 
     try:
         if wraps_jpeg(data):
-            return None, imagecodecs.jpegxl_decode_jpeg(data, numthreads=1)
+            return None, cast(bytes, imagecodecs.jpegxl_decode_jpeg(data, numthreads=1))  # bytearray only with out=
         # one thread: a worker runs one job per core
         # the first frame: an animation's frames would come as one more array dimension
         pixels = imagecodecs.jpegxl_decode(data, index=0, numthreads=1)
@@ -145,5 +146,7 @@ def encode_jxl(image: pyvips.Image, *, quality: int | None, effort: int, lossles
     if image.bands == 1:
         pixels = pixels[..., 0]  # imagecodecs reads rows x columns as grey
     if lossless:
-        return imagecodecs.jpegxl_encode(pixels, lossless=True, effort=effort, numthreads=1)
-    return imagecodecs.jpegxl_encode(pixels, level=quality, effort=effort, numthreads=1)
+        encoded = imagecodecs.jpegxl_encode(pixels, lossless=True, effort=effort, numthreads=1)
+    else:
+        encoded = imagecodecs.jpegxl_encode(pixels, level=quality, effort=effort, numthreads=1)
+    return cast(bytes, encoded)  # a bytearray only into an out= buffer

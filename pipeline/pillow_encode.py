@@ -108,7 +108,7 @@ def _animated_webp(image: pyvips.Image, mode: str, raw: bytes, *, quality: int, 
     pixels = memoryview(raw)
     step = width * height * len(mode)
     frames = [
-        Image.frombuffer(mode, (width, height), pixels[i * step : (i + 1) * step], "raw", mode, 0, 1)
+        Image.frombuffer(mode, (width, height), pixels[i * step : (i + 1) * step], "raw", mode, 0, 1)  # type: ignore[arg-type]  # any buffer; the stubs say bytes
         for i in range(count)
     ]
     fields = image.get_fields()

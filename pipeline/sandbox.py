@@ -277,11 +277,11 @@ class Sandbox:
         """Stop the running job now (SIGKILL). False if nothing was running."""
         with self._lock:
             proc = self._proc
-            if proc is None or not self._busy or self._kill_reason is not None:
+            if proc is None or proc.pid is None or not self._busy or self._kill_reason is not None:
                 return False
             self._kill_reason = reason
         with contextlib.suppress(ProcessLookupError):
-            os.kill(proc.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            os.kill(proc.pid, signal.SIGKILL)
         return True
 
     def close(self) -> None:
@@ -291,7 +291,9 @@ class Sandbox:
     def _attempt(self, request: EngineRequest, deadline: float, timeout: float) -> EngineResult:
         """One run on the current child (started if need be); raises ``_Died`` if it dies by itself."""
         if self._kill_reason is not None:  # canceled while the child that died was being replaced
-            raise self._after_death(timeout)  # type: ignore[misc]  # a kill's reason: never a crash
+            error = self._after_death(timeout)
+            assert not isinstance(error, str)  # a kill's reason: never a crash
+            raise error
         with self._lock:
             self.start()
         pid, cpu_before = self.pid, _cpu_seconds(self.pid)
@@ -303,7 +305,7 @@ class Sandbox:
             error = self._after_death(timeout)
             if isinstance(error, str):
                 raise _Died(_Crash(error, stage, cpu))
-            error.cpu_seconds = cpu  # type: ignore[attr-defined]
+            error.cpu_seconds = cpu  # type: ignore[attr-defined]  # any error raised here carries its run's CPU
             raise error
         reply = _decode_reply(frame)
         self._jobs += 1
@@ -313,7 +315,7 @@ class Sandbox:
         if reply.error is not None:
             error = rebuild_error(reply.error.code, reply.error.public, reply.error.detail)
             error.stages = reply.error.stages  # type: ignore[attr-defined]  # traced by the caller too
-            error.cpu_seconds = reply.cpu_seconds  # type: ignore[attr-defined]
+            error.cpu_seconds = reply.cpu_seconds  # type: ignore[attr-defined]  # as above
             raise error
         assert reply.ok is not None
         return msgspec.structs.replace(reply.ok, cpu_seconds=reply.cpu_seconds)
@@ -374,8 +376,10 @@ class Sandbox:
             self.kill(_DEADLINE)
         else:
             self._stuck = True
-            with contextlib.suppress(ProcessLookupError, TypeError):
-                os.kill(self.pid, signal.SIGKILL)  # type: ignore[arg-type]
+            pid = self.pid
+            with contextlib.suppress(ProcessLookupError):
+                if pid is not None:
+                    os.kill(pid, signal.SIGKILL)
         return False
 
     def _after_death(self, timeout: float) -> BaseException | str:
@@ -443,7 +447,7 @@ def _cpu_of(crashes: list[_Crash]) -> float:
 
 def _with_cpu(error: BaseException, crashes: list[_Crash]) -> BaseException:
     """``error`` (the last run's outcome) charged for the runs whose child died before it too."""
-    error.cpu_seconds = getattr(error, "cpu_seconds", 0.0) + _cpu_of(crashes)  # type: ignore[attr-defined]
+    error.cpu_seconds = getattr(error, "cpu_seconds", 0.0) + _cpu_of(crashes)  # type: ignore[attr-defined]  # see _attempt
     return error
 
 
@@ -544,8 +548,8 @@ def _run(
             exc = _out_of_memory(config, detail=exc.detail)
         return _Reply(error=_Failure(exc.code, exc.public, exc.detail, stages))
     except MemoryError:
-        exc = _out_of_memory(config)
-        return _Reply(error=_Failure(exc.code, exc.public, None, stages))
+        oom = _out_of_memory(config)
+        return _Reply(error=_Failure(oom.code, oom.public, None, stages))
     except Exception:
         err = InternalError("the image engine failed unexpectedly")
         return _Reply(error=_Failure(err.code, err.public, traceback.format_exc(), stages))

@@ -102,7 +102,7 @@ def _parse(data: bytes) -> ET.Element:
                     raise ImageTooLarge(f"the SVG has more than {MAX_ELEMENTS} elements")
             else:
                 depth -= 1
-        return events.root  # type: ignore[attr-defined]
+        return events.root  # type: ignore[attr-defined]  # set once parsing ends; typeshed lacks it
     except ET.ParseError as exc:
         raise CorruptImage("the SVG is not well-formed XML", detail=str(exc)) from None
 

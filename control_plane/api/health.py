@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 import msgspec
 from litestar import Response, get
@@ -24,9 +25,9 @@ async def healthz() -> Health:
     return Health("ok")
 
 
-async def _check(name: str, coro: object) -> tuple[str, str]:
+async def _check(name: str, coro: Awaitable[object]) -> tuple[str, str]:
     try:
-        await asyncio.wait_for(coro, timeout=2.0)  # type: ignore[arg-type]
+        await asyncio.wait_for(coro, timeout=2.0)
     except Exception as exc:
         return name, f"error: {type(exc).__name__}"
     return name, "ok"

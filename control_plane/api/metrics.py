@@ -27,7 +27,7 @@ from typing import Any
 from litestar import Response, get
 from litestar.connection import ASGIConnection
 from litestar.plugins.prometheus import PrometheusController
-from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from control_plane.api.openapi import METRICS_TOKEN, doc
@@ -86,8 +86,9 @@ def _listening(settings: Settings, registry: CollectorRegistry | None = None) ->
     if not settings.api_metrics_port:
         yield
         return
-    extra = {} if registry is None else {"registry": registry}
-    server, thread = start_http_server(settings.api_metrics_port, addr=settings.api_metrics_host, **extra)
+    server, thread = start_http_server(
+        settings.api_metrics_port, addr=settings.api_metrics_host, registry=REGISTRY if registry is None else registry
+    )
     try:
         yield
     finally:

@@ -29,9 +29,11 @@ from litestar.openapi.spec import (
     Components,
     Encoding,
     Link,
+    OpenAPIFormat,
     OpenAPIHeader,
     OpenAPIMediaType,
     OpenAPIResponse,
+    OpenAPIType,
     Operation,
     Parameter,
     PathItem,
@@ -150,10 +152,10 @@ def _header(description: str, schema: Schema, *, required: bool = True) -> OpenA
     return OpenAPIHeader(description=description, schema=schema, required=required)
 
 
-_TEXT = Schema(type="string")  # type: ignore[arg-type]
+_TEXT = Schema(type=OpenAPIType.STRING)
 # Every response header the API sends, documented once (ratelimit.Decision.headers writes the two RateLimit ones).
 HEADERS: dict[str, OpenAPIHeader] = {
-    "Retry-After": _header("Seconds to wait before trying again.", Schema(type="integer", minimum=1)),  # type: ignore[arg-type]
+    "Retry-After": _header("Seconds to wait before trying again.", Schema(type=OpenAPIType.INTEGER, minimum=1)),
     "RateLimit-Policy": _header(
         'The limit: `"<name>";q=<burst>;w=<seconds to earn the burst back>` (draft-ietf-httpapi-ratelimit-headers).',
         _TEXT,
@@ -161,10 +163,12 @@ HEADERS: dict[str, OpenAPIHeader] = {
     "RateLimit": _header('What is left of it: `"<name>";r=<requests left>;t=<seconds until the full burst>`.', _TEXT),
     "WWW-Authenticate": _header("A `Bearer` challenge: send `Authorization: Bearer <key or token>`.", _TEXT),
     "Allow": _header("The methods this path accepts.", _TEXT),
-    "Location": _header("The variant's presigned download URL.", Schema(type="string", format="uri")),  # type: ignore[arg-type]
+    "Location": _header(
+        "The variant's presigned download URL.", Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.URI)
+    ),
     "Idempotent-Replayed": _header(
         "`true` when this `Idempotency-Key` created the job before (with the same spec): the stored job is returned.",
-        Schema(type="string", enum=["true"]),  # type: ignore[arg-type]
+        Schema(type=OpenAPIType.STRING, enum=["true"]),
         required=False,
     ),
 }
@@ -206,6 +210,8 @@ def openapi_config() -> OpenAPIConfig:
 def describe(app: Litestar) -> None:
     """Finish the app's document in place, before it is first served (Litestar caches it)."""
     document = app.openapi_schema
+    paths = document.paths
+    assert paths is not None  # Litestar lists every route's path
     schemas = document.components.schemas
     # The job spec and a template job share the source's struct: one component, listed once.
     spec_parts = _job_spec_components()
@@ -216,9 +222,9 @@ def describe(app: Litestar) -> None:
             continue
         for method, (handler, _) in route.route_handler_map.items():
             if handler.resolve_include_in_schema():
-                operation = getattr(document.paths[route.path_format], method.lower())
+                operation = getattr(paths[route.path_format], method.lower())
                 _describe_operation(operation, handler, schemas)
-    _link_jobs(document.paths)
+    _link_jobs(paths)
     document.webhooks = _webhooks()
 
 
@@ -283,7 +289,7 @@ def _describe_operation(operation: Operation, handler: HTTPRouteHandler, schemas
     if info.body:
         operation.request_body = RequestBody(
             required=True,
-            content={info.body: OpenAPIMediaType(schema=Schema(type="string", format="binary"))},  # type: ignore[arg-type]
+            content={info.body: OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY))},
         )
     responses = operation.responses or {}
     declared = {str(status) for status in handler.responses or {}}  # e.g. readyz's own 503 body
@@ -296,8 +302,8 @@ def _describe_operation(operation: Operation, handler: HTTPRouteHandler, schemas
     for status, errors in sorted(by_status.items()):
         if str(status) not in declared:
             responses[str(status)] = _problem_response(errors)
-    for status, response in responses.items():
-        if status.startswith(("2", "3")) and isinstance(response, OpenAPIResponse):
+    for key, response in responses.items():
+        if key.startswith(("2", "3")) and isinstance(response, OpenAPIResponse):
             _success(response, info)
     operation.responses = dict(sorted(responses.items()))
     _multipart_encoding(operation, schemas)
@@ -309,7 +315,7 @@ def _success(response: OpenAPIResponse, info: _Doc) -> None:
     headers = {k: v for k, v in (response.headers or {}).items() if k.lower() not in sent}
     response.headers = {**headers, **{name: HEADERS[name] for name in info.sends}} or None
     if info.returns:
-        binary = Schema(type="string", format="binary")  # type: ignore[arg-type]
+        binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
         response.content = {info.returns: OpenAPIMediaType(schema=binary)}
     elif response.content and all(_is_null(m.schema) for m in response.content.values()):
         response.content = None  # a handler that returns None sends no body
@@ -318,7 +324,7 @@ def _success(response: OpenAPIResponse, info: _Doc) -> None:
 def _problem_response(errors: list[type[ApiError]]) -> OpenAPIResponse:
     titles = list(dict.fromkeys(e.title for e in errors))
     names = list(dict.fromkeys(name for e in errors for name in e.headers_sent))
-    headers = {}
+    headers: dict[str, OpenAPIHeader | Reference] = {}
     for name in names:
         always = all(name in e.headers_sent for e in errors)
         base = HEADERS[name]
@@ -401,7 +407,7 @@ def _link_jobs(paths: dict[str, PathItem]) -> None:
                         description=f"`id` is the `job_id` of {target.operation_id}.",
                     )
                     for target in targets
-                    if target is not operation
+                    if target is not operation and target.operation_id is not None  # Litestar names every one
                 }
 
 
@@ -424,8 +430,8 @@ _WEBHOOK_HEADERS = [
 
 
 def _webhooks() -> dict[str, PathItem | Reference]:
-    parameters = [
-        Parameter(name=name, param_in="header", required=required, description=text, schema=_TEXT)  # type: ignore[arg-type]
+    parameters: list[Parameter | Reference] = [
+        Parameter(name=name, param_in="header", required=required, description=text, schema=_TEXT)
         for name, required, text in _WEBHOOK_HEADERS
     ]
     hooks: dict[str, PathItem | Reference] = {}
@@ -453,10 +459,10 @@ def _webhooks() -> dict[str, PathItem | Reference]:
                     "exponential backoff over hours (honouring `Retry-After`); `410 Gone` disables the endpoint. "
                     "Redirects are not followed."
                 ),
-                parameters=parameters,  # type: ignore[arg-type]
+                parameters=parameters,
                 request_body=RequestBody(
                     required=True,
-                    content={"application/json": OpenAPIMediaType(schema=body)},  # type: ignore[arg-type]
+                    content={"application/json": OpenAPIMediaType(schema=body)},  # type: ignore[arg-type]  # a _Verbatim stands for a Schema
                 ),
                 responses={
                     "2XX": OpenAPIResponse(description="Received; not sent again."),

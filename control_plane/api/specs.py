@@ -108,7 +108,7 @@ async def validate_spec(deps: ApiDepsDep, principal: PrincipalDep, data: JSONBod
         assert known.source_width is not None and known.source_height is not None
         details = source_details(known.source_info)
         frames = details.frames if details is not None else 1
-        source = SourceSize(known.source_width, known.source_height, known.source_format, frames)  # type: ignore[arg-type]
+        source = SourceSize(known.source_width, known.source_height, known.source_format, frames)
         info = details if spec.info is not None else None
     src_format = source.format if source else None
     variants = {v.id: PlannedVariant(v.id, output_format(v, src_format)) for v in spec.pipeline}

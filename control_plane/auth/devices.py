@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import TypeGuard
 
 from redis.asyncio import Redis
 
@@ -25,7 +26,7 @@ def device_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
-def _well_formed(token: str | None) -> bool:
+def _well_formed(token: str | None) -> TypeGuard[str]:
     return token is not None and token.startswith(_PREFIX) and 20 <= len(token) <= 100
 
 
@@ -38,7 +39,7 @@ class KnownDevices:
 
     async def knows(self, token: str | None, account: str) -> bool:
         """Whether ``token`` (the cookie's value, maybe absent or forged) signed in to ``account`` lately."""
-        return _well_formed(token) and bool(await self.redis.exists(self._key(token, account)))  # type: ignore[arg-type]
+        return _well_formed(token) and bool(await self.redis.exists(self._key(token, account)))
 
     async def remember(self, token: str | None, account: str) -> str:
         """The device's token, now known to ``account``: the one the browser sent (one browser,

@@ -19,6 +19,7 @@ import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 
 from litestar import Request
+from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from infra.settings import Settings
@@ -113,7 +114,7 @@ def trusted_proxies(settings: Settings) -> Callable[[ASGIApp], ASGIApp]:
     def middleware(app: ASGIApp) -> ASGIApp:
         async def rewrite(scope: Scope, receive: Receive, send: Send) -> None:
             client = scope.get("client")
-            if networks and scope["type"] == "http" and client:
+            if networks and scope["type"] == ScopeType.HTTP and client:
                 headers: dict[str, list[str]] = {}
                 for name, value in scope["headers"]:
                     if name in (b"x-forwarded-for", b"forwarded", b"x-forwarded-proto"):

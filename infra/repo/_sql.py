@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -27,15 +27,15 @@ async def _connection(db: Db) -> AsyncIterator[AsyncConnection]:
 
 async def fetch_one(db: Db, sql: str, params: Any = None) -> dict[str, Any] | None:
     async with _connection(db) as conn:
-        return await (await conn.execute(sql, params)).fetchone()  # type: ignore[arg-type]
+        return cast("dict[str, Any] | None", await (await conn.execute(sql, params)).fetchone())  # dict_row pools
 
 
 async def fetch_all(db: Db, sql: str, params: Any = None) -> list[dict[str, Any]]:
     async with _connection(db) as conn:
-        return await (await conn.execute(sql, params)).fetchall()  # type: ignore[arg-type]
+        return cast("list[dict[str, Any]]", await (await conn.execute(sql, params)).fetchall())  # dict_row pools
 
 
 async def execute(db: Db, sql: str, params: Any = None) -> int:
     """Run a statement; returns the number of rows it touched."""
     async with _connection(db) as conn:
-        return (await conn.execute(sql, params)).rowcount  # type: ignore[arg-type]
+        return (await conn.execute(sql, params)).rowcount

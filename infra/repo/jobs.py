@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import builtins  # `list` inside the repository classes is their list() method
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -548,7 +549,7 @@ class JobRepo:
         )
         return _job(row) if row else None
 
-    async def lapsed(self, queue: str, *, grace_seconds: float = 0, limit: int = 100) -> list[Job]:
+    async def lapsed(self, queue: str, *, grace_seconds: float = 0, limit: int = 100) -> builtins.list[Job]:
         """Processing jobs of ``queue`` whose lease ran out: their worker died or lost the database.
         Per queue, so worker pools on different queues never take each other's jobs."""
         rows = await fetch_all(
@@ -560,7 +561,7 @@ class JobRepo:
         )
         return [_job(r) for r in rows]
 
-    async def stalled(self, queue: str, *, older_than_seconds: float, limit: int = 100) -> list[Job]:
+    async def stalled(self, queue: str, *, older_than_seconds: float, limit: int = 100) -> builtins.list[Job]:
         """Queued jobs of ``queue`` untouched for a while: their queue entry may have been lost
         (Redis restarted)."""
         rows = await fetch_all(
@@ -575,7 +576,7 @@ class JobRepo:
         self,
         job_id: uuid.UUID,
         dispatch: uuid.UUID,
-        variants: list[VariantRecord],
+        variants: builtins.list[VariantRecord],
         *,
         source: tuple[str, int, int],
         delivery: NewDelivery | None,

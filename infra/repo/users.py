@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins  # `list` inside the repository classes is their list() method
 import hashlib
 import secrets
 import uuid
@@ -164,7 +165,7 @@ class UserRepo:
             )
         return token
 
-    async def pending_invites(self, client_id: uuid.UUID) -> list[Invite]:
+    async def pending_invites(self, client_id: uuid.UUID) -> builtins.list[Invite]:
         rows = await fetch_all(
             self.pool,
             "SELECT email, role, created_at, expires_at FROM invites"

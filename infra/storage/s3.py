@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import io
 import logging
@@ -71,11 +72,11 @@ class S3Store:
         self.bucket = bucket
         self.cdn_base_url = cdn_base_url
         self.cors_origins = cors_origins
-        common = {"access_key": access_key, "secret_key": secret_key, "region": region}
+        minio = functools.partial(Minio, access_key=access_key, secret_key=secret_key, region=region)
         public = public_endpoint or endpoint
         public_tls = secure if public_secure is None else public_secure
-        self._client = Minio(endpoint, secure=secure, http_client=_http(), **common)
-        self._signer = Minio(public, secure=public_tls, **common)
+        self._client = minio(endpoint, secure=secure, http_client=_http())
+        self._signer = minio(public, secure=public_tls)
         self._public_base = f"{'https' if public_tls else 'http'}://{public}"
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -48,7 +48,7 @@ def job_spec_components(ref_template: str = "#/$defs/{name}") -> tuple[dict[str,
     compact = tuple(_compact_struct(s) for s in STEP_TYPES)
     full_defs: dict[str, Any]
     (top,), full_defs = msgspec.json.schema_components([JobSpec], ref_template=ref_template)
-    compact_union = Union[compact]  # noqa: UP007 - a union built at run time from a tuple of types
+    compact_union = Union[compact]  # type: ignore[valid-type]  # noqa: UP007 - a union built at run time from a tuple of types
     (_,), compact_defs = msgspec.json.schema_components([compact_union], ref_template=ref_template)
     defs = {**compact_defs, **full_defs}
     # A pipeline item is either a full Variant or one of the compact forms.

@@ -13,7 +13,7 @@ fields the deployment caps, and its cost. A new op is this struct plus its pixel
 from __future__ import annotations
 
 import math
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, TypeGuard
 
 from msgspec import Meta, Struct
 
@@ -102,8 +102,8 @@ SMARTCROP_MS_PER_MP: dict[str, float] = {"attention": 3, "entropy": 15}
 Size = tuple[int, int]
 
 
-def _smartcrop_cost(gravity: str, searched: Size) -> float:
-    return SMARTCROP_MS_PER_MP[gravity] * megapixels(searched) if gravity in SMART_GRAVITIES else 0.0
+def _smartcrop_cost(gravity: Placement, searched: Size) -> float:
+    return SMARTCROP_MS_PER_MP[gravity] * megapixels(searched) if is_smart(gravity) else 0.0
 
 
 class StepBase(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, tag_field="op"):
@@ -113,7 +113,8 @@ class StepBase(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True, ta
     ms_per_mp: ClassVar[float]
     capped_fields: ClassVar[tuple[str, ...]] = ()
     """Pixel lengths the deployment's ``max_output_dimension`` also caps."""
-    # A step whose trait depends on its fields overrides these with a property.
+    # A step whose trait depends on its fields overrides these with a property. Subclasses repeat
+    # frozen=True: msgspec inherits it, but type checkers read each class's own arguments.
     scale_free: ClassVar[bool] = False
     """The step gives the same picture at any resolution, so it may run on a shrunk-on-load image
     before the variant's resize."""
@@ -158,11 +159,11 @@ def focus_of(gravity: object, placement: Affine | None) -> tuple[float, float] |
     return None
 
 
-def is_smart(gravity: object) -> bool:
+def is_smart(gravity: object) -> TypeGuard[str]:
     return isinstance(gravity, str) and gravity in SMART_GRAVITIES
 
 
-class Resize(StepBase, tag="resize"):
+class Resize(StepBase, tag="resize", frozen=True):
     """Scale to ``width`` and/or ``height``.
 
     fit: ``cover`` fills the box and crops the excess (at ``gravity``, which may be the smart
@@ -201,7 +202,7 @@ class Resize(StepBase, tag="resize"):
         return None
 
     @property
-    def random_access(self) -> bool:  # type: ignore[override]
+    def random_access(self) -> bool:  # type: ignore[override]  # StepBase's ClassVar, decided by a field here
         return is_smart(self.gravity)
 
     def carry(self, placement: Affine | None, before: Size, after: Size) -> Affine | None:
@@ -227,7 +228,7 @@ class Resize(StepBase, tag="resize"):
         return work + _smartcrop_cost(self.gravity, scaled)
 
 
-class Crop(StepBase, tag="crop"):
+class Crop(StepBase, tag="crop", frozen=True):
     """Cut a box: ``width`` x ``height`` at ``left``/``top`` (or placed by ``gravity``), or the largest
     region of ``aspect_ratio`` placed by ``gravity``."""
 
@@ -267,11 +268,11 @@ class Crop(StepBase, tag="crop"):
         return box.width, box.height
 
     @property
-    def scale_free(self) -> bool:  # type: ignore[override]
+    def scale_free(self) -> bool:  # type: ignore[override]  # StepBase's ClassVar, decided by a field here
         return self.ratio is not None
 
     @property
-    def random_access(self) -> bool:  # type: ignore[override]
+    def random_access(self) -> bool:  # type: ignore[override]  # StepBase's ClassVar, decided by a field here
         return is_smart(self.gravity)
 
     def carry(self, placement: Affine | None, before: Size, after: Size) -> Affine | None:
@@ -284,7 +285,7 @@ class Crop(StepBase, tag="crop"):
         return _smartcrop_cost(self.gravity, before)
 
 
-class Rotate(StepBase, tag="rotate"):
+class Rotate(StepBase, tag="rotate", frozen=True):
     """Rotate clockwise; corners uncovered by angles other than multiples of 90 are ``background``."""
 
     angle: Angle
@@ -301,7 +302,7 @@ class Rotate(StepBase, tag="rotate"):
         return rotated_size(self, width, height)
 
     @property
-    def scale_free(self) -> bool:  # type: ignore[override]
+    def scale_free(self) -> bool:  # type: ignore[override]  # StepBase's ClassVar, decided by a field here
         return self.right_angle
 
     random_access = True
@@ -322,7 +323,7 @@ class Rotate(StepBase, tag="rotate"):
         )  # fmt: skip
 
 
-class Flip(StepBase, tag="flip"):
+class Flip(StepBase, tag="flip", frozen=True):
     """Mirror top to bottom."""
 
     ms_per_mp: ClassVar[float] = 0.5
@@ -334,7 +335,7 @@ class Flip(StepBase, tag="flip"):
         return None if placement is None else placement.then(1, 0, 0, 0, -1, 1)
 
 
-class Flop(StepBase, tag="flop"):
+class Flop(StepBase, tag="flop", frozen=True):
     """Mirror left to right."""
 
     ms_per_mp: ClassVar[float] = 0.5
@@ -345,7 +346,7 @@ class Flop(StepBase, tag="flop"):
         return None if placement is None else placement.then(-1, 0, 1, 0, 1, 0)
 
 
-class Blur(StepBase, tag="blur"):
+class Blur(StepBase, tag="blur", frozen=True):
     """Gaussian blur of ``sigma`` pixels."""
 
     sigma: Sigma
@@ -358,7 +359,7 @@ class Blur(StepBase, tag="blur"):
         return (self.ms_per_mp + self.ms_per_mp_per_sigma * self.sigma) * megapixels(after)
 
 
-class Sharpen(StepBase, tag="sharpen"):
+class Sharpen(StepBase, tag="sharpen", frozen=True):
     """Unsharp mask in LAB: ``flat`` sharpens flat areas, ``jagged`` sharpens edges."""
 
     sigma: SharpenSigma = 1.0
@@ -373,7 +374,7 @@ class Sharpen(StepBase, tag="sharpen"):
         return (self.ms_per_mp + self.ms_per_mp_per_sigma * self.sigma) * megapixels(after)
 
 
-class Grayscale(StepBase, tag="grayscale"):
+class Grayscale(StepBase, tag="grayscale", frozen=True):
     """Drop the colour: luminance only."""
 
     ms_per_mp: ClassVar[float] = 5.5
@@ -381,7 +382,7 @@ class Grayscale(StepBase, tag="grayscale"):
     scale_free = True
 
 
-class Modulate(StepBase, tag="modulate"):
+class Modulate(StepBase, tag="modulate", frozen=True):
     """Scale ``brightness`` and ``saturation``, rotate ``hue`` by degrees."""
 
     brightness: Factor = 1.0
@@ -393,7 +394,7 @@ class Modulate(StepBase, tag="modulate"):
     scale_free = True
 
 
-class Pad(StepBase, tag="pad"):
+class Pad(StepBase, tag="pad", frozen=True):
     """Extend the canvas on each side (sharp calls this ``extend``)."""
 
     top: Padding = 0
@@ -416,7 +417,7 @@ class Pad(StepBase, tag="pad"):
         return None if placement is None else placement.moved((self.left, self.top), before, after)
 
 
-class Watermark(StepBase, tag="watermark"):
+class Watermark(StepBase, tag="watermark", frozen=True):
     """Overlay ``text`` or an ``image`` (an asset key) at ``gravity``, ``margin`` pixels from the edge."""
 
     text: WatermarkText | None = None
@@ -442,4 +443,4 @@ class Watermark(StepBase, tag="watermark"):
 
 
 Step = Resize | Crop | Rotate | Flip | Flop | Blur | Sharpen | Grayscale | Modulate | Pad | Watermark
-STEP_TYPES: tuple[type[StepBase], ...] = Step.__args__  # type: ignore[attr-defined]
+STEP_TYPES: tuple[type[StepBase], ...] = Step.__args__

@@ -7,6 +7,7 @@ operations and never evaluates pixels itself (the engine decides when to materia
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pyvips
 
@@ -16,7 +17,8 @@ from pipeline.ops.context import AssetResolver, OpContext
 
 __all__ = ["REGISTRY", "AssetResolver", "OpContext", "apply_step"]
 
-Op = Callable[[pyvips.Image, steps.StepBase, OpContext], pyvips.Image]
+# Any: each op takes its own step class, the one it is registered under (a dict cannot say so)
+Op = Callable[[pyvips.Image, Any, OpContext], pyvips.Image]
 
 REGISTRY: dict[type[steps.StepBase], Op] = {
     steps.Resize: resize.apply,

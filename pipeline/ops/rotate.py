@@ -6,7 +6,7 @@ from pipeline.dsl.steps import Rotate
 from pipeline.ops._color import background
 from pipeline.ops.context import OpContext
 
-_RIGHT = {90: "d90", 180: "d180", 270: "d270"}
+_RIGHT: dict[float, str] = {90: "d90", 180: "d180", 270: "d270"}
 
 
 def apply(image: pyvips.Image, step: Rotate, ctx: OpContext) -> pyvips.Image:

@@ -75,3 +75,10 @@ def test_downloading_a_variant_retention_deleted_says_so(tmp_path: Path) -> None
     with Client("http://127.0.0.1:9", "pf_x") as pf, pytest.raises(ValueError, match="retention"):
         pf.download(gone, tmp_path / "thumb.jpg")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_sdk_ships_its_types() -> None:
+    """PEP 561's marker, packaged: a user's type checker reads the SDK's annotations (mypy checks them here)."""
+    meta = tomllib.loads((ROOT / "clients" / "python" / "pyproject.toml").read_text())
+    assert (ROOT / "clients" / "python" / "pixelflow_client" / "py.typed").is_file()
+    assert meta["tool"]["setuptools"]["package-data"]["pixelflow_client"] == ["py.typed"]

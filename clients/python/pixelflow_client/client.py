@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -30,6 +31,7 @@ from pixelflow_client.models import (
 __all__ = ["AsyncClient", "Client"]
 
 JobId = uuid.UUID | str
+T = TypeVar("T")
 _RETRYABLE = (RateLimited, Unavailable)
 
 
@@ -80,7 +82,7 @@ class Client:
         self._http.close()
         self._storage.close()
 
-    def _send(self, call: Call) -> Any:
+    def _send(self, call: Call[T]) -> T:
         for attempt in range(self.max_retries + 1):
             response = self._http.request(
                 call.method, call.path, json=call.json, params=call.params, headers=call.headers
@@ -177,7 +179,7 @@ class Client:
     def cancel(self, job_id: JobId) -> Job:
         return self._send(calls.cancel(job_id))
 
-    def deliveries(self, job_id: JobId) -> list[Delivery]:
+    def deliveries(self, job_id: JobId) -> builtins.list[Delivery]:  # `list` here is the method above
         return self._send(calls.deliveries(job_id))
 
     def redeliver(self, job_id: JobId) -> Delivery:
@@ -241,7 +243,7 @@ class AsyncClient:
         await self._http.aclose()
         await self._storage.aclose()
 
-    async def _send(self, call: Call) -> Any:
+    async def _send(self, call: Call[T]) -> T:
         for attempt in range(self.max_retries + 1):
             response = await self._http.request(
                 call.method, call.path, json=call.json, params=call.params, headers=call.headers
@@ -334,7 +336,7 @@ class AsyncClient:
     async def cancel(self, job_id: JobId) -> Job:
         return await self._send(calls.cancel(job_id))
 
-    async def deliveries(self, job_id: JobId) -> list[Delivery]:
+    async def deliveries(self, job_id: JobId) -> builtins.list[Delivery]:  # `list` here is the method above
         return await self._send(calls.deliveries(job_id))
 
     async def redeliver(self, job_id: JobId) -> Delivery:

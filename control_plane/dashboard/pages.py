@@ -19,6 +19,7 @@ from litestar.datastructures import Cookie
 from infra.lifecycle import ACTIVE, TERMINAL
 from infra.repo import User
 from infra.settings import Settings
+from pipeline.formats import FORMATS
 
 __all__ = ["PAGES", "STATIC", "page_response"]
 
@@ -39,6 +40,10 @@ PAGES = {
 }
 _NAV = (("jobs", "/dashboard", "Jobs"), ("new", "/dashboard/new", "New job"), ("templates", "/dashboard/templates", "Templates"),
         ("keys", "/dashboard/keys", "API keys"), ("usage", "/dashboard/usage", "Usage"), ("team", "/dashboard/team", "Team"))  # fmt: skip
+
+
+# what the new-job page calls a dropped file's browser-given MIME type, from the format registry
+_MIME_FORMATS = " ".join(f"{f.mime}={f.name}" for f in FORMATS.values())
 
 
 @cache
@@ -86,6 +91,7 @@ def page_response(
     html = _markup("_shell").substitute(
         title=escape(PAGES[page]), page=page, csrf=escape(csrf), nav=_nav(page, user), body=body,
         role=user.role if user else "", terminal=" ".join(sorted(TERMINAL)), active=" ".join(sorted(ACTIVE)),
+        formats=_MIME_FORMATS,
     )  # fmt: skip
     store = _store_origins(settings)
     csp = (

@@ -14,6 +14,7 @@ from control_plane.dashboard.pages import PAGES, STATIC, page_response
 from infra.logs import scrub
 from infra.passwords import hash_password, password_problem, verify
 from infra.settings import SettingsError, load_settings
+from pipeline.formats import FORMATS
 
 PAGES_DIR = Path(__file__).resolve().parents[2] / "control_plane" / "dashboard" / "pages"
 
@@ -76,6 +77,11 @@ def test_every_page_has_markup_and_the_frame_carries_token_nav_and_policy() -> N
     assert '<body data-page="keys"' in html
     assert '<meta name="pixelflow-terminal" content="canceled failed succeeded">' in html
     assert '<meta name="pixelflow-active" content="processing queued">' in html
+    # the new-job page names dropped files' formats from the registry, so it knows each one read
+    formats = re.search(r'<meta name="pixelflow-formats" content="([^"]*)">', html)
+    assert formats is not None
+    assert dict(pair.split("=") for pair in formats.group(1).split()) == {f.mime: f.name for f in FORMATS.values()}
+    assert {"image/heic", "image/jxl", "image/svg+xml"} <= set(dict(p.split("=") for p in formats.group(1).split()))
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp
     assert "connect-src 'self' https://images.example.com https://*.images.example.com;" in csp

@@ -422,7 +422,10 @@ const EXAMPLES = {
   },
 };
 
-const FORMATS = { "image/jpeg": "jpeg", "image/png": "png", "image/gif": "gif", "image/webp": "webp", "image/tiff": "tiff", "image/avif": "avif", "image/svg+xml": "svg" };
+// MIME type -> format name, from the server's format registry (pipeline/formats.py)
+const FORMATS = Object.fromEntries(
+  document.querySelector('meta[name="pixelflow-formats"]').content.split(" ").map((pair) => pair.split("=")),
+);
 
 // Where in the JSON text a path such as $.pipeline[0].steps[1].width is: [start, end] of that
 // value, or of the deepest enclosing value that exists (a missing field points at its object).

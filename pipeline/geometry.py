@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pipeline.dsl.types import SMART_GRAVITIES
 from pipeline.errors import InvalidOperation
-
-if TYPE_CHECKING:  # the step structs call into this module
-    from pipeline.dsl.steps import Crop, Resize, Rotate
 
 __all__ = [
     "IDENTITY",
@@ -68,6 +65,39 @@ class Affine:
 
 
 IDENTITY = Affine()
+
+
+# What the arithmetic reads of a step: pipeline.dsl.steps' structs have these fields, and call
+# into this module (which therefore does not import them).
+class Resize(Protocol):
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+    @property
+    def fit(self) -> str: ...
+    @property
+    def without_enlargement(self) -> bool: ...
+
+
+class Crop(Protocol):
+    @property
+    def ratio(self) -> tuple[int, int] | None: ...
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+    @property
+    def left(self) -> int | None: ...
+    @property
+    def top(self) -> int | None: ...
+    @property
+    def gravity(self) -> object: ...
+
+
+class Rotate(Protocol):
+    @property
+    def angle(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ from infra.events import job_delivery
 from infra.lifecycle import ACTIVE, TERMINAL, JobStatus
 from infra.objects import discard_originals, erase_job_objects, upload_key
 from infra.queue import announce_cancel, queue_webhook
-from infra.repo import Job
+from infra.repo import Ending, Job
 from infra.telemetry import carrier
 from pipeline.errors import FieldError
 
@@ -172,9 +172,10 @@ class JobsController(Controller):
         Rate-limited per client, all its keys together, and per key where a key has a lower
         limit of its own (`RateLimit-Policy`, `RateLimit`; 429 with `Retry-After`)."""
         decision = await rate_limit(services, principal)
-        job, created = await create_job(services, principal, data, idempotency_key)
+        made = await create_job(services, principal, data, idempotency_key)
+        job, created = made.job, made.new
         if has_source(job) and job.status == JobStatus.CREATED:
-            job = await start_job(services, principal, job.id)  # no upload to wait for
+            job = await start_job(services, principal, job.id, made.spec)  # no upload to wait for
         expiry = url_expiry(services)
         upload = _pending_upload(services, job, expiry)
         headers = decision.headers()
@@ -284,15 +285,15 @@ class JobsController(Controller):
             raise Conflict(f"the job already {job.status}", code=f"job_{job.status}")
         delivery = await job_delivery(services.deliveries, job, services.store, status=JobStatus.CANCELED)
         recorded = await services.jobs.cancel(job_id, principal.client.id, delivery)
-        if recorded is False:  # it finished meanwhile
+        if recorded.kind is Ending.TOO_LATE:  # it finished meanwhile
             job = await services.jobs.get(job_id, principal.client.id)
             assert job is not None
             raise Conflict(f"the job already {job.status}", code=f"job_{job.status}")
         settings = services.settings
         if job.status in ACTIVE:  # a worker may have claimed it since we read it
             await announce_cancel(services.queue, settings.queue_name, job_id)
-        if isinstance(recorded, uuid.UUID):
-            await queue_webhook(services.queue, settings.webhook_queue_name, recorded, carrier())
+        if recorded.delivery is not None:
+            await queue_webhook(services.queue, settings.webhook_queue_name, recorded.delivery, carrier())
         await discard_originals(services.store, job.client_id, job.id)
         job = await services.jobs.get(job_id, principal.client.id)
         assert job is not None

@@ -12,17 +12,16 @@ from msgspec import Meta
 
 from control_plane.auth import PrincipalDep
 from control_plane.deps import ApiDepsDep
-from control_plane.jobflow import known_source
+from control_plane.jobflow import known_source, spec_limits
 from control_plane.openapi import JOB_REQUEST, JOB_SPEC, doc
 from control_plane.problems import NotFound, Unprocessable
 from control_plane.template_diff import TemplateDiff, diff_versions
 from control_plane.templates import resolve_job
 from control_plane.views import TemplateUse
 from infra.events import source_details
-from infra.policy import engine_limits
 from pipeline.compile import PlanIssue, plan_issues, spec_issues
 from pipeline.details import SourceDetails
-from pipeline.dsl import decode_job_spec, encode_job_spec
+from pipeline.dsl import decode_job_spec
 from pipeline.sniff import SourceFormat, output_format
 
 __all__ = ["validate_spec"]
@@ -95,15 +94,15 @@ async def validate_spec(
     `template` names the version; `spec` is then the resolved spec. A reference pinned to an
     older version than the latest also gets `newer_template`: the changes from the pinned version
     to the latest, as `diffTemplate` lists them."""
-    limits = engine_limits(services.settings, await services.clients.policy(principal.client.id))
+    limits = await spec_limits(services, principal)
     body, template = await resolve_job(services.templates, principal, data.spec, dry_run=True)
     newer = None
     if template is not None:
         latest = await services.templates.get(principal.client.id, template.name)
         if latest is not None and latest.version != template.version:
             newer = diff_versions(template.name, template, latest)
-    spec = decode_job_spec(body, limits)  # SpecError renders as 422 with paths
-    normal = msgspec.json.decode(encode_job_spec(spec))
+    spec = decode_job_spec(body, limits)  # the request's one decode; SpecError renders as 422 with paths
+    normal = msgspec.to_builtins(spec)  # what encode_job_spec writes, as JSON values
     source, info = data.source, None
     if source is None and (known := await known_source(services, principal, spec)) is not None:
         assert known.source_width is not None and known.source_height is not None

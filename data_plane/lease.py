@@ -28,7 +28,6 @@ class Lease:
         self._jobs, self._job_id, self._dispatch, self._seconds = jobs, job_id, dispatch, seconds
         self._on_lost = on_lost
         self._task: asyncio.Task[None] | None = None
-        self.lost = False
 
     async def __aenter__(self) -> Lease:
         self._task = asyncio.create_task(self._renew())
@@ -53,7 +52,6 @@ class Lease:
                 log.warning("lease renewal failed", extra={"job_id": str(self._job_id), "error": type(exc).__name__})
                 continue
             if not held:
-                self.lost = True
                 log.info("job no longer held by this run; stopping it", extra={"job_id": str(self._job_id)})
                 self._on_lost()
                 return

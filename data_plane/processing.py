@@ -37,7 +37,7 @@ from infra.objects import OUTPUT_CACHE_CONTROL, asset_key, delete_outputs, disca
 from infra.outages import TRANSIENT
 from infra.policy import client_limits, cpu_quota_spent, daily_pixels, engine_limits, quota_spent
 from infra.queue import dispatch_job, interactive_ticket, wake_interactive
-from infra.repo import Job, VariantRecord
+from infra.repo import Ending, Job, VariantRecord
 from infra.storage import ObjectNotFound, ObjectTooLarge
 from infra.telemetry import parent, span
 from pipeline.dsl import JobSpec, asset_keys, decode_job_spec
@@ -257,18 +257,18 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID, *, lane: str, sp
         cpu_seconds=result.cpu_seconds,
         daily_pixels=quota,
     )
-    if recorded == "over_quota":
+    if recorded.kind is Ending.OVER_QUOTA:
         # Its source does not fit in what today's quota has left (other jobs may have taken it meanwhile).
         assert quota is not None
         with contextlib.suppress(Exception):  # best effort, as for originals
             await delete_outputs(deps.store, job.client_id, job.id, [r.object_key for r in records])
         return await _over_quota(deps, job, dispatch, quota, cpu_seconds=result.cpu_seconds)
-    if recorded is False:
+    if recorded.kind is Ending.TOO_LATE:
         log.info("job canceled or handed on while processing; results discarded", extra={"job_id": str(job.id)})
         await _charge(deps, job, result.cpu_seconds)
         return _CANCELED
-    if isinstance(recorded, uuid.UUID):
-        start_delivery(deps, recorded)
+    if recorded.delivery is not None:
+        start_delivery(deps, recorded.delivery)
     log.info("job succeeded", extra={"job_id": str(job.id), "variants": len(records)})
     return Outcome(JobStatus.SUCCEEDED, JobStatus.SUCCEEDED)
 
@@ -335,12 +335,12 @@ async def fail_job(
     log.info("job failed", extra={"job_id": str(job.id), "reason": code, "detail": detail})
     delivery = await job_delivery(deps.deliveries, job, deps.store, status=JobStatus.FAILED, error=(code, message))
     recorded = await deps.jobs.fail(job.id, code, message, delivery, dispatch=dispatch, cpu_seconds=cpu_seconds)
-    if recorded is False:  # ended or handed on meanwhile: this run's CPU is charged all the same
+    if recorded.kind is Ending.TOO_LATE:  # ended or handed on meanwhile: this run's CPU is charged all the same
         await _charge(deps, job, cpu_seconds)
         return _CANCELED
     await discard_originals(deps.store, job.client_id, job.id)
-    if isinstance(recorded, uuid.UUID):
-        start_delivery(deps, recorded)
+    if recorded.delivery is not None:
+        start_delivery(deps, recorded.delivery)
     return Outcome(JobStatus.FAILED, str(code))
 
 

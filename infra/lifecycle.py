@@ -17,7 +17,6 @@ __all__ = [
     "ACTIVE",
     "CANCELABLE",
     "TERMINAL",
-    "TRANSITIONS",
     "JobStatus",
     "Priority",
     "Reason",
@@ -59,15 +58,6 @@ _BY_RANK = {rank: p for p, rank in _RANKS.items()}
 ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.PROCESSING})
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
 CANCELABLE = frozenset({JobStatus.CREATED, JobStatus.QUEUED, JobStatus.PROCESSING})
-
-TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.CREATED: frozenset({JobStatus.QUEUED, JobStatus.FAILED, JobStatus.CANCELED}),
-    JobStatus.QUEUED: frozenset({JobStatus.PROCESSING, JobStatus.FAILED, JobStatus.CANCELED}),
-    JobStatus.PROCESSING: frozenset({JobStatus.QUEUED, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED}),
-    JobStatus.SUCCEEDED: frozenset(),
-    JobStatus.FAILED: frozenset(),
-    JobStatus.CANCELED: frozenset(),
-}
 
 
 class Reason(StrEnum):

@@ -26,7 +26,7 @@ from infra.output_keys import DEFAULT_OUTPUT_KEY_TEMPLATE, render_output_key
 from pipeline.formats import FORMATS
 
 if TYPE_CHECKING:
-    from infra.storage import ObjectStore
+    from infra.storage.base import ObjectStore  # the port only: infra.storage.factory reads this layout
 
 __all__ = [
     "OUTPUT_CACHE_CONTROL",

@@ -190,29 +190,11 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
         """The engine's limits, from the settings of the same names (the rest keep their defaults)."""
         return Limits(**{name: getattr(self, name) for name in _LIMIT_FIELDS})
 
-    def redacted(self) -> dict[str, object]:
-        """For logs: every value, secrets masked."""
-        out = msgspec.structs.asdict(self)
-        for key in ("s3_secret_key", "url_signing_secret", "metrics_token"):
-            if out.get(key):
-                out[key] = "***"
-        for key in ("database_url", "redis_url"):
-            out[key] = _mask_password(str(out[key]))
-        return out
-
 
 @functools.cache
 def _networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
     # an address alone is its own /32 or /128; host bits set under a prefix are a typo, refused
     return tuple(ipaddress.ip_network(part.strip()) for part in text.split(",") if part.strip())
-
-
-def _mask_password(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not at or ":" not in creds:
-        return url
-    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
 
 
 _FIELDS = {f.name: f for f in msgspec.structs.fields(Settings)}

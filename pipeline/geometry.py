@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pipeline.dsl.types import SMART_GRAVITIES
 from pipeline.errors import InvalidOperation
-
-if TYPE_CHECKING:  # the step structs call into this module
-    from pipeline.dsl.steps import Crop, Resize, Rotate
 
 __all__ = [
     "IDENTITY",
@@ -70,6 +67,38 @@ class Affine:
 IDENTITY = Affine()
 
 
+# What the arithmetic reads of a step. pipeline.dsl.steps' Resize, Crop and Rotate have these
+# fields and call into this module, which therefore does not import them.
+class _SizeFields(Protocol):
+    @property
+    def width(self) -> int | None: ...
+    @property
+    def height(self) -> int | None: ...
+
+
+class ResizeFields(_SizeFields, Protocol):
+    @property
+    def fit(self) -> str: ...
+    @property
+    def without_enlargement(self) -> bool: ...
+
+
+class CropFields(_SizeFields, Protocol):
+    @property
+    def ratio(self) -> tuple[int, int] | None: ...
+    @property
+    def left(self) -> int | None: ...
+    @property
+    def top(self) -> int | None: ...
+    @property
+    def gravity(self) -> object: ...
+
+
+class RotateFields(Protocol):
+    @property
+    def angle(self) -> float: ...
+
+
 @dataclass(frozen=True, slots=True)
 class ResizePlan:
     """Scale the input to ``scaled``, then crop (cover) or pad (contain) it to ``final``."""
@@ -90,7 +119,7 @@ def megapixels(size: tuple[int, int]) -> float:
     return size[0] * size[1] / 1e6
 
 
-def resize_plan(step: Resize, width: int, height: int) -> ResizePlan:
+def resize_plan(step: ResizeFields, width: int, height: int) -> ResizePlan:
     tw, th = step.width, step.height
     sx = tw / width if tw is not None else None
     sy = th / height if th is not None else None
@@ -148,7 +177,7 @@ def cover_offset(
     return gravity_offset(gravity if isinstance(gravity, str) else "centre", scaled, final)
 
 
-def crop_box(step: Crop, width: int, height: int, focus: tuple[float, float] | None = None) -> Box:
+def crop_box(step: CropFields, width: int, height: int, focus: tuple[float, float] | None = None) -> Box:
     """The region a non-smart crop keeps. Smart gravities choose only the offset at run time."""
     ratio = step.ratio
     if ratio is not None:
@@ -175,7 +204,7 @@ def crop_box(step: Crop, width: int, height: int, focus: tuple[float, float] | N
     return Box(x, y, cw, ch)
 
 
-def rotated_size(step: Rotate, width: int, height: int) -> tuple[int, int]:
+def rotated_size(step: RotateFields, width: int, height: int) -> tuple[int, int]:
     angle = step.angle % 360
     if angle % 90 == 0:
         return (height, width) if angle in (90, 270) else (width, height)

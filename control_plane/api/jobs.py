@@ -172,9 +172,10 @@ class JobsController(Controller):
         Rate-limited per client, all its keys together, and per key where a key has a lower
         limit of its own (`RateLimit-Policy`, `RateLimit`; 429 with `Retry-After`)."""
         decision = await rate_limit(deps, principal)
-        job, created = await create_job(deps, principal, data, idempotency_key)
+        made = await create_job(deps, principal, data, idempotency_key)
+        job, created = made.job, made.new
         if has_source(job) and job.status == JobStatus.CREATED:
-            job = await start_job(deps, principal, job.id)  # no upload to wait for
+            job = await start_job(deps, principal, job.id, made.spec)  # no upload to wait for
         expiry = url_expiry(deps)
         upload = _pending_upload(deps, job, expiry)
         headers = decision.headers()

@@ -14,15 +14,14 @@ from control_plane.api.openapi import JOB_REQUEST, JOB_SPEC, doc
 from control_plane.api.views import TemplateUse
 from control_plane.auth.principal import PrincipalDep
 from control_plane.deps import ApiDepsDep
-from control_plane.jobflow.intake import known_source
+from control_plane.jobflow.intake import known_source, spec_limits
 from control_plane.problems import NotFound, Unprocessable
 from control_plane.templates.diff import TemplateDiff, diff_versions
 from control_plane.templates.presets import resolve_job
 from infra.events import source_details
-from infra.policy import engine_limits
 from pipeline.compile import PlanIssue, plan_issues, spec_issues
 from pipeline.details import SourceDetails
-from pipeline.dsl import decode_job_spec, encode_job_spec
+from pipeline.dsl import decode_job_spec
 from pipeline.dsl.variant import output_format
 from pipeline.sniff import SourceFormat
 
@@ -94,15 +93,15 @@ async def validate_spec(deps: ApiDepsDep, principal: PrincipalDep, data: JSONBod
     `template` names the version; `spec` is then the resolved spec. A reference pinned to an
     older version than the latest also gets `newer_template`: the changes from the pinned version
     to the latest, as `diffTemplate` lists them."""
-    limits = engine_limits(deps.settings, await deps.clients.policy(principal.client.id))
+    limits = await spec_limits(deps, principal)
     body, template = await resolve_job(deps.templates, principal, data.spec, dry_run=True)
     newer = None
     if template is not None:
         latest = await deps.templates.get(principal.client.id, template.name)
         if latest is not None and latest.version != template.version:
             newer = diff_versions(template.name, template, latest)
-    spec = decode_job_spec(body, limits)  # SpecError renders as 422 with paths
-    normal = msgspec.json.decode(encode_job_spec(spec))
+    spec = decode_job_spec(body, limits)  # the request's one decode; SpecError renders as 422 with paths
+    normal = msgspec.to_builtins(spec)  # what encode_job_spec writes, as JSON values
     source, info = data.source, None
     if source is None and (known := await known_source(deps, principal, spec)) is not None:
         assert known.source_width is not None and known.source_height is not None

@@ -13,6 +13,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from control_plane.api.openapi import doc
 from control_plane.auth.principal import PrincipalDep, needs
 from control_plane.deps import ApiDepsDep
+from control_plane.jobflow.intake import spec_limits
 from control_plane.problems import InvalidRequest, NotFound, Unprocessable
 from control_plane.templates.diff import TemplateDiff, diff_versions
 from control_plane.templates.presets import TemplateRequest, save_template
@@ -88,8 +89,9 @@ class TemplatesController(Controller):
         `invalid_spec`, paths under `$.spec`), and stores it as the template's next version (201).
         Versions never change: a job pinned to `name@3` always runs version 3. Saving what the
         latest version already says returns it (200) instead of a new one."""
-        version, created = await save_template(deps.templates, principal.client.id, data, deps.settings.limits)
-        return Response(_version(version), status_code=201 if created else 200)
+        limits = await spec_limits(deps, principal)
+        saved = await save_template(deps.templates, principal.client.id, data, limits)
+        return Response(_version(saved.version), status_code=201 if saved.new else 200)
 
     @get("/", operation_id="listTemplates", summary="Your templates", opt=doc())
     async def list_templates(self, deps: ApiDepsDep, principal: PrincipalDep) -> TemplateList:

@@ -71,10 +71,10 @@ async def upload_and_start(
         raise SpecError.at("$", f"not valid JSON: {exc}") from None
     if isinstance(body, dict) and body.get("source") is not None:
         raise SpecError.at("$.source", "a job with a source takes no upload: create it with POST /v1/jobs")
-    job, created = await create_job(deps, principal, body, idempotency_key)
-    if created or job.status == JobStatus.CREATED:
-        await deps.store.write(job.source_key, content, FORMATS[source_format].mime)
-    job = await start_job(deps, principal, job.id)
+    made = await create_job(deps, principal, body, idempotency_key)
+    if made.new or made.job.status == JobStatus.CREATED:
+        await deps.store.write(made.job.source_key, content, FORMATS[source_format].mime)
+    job = await start_job(deps, principal, made.job.id, made.spec)
     view = job_view(job, deps.store, url_expiry=url_expiry(deps), limits=await limits_of(deps, principal))
     return Response(view, status_code=202, headers=decision.headers())
 

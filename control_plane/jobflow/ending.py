@@ -13,7 +13,7 @@ from infra.events import job_delivery
 from infra.lifecycle import ACTIVE, TERMINAL, JobStatus
 from infra.objects import discard_originals, erase_job_objects
 from infra.queue import announce_cancel, queue_webhook
-from infra.repo import Job
+from infra.repo import Ending, Job
 from infra.telemetry import carrier
 
 __all__ = ["cancel_job", "delete_finished_job"]
@@ -28,14 +28,14 @@ async def cancel_job(deps: ApiDeps, principal: Principal, job_id: uuid.UUID) -> 
         raise Conflict(f"the job already {job.status}", code=f"job_{job.status}")
     delivery = await job_delivery(deps.deliveries, job, deps.store, status=JobStatus.CANCELED)
     recorded = await deps.jobs.cancel(job_id, principal.client.id, delivery)
-    if recorded is False:  # it finished meanwhile
+    if recorded.kind is Ending.TOO_LATE:  # it finished meanwhile
         job = await owned_job(deps, principal, job_id)
         raise Conflict(f"the job already {job.status}", code=f"job_{job.status}")
     settings = deps.settings
     if job.status in ACTIVE:  # a worker may have claimed it since we read it
         await announce_cancel(deps.queue, settings.queue_name, job_id)
-    if isinstance(recorded, uuid.UUID):
-        await queue_webhook(deps.queue, settings.webhook_queue_name, recorded, carrier())
+    if recorded.delivery is not None:
+        await queue_webhook(deps.queue, settings.webhook_queue_name, recorded.delivery, carrier())
     await discard_originals(deps.store, job.client_id, job.id)
     return await owned_job(deps, principal, job_id)
 

@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 from typing import Any, NoReturn
 
+import msgspec
 from opentelemetry import trace
 
 from control_plane.auth.principal import Principal
@@ -44,11 +45,11 @@ from infra.policy import (
     quota_spent,
 )
 from infra.queue import dispatch_job, interactive_ticket, queue_webhook
-from infra.repo import Job, Started
+from infra.repo import Job, Start
 from infra.storage import ObjectNotFound
 from infra.telemetry import carrier, parent, tracer
 from pipeline.compile import spec_issues
-from pipeline.dsl import JobSpec, asset_references, decode_job_spec, encode_job_spec
+from pipeline.dsl import JobSpec, Limits, asset_references, decode_job_spec, encode_job_spec
 from pipeline.errors import AssetNotFound, FieldError, UnsupportedFormat
 from pipeline.sniff import SNIFF_BYTES, sniff
 
@@ -56,12 +57,14 @@ __all__ = [
     "CREATE_ERRORS",
     "RATE_LIMIT_ERRORS",
     "START_ERRORS",
+    "NewJob",
     "create_job",
     "has_source",
     "known_source",
     "limits_of",
     "limits_today",
     "rate_limit",
+    "spec_limits",
     "start_job",
 ]
 
@@ -118,12 +121,26 @@ def _rate_limited(principal: Principal, detail: str, decision: Decision) -> NoRe
     raise RateLimited(detail, headers=decision.headers())
 
 
-async def create_job(deps: ApiDeps, principal: Principal, body: Any, idempotency_key: str | None) -> tuple[Job, bool]:
+async def spec_limits(deps: ApiDeps, principal: Principal) -> Limits:
+    """What a client's specs are decoded and planned under: its policy's, else the settings'."""
+    return engine_limits(deps.settings, await deps.clients.policy(principal.client.id))
+
+
+class NewJob(msgspec.Struct, frozen=True):
+    """What ``create_job`` stored (``new``: this request made it, as ``JobRepo.create`` says) and
+    the spec it decoded, which ``start_job`` takes in the same request instead of decoding again."""
+
+    job: Job
+    new: bool
+    spec: JobSpec
+
+
+async def create_job(deps: ApiDeps, principal: Principal, body: Any, idempotency_key: str | None) -> NewJob:
     """Validate and store a job. Same idempotency key and same spec: the stored job, not a new one."""
     settings = deps.settings
     body, template = await resolve_job(deps.templates, principal, body)
-    limits = engine_limits(settings, await deps.clients.policy(principal.client.id))
-    spec = decode_job_spec(body, limits)
+    limits = await spec_limits(deps, principal)
+    spec = decode_job_spec(body, limits)  # the request's one decode of the spec
     # What fails for every source (an exact 9000x9000 box encoded as AVIF at effort 9) is refused
     # now; the rest waits for the source's size, which the worker reads from its header.
     issues = spec_issues(spec, limits)
@@ -150,7 +167,7 @@ async def create_job(deps: ApiDeps, principal: Principal, body: Any, idempotency
         )
     normal = encode_job_spec(spec)
     digest = hashlib.sha256(normal).digest()
-    job, created = await deps.jobs.create(
+    stored = await deps.jobs.create(
         client_id=principal.client.id,
         spec=normal,
         spec_sha256=digest,
@@ -158,22 +175,25 @@ async def create_job(deps: ApiDeps, principal: Principal, body: Any, idempotency
         trace_context=carrier(),  # the job's trace starts at this request
         template=(template.name, template.version) if template else None,
     )
-    if created:
+    if stored.new:
         JOBS_CREATED.inc()
-    if not created and job.spec_sha256 != digest:
+    if not stored.new and stored.job.spec_sha256 != digest:
         raise Conflict("this Idempotency-Key was already used with a different spec", code="idempotency_key_reused")
-    return job, created
+    return NewJob(stored.job, stored.new, spec)  # a replayed job has the same digest: this spec
 
 
-async def start_job(deps: ApiDeps, principal: Principal, job_id: uuid.UUID) -> Job:
-    """Check the job's original and enqueue the job once. Starting again is harmless."""
+async def start_job(deps: ApiDeps, principal: Principal, job_id: uuid.UUID, spec: JobSpec | None = None) -> Job:
+    """Check the job's original and enqueue the job once. Starting again is harmless. ``spec``:
+    the job's, when this request decoded it already (``create_job``)."""
     job = await owned_job(deps, principal, job_id)
     if job.status != JobStatus.CREATED:
         if job.status in (JobStatus.FAILED, JobStatus.CANCELED):
             raise Conflict(f"the job is {job.status} and cannot be started", code=f"job_{job.status}")
         return job  # queued, processing or succeeded: starting again is harmless
 
-    spec = decode_job_spec(job.spec, deps.settings.limits)
+    policy = await deps.clients.policy(principal.client.id)
+    if spec is None:
+        spec = decode_job_spec(job.spec, engine_limits(deps.settings, policy))
     if spec.source is not None and spec.source.url is not None:
         # Fetched by the worker, which checks its size and bytes as this does an upload's.
         key, size, source_format = job.source_key, None, None
@@ -197,7 +217,7 @@ async def start_job(deps: ApiDeps, principal: Principal, job_id: uuid.UUID) -> J
     with tracer.start_as_current_span(
         "job.start", context=parent(job.trace_context), links=links, attributes={"job.id": str(job.id)}
     ):
-        limits = await limits_of(deps, principal)
+        limits = client_limits(deps.settings, policy)
         max_active, quota = limits.max_concurrent_jobs_per_client, daily_pixels(limits)
         started = await deps.jobs.start(
             job.id,
@@ -211,35 +231,36 @@ async def start_job(deps: ApiDeps, principal: Principal, job_id: uuid.UUID) -> J
             daily_pixels=quota,
             daily_cpu_seconds=limits.daily_engine_cpu_seconds,
         )
-        if isinstance(started, Started):
+        if started.job is not None:
             slots = deps.settings.interactive_slots
             await _dispatch(
                 deps, started.job, interactive=interactive_ticket(slots, started.job.priority, alone=started.alone)
             )
-    if started == "busy":
+    if started.kind is Start.BUSY:
         raise TooManyRequests(
             f"at most {max_active} jobs may be queued or processing at once",
             code="too_many_active_jobs",
             headers={"Retry-After": "5"},
         )
-    if started == "over_quota":  # the job stays `created`: starting it tomorrow works
+    if started.kind is Start.OVER_QUOTA:  # the job stays `created`: starting it tomorrow works
         assert limits.daily_source_megapixels is not None
         raise TooManyRequests(
             quota_spent(limits.daily_source_megapixels),
             code=Reason.DAILY_QUOTA_EXCEEDED,
             headers={"Retry-After": str(quota_resets_in())},
         )
-    if started == "over_cpu_quota":  # as the megapixel quota: the job stays `created`
+    if started.kind is Start.OVER_CPU_QUOTA:  # as the megapixel quota: the job stays `created`
         assert limits.daily_engine_cpu_seconds is not None
         raise TooManyRequests(
             cpu_quota_spent(limits.daily_engine_cpu_seconds),
             code=Reason.DAILY_CPU_QUOTA_EXCEEDED,
             headers={"Retry-After": str(quota_resets_in())},
         )
-    if started is None:  # another request started (or canceled) it meanwhile
+    if started.kind is Start.NOT_CREATED:  # another request started (or canceled) it meanwhile
         current = await deps.jobs.get(job.id, principal.client.id)
         assert current is not None
         return current
+    assert started.job is not None
     JOBS_STARTED.inc()
     return started.job
 
@@ -268,9 +289,9 @@ async def _fail_at_start(deps: ApiDeps, job: Job, code: str, message: str) -> No
     failure, and delete the refused bytes."""
     delivery = await job_delivery(deps.deliveries, job, deps.store, status=JobStatus.FAILED, error=(code, message))
     recorded = await deps.jobs.fail(job.id, code, message, delivery)
-    if isinstance(recorded, uuid.UUID):
+    if recorded.delivery is not None:
         try:
-            await queue_webhook(deps.queue, deps.settings.webhook_queue_name, recorded, carrier())
+            await queue_webhook(deps.queue, deps.settings.webhook_queue_name, recorded.delivery, carrier())
         except TRANSIENT:  # recorded as pending: the delivery sweeper queues it
             log.warning("webhook not queued; the sweeper will", extra={"job_id": str(job.id)})
     await discard_originals(deps.store, job.client_id, job.id)

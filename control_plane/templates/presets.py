@@ -28,7 +28,7 @@ from control_plane.templates.reference import (
     is_template_job,
     parse_reference,
 )
-from infra.repo import TemplateRepo, TemplateVersion
+from infra.repo import SavedVersion, TemplateRepo, TemplateVersion
 from pipeline.dsl import Limits, decode_job_spec
 from pipeline.dsl.decode import check_metadata, field_error
 from pipeline.errors import FieldError, SpecError, member_path
@@ -149,7 +149,7 @@ def _given_parameters(body: dict[str, Any]) -> None:
 
 async def save_template(
     repo: TemplateRepo, client_id: uuid.UUID, data: TemplateRequest, limits: Limits
-) -> tuple[TemplateVersion, bool]:
+) -> SavedVersion:
     """Validate (a spec error's paths point into ``$.spec``) and store a new version."""
     parameters = _parameters(data.parameters)
     try:

@@ -2,8 +2,8 @@
 
 from infra.repo.clients import ApiKey, Client, ClientRepo, Grant
 from infra.repo.deliveries import Attempt, Delivery, DeliveryRepo
-from infra.repo.jobs import Claim, Job, JobPage, JobRepo, Started, VariantRecord
-from infra.repo.templates import TemplateRepo, TemplateSummary, TemplateVersion
+from infra.repo.jobs import Claim, CreatedJob, Ended, Ending, Job, JobPage, JobRepo, Start, Started, VariantRecord
+from infra.repo.templates import SavedVersion, TemplateRepo, TemplateSummary, TemplateVersion
 from infra.repo.usage import UsageDay, UsageRepo, UsageReport, UsageTotals
 from infra.repo.users import Session, User, UserRepo
 
@@ -13,13 +13,18 @@ __all__ = [
     "Claim",
     "Client",
     "ClientRepo",
+    "CreatedJob",
     "Delivery",
     "DeliveryRepo",
+    "Ended",
+    "Ending",
     "Grant",
     "Job",
     "JobPage",
     "JobRepo",
+    "SavedVersion",
     "Session",
+    "Start",
     "Started",
     "TemplateRepo",
     "TemplateSummary",

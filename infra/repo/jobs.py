@@ -5,7 +5,8 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection
@@ -15,10 +16,22 @@ from psycopg_pool import AsyncConnectionPool
 from infra.lifecycle import ACTIVE, CANCELABLE, TERMINAL, JobStatus, Priority, sql_set
 from infra.objects import source_key
 from infra.repo._sql import execute, fetch_all, fetch_one
-from infra.repo._sql import fetch_one as _one  # the name create() uses; folded in after the object-key merge
 from infra.repo.usage import pixels_today, record_job, spent_today
 
-__all__ = ["Claim", "ExpiredObjects", "Job", "JobPage", "JobRepo", "NewDelivery", "Started", "VariantRecord"]
+__all__ = [
+    "Claim",
+    "CreatedJob",
+    "Ended",
+    "Ending",
+    "ExpiredObjects",
+    "Job",
+    "JobPage",
+    "JobRepo",
+    "NewDelivery",
+    "Start",
+    "Started",
+    "VariantRecord",
+]
 
 _ACTIVE, _TERMINAL, _CANCELABLE = sql_set(ACTIVE), sql_set(TERMINAL), sql_set(CANCELABLE)
 # The shortest retention in force anywhere: no job that ended later can be due, so the sweep reads
@@ -90,12 +103,51 @@ class Job(msgspec.Struct, frozen=True):
     not_before: datetime | None = None  # handed back with a backoff: not claimable before this
 
 
-class Started(msgspec.Struct, frozen=True):
-    """A job ``start`` queued; ``alone``: its client had no other job queued or running, so it
-    may run in an interactive slot (``claim_next``) and is worth a ticket there."""
+class CreatedJob(msgspec.Struct, frozen=True):
+    """What ``create`` stored: the job, and whether this call made it (``new``) or found the one
+    an earlier request made with the same idempotency key."""
 
     job: Job
-    alone: bool
+    new: bool
+
+
+class Start(StrEnum):
+    """How a ``start`` ended."""
+
+    QUEUED = "queued"
+    BUSY = "busy"  # the client has its maximum of jobs queued or processing
+    OVER_QUOTA = "over_quota"  # its daily source-pixel quota is spent
+    OVER_CPU_QUOTA = "over_cpu_quota"  # its daily engine CPU quota is spent
+    NOT_CREATED = "not_created"  # the job is no longer `created`: another request started or canceled it
+
+
+class Started(msgspec.Struct, frozen=True):
+    """What ``start`` did (``kind``). Queued: ``job`` as queued, and ``alone``: its client had no
+    other job queued or running, so it may run in an interactive slot (``claim_next``) and is worth
+    a ticket there."""
+
+    kind: Start
+    job: Job | None = None
+    alone: bool = False
+
+
+class Ending(StrEnum):
+    """How ``succeed``, ``fail`` or ``cancel`` ended."""
+
+    RECORDED = "recorded"  # the job ended as asked
+    TOO_LATE = "too_late"  # it had ended already, or another run holds it now: nothing written
+    OVER_QUOTA = "over_quota"  # (succeed) its source would pass the daily pixel quota: nothing written
+
+
+class Ended(msgspec.Struct, frozen=True):
+    """What ``succeed``, ``fail`` or ``cancel`` did (``kind``), and the webhook delivery recorded
+    with the ending, for the caller to queue (None: the job has no webhook, or nothing ended)."""
+
+    kind: Ending
+    delivery: uuid.UUID | None = None
+
+
+_TOO_LATE = Ended(Ending.TOO_LATE)
 
 
 class Claim(msgspec.Struct, frozen=True):
@@ -187,12 +239,12 @@ class JobRepo:
         idempotency_key: str | None,
         trace_context: dict[str, str] | None = None,
         template: tuple[str, int] | None = None,
-    ) -> tuple[Job, bool]:
+    ) -> CreatedJob:
         """Insert a job; with an idempotency key already used by this client, return that job instead."""
         job_id = uuid.uuid4()
         source = source_key(client_id, job_id)
         async with self.pool.connection() as conn:
-            row = await _one(
+            row = await fetch_one(
                 conn,
                 f"INSERT INTO jobs (id, client_id, status, spec, spec_sha256, idempotency_key, source_key, trace_context,"
                 f" template_name, template_version) VALUES (%s, %s, 'created', %s::jsonb, %s, %s, %s, %s, %s, %s)"
@@ -209,14 +261,14 @@ class JobRepo:
                 ),
             )
             if row is not None:
-                return _job(row), True
-            row = await _one(
+                return CreatedJob(_job(row), new=True)
+            row = await fetch_one(
                 conn,
                 f"SELECT {_COLUMNS} FROM jobs WHERE client_id = %s AND idempotency_key = %s",
                 (client_id, idempotency_key),
             )
         assert row is not None
-        return _job(row), False
+        return CreatedJob(_job(row), new=False)
 
     async def get(self, job_id: uuid.UUID, client_id: uuid.UUID | None = None) -> Job | None:
         async with self.pool.connection() as conn:
@@ -294,7 +346,7 @@ class JobRepo:
         interactive_allowance: int = 0,
         daily_pixels: int | None = None,
         daily_cpu_seconds: int | None = None,
-    ) -> Started | Literal["busy", "over_quota", "over_cpu_quota"] | None:
+    ) -> Started:
         """``created`` -> ``queued`` under a new dispatch token, committed before this returns:
         the caller sends the queue message only then (``infra.queue.dispatch_job``), so no worker
         can take a message whose job it cannot yet see. If that send fails, the job is ``queued``
@@ -303,9 +355,9 @@ class JobRepo:
         Runs under a lock on the client row so concurrent starts cannot exceed ``max_active``, nor
         ``interactive_allowance`` (the client's interactive jobs active at once: past it, an
         interactive job is queued as a normal one).
-        ``over_quota`` when ``daily_pixels`` (the client's daily source-pixel quota) is spent today,
-        ``over_cpu_quota`` when ``daily_cpu_seconds`` (its daily engine CPU quota) is. Returns None
-        when the job is not in ``created`` (the caller reports its current state).
+        ``OVER_QUOTA`` when ``daily_pixels`` (the client's daily source-pixel quota) is spent today,
+        ``OVER_CPU_QUOTA`` when ``daily_cpu_seconds`` (its daily engine CPU quota) is;
+        ``NOT_CREATED`` when the job is not in ``created`` (the caller reports its current state).
         """
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT 1 FROM clients WHERE id = %s FOR UPDATE", (client_id,))
@@ -314,13 +366,13 @@ class JobRepo:
             )
             assert active is not None
             if active["n"] >= max_active:
-                return "busy"
+                return Started(Start.BUSY)
             if daily_pixels is not None or daily_cpu_seconds is not None:
                 spent = await spent_today(conn, client_id)  # both quotas, one read
                 if daily_pixels is not None and spent.source_pixels >= daily_pixels:
-                    return "over_quota"
+                    return Started(Start.OVER_QUOTA)
                 if daily_cpu_seconds is not None and spent.cpu_seconds >= daily_cpu_seconds:
-                    return "over_cpu_quota"
+                    return Started(Start.OVER_CPU_QUOTA)
             if priority == Priority.INTERACTIVE:
                 urgent = await fetch_one(
                     conn,
@@ -338,8 +390,8 @@ class JobRepo:
                 (source_bytes, source_format, uuid.uuid4(), queue, priority.rank, job_id, client_id),
             )
             if row is None:
-                return None
-        return Started(_job(row), alone=active["n"] == 0)
+                return Started(Start.NOT_CREATED)
+        return Started(Start.QUEUED, _job(row), alone=active["n"] == 0)
 
     async def record_source(self, job_id: uuid.UUID, source_bytes: int, source_format: str) -> None:
         """Size and format of an original the worker fetched (an upload's are recorded by start())."""
@@ -358,9 +410,9 @@ class JobRepo:
         *,
         dispatch: uuid.UUID | None = None,
         cpu_seconds: float = 0.0,
-    ) -> uuid.UUID | bool:
-        """Mark a non-terminal job failed; returns the webhook delivery id when one was recorded,
-        True when failed without a delivery, False when the job was already terminal. With
+    ) -> Ended:
+        """Mark a non-terminal job failed (``TOO_LATE``: it was already terminal), with its webhook
+        delivery when it has one. With
         ``dispatch``, only while that run still holds the job (a worker's view). ``cpu_seconds``:
         the engine time of the run that failed it, for usage."""
         async with self.pool.connection() as conn, conn.transaction():
@@ -372,14 +424,12 @@ class JobRepo:
                 (code, message, job_id, dispatch, dispatch),
             )
             if changed != 1:
-                return False
+                return _TOO_LATE
             await record_job(conn, job_id, JobStatus.FAILED, cpu_seconds=cpu_seconds)
             return await _announce(conn, job_id, delivery)
 
-    async def cancel(
-        self, job_id: uuid.UUID, client_id: uuid.UUID, delivery: NewDelivery | None = None
-    ) -> uuid.UUID | bool:
-        """Cancel a job that has not finished; like ``fail``, returns the delivery id, True, or False."""
+    async def cancel(self, job_id: uuid.UUID, client_id: uuid.UUID, delivery: NewDelivery | None = None) -> Ended:
+        """Cancel a job that has not finished (``TOO_LATE``: it had); its delivery as ``fail``'s."""
         async with self.pool.connection() as conn, conn.transaction():
             changed = await execute(
                 conn,
@@ -388,7 +438,7 @@ class JobRepo:
                 (job_id, client_id),
             )
             if changed != 1:
-                return False
+                return _TOO_LATE
             await record_job(conn, job_id, JobStatus.CANCELED)
             return await _announce(conn, job_id, delivery)
 
@@ -583,12 +633,11 @@ class JobRepo:
         source_info: dict[str, Any] | None = None,
         cpu_seconds: float = 0.0,
         daily_pixels: int | None = None,
-    ) -> uuid.UUID | bool | Literal["over_quota"]:
+    ) -> Ended:
         """Record variants and mark succeeded in one transaction, only while this run holds the
-        job, and count its usage. False if it was canceled or handed on meanwhile (nothing is
-        written; the caller charges the run's CPU, ``UsageRepo.charge_run``); ``over_quota``
-        (nothing written) if its source would take the client past ``daily_pixels`` today; else
-        the delivery id (or True without a webhook)."""
+        job, and count its usage. ``TOO_LATE`` if it was canceled or handed on meanwhile (nothing
+        is written; the caller charges the run's CPU, ``UsageRepo.charge_run``); ``OVER_QUOTA``
+        (nothing written) if its source would take the client past ``daily_pixels`` today."""
         pixels = source[1] * source[2]
         async with self.pool.connection() as conn, conn.transaction():
             if daily_pixels is not None:
@@ -600,7 +649,7 @@ class JobRepo:
                     (job_id,),
                 )
                 if row is not None and await pixels_today(conn, row["id"]) + pixels > daily_pixels:
-                    return "over_quota"
+                    return Ended(Ending.OVER_QUOTA)
             changed = await execute(
                 conn,
                 "UPDATE jobs SET status = 'succeeded', finished_at = now(), updated_at = now(), error_code = NULL,"
@@ -609,7 +658,7 @@ class JobRepo:
                 (*source, Jsonb(source_info) if source_info is not None else None, job_id, dispatch),
             )
             if changed != 1:
-                return False
+                return _TOO_LATE
             async with conn.cursor() as c:
                 await c.executemany(_VARIANT_UPSERT, [(job_id, *msgspec.structs.astuple(v)) for v in variants])
             outputs = [(v.format, v.bytes) for v in variants]
@@ -619,14 +668,14 @@ class JobRepo:
             return await _announce(conn, job_id, delivery)
 
 
-async def _announce(conn: AsyncConnection, job_id: uuid.UUID, d: NewDelivery | None) -> uuid.UUID | Literal[True]:
-    """Record the webhook delivery of a job's terminal transition: its id, or True without a webhook."""
+async def _announce(conn: AsyncConnection, job_id: uuid.UUID, d: NewDelivery | None) -> Ended:
+    """Record the webhook delivery of a job's terminal transition (none without a webhook)."""
     if d is None:
-        return True
+        return Ended(Ending.RECORDED)
     delivery_id = uuid.uuid4()
     await conn.execute(
         "INSERT INTO webhook_deliveries (id, message_id, job_id, event, url, payload, status, next_attempt_at)"
         " VALUES (%s, %s, %s, %s, %s, %s, 'pending', now())",
         (delivery_id, delivery_id, job_id, d.event, d.url, Jsonb(d.payload)),
     )
-    return delivery_id
+    return Ended(Ending.RECORDED, delivery_id)

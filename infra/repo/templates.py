@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from infra.repo._sql import Db, fetch_all, fetch_one
 
-__all__ = ["TemplateRepo", "TemplateSummary", "TemplateVersion"]
+__all__ = ["SavedVersion", "TemplateRepo", "TemplateSummary", "TemplateVersion"]
 
 
 class TemplateVersion(msgspec.Struct, frozen=True):
@@ -30,6 +30,14 @@ class TemplateSummary(msgspec.Struct, frozen=True):
     updated_at: datetime  # of the latest version
 
 
+class SavedVersion(msgspec.Struct, frozen=True):
+    """What ``put`` stored: the version, and whether this call made it (``new``) or found the
+    latest one already saying the same."""
+
+    version: TemplateVersion
+    new: bool
+
+
 _COLUMNS = "name, version, spec, parameters, created_at"
 
 
@@ -39,8 +47,8 @@ class TemplateRepo:
 
     async def put(
         self, client_id: uuid.UUID, name: str, spec: dict[str, Any], parameters: dict[str, Any]
-    ) -> tuple[TemplateVersion, bool]:
-        """A new version after the latest; the latest itself (and False) when it already says the same.
+    ) -> SavedVersion:
+        """A new version after the latest; the latest itself (not ``new``) when it already says the same.
 
         Saves of one name take turns (a transaction-scoped advisory lock on the client and name):
         each reads the latest version the one before it wrote, so any number of concurrent saves
@@ -52,7 +60,7 @@ class TemplateRepo:
             )
             latest = await self._latest(conn, client_id, name)
             if latest is not None and latest.spec == spec and latest.parameters == parameters:
-                return latest, False
+                return SavedVersion(latest, new=False)
             row = await fetch_one(
                 conn,
                 "INSERT INTO templates (client_id, name, version, spec, parameters) VALUES (%s, %s, %s, %s, %s)"
@@ -60,7 +68,7 @@ class TemplateRepo:
                 (client_id, name, latest.version + 1 if latest else 1, Jsonb(spec), Jsonb(parameters)),
             )
             assert row is not None
-            return TemplateVersion(**row), True
+            return SavedVersion(TemplateVersion(**row), new=True)
 
     async def get(self, client_id: uuid.UUID, name: str, version: int | None = None) -> TemplateVersion | None:
         """That version, or the latest when ``version`` is None."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from infra.objects import UPLOAD_RETENTION_DAYS, UPLOADS_PREFIX
 from infra.settings import Settings
 from infra.storage.base import ObjectStore
 from infra.storage.local import LocalStore, UrlSigner
@@ -27,4 +28,5 @@ def open_store(settings: Settings) -> ObjectStore:
         public_secure=settings.s3_public_secure,
         cors_origins=settings.cors_origins,
         cdn_base_url=settings.cdn_base_url,
+        expire=(UPLOADS_PREFIX, UPLOAD_RETENTION_DAYS),
     )

@@ -25,7 +25,6 @@ from minio.datatypes import PostPolicy
 from minio.error import S3Error
 from minio.lifecycleconfig import AbortIncompleteMultipartUpload, Expiration, LifecycleConfig, Rule
 
-from infra.objects import UPLOAD_RETENTION_DAYS, UPLOADS_PREFIX
 from infra.storage.base import (
     ObjectInfo,
     ObjectNotFound,
@@ -68,8 +67,12 @@ class S3Store:
         public_secure: bool | None = None,
         cors_origins: tuple[str, ...] = (),
         cdn_base_url: str | None = None,
+        expire: tuple[str, int] | None = None,
     ) -> None:
+        """``expire``: a key prefix, and the days after which the bucket deletes what is under it
+        (set by ``ensure_bucket``; the caller knows the key layout, this store does not)."""
         self.bucket = bucket
+        self.expire = expire
         self.cdn_base_url = cdn_base_url
         self.cors_origins = cors_origins
         minio = functools.partial(Minio, access_key=access_key, secret_key=secret_key, region=region)
@@ -105,7 +108,8 @@ class S3Store:
             except S3Error as exc:
                 if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                     raise
-        await self._expire_abandoned_uploads()
+        if self.expire is not None:
+            await self._expire_abandoned_uploads(*self.expire)
         if self.cors_origins:
             await self._allow_browser_origins()
 
@@ -200,14 +204,14 @@ class S3Store:
             for r in rules
         ]
 
-    async def _expire_abandoned_uploads(self) -> None:
+    async def _expire_abandoned_uploads(self, prefix: str, days: int) -> None:
         """Whatever a presigned URL writes under uploads/ is gone a day later (and so are the
         parts of abandoned multipart uploads): the URLs stay useless once their job started."""
         rule = Rule(
             ENABLED,
-            rule_filter=Filter(prefix=UPLOADS_PREFIX),
+            rule_filter=Filter(prefix=prefix),
             rule_id="pixelflow-expire-uploads",
-            expiration=Expiration(days=UPLOAD_RETENTION_DAYS),
+            expiration=Expiration(days=days),
             abort_incomplete_multipart_upload=AbortIncompleteMultipartUpload(days_after_initiation=1),
         )
         try:

@@ -13,7 +13,7 @@ import msgspec
 
 from cli.output import emit, json_option, usage_lines
 from infra.keys import SCOPES
-from infra.policy import POLICY_FIELDS, TEXT_POLICY_FIELDS
+from infra.policy import POLICY_FIELDS, SWITCH_POLICY_FIELDS, TEXT_POLICY_FIELDS
 
 __all__ = ["register"]
 
@@ -53,12 +53,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     limits.add_argument("name")
     for name in POLICY_FIELDS:
         if name in TEXT_POLICY_FIELDS:  # '' puts it back to the global value
-            limits.add_argument(f"--{name.replace('_', '-')}", metavar="TEMPLATE")
+            limits.add_argument(f"--{name.replace('_', '-')}", metavar="TEXT")
+        elif name in SWITCH_POLICY_FIELDS:  # 'no' puts it back to the global value (off)
+            limits.add_argument(f"--{name.replace('_', '-')}", type=_switch, metavar="yes|no")
         else:
             limits.add_argument(f"--{name.replace('_', '-')}", type=int, metavar="N")
     limits.add_argument("--reset", action="store_true", help="drop every override: the global limits apply")
     json_option(limits)
     limits.set_defaults(handler=cmd_clients_limits)
+
+    signing = c_sub.add_parser("signing-keys", help="keys that sign a client's image URLs (docs/delivery.md)")
+    s_sub = signing.add_subparsers(dest="signing_command", required=True)
+    s_create = s_sub.add_parser("create", help="create a signing key; prints its id and secret once")
+    s_retire = s_sub.add_parser("retire", help="retire a signing key: URLs it signed answer 403")
+    s_list = s_sub.add_parser("list", help="a client's signing keys (ids only)")
+    for command, handler in (
+        (s_create, cmd_signing_create),
+        (s_retire, cmd_signing_retire),
+        (s_list, cmd_signing_list),
+    ):
+        command.add_argument("name", help="the client")
+        if command is s_retire:
+            command.add_argument("kid", help="the key's id (sk_...)")
+        json_option(command)
+        command.set_defaults(handler=handler)
 
     usage = c_sub.add_parser("usage", help="a client's usage per UTC day (what GET /v1/usage reports)")
     usage.add_argument("name")
@@ -314,6 +332,51 @@ def cmd_clients_limits(args: argparse.Namespace) -> int:
     return _with_clients(work)
 
 
+def cmd_signing_create(args: argparse.Namespace) -> int:
+    from infra.repo import SigningKeyRepo
+
+    async def work(repo: Any) -> int:
+        client = await _client(repo, args.name)
+        key, secret = await SigningKeyRepo(repo.pool).create(client.id)
+        emit(
+            args.json,
+            {"client": client.name, "kid": key.id, "secret": secret, "created_at": key.created_at},
+            [f"signing key {key.id} for {client.name}", f"secret (shown once): {secret}"],
+        )
+        return 0
+
+    return _with_clients(work)
+
+
+def cmd_signing_retire(args: argparse.Namespace) -> int:
+    from infra.repo import SigningKeyRepo
+
+    async def work(repo: Any) -> int:
+        client = await _client(repo, args.name)
+        if not await SigningKeyRepo(repo.pool).retire(client.id, args.kid):
+            print(f"pixelflow: {client.name} has no live signing key {args.kid!r}", file=sys.stderr)
+            return 1
+        emit(args.json, {"client": client.name, "kid": args.kid, "retired": True}, [f"retired {args.kid}"])
+        return 0
+
+    return _with_clients(work)
+
+
+def cmd_signing_list(args: argparse.Namespace) -> int:
+    from infra.repo import SigningKeyRepo
+
+    async def work(repo: Any) -> int:
+        client = await _client(repo, args.name)
+        keys = await SigningKeyRepo(repo.pool).of_client(client.id)
+        records = [{"kid": k.id, "created_at": k.created_at, "retired_at": k.retired_at} for k in keys]
+        lines = [f"{k.id}  created {k.created_at:%Y-%m-%d %H:%M}" + (f"  retired {k.retired_at:%Y-%m-%d %H:%M}"
+                 if k.retired_at else "") for k in keys]  # fmt: skip
+        emit(args.json, records, lines or [f"{client.name} has no signing keys"])
+        return 0
+
+    return _with_clients(work)
+
+
 def cmd_clients_usage(args: argparse.Namespace) -> int:
     from infra.repo import UsageRepo
     from infra.repo.usage import RangeError, report_range
@@ -333,9 +396,19 @@ def cmd_clients_usage(args: argparse.Namespace) -> int:
     return _with_clients(work)
 
 
+def _switch(text: str) -> bool:
+    if text.lower() not in ("yes", "no", "true", "false"):
+        raise argparse.ArgumentTypeError("expected yes or no")
+    return text.lower() in ("yes", "true")
+
+
 def _limit_text(name: str, value: int | str | None) -> str:
     if value is None:
         return "forever" if name.startswith("retain_") else "none"  # a retention that never expires, no quota
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value == "":
+        return "any"  # url_widths: no list
     return f"{value:,}" if isinstance(value, int) else value
 
 

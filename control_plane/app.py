@@ -31,6 +31,7 @@ from control_plane.auth.peers import trusted_proxies
 from control_plane.auth.principal import provide_principal
 from control_plane.dashboard.routes import dashboard_routes
 from control_plane.dashboard.session_routes import auth_routes
+from control_plane.delivery.routes import signed_image
 from control_plane.deps import ApiDeps, open_deps
 from control_plane.problems import problem_response
 from infra.settings import Settings
@@ -72,6 +73,7 @@ def create_app(
         get_limits,
         get_usage,
         create_asset_upload,
+        signed_image,
         healthz,
         readyz,
         docs_assets(),

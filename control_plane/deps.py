@@ -14,7 +14,7 @@ from control_plane.auth.devices import KnownDevices
 from control_plane.auth.ratelimit import RateLimiter
 from infra.db import open_pool
 from infra.queue import open_queue
-from infra.repo import ClientRepo, DeliveryRepo, JobRepo, TemplateRepo, UsageRepo, UserRepo
+from infra.repo import ClientRepo, DeliveryRepo, JobRepo, SigningKeyRepo, TemplateRepo, UsageRepo, UserRepo
 from infra.settings import Settings
 from infra.storage import ObjectStore, open_store
 
@@ -49,6 +49,7 @@ class ApiDeps:
     sign_ups_per_address: RateLimiter
     templates: TemplateRepo
     usage: UsageRepo
+    signing_keys: SigningKeyRepo  # signed image URLs' keys (control_plane/delivery)
 
 
 @asynccontextmanager
@@ -83,6 +84,7 @@ async def open_deps(settings: Settings) -> AsyncIterator[ApiDeps]:
             RateLimiter(queue, per_minute=5, burst=10, name="sign-up-address"),
             TemplateRepo(pool),
             UsageRepo(pool),
+            SigningKeyRepo(pool),
         )
 
 

@@ -227,7 +227,8 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID, *, lane: str, sp
             v.width,
             v.height,
             v.bytes,
-            output_key(job.client_id, job.id, v.id, v.format, key_template),
+            # a signed URL's render has one variant, written to its derived-cache key
+            job.render_key or output_key(job.client_id, job.id, v.id, v.format, key_template),
             v.quality,
             v.frames,
         )

@@ -17,6 +17,8 @@ __all__ = [
     "QUEUE_WAIT",
     "RATE_LIMITED",
     "RETENTION_DELETED",
+    "URL_RENDER_SECONDS",
+    "URL_REQUESTS",
     "VARIANTS",
     "WEBHOOK_DELIVERIES",
 ]
@@ -59,4 +61,10 @@ ENGINE_RESTARTS = Counter(
 # what: original or outputs; one count per job whose objects the retention sweeper deleted.
 RETENTION_DELETED = Counter(
     "pixelflow_retention_deleted", "Jobs whose original or variants the retention sweeper deleted", ["what"]
+)
+# Signed image URLs (docs/delivery.md). result: hit (served from the derived cache), miss (this
+# request started the render), coalesced (it waited for a render another request started), error.
+URL_REQUESTS = Counter("pixelflow_url_requests", "Signed image URL requests by result", ["result"])
+URL_RENDER_SECONDS = Histogram(
+    "pixelflow_url_render_seconds", "From a cache miss to its rendered image, as the request waited", buckets=_SECONDS
 )

@@ -7,6 +7,9 @@ sources/<client>/<job>               the checked original the worker reads
 outputs/<client>/<job>/<variant>.<ext>   by default: after outputs/ comes the client's output key
                                      template (PIXELFLOW_OUTPUT_KEY_TEMPLATE, or its policy's)
 assets/<client>/<key>                watermark images; <key> is a DSL AssetKey (checked there)
+derived/<client>/<kind>/<id>/<hash>.<ext>   what a signed image URL rendered (docs/delivery.md):
+                                     <kind> is `job` or `asset`, <id> the job's id or the asset's
+                                     key percent-encoded; <hash> covers everything its bytes depend on
 ```
 
 Every key is built from ids PixelFlow chose, except an asset's key, which the DSL validated, and
@@ -18,9 +21,11 @@ there, so a template changed later never strands an object.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from infra.output_keys import DEFAULT_OUTPUT_KEY_TEMPLATE, render_output_key
 from pipeline.formats import FORMATS
@@ -29,12 +34,17 @@ if TYPE_CHECKING:
     from infra.storage.base import ObjectStore  # the port only: infra.storage.factory reads this layout
 
 __all__ = [
+    "DERIVED_ENGINE_VERSION",
     "OUTPUT_CACHE_CONTROL",
     "UPLOADS_PREFIX",
     "UPLOAD_RETENTION_DAYS",
     "asset_key",
+    "delete_derived",
     "delete_original",
     "delete_outputs",
+    "derived_hash",
+    "derived_key",
+    "derived_prefix",
     "discard_originals",
     "erase_job_objects",
     "output_key",
@@ -74,6 +84,35 @@ def asset_key(client_id: uuid.UUID, key: str) -> str:
     return f"assets/{client_id}/{key}"
 
 
+# Part of every derived hash: bump it when the engine's output for the same request changes (a
+# libvips upgrade, an encoder's defaults), so no cached image outlives the engine that made it.
+DERIVED_ENGINE_VERSION = "1"
+
+
+def derived_prefix(client_id: uuid.UUID, kind: str, source_id: str) -> str:
+    """Everything signed URLs rendered from one source (``kind``: ``job`` or ``asset``)."""
+    return f"derived/{client_id}/{kind}/{quote(source_id, safe='')}/"
+
+
+def derived_hash(kind: str, source_id: str, source_version: str, variant: bytes, fmt: str) -> str:
+    """The identity of a rendered image: its source and that source's stored version (ETag), the
+    normalised variant JSON, the chosen format and the engine version. Same inputs, same bytes."""
+    digest = hashlib.sha256()
+    for part in (kind, source_id, source_version, fmt, DERIVED_ENGINE_VERSION):
+        digest.update(part.encode() + b"\0")
+    digest.update(variant)
+    return digest.hexdigest()
+
+
+def derived_key(client_id: uuid.UUID, kind: str, source_id: str, digest: str, fmt: str) -> str:
+    return f"{derived_prefix(client_id, kind, source_id)}{digest}{FORMATS[fmt].extension}"
+
+
+async def delete_derived(store: ObjectStore, client_id: uuid.UUID, kind: str, source_id: str) -> None:
+    """Delete what signed URLs rendered from a source. An error propagates."""
+    await store.delete_prefix(derived_prefix(client_id, kind, source_id))
+
+
 # The deletions below are the one place objects of a job are removed: DELETE /v1/jobs/{id}
 # (erase_job_objects), the retention sweeper (delete_original, delete_outputs) and a failed or
 # canceled job's clean-up (discard_originals). Deleting a missing object is not an error, so each
@@ -81,10 +120,11 @@ def asset_key(client_id: uuid.UUID, key: str) -> str:
 
 
 async def delete_original(store: ObjectStore, client_id: uuid.UUID, job_id: uuid.UUID) -> None:
-    """Delete a job's original, uploaded or moved. An error propagates: the caller records
-    nothing and tries again later."""
+    """Delete a job's original, uploaded or moved, and what signed URLs rendered from it. An
+    error propagates: the caller records nothing and tries again later."""
     for key in (upload_key(client_id, job_id), source_key(client_id, job_id)):
         await store.delete(key)
+    await delete_derived(store, client_id, "job", str(job_id))
 
 
 async def delete_outputs(store: ObjectStore, client_id: uuid.UUID, job_id: uuid.UUID, keys: Iterable[str]) -> None:

@@ -12,6 +12,7 @@ from msgspec import Meta
 
 from infra.output_keys import check_output_key_template
 from infra.settings import Settings
+from infra.widths import parse_widths
 from pipeline.dsl import Limits
 
 if TYPE_CHECKING:  # infra.repo reads policies: a runtime import would be a cycle
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # infra.repo reads policies: a runtime import would be a cycl
 
 __all__ = [
     "POLICY_FIELDS",
+    "SWITCH_POLICY_FIELDS",
     "TEXT_POLICY_FIELDS",
     "ClientLimits",
     "ClientLimitsToday",
@@ -50,14 +52,19 @@ class ClientPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     scheduling_weight: Positive | None = None  # its share of engine slots against other clients'
     max_running_jobs_per_client: Positive | None = None  # jobs processing at once
     interactive_jobs_per_client: Positive | None = None  # `priority: interactive` jobs active at once
+    url_templates_only: bool | None = None  # signed URLs may only name templates (docs/delivery.md)
+    url_widths: str | None = None  # the widths signed URLs may ask for, `320,640,1024`
 
     def __post_init__(self) -> None:
         if self.output_key_template is not None:
             check_output_key_template(self.output_key_template)
+        if self.url_widths is not None:
+            parse_widths(self.url_widths)
 
 
 POLICY_FIELDS = tuple(f.name for f in msgspec.structs.fields(ClientPolicy))
-TEXT_POLICY_FIELDS = frozenset({"output_key_template"})  # the rest are counts
+TEXT_POLICY_FIELDS = frozenset({"output_key_template", "url_widths"})
+SWITCH_POLICY_FIELDS = frozenset({"url_templates_only"})  # the rest are counts
 
 
 class ClientLimits(msgspec.Struct, frozen=True, kw_only=True):
@@ -76,6 +83,8 @@ class ClientLimits(msgspec.Struct, frozen=True, kw_only=True):
     scheduling_weight: int
     max_running_jobs_per_client: int
     interactive_jobs_per_client: int
+    url_templates_only: bool
+    url_widths: str
     overridden: list[str]  # which of the above come from the client's policy
 
 

@@ -17,6 +17,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from infra.output_keys import DEFAULT_OUTPUT_KEY_TEMPLATE, check_output_key_template
+from infra.widths import parse_widths
 from pipeline.dsl import Limits
 
 __all__ = ["CLIENT_VARIABLES", "Settings", "SettingsError", "load_settings"]
@@ -100,6 +101,12 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     interactive_slots: Annotated[int, Meta(ge=0, le=16)] = 1
     interactive_deadline_seconds: Seconds = 10.0  # a run in an interactive slot; then it moves to a normal slot
     interactive_max_cost: PositiveInt = 2000  # cost units (~CPU-ms) a client's recent runs may average to use one
+    # signed image URLs (docs/delivery.md): how long a request waits for its render (at most the
+    # interactive deadline), what its responses say to caches, and the URL policy's global values
+    url_deadline_seconds: Seconds = 10.0
+    url_cache_control: str = "public, max-age=31536000, immutable"
+    url_templates_only: bool = False  # URLs may only name templates, not steps
+    url_widths: str = ""  # widths URLs may ask for, comma-separated (`320,640,1024`); empty: any
     # queue and workers
     queue_name: str = "pixelflow:queue"
     worker_concurrency: PositiveInt = 2
@@ -152,6 +159,12 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(
                 f"PIXELFLOW_CDN_BASE_URL: {self.cdn_base_url!r} is not an http(s) URL without a query or trailing slash"
             )
+        if self.url_deadline_seconds > self.interactive_deadline_seconds:
+            raise ValueError("PIXELFLOW_URL_DEADLINE_SECONDS must not exceed PIXELFLOW_INTERACTIVE_DEADLINE_SECONDS")
+        try:
+            parse_widths(self.url_widths)
+        except ValueError as exc:
+            raise ValueError(f"PIXELFLOW_URL_WIDTHS: {exc}") from None
         try:
             check_output_key_template(self.output_key_template)
         except ValueError as exc:

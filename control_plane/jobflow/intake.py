@@ -59,6 +59,7 @@ __all__ = [
     "START_ERRORS",
     "NewJob",
     "create_job",
+    "dispatch_started",
     "has_source",
     "known_source",
     "limits_of",
@@ -233,7 +234,7 @@ async def start_job(deps: ApiDeps, principal: Principal, job_id: uuid.UUID, spec
         )
         if started.job is not None:
             slots = deps.settings.interactive_slots
-            await _dispatch(
+            await dispatch_started(
                 deps, started.job, interactive=interactive_ticket(slots, started.job.priority, alone=started.alone)
             )
     if started.kind is Start.BUSY:
@@ -265,7 +266,7 @@ async def start_job(deps: ApiDeps, principal: Principal, job_id: uuid.UUID, spec
     return started.job
 
 
-async def _dispatch(deps: ApiDeps, job: Job, *, interactive: bool) -> None:
+async def dispatch_started(deps: ApiDeps, job: Job, *, interactive: bool) -> None:
     """Send the queue message of a job whose ``queued`` row is committed. The row is the hand-off,
     the message only wakes a worker: if Redis cannot take it now, the job still runs, sent by
     the sweeper (``PIXELFLOW_SWEEP_INTERVAL_SECONDS``), so the client's 202 holds."""

@@ -3,6 +3,7 @@
 from infra.repo.clients import ApiKey, Client, ClientRepo, Grant
 from infra.repo.deliveries import Attempt, Delivery, DeliveryRepo
 from infra.repo.jobs import Claim, CreatedJob, Ended, Ending, Job, JobPage, JobRepo, Start, Started, VariantRecord
+from infra.repo.signing_keys import SigningKey, SigningKeyRepo
 from infra.repo.templates import SavedVersion, TemplateRepo, TemplateSummary, TemplateVersion
 from infra.repo.usage import UsageDay, UsageRepo, UsageReport, UsageTotals
 from infra.repo.users import Session, User, UserRepo
@@ -24,6 +25,8 @@ __all__ = [
     "JobRepo",
     "SavedVersion",
     "Session",
+    "SigningKey",
+    "SigningKeyRepo",
     "Start",
     "Started",
     "TemplateRepo",

@@ -101,6 +101,8 @@ class Job(msgspec.Struct, frozen=True):
     outputs_deleted_at: datetime | None = None
     priority: int = Priority.NORMAL.rank  # infra.lifecycle.Priority's rank
     not_before: datetime | None = None  # handed back with a backoff: not claimable before this
+    origin: str = "api"  # `url`: rendered for a signed image URL (not listed, no webhook)
+    render_key: str | None = None  # a URL render's one variant goes here (infra/objects.py: derived/)
 
 
 class CreatedJob(msgspec.Struct, frozen=True):
@@ -239,15 +241,19 @@ class JobRepo:
         idempotency_key: str | None,
         trace_context: dict[str, str] | None = None,
         template: tuple[str, int] | None = None,
+        render: tuple[str, str] | None = None,
     ) -> CreatedJob:
-        """Insert a job; with an idempotency key already used by this client, return that job instead."""
+        """Insert a job; with an idempotency key already used by this client, return that job instead.
+        ``render``: a signed URL's render, reading the stored original at its first key and writing
+        its one variant to the second (origin ``url``)."""
         job_id = uuid.uuid4()
-        source = source_key(client_id, job_id)
+        source, render_key = render or (source_key(client_id, job_id), None)
         async with self.pool.connection() as conn:
             row = await fetch_one(
                 conn,
                 f"INSERT INTO jobs (id, client_id, status, spec, spec_sha256, idempotency_key, source_key, trace_context,"
-                f" template_name, template_version) VALUES (%s, %s, 'created', %s::jsonb, %s, %s, %s, %s, %s, %s)"
+                f" template_name, template_version, origin, render_key)"
+                f" VALUES (%s, %s, 'created', %s::jsonb, %s, %s, %s, %s, %s, %s, %s, %s)"
                 f" ON CONFLICT (client_id, idempotency_key) DO NOTHING RETURNING {_COLUMNS}",
                 (
                     job_id,
@@ -258,6 +264,8 @@ class JobRepo:
                     source,
                     Jsonb(trace_context),
                     *(template or (None, None)),
+                    "api" if render is None else "url",
+                    render_key,
                 ),
             )
             if row is not None:
@@ -269,6 +277,15 @@ class JobRepo:
             )
         assert row is not None
         return CreatedJob(_job(row), new=False)
+
+    async def release_key(self, job_id: uuid.UUID) -> None:
+        """Free a finished job's idempotency key, so the next create with it makes a new job (a URL
+        render whose result is gone, or whose failure is old enough to try again)."""
+        await execute(
+            self.pool,
+            f"UPDATE jobs SET idempotency_key = NULL WHERE id = %s AND status IN {_TERMINAL}",
+            (job_id,),
+        )
 
     async def get(self, job_id: uuid.UUID, client_id: uuid.UUID | None = None) -> Job | None:
         async with self.pool.connection() as conn:
@@ -312,7 +329,7 @@ class JobRepo:
         }
         rows = await fetch_all(
             self.pool,
-            f"SELECT {_COLUMNS} FROM jobs WHERE client_id = %(client)s AND deleted_at IS NULL"
+            f"SELECT {_COLUMNS} FROM jobs WHERE client_id = %(client)s AND deleted_at IS NULL AND origin = 'api'"
             " AND (%(status)s::text IS NULL OR status = %(status)s)"
             " AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)"
             " AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)"

@@ -38,6 +38,7 @@ class ObjectTooLarge(Exception):
 class ObjectInfo:
     size: int
     content_type: str | None
+    version: str | None = None  # changes whenever the bytes do (S3: the ETag); the derived cache keys on it
 
 
 @dataclass(frozen=True, slots=True)

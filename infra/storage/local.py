@@ -75,7 +75,8 @@ class LocalStore:
     async def stat(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
         try:
-            return ObjectInfo(size=path.stat().st_size, content_type=None)
+            st = path.stat()
+            return ObjectInfo(size=st.st_size, content_type=None, version=f"{st.st_mtime_ns:x}-{st.st_size:x}")
         except FileNotFoundError:
             return None
 

@@ -138,7 +138,7 @@ class S3Store:
             st = await self._call(self._client.stat_object, self.bucket, key)
         except ObjectNotFound:
             return None
-        return ObjectInfo(size=st.size or 0, content_type=st.content_type)
+        return ObjectInfo(size=st.size or 0, content_type=st.content_type, version=st.etag)
 
     def _get(self, key: str, offset: int = 0, length: int = 0) -> bytes:
         response = self._client.get_object(self.bucket, key, offset=offset, length=length)

@@ -1,4 +1,5 @@
-"""Python client for PixelFlow: ``Client``/``AsyncClient`` for the API, ``verify`` for webhooks."""
+"""Python client for PixelFlow: ``Client``/``AsyncClient`` for the API, ``verify`` for webhooks,
+``image_url``/``srcset`` for signed image URLs."""
 
 from pixelflow_client.client import AsyncClient, Client
 from pixelflow_client.errors import (
@@ -28,6 +29,7 @@ from pixelflow_client.models import (
     Variant,
     WebhookEvent,
 )
+from pixelflow_client.urls import image_url, srcset
 from pixelflow_client.webhooks import verify
 
 __all__ = [
@@ -56,5 +58,7 @@ __all__ = [
     "Variant",
     "WebhookEvent",
     "WebhookVerificationError",
+    "image_url",
+    "srcset",
     "verify",
 ]

@@ -1,0 +1,125 @@
+"""``GET /img/{sig}/{kid}/{options...}/{source}``: a signed image URL, served from the derived
+cache or rendered into it (docs/delivery.md). No API key: the signature is the credential, and
+its key id names the client."""
+
+from __future__ import annotations
+
+import uuid
+
+import msgspec
+from litestar import Request, Response, get
+
+from control_plane.delivery.grammar import (
+    ROUTE_PREFIX,
+    SourceRef,
+    invalid_signature,
+    parse_options,
+    parse_source,
+    split_path,
+)
+from control_plane.delivery.negotiate import ACCEPT_CH, source_features
+from control_plane.delivery.render import MAX_DERIVED_BYTES, StoredSource, render
+from control_plane.delivery.variants import plan_variant
+from control_plane.deps import ApiDeps, ApiDepsDep
+from control_plane.problems import ApiError, NotFound, Unprocessable
+from infra.metrics import URL_REQUESTS
+from infra.objects import asset_key, derived_hash, derived_key
+from infra.policy import client_limits, engine_limits
+from infra.signing import signature_matches
+from infra.storage import ObjectNotFound
+from infra.widths import parse_widths
+from pipeline.dsl.steps import AssetKey
+from pipeline.errors import FieldError, UnsupportedFormat
+from pipeline.formats import FORMATS
+from pipeline.sniff import SNIFF_BYTES, sniff
+
+__all__ = ["signed_image"]
+
+
+@get(f"{ROUTE_PREFIX}/{{rest:path}}", include_in_schema=False)
+async def signed_image(request: Request, deps: ApiDepsDep) -> Response[bytes]:
+    try:
+        response, result = await _serve(request, deps)
+    except ApiError:
+        URL_REQUESTS.labels("error").inc()
+        raise
+    URL_REQUESTS.labels(result).inc()
+    return response
+
+
+async def _serve(request: Request, deps: ApiDeps) -> tuple[Response[bytes], str]:
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    signed = split_path(raw.decode("latin-1").partition("?")[0])
+    live = await deps.signing_keys.live(signed.kid)
+    if live is None or not signature_matches(live[1], signed.signed, signed.signature):
+        raise invalid_signature()
+    client_id = live[0]
+    processing = parse_options(signed.options)
+    source = await _stored_source(deps, client_id, parse_source(signed.source))
+    policy = await deps.clients.policy(client_id)
+    in_force = client_limits(deps.settings, policy)
+
+    async def features() -> tuple[bool, bool]:
+        if source.format == "jpeg":
+            return False, False
+        return source_features(source.format, await deps.store.read_head(source.key, SNIFF_BYTES))
+
+    plan = await plan_variant(
+        deps.templates,
+        client_id,
+        processing,
+        limits=engine_limits(deps.settings, policy),
+        templates_only=in_force.url_templates_only,
+        widths=parse_widths(in_force.url_widths),
+        headers=request.headers,
+        features=features,
+    )
+    digest = derived_hash(source.kind, source.id, source.version, plan.variant, plan.format)
+    key = derived_key(client_id, source.kind, source.id, digest, plan.format)
+    etag = f'"{digest}"'
+    headers = {"ETag": etag, "Cache-Control": deps.settings.url_cache_control, "Accept-CH": ACCEPT_CH}
+    if plan.vary:
+        headers["Vary"] = ", ".join(plan.vary)
+    if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        return Response(b"", status_code=304, headers=headers), "hit"
+    result = "hit"
+    try:
+        data = await deps.store.read(key, max_bytes=MAX_DERIVED_BYTES)
+    except ObjectNotFound:
+        rendered = await render(deps, client_id, source, plan, digest, key)
+        data, result = rendered.data, "coalesced" if rendered.coalesced else "miss"
+    return Response(data, media_type=FORMATS[plan.format].mime, headers=headers), result
+
+
+def _no_source() -> NotFound:
+    """One answer for a source that never existed, was deleted, or is another client's."""
+    return NotFound("no such source", code="source_not_found")
+
+
+async def _stored_source(deps: ApiDeps, client_id: uuid.UUID, ref: SourceRef) -> StoredSource:
+    if ref.kind == "url":
+        raise Unprocessable(
+            "URL sources are not enabled for signed image URLs; use job: or asset:",
+            code="url_sources_not_enabled",
+            errors=[FieldError("$.url.source", "url: sources are not enabled")],
+        )
+    if ref.kind == "job":
+        job = await deps.jobs.get(uuid.UUID(ref.id), client_id)
+        if job is None or job.origin != "api" or job.source_format is None:
+            raise _no_source()
+        key, fmt = job.source_key, job.source_format
+    else:
+        try:
+            msgspec.convert(ref.id, AssetKey)
+        except msgspec.ValidationError:
+            raise _no_source() from None
+        key, fmt = asset_key(client_id, ref.id), None
+    info = await deps.store.stat(key)
+    if info is None:
+        raise _no_source()
+    if fmt is None:
+        try:
+            fmt = sniff(await deps.store.read_head(key, SNIFF_BYTES))
+        except (UnsupportedFormat, ObjectNotFound):
+            raise _no_source() from None
+    return StoredSource(ref.kind, ref.id, key, info.version or f"{info.size}", info.size, fmt)

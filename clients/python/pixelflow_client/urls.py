@@ -10,6 +10,7 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
+from typing import Any
 from urllib.parse import quote
 
 __all__ = ["image_url", "sign_path", "srcset"]
@@ -51,7 +52,7 @@ def image_url(
     width: int | None = None,
     height: int | None = None,
     fit: str | None = None,
-    format: str | None = None,  # noqa: A002 - the URL option's own name
+    format: str | None = None,
     quality: int | None = None,
     dpr: float | None = None,
     steps: Iterable[tuple[str, Mapping[str, object]]] = (),
@@ -79,9 +80,6 @@ def image_url(
     return f"{base_url.rstrip('/')}/img/{sign_path(secret, path)}{path}"
 
 
-def srcset(base_url: str, kid: str, secret: str, widths: Iterable[int], **options: object) -> str:
+def srcset(base_url: str, kid: str, secret: str, widths: Iterable[int], **options: Any) -> str:
     """``srcset`` for an ``<img>``: one signed URL per width, ``"<url> 320w, <url> 640w"``."""
-    return ", ".join(
-        f"{image_url(base_url, kid, secret, width=w, **options)} {w}w"  # type: ignore[arg-type]
-        for w in widths
-    )
+    return ", ".join(f"{image_url(base_url, kid, secret, width=w, **options)} {w}w" for w in widths)

@@ -1,0 +1,251 @@
+"""Signed image URLs on real services (docs/delivery.md): signatures, sources of other clients,
+format negotiation, the derived cache and its ETags, single flight, the width list and client
+hints, template versions, and deletion of a job taking its derived images with it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+import pyvips
+from minio import Minio
+from pixelflow_client import image_url
+from prometheus_client import REGISTRY
+
+from devstack.imagegen import encode, photo
+from infra.db import open_pool
+from infra.policy import ClientPolicy
+from infra.repo import ClientRepo, SigningKeyRepo
+from infra.repo._sql import fetch_one
+from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
+from tests.integration.test_flow import create_and_upload
+
+pytestmark = pytest.mark.integration
+
+JPEG_SPEC = {"version": 1, "pipeline": [{"id": "small", "action": "resize", "width": 64, "format": "jpeg"}]}
+
+
+async def _db(stack: Stack, sql: str, *params: object) -> dict | None:
+    pool = await open_pool(stack.env["PIXELFLOW_DATABASE_URL"], max_size=1)
+    try:
+        return await fetch_one(pool, sql, params)
+    finally:
+        await pool.close()
+
+
+async def _signing_key(stack: Stack, client_id: uuid.UUID) -> tuple[str, str]:
+    pool = await open_pool(stack.env["PIXELFLOW_DATABASE_URL"], max_size=1)
+    try:
+        key, secret = await SigningKeyRepo(pool).create(client_id)
+    finally:
+        await pool.close()
+    return key.id, secret
+
+
+async def _policy(stack: Stack, client_id: uuid.UUID, **fields: object) -> None:
+    pool = await open_pool(stack.env["PIXELFLOW_DATABASE_URL"], max_size=1)
+    try:
+        await ClientRepo(pool).set_policy(client_id, ClientPolicy(**fields))  # type: ignore[arg-type]
+    finally:
+        await pool.close()
+
+
+async def _render_jobs(stack: Stack, client_id: uuid.UUID) -> int:
+    row = await _db(stack, "SELECT count(*) AS n FROM jobs WHERE client_id = %s AND origin = 'url'", client_id)
+    assert row is not None
+    return row["n"]
+
+
+async def _source_job(t: Tenant, image: bytes) -> str:
+    job = await create_and_upload(t, JPEG_SPEC, image)
+    assert (await t.http.post(f"/v1/jobs/{job['id']}/start")).status_code == 202
+    done = await wait_status(t, job["id"], {"succeeded", "failed"})
+    assert done["status"] == "succeeded", done
+    return job["id"]
+
+
+def _count(result: str) -> float:
+    return REGISTRY.get_sample_value("pixelflow_url_requests_total", {"result": result}) or 0.0
+
+
+def _width(data: bytes) -> int:
+    return pyvips.Image.new_from_buffer(data, "").width
+
+
+@pytest.fixture
+async def signer(stack: Stack, api: ApiServer, tenant: Tenant) -> tuple[str, str]:
+    return await _signing_key(stack, tenant.client_id)
+
+
+async def test_signatures_and_sources(
+    stack: Stack, api: ApiServer, tenant: Tenant, signer: tuple[str, str], worker: WorkerProcess
+) -> None:
+    kid, secret = signer
+    job_id = await _source_job(tenant, encode(photo(800, 600, seed=3), ".jpg", Q=85))
+    async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+        good = image_url(api.url, kid, secret, job=job_id, width=200, format="jpeg")
+        ok = await http.get(good)
+        assert ok.status_code == 200, ok.text
+        assert ok.headers["content-type"] == "image/jpeg" and _width(ok.content) == 200
+
+        tampered = good.replace("w:200", "w:201")
+        wrong_kid = good.replace(f"/{kid}/", "/sk_000000000000/")
+        other_key = await _signing_key(stack, tenant.client_id)
+        retired = image_url(api.url, *other_key, job=job_id, width=200, format="jpeg")
+        assert (await http.get(retired)).status_code == 200
+        pool = await open_pool(stack.env["PIXELFLOW_DATABASE_URL"], max_size=1)
+        try:
+            assert await SigningKeyRepo(pool).retire(tenant.client_id, other_key[0])
+        finally:
+            await pool.close()
+        bodies = []
+        for url in (tampered, wrong_kid, retired):
+            r = await http.get(url)
+            assert r.status_code == 403, (url, r.text)
+            assert r.headers["content-type"].startswith("application/problem+json")
+            body = r.json()
+            body.pop("instance")
+            bodies.append(body)
+        assert bodies[0] == bodies[1] == bodies[2] and bodies[0]["code"] == "invalid_signature"
+
+        # client B signs a URL for client A's job: as unknown as a job that never existed
+        other = await make_tenant(stack, api)
+        b_kid, b_secret = await _signing_key(stack, other.client_id)
+        foreign = await http.get(image_url(api.url, b_kid, b_secret, job=job_id, width=200, format="jpeg"))
+        unknown = await http.get(image_url(api.url, b_kid, b_secret, job=str(uuid.uuid4()), width=200, format="jpeg"))
+        assert foreign.status_code == unknown.status_code == 404
+        assert foreign.json()["code"] == unknown.json()["code"] == "source_not_found"
+        assert foreign.json()["detail"] == unknown.json()["detail"]
+        await other.http.aclose()
+
+        # an invalid option is a 422 naming it; a url: source is not enabled
+        bad = await http.get(image_url(api.url, kid, secret, job=job_id, width=200, steps=[("blur", {"sigma": 0})]))
+        assert bad.status_code == 422, bad.text
+        assert bad.json()["errors"][0]["path"].startswith("$.url.options[1]")
+        url_source = await http.get(image_url(api.url, kid, secret, url="https://example.com/a.jpg", width=200))
+        assert url_source.status_code == 422 and url_source.json()["code"] == "url_sources_not_enabled"
+
+
+async def test_negotiation_cache_and_etags(
+    stack: Stack, api: ApiServer, tenant: Tenant, signer: tuple[str, str], worker: WorkerProcess
+) -> None:
+    kid, secret = signer
+    job_id = await _source_job(tenant, encode(photo(900, 600, seed=5), ".jpg", Q=85))
+    alpha_job = await _source_job(tenant, encode(photo(400, 300, seed=6, alpha=True), ".png"))
+    url = image_url(api.url, kid, secret, job=job_id, width=300)  # f:auto is the default
+    async with httpx.AsyncClient(timeout=30) as http:
+        for accept, mime in (
+            ("image/avif,image/webp,*/*", "image/avif"),
+            ("image/webp,*/*", "image/webp"),
+            ("*/*", "image/jpeg"),
+        ):
+            r = await http.get(url, headers={"Accept": accept})
+            assert r.status_code == 200, r.text
+            assert r.headers["content-type"] == mime
+            assert "Accept" in r.headers["vary"]
+            assert r.headers["cache-control"] == "public, max-age=31536000, immutable"
+            assert int(r.headers["content-length"]) == len(r.content)
+            assert _width(r.content) == 300
+        alpha = await http.get(image_url(api.url, kid, secret, job=alpha_job, width=100), headers={"Accept": "*/*"})
+        assert alpha.status_code == 200 and alpha.headers["content-type"] == "image/png"
+        assert pyvips.Image.new_from_buffer(alpha.content, "").hasalpha()
+
+        # the second request is a hit: same ETag, no new render job, no engine work
+        first = await http.get(url, headers={"Accept": "image/webp"})
+        jobs, hits, misses = await _render_jobs(stack, tenant.client_id), _count("hit"), _count("miss")
+        again = await http.get(url, headers={"Accept": "image/webp"})
+        assert again.status_code == 200 and again.headers["etag"] == first.headers["etag"]
+        assert again.content == first.content
+        assert await _render_jobs(stack, tenant.client_id) == jobs
+        assert _count("hit") == hits + 1 and _count("miss") == misses
+        etag = first.headers["etag"]
+        assert etag.startswith('"') and len(etag) == 66
+        cached = await http.get(url, headers={"Accept": "image/webp", "If-None-Match": etag})
+        assert cached.status_code == 304 and cached.content == b"" and cached.headers["etag"] == etag
+
+
+async def test_concurrent_requests_render_once(
+    stack: Stack, api: ApiServer, tenant: Tenant, signer: tuple[str, str], worker: WorkerProcess
+) -> None:
+    kid, secret = signer
+    job_id = await _source_job(tenant, encode(photo(1200, 800, seed=7), ".jpg", Q=85))
+    before = await _render_jobs(stack, tenant.client_id)
+    url = image_url(api.url, kid, secret, job=job_id, width=480, format="webp", quality=70)
+    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32)) as http:
+        answers = await asyncio.gather(*(http.get(url) for _ in range(24)))
+    assert [r.status_code for r in answers] == [200] * 24, [r.text for r in answers if r.status_code != 200]
+    assert len({r.headers["etag"] for r in answers}) == 1
+    assert len({r.content for r in answers}) == 1
+    assert await _render_jobs(stack, tenant.client_id) == before + 1
+    listed = (await tenant.http.get("/v1/jobs")).json()["jobs"]
+    assert {j["id"] for j in listed} == {job_id}  # render jobs stay out of the listing
+
+
+async def test_width_list_and_client_hints(
+    stack: Stack, api: ApiServer, tenant: Tenant, signer: tuple[str, str], worker: WorkerProcess
+) -> None:
+    kid, secret = signer
+    job_id = await _source_job(tenant, encode(photo(1400, 900, seed=9), ".jpg", Q=85))
+    await _policy(stack, tenant.client_id, url_widths="320,640,1024")
+    async with httpx.AsyncClient(timeout=30) as http:
+        outside = await http.get(image_url(api.url, kid, secret, job=job_id, width=500, format="jpeg"))
+        assert outside.status_code == 422, outside.text
+        assert outside.json()["code"] == "width_not_allowed"
+        assert outside.json()["errors"][0]["path"] == "$.url.options[0]"
+        listed = await http.get(image_url(api.url, kid, secret, job=job_id, width=320, format="jpeg"))
+        assert listed.status_code == 200 and _width(listed.content) == 320
+        hinted = await http.get(
+            image_url(api.url, kid, secret, job=job_id, format="jpeg"), headers={"Sec-CH-Width": "500"}
+        )
+        assert hinted.status_code == 200, hinted.text
+        assert _width(hinted.content) == 640  # snapped up to the list
+        assert "Sec-CH-Width" in hinted.headers["vary"]
+        assert hinted.headers["accept-ch"] == "Sec-CH-Width, Sec-CH-DPR, Width"
+    await _policy(stack, tenant.client_id, url_templates_only=True)
+    async with httpx.AsyncClient(timeout=30) as http:
+        shorthand = await http.get(image_url(api.url, kid, secret, job=job_id, width=320, format="jpeg"))
+        assert shorthand.status_code == 403 and shorthand.json()["code"] == "url_templates_only"
+
+
+async def test_template_versions_are_pinned(
+    stack: Stack, api: ApiServer, tenant: Tenant, signer: tuple[str, str], worker: WorkerProcess
+) -> None:
+    kid, secret = signer
+    job_id = await _source_job(tenant, encode(photo(1000, 700, seed=12), ".jpg", Q=85))
+    for width in (100, 150, 200, 250):  # versions 1 to 4
+        spec = {"version": 1, "pipeline": [{"id": "hero", "action": "resize", "width": width, "format": "jpeg"}]}
+        saved = await tenant.http.post("/v1/templates", json={"name": "hero", "spec": spec})
+        assert saved.status_code in (200, 201), saved.text
+    async with httpx.AsyncClient(timeout=30) as http:
+        v3 = await http.get(image_url(api.url, kid, secret, job=job_id, template="hero@3"))
+        v4 = await http.get(image_url(api.url, kid, secret, job=job_id, template="hero@4"))
+        latest = await http.get(image_url(api.url, kid, secret, job=job_id, template="hero"))
+        assert v3.status_code == v4.status_code == latest.status_code == 200, (v3.text, v4.text)
+        assert (_width(v3.content), _width(v4.content)) == (200, 250)
+        assert v3.headers["etag"] != v4.headers["etag"] and latest.headers["etag"] == v4.headers["etag"]
+        spec = {"version": 1, "pipeline": [{"id": "hero", "action": "resize", "width": 300, "format": "jpeg"}]}
+        assert (await tenant.http.post("/v1/templates", json={"name": "hero", "spec": spec})).status_code in (200, 201)
+        pinned = await http.get(image_url(api.url, kid, secret, job=job_id, template="hero@3"))
+        assert pinned.headers["etag"] == v3.headers["etag"] and _width(pinned.content) == 200
+        missing = await http.get(image_url(api.url, kid, secret, job=job_id, template="nope@1"))
+        assert missing.status_code == 404 and missing.json()["code"] == "template_not_found"
+
+
+async def test_deleting_the_job_deletes_its_derived_images(
+    stack: Stack, api: ApiServer, tenant: Tenant, signer: tuple[str, str], worker: WorkerProcess
+) -> None:
+    kid, secret = signer
+    job_id = await _source_job(tenant, encode(photo(800, 600, seed=14), ".jpg", Q=85))
+    url = image_url(api.url, kid, secret, job=job_id, width=120, format="webp")
+    async with httpx.AsyncClient(timeout=30) as http:
+        assert (await http.get(url)).status_code == 200
+        s3 = Minio(stack.s3.endpoint, access_key=stack.s3.access_key, secret_key=stack.s3.secret_key, secure=False)
+        prefix = f"derived/{tenant.client_id}/job/{job_id}/"
+        bucket = stack.env["PIXELFLOW_S3_BUCKET"]
+        assert len(list(s3.list_objects(bucket, prefix=prefix, recursive=True))) == 1
+        assert (await tenant.http.delete(f"/v1/jobs/{job_id}")).status_code == 204
+        assert list(s3.list_objects(bucket, prefix=prefix, recursive=True)) == []
+        gone = await http.get(url)
+        assert gone.status_code == 404 and gone.json()["code"] == "source_not_found"

@@ -124,6 +124,17 @@ async def test_signatures_and_sources(
         bad = await http.get(image_url(api.url, kid, secret, job=job_id, width=200, steps=[("blur", {"sigma": 0})]))
         assert bad.status_code == 422, bad.text
         assert bad.json()["errors"][0]["path"].startswith("$.url.options[1]")
+        bmp = await http.get(image_url(api.url, kid, secret, job=job_id, width=200, format="bmp"))
+        assert bmp.status_code == 422 and bmp.json()["errors"][0]["path"].startswith("$.url.options[1]")
+        nope = await http.get(image_url(api.url, kid, secret, job=job_id, steps=[("warp", {"x": 1})]))
+        assert nope.status_code == 422 and nope.json()["errors"][0]["path"].startswith("$.url.options[0]")
+        # what only this image makes impossible: the render job's error, with its status, never a 500
+        outside = [("crop", {"left": 5000, "top": 0, "width": 10, "height": 10})]
+        crop = await http.get(image_url(api.url, kid, secret, job=job_id, steps=outside, format="jpeg"))
+        assert crop.status_code == 422, crop.text
+        assert crop.headers["content-type"].startswith("application/problem+json")
+        again = await http.get(image_url(api.url, kid, secret, job=job_id, steps=outside, format="jpeg"))
+        assert again.json() == crop.json()  # the failure is kept a while, not rendered again
         url_source = await http.get(image_url(api.url, kid, secret, url="https://example.com/a.jpg", width=200))
         assert url_source.status_code == 422 and url_source.json()["code"] == "url_sources_not_enabled"
 

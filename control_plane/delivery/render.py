@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from control_plane.delivery.variants import Plan
 from control_plane.deps import ApiDeps
-from control_plane.jobflow.intake import dispatch_started
+from control_plane.jobflow.intake import dispatch_started, refuse_over_quota
 from control_plane.problems import (
     ApiError,
     NotFound,
@@ -26,7 +26,7 @@ from control_plane.problems import (
 )
 from infra.lifecycle import TERMINAL, JobStatus, Priority, Reason
 from infra.metrics import URL_RENDER_SECONDS
-from infra.policy import client_limits, cpu_quota_spent, daily_pixels, quota_resets_in, quota_spent
+from infra.policy import client_limits, daily_pixels
 from infra.queue import interactive_ticket
 from infra.repo import Job, Start
 from infra.storage import ObjectNotFound
@@ -124,20 +124,7 @@ async def _start(deps: ApiDeps, job: Job, source: StoredSource) -> None:
             code="over_capacity",
             headers={"Retry-After": "5"},
         )
-    if started.kind is Start.OVER_QUOTA:
-        assert limits.daily_source_megapixels is not None
-        raise TooManyRequests(
-            quota_spent(limits.daily_source_megapixels),
-            code=Reason.DAILY_QUOTA_EXCEEDED,
-            headers={"Retry-After": str(quota_resets_in())},
-        )
-    if started.kind is Start.OVER_CPU_QUOTA:
-        assert limits.daily_engine_cpu_seconds is not None
-        raise TooManyRequests(
-            cpu_quota_spent(limits.daily_engine_cpu_seconds),
-            code=Reason.DAILY_CPU_QUOTA_EXCEEDED,
-            headers={"Retry-After": str(quota_resets_in())},
-        )
+    refuse_over_quota(started.kind, limits)
 
 
 async def _ended(deps: ApiDeps, job_id: uuid.UUID, deadline: float) -> Job:

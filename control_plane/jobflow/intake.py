@@ -65,6 +65,7 @@ __all__ = [
     "limits_of",
     "limits_today",
     "rate_limit",
+    "refuse_over_quota",
     "spec_limits",
     "start_job",
 ]
@@ -243,20 +244,7 @@ async def start_job(deps: ApiDeps, principal: Principal, job_id: uuid.UUID, spec
             code="too_many_active_jobs",
             headers={"Retry-After": "5"},
         )
-    if started.kind is Start.OVER_QUOTA:  # the job stays `created`: starting it tomorrow works
-        assert limits.daily_source_megapixels is not None
-        raise TooManyRequests(
-            quota_spent(limits.daily_source_megapixels),
-            code=Reason.DAILY_QUOTA_EXCEEDED,
-            headers={"Retry-After": str(quota_resets_in())},
-        )
-    if started.kind is Start.OVER_CPU_QUOTA:  # as the megapixel quota: the job stays `created`
-        assert limits.daily_engine_cpu_seconds is not None
-        raise TooManyRequests(
-            cpu_quota_spent(limits.daily_engine_cpu_seconds),
-            code=Reason.DAILY_CPU_QUOTA_EXCEEDED,
-            headers={"Retry-After": str(quota_resets_in())},
-        )
+    refuse_over_quota(started.kind, limits)
     if started.kind is Start.NOT_CREATED:  # another request started (or canceled) it meanwhile
         current = await deps.jobs.get(job.id, principal.client.id)
         assert current is not None
@@ -264,6 +252,24 @@ async def start_job(deps: ApiDeps, principal: Principal, job_id: uuid.UUID, spec
     assert started.job is not None
     JOBS_STARTED.inc()
     return started.job
+
+
+def refuse_over_quota(kind: Start, limits: ClientLimits) -> None:
+    """429 when a start found a daily quota spent; the job stays `created`: starting it tomorrow works."""
+    if kind is Start.OVER_QUOTA:
+        assert limits.daily_source_megapixels is not None
+        raise TooManyRequests(
+            quota_spent(limits.daily_source_megapixels),
+            code=Reason.DAILY_QUOTA_EXCEEDED,
+            headers={"Retry-After": str(quota_resets_in())},
+        )
+    if kind is Start.OVER_CPU_QUOTA:
+        assert limits.daily_engine_cpu_seconds is not None
+        raise TooManyRequests(
+            cpu_quota_spent(limits.daily_engine_cpu_seconds),
+            code=Reason.DAILY_CPU_QUOTA_EXCEEDED,
+            headers={"Retry-After": str(quota_resets_in())},
+        )
 
 
 async def dispatch_started(deps: ApiDeps, job: Job, *, interactive: bool) -> None:

@@ -260,3 +260,32 @@ async def test_deleting_the_job_deletes_its_derived_images(
         assert list(s3.list_objects(bucket, prefix=prefix, recursive=True)) == []
         gone = await http.get(url)
         assert gone.status_code == 404 and gone.json()["code"] == "source_not_found"
+
+
+async def test_a_slow_render_answers_at_the_deadline(
+    stack: Stack, api: ApiServer, tenant: Tenant, signer: tuple[str, str], worker: WorkerProcess
+) -> None:
+    """Past PIXELFLOW_URL_DEADLINE_SECONDS the request gets a 504 with Retry-After within a second
+    of it, while the render goes on; a cheap image on the same API is served at once meanwhile."""
+    from devstack.backing_services import free_port
+
+    kid, secret = signer
+    job_id = await _source_job(tenant, encode(photo(1600, 1200, seed=15), ".jpg", Q=90))
+    short = ApiServer(stack.settings(url_deadline_seconds=1), free_port()).start()
+    try:
+        slow = image_url(
+            short.url, kid, secret, job=job_id, width=4000, format="avif", quality=90,
+            steps=[("blur", {"sigma": 40})],
+        )  # fmt: skip
+        cheap = image_url(short.url, kid, secret, job=job_id, width=64, format="jpeg")
+        async with httpx.AsyncClient(timeout=30) as http:
+            began = asyncio.get_running_loop().time()
+            r = await http.get(slow)
+            took = asyncio.get_running_loop().time() - began
+            assert r.status_code == 504, r.text
+            assert r.json()["code"] == "render_timeout" and r.headers["retry-after"]
+            assert took < 2.0, took
+            ok = await http.get(cheap)
+            assert ok.status_code == 200, ok.text
+    finally:
+        short.stop()

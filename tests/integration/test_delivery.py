@@ -289,3 +289,30 @@ async def test_a_slow_render_answers_at_the_deadline(
             assert ok.status_code == 200, ok.text
     finally:
         short.stop()
+
+
+async def test_signing_keys_and_url_policy_from_the_cli(stack: Stack, api: ApiServer, tenant: Tenant) -> None:
+    import json
+
+    from tests.integration.test_cli_admin import cli
+
+    made = cli(stack, "clients", "signing-keys", "create", tenant.name, "--json")
+    assert made.returncode == 0, made.stderr
+    key = json.loads(made.stdout)
+    assert key["kid"].startswith("sk_") and len(key["secret"]) >= 32
+    listed = json.loads(cli(stack, "clients", "signing-keys", "list", tenant.name, "--json").stdout)
+    assert [k["kid"] for k in listed] == [key["kid"]] and listed[0]["retired_at"] is None
+    assert "secret" not in listed[0]
+    assert cli(stack, "clients", "signing-keys", "retire", tenant.name, key["kid"]).returncode == 0
+    again = cli(stack, "clients", "signing-keys", "retire", tenant.name, key["kid"])
+    assert again.returncode == 1 and "no live signing key" in again.stderr
+
+    limits = cli(stack, "clients", "limits", tenant.name, "--url-widths", "640,320", "--url-templates-only", "yes")
+    assert limits.returncode == 0, limits.stderr
+    shown = json.loads(cli(stack, "clients", "limits", tenant.name, "--json").stdout)
+    assert shown["url_widths"] == "640,320" and shown["url_templates_only"] is True
+    assert {"url_widths", "url_templates_only"} <= set(shown["overridden"])
+    bad = cli(stack, "clients", "limits", tenant.name, "--url-widths", "320,wide")
+    assert bad.returncode == 1 and "not a width" in bad.stderr
+    reset = cli(stack, "clients", "limits", tenant.name, "--url-templates-only", "no", "--url-widths", "", "--json")
+    assert json.loads(reset.stdout)["url_templates_only"] is False

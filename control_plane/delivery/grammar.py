@@ -117,10 +117,6 @@ class Processing:
     steps: list[tuple[dict[str, Any], int]] = field(default_factory=list)
     resize_at: int | None = None  # where in `steps` the w/h/fit/dpr resize goes (the first of them)
 
-    @property
-    def geometry(self) -> bool:
-        return self.width is not None or self.height is not None
-
 
 _SHORTHAND = {"w": "width", "h": "height", "q": "quality"}
 

@@ -8,11 +8,12 @@ from collections.abc import Mapping
 
 from pipeline.formats import FORMATS
 
-__all__ = ["ACCEPT_CH", "choose_format", "hinted_dpr", "hinted_width", "snap", "source_features"]
+__all__ = ["ACCEPT_CH", "HINT_HEADERS", "choose_format", "hinted_dpr", "hinted_width", "snap", "source_features"]
 
 ACCEPT_CH = "Sec-CH-Width, Sec-CH-DPR, Width"
 WIDTH_HINTS = ("Sec-CH-Width", "Width")
 DPR_HINT = "Sec-CH-DPR"
+HINT_HEADERS = frozenset({*WIDTH_HINTS, DPR_HINT})
 
 
 def _accepted(accept: str) -> set[str]:

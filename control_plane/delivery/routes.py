@@ -21,7 +21,7 @@ from control_plane.delivery.negotiate import ACCEPT_CH, source_features
 from control_plane.delivery.render import MAX_DERIVED_BYTES, StoredSource, render
 from control_plane.delivery.variants import plan_variant
 from control_plane.deps import ApiDeps, ApiDepsDep
-from control_plane.problems import ApiError, NotFound, Unprocessable
+from control_plane.problems import NotFound, Unprocessable
 from infra.metrics import URL_REQUESTS
 from infra.objects import asset_key, derived_hash, derived_key
 from infra.policy import client_limits, engine_limits
@@ -40,7 +40,7 @@ __all__ = ["signed_image"]
 async def signed_image(request: Request, deps: ApiDepsDep) -> Response[bytes]:
     try:
         response, result = await _serve(request, deps)
-    except ApiError:
+    except Exception:  # answered by problem_response: ours, the validator's, an outage's 503
         URL_REQUESTS.labels("error").inc()
         raise
     URL_REQUESTS.labels(result).inc()

@@ -15,7 +15,7 @@ import msgspec
 
 from control_plane.auth.principal import Principal
 from control_plane.delivery.grammar import Processing, bad_option, option_path
-from control_plane.delivery.negotiate import choose_format, hinted_dpr, hinted_width, snap
+from control_plane.delivery.negotiate import HINT_HEADERS, choose_format, hinted_dpr, hinted_width, snap
 from control_plane.problems import ApiError, Forbidden, NotFound, Unprocessable
 from control_plane.templates.presets import resolve_job
 from control_plane.templates.reference import parse_reference
@@ -74,7 +74,7 @@ async def plan_variant(
             )
     vary: list[str] = []
     width = _width(p, widths, headers, vary)
-    draft = await _template(templates, client_id, p, width, limits) if p.template else _shorthand(p, width)
+    draft = await _template(templates, client_id, p, width, limits, vary) if p.template else _shorthand(p, width)
     raw = draft.raw
     asked = p.format[0] if p.format else None
     if asked is not None and asked != "auto":
@@ -134,7 +134,7 @@ def _shorthand(p: Processing, width: int | None) -> _Draft:
 
 
 async def _template(
-    templates: TemplateRepo, client_id: uuid.UUID, p: Processing, width: int | None, limits: Limits
+    templates: TemplateRepo, client_id: uuid.UUID, p: Processing, width: int | None, limits: Limits, vary: list[str]
 ) -> _Draft:
     assert p.template is not None
     reference, variant_id, index = p.template
@@ -153,8 +153,13 @@ async def _template(
             given[key] = _typed(value, kind)
         except ValueError:
             raise bad_option(at, f"parameter {key!r} expects {kind}", code="invalid_spec") from None
-    if width is not None and "width" in declared and "width" not in given:
-        given["width"] = width  # w: and the width hint set a template's `width` parameter
+    if width is not None and "width" not in given:
+        if "width" in declared:
+            given["width"] = width  # w: and the width hint set a template's `width` parameter
+        elif p.width is not None:
+            raise bad_option(p.width[1], f"template {name!r} declares no `width` parameter for w: to set")
+        else:
+            vary[:] = [h for h in vary if h not in HINT_HEADERS]  # the hint changed nothing
     principal = Principal(Client(client_id, ""), None)
     try:
         spec, version_used = await resolve_job(

@@ -31,6 +31,8 @@ GLOBAL = {  # the suite's settings (tests/integration/conftest.py) and the defau
     "retain_originals_days": None,  # kept until deleted
     "retain_outputs_days": None,
     "output_key_template": "{client}/{job}/{variant}.{ext}",
+    "url_templates_only": False,  # signed image URLs (docs/delivery.md)
+    "url_widths": "",
 }
 # GET /v1/limits and the CLI add what today's quotas used
 TODAY = {"source_megapixels_today": 0.0, "engine_cpu_seconds_today": 0.0, "deadline_exceeded_today": 0}

@@ -240,6 +240,8 @@ async def test_template_versions_are_pinned(
         assert (await tenant.http.post("/v1/templates", json={"name": "hero", "spec": spec})).status_code in (200, 201)
         pinned = await http.get(image_url(api.url, kid, secret, job=job_id, template="hero@3"))
         assert pinned.headers["etag"] == v3.headers["etag"] and _width(pinned.content) == 200
+        no_width = await http.get(image_url(api.url, kid, secret, job=job_id, template="hero@3", width=320))
+        assert no_width.status_code == 422 and no_width.json()["errors"][0]["path"] == "$.url.options[1]"
         missing = await http.get(image_url(api.url, kid, secret, job=job_id, template="nope@1"))
         assert missing.status_code == 404 and missing.json()["code"] == "template_not_found"
 

@@ -270,6 +270,9 @@ async def _run(deps: WorkerDeps, job: Job, dispatch: uuid.UUID, *, lane: str, sp
         return _CANCELED
     if recorded.delivery is not None:
         start_delivery(deps, recorded.delivery)
+    if job.render_key is not None and spec.source is not None:
+        # a signed URL's render of a url: source keeps its result, not the original it fetched
+        await discard_originals(deps.store, job.client_id, job.id)
     log.info("job succeeded", extra={"job_id": str(job.id), "variants": len(records)})
     return Outcome(JobStatus.SUCCEEDED, JobStatus.SUCCEEDED)
 

@@ -8,8 +8,9 @@ outputs/<client>/<job>/<variant>.<ext>   by default: after outputs/ comes the cl
                                      template (PIXELFLOW_OUTPUT_KEY_TEMPLATE, or its policy's)
 assets/<client>/<key>                watermark images; <key> is a DSL AssetKey (checked there)
 derived/<client>/<kind>/<id>/<hash>.<ext>   what a signed image URL rendered (docs/delivery.md):
-                                     <kind> is `job` or `asset`, <id> the job's id or the asset's
-                                     key percent-encoded; <hash> covers everything its bytes depend on
+                                     <kind> is `job`, `asset` or `url`, <id> the job's id, the asset's
+                                     key percent-encoded or a digest of the URL; <hash> covers
+                                     everything its bytes depend on
 ```
 
 Every key is built from ids PixelFlow chose, except an asset's key, which the DSL validated, and
@@ -90,7 +91,7 @@ DERIVED_ENGINE_VERSION = "1"
 
 
 def derived_prefix(client_id: uuid.UUID, kind: str, source_id: str) -> str:
-    """Everything signed URLs rendered from one source (``kind``: ``job`` or ``asset``)."""
+    """Everything signed URLs rendered from one source (``kind``: ``job``, ``asset`` or ``url``)."""
     return f"derived/{client_id}/{kind}/{quote(source_id, safe='')}/"
 
 

@@ -12,7 +12,7 @@ from msgspec import Meta
 
 from infra.output_keys import check_output_key_template
 from infra.settings import Settings
-from infra.widths import parse_widths
+from infra.url_policy import parse_origins, parse_widths
 from pipeline.dsl import Limits
 
 if TYPE_CHECKING:  # infra.repo reads policies: a runtime import would be a cycle
@@ -54,16 +54,19 @@ class ClientPolicy(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     interactive_jobs_per_client: Positive | None = None  # `priority: interactive` jobs active at once
     url_templates_only: bool | None = None  # signed URLs may only name templates (docs/delivery.md)
     url_widths: str | None = None  # the widths signed URLs may ask for, `320,640,1024`
+    url_source_origins: str | None = None  # the origins their url: sources may name
 
     def __post_init__(self) -> None:
         if self.output_key_template is not None:
             check_output_key_template(self.output_key_template)
         if self.url_widths is not None:
             parse_widths(self.url_widths)
+        if self.url_source_origins is not None:
+            parse_origins(self.url_source_origins)
 
 
 POLICY_FIELDS = tuple(f.name for f in msgspec.structs.fields(ClientPolicy))
-TEXT_POLICY_FIELDS = frozenset({"output_key_template", "url_widths"})
+TEXT_POLICY_FIELDS = frozenset({"output_key_template", "url_widths", "url_source_origins"})
 SWITCH_POLICY_FIELDS = frozenset({"url_templates_only"})  # the rest are counts
 
 
@@ -85,6 +88,7 @@ class ClientLimits(msgspec.Struct, frozen=True, kw_only=True):
     interactive_jobs_per_client: int
     url_templates_only: bool
     url_widths: str
+    url_source_origins: str
     overridden: list[str]  # which of the above come from the client's policy
 
 

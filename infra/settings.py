@@ -17,7 +17,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from infra.output_keys import DEFAULT_OUTPUT_KEY_TEMPLATE, check_output_key_template
-from infra.widths import parse_widths
+from infra.url_policy import parse_origins, parse_widths
 from pipeline.dsl import Limits
 
 __all__ = ["CLIENT_VARIABLES", "Settings", "SettingsError", "load_settings"]
@@ -107,6 +107,7 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     url_cache_control: str = "public, max-age=31536000, immutable"
     url_templates_only: bool = False  # URLs may only name templates, not steps
     url_widths: str = ""  # widths URLs may ask for, comma-separated (`320,640,1024`); empty: any
+    url_source_origins: str = ""  # origins url: sources may name, comma-separated; empty: none
     # queue and workers
     queue_name: str = "pixelflow:queue"
     worker_concurrency: PositiveInt = 2
@@ -161,10 +162,11 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             )
         if self.url_deadline_seconds > self.interactive_deadline_seconds:
             raise ValueError("PIXELFLOW_URL_DEADLINE_SECONDS must not exceed PIXELFLOW_INTERACTIVE_DEADLINE_SECONDS")
-        try:
-            parse_widths(self.url_widths)
-        except ValueError as exc:
-            raise ValueError(f"PIXELFLOW_URL_WIDTHS: {exc}") from None
+        for name, parse in (("url_widths", parse_widths), ("url_source_origins", parse_origins)):
+            try:
+                parse(getattr(self, name))
+            except ValueError as exc:
+                raise ValueError(f"{PREFIX}{name.upper()}: {exc}") from None
         try:
             check_output_key_template(self.output_key_template)
         except ValueError as exc:

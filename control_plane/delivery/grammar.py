@@ -22,6 +22,7 @@ from pipeline.errors import FieldError
 
 __all__ = [
     "ROUTE_PREFIX",
+    "SOURCE_PATH",
     "Processing",
     "SignedPath",
     "SourceRef",

@@ -48,12 +48,12 @@ class RenderTimeout(ApiError):
 
 @dataclass(frozen=True)
 class StoredSource:
-    kind: str  # job, asset
-    id: str
-    key: str  # the original's object key
-    version: str  # its ETag: a replaced asset is a new source
-    size: int
-    format: str
+    kind: str  # job, asset, url
+    id: str  # a job's id, an asset's key, a digest of the URL
+    key: str | None  # the original's object key; None for a URL, which the render job fetches
+    version: str  # its ETag: a replaced asset is a new source ("" for a URL: cached as first fetched)
+    size: int | None
+    format: str | None
 
 
 @dataclass(frozen=True)

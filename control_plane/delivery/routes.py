@@ -4,13 +4,16 @@ its key id names the client."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Request, Response, get
 
 from control_plane.delivery.grammar import (
     ROUTE_PREFIX,
+    SOURCE_PATH,
     SourceRef,
     invalid_signature,
     parse_options,
@@ -23,11 +26,12 @@ from control_plane.delivery.variants import plan_variant
 from control_plane.deps import ApiDeps, ApiDepsDep
 from control_plane.problems import NotFound, Unprocessable
 from infra.metrics import URL_REQUESTS
+from infra.netguard import BlockedDestination, check_literal
 from infra.objects import asset_key, derived_hash, derived_key
 from infra.policy import client_limits, engine_limits
 from infra.signing import signature_matches
 from infra.storage import ObjectNotFound
-from infra.widths import parse_widths
+from infra.url_policy import origin_of, parse_origins, parse_widths
 from pipeline.dsl.steps import AssetKey
 from pipeline.errors import FieldError, UnsupportedFormat
 from pipeline.formats import FORMATS
@@ -55,11 +59,18 @@ async def _serve(request: Request, deps: ApiDeps) -> tuple[Response[bytes], str]
         raise invalid_signature()
     client_id = live[0]
     processing = parse_options(signed.options)
-    source = await _stored_source(deps, client_id, parse_source(signed.source))
     policy = await deps.clients.policy(client_id)
     in_force = client_limits(deps.settings, policy)
+    ref = parse_source(signed.source)
+    if ref.kind == "url":
+        source = _url_source(deps, ref.id, parse_origins(in_force.url_source_origins))
+    else:
+        source = await _stored_source(deps, client_id, ref)
 
     async def features() -> tuple[bool, bool]:
+        if source.key is None or source.format is None:  # a URL, not fetched yet: what its name says
+            fmt = _format_named(ref.id)
+            return (FORMATS[fmt].alpha if fmt else False), False
         if source.format == "jpeg":
             return False, False
         return source_features(source.format, await deps.store.read_head(source.key, SNIFF_BYTES))
@@ -73,6 +84,7 @@ async def _serve(request: Request, deps: ApiDeps) -> tuple[Response[bytes], str]
         widths=parse_widths(in_force.url_widths),
         headers=request.headers,
         features=features,
+        source_url=ref.id if ref.kind == "url" else None,
     )
     digest = derived_hash(source.kind, source.id, source.version, plan.variant, plan.format)
     key = derived_key(client_id, source.kind, source.id, digest, plan.format)
@@ -96,13 +108,37 @@ def _no_source() -> NotFound:
     return NotFound("no such source", code="source_not_found")
 
 
-async def _stored_source(deps: ApiDeps, client_id: uuid.UUID, ref: SourceRef) -> StoredSource:
-    if ref.kind == "url":
+def _url_source(deps: ApiDeps, url: str, origins: frozenset[str]) -> StoredSource:
+    """A url: source on one of the client's origins, its host not literally internal (the worker
+    checks what the name resolves to, hop by hop, as for a job's URL source)."""
+    if not origins:
         raise Unprocessable(
-            "URL sources are not enabled for signed image URLs; use job: or asset:",
+            "URL sources are not enabled for this client's image URLs; use job: or asset:",
             code="url_sources_not_enabled",
-            errors=[FieldError("$.url.source", "url: sources are not enabled")],
+            errors=[FieldError(SOURCE_PATH, "url: sources need origins in the client's url_source_origins")],
         )
+    if origin_of(url) not in origins:
+        raise Unprocessable(
+            "the source URL's origin is not one this client allows",
+            code="url_source_not_allowed",
+            errors=[FieldError(SOURCE_PATH, f"allowed origins: {', '.join(sorted(origins))}")],
+        )
+    try:
+        check_literal(url, allow_private=deps.settings.url_sources_allow_private)
+    except BlockedDestination as exc:
+        raise Unprocessable(
+            "the source URL is not allowed", code="url_source_not_allowed", errors=[FieldError(SOURCE_PATH, str(exc))]
+        ) from None
+    return StoredSource("url", hashlib.sha256(url.encode()).hexdigest()[:32], None, "", None, None)
+
+
+def _format_named(url: str) -> str | None:
+    """The format a URL's file name suggests (for negotiation before it is fetched)."""
+    name = urlsplit(url).path.rsplit("/", 1)[-1].lower()
+    return next((f.name for f in FORMATS.values() if name.endswith(f.extensions)), None)
+
+
+async def _stored_source(deps: ApiDeps, client_id: uuid.UUID, ref: SourceRef) -> StoredSource:
     if ref.kind == "job":
         job = await deps.jobs.get(uuid.UUID(ref.id), client_id)
         if job is None or job.origin != "api" or job.source_format is None:

@@ -14,7 +14,7 @@ from typing import Any
 import msgspec
 
 from control_plane.auth.principal import Principal
-from control_plane.delivery.grammar import Processing, bad_option, option_path
+from control_plane.delivery.grammar import SOURCE_PATH, Processing, bad_option, option_path
 from control_plane.delivery.negotiate import HINT_HEADERS, choose_format, hinted_dpr, hinted_width, snap
 from control_plane.problems import ApiError, Forbidden, NotFound, Unprocessable
 from control_plane.templates.presets import resolve_job
@@ -61,8 +61,10 @@ async def plan_variant(
     widths: tuple[int, ...],
     headers: Mapping[str, str],
     features: Callable[[], Awaitable[tuple[bool, bool]]],
+    source_url: str | None = None,
 ) -> Plan:
-    """``features``: the source's (alpha, animated), read only when the format is negotiated."""
+    """``features``: the source's (alpha, animated), read only when the format is negotiated;
+    ``source_url``: a url: source, which the render job fetches (validated with the spec)."""
     if templates_only:
         if p.template is None:
             raise Forbidden("this client's image URLs must name a template (t:NAME@VERSION)", code="url_templates_only")
@@ -87,7 +89,10 @@ async def plan_variant(
         vary.insert(0, "Accept")
         if FORMATS[raw["format"]].quality is None:
             raw.pop("quality", None)  # a lossless fallback (PNG, GIF) has none to set
-    spec = _validated({"version": 1, "priority": "interactive", "pipeline": [raw]}, draft, limits)
+    job: dict[str, Any] = {"version": 1, "priority": "interactive", "pipeline": [raw]}
+    if source_url is not None:
+        job["source"] = {"url": source_url}
+    spec = _validated(job, draft, limits)
     variant = spec.pipeline[0]
     return Plan(spec, msgspec.json.encode(variant), variant.format, draft.template, vary)
 
@@ -229,6 +234,8 @@ def _validated(raw: dict[str, Any], draft: _Draft, limits: Limits) -> JobSpec:
 
 def _url_path(path: str, draft: _Draft) -> str:
     """A path in the one-variant spec as the URL option it came from."""
+    if path.startswith("$.source"):
+        return SOURCE_PATH
     if m := _AT_STEP.match(path):
         step = int(m.group(1))
         at = draft.step_options[step] if step < len(draft.step_options) else -1

@@ -18,7 +18,9 @@ ALTER TABLE jobs
     ADD COLUMN origin text NOT NULL DEFAULT 'api' CHECK (origin IN ('api', 'url')),
     ADD COLUMN render_key text;
 
--- A client's URL policy: only templates in its URLs; widths restricted to a list (`320,640`).
+-- A client's URL policy: only templates in its URLs; widths restricted to a list (`320,640`);
+-- the origins url: sources may name (`https://images.example.com`).
 ALTER TABLE client_policies
     ADD COLUMN url_templates_only boolean,
-    ADD COLUMN url_widths text;
+    ADD COLUMN url_widths text,
+    ADD COLUMN url_source_origins text;

@@ -241,13 +241,15 @@ class JobRepo:
         idempotency_key: str | None,
         trace_context: dict[str, str] | None = None,
         template: tuple[str, int] | None = None,
-        render: tuple[str, str] | None = None,
+        render: tuple[str | None, str] | None = None,
     ) -> CreatedJob:
         """Insert a job; with an idempotency key already used by this client, return that job instead.
-        ``render``: a signed URL's render, reading the stored original at its first key and writing
-        its one variant to the second (origin ``url``)."""
+        ``render``: a signed URL's render, reading the stored original at its first key (None: the
+        job's own, where a fetched URL source goes) and writing its one variant to the second
+        (origin ``url``)."""
         job_id = uuid.uuid4()
-        source, render_key = render or (source_key(client_id, job_id), None)
+        source, render_key = render or (None, None)
+        source = source or source_key(client_id, job_id)
         async with self.pool.connection() as conn:
             row = await fetch_one(
                 conn,

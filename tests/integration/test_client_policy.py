@@ -33,6 +33,7 @@ GLOBAL = {  # the suite's settings (tests/integration/conftest.py) and the defau
     "output_key_template": "{client}/{job}/{variant}.{ext}",
     "url_templates_only": False,  # signed image URLs (docs/delivery.md)
     "url_widths": "",
+    "url_source_origins": "",
 }
 # GET /v1/limits and the CLI add what today's quotas used
 TODAY = {"source_megapixels_today": 0.0, "engine_cpu_seconds_today": 0.0, "deadline_exceeded_today": 0}

@@ -318,3 +318,29 @@ async def test_signing_keys_and_url_policy_from_the_cli(stack: Stack, api: ApiSe
     assert bad.returncode == 1 and "not a width" in bad.stderr
     reset = cli(stack, "clients", "limits", tenant.name, "--url-templates-only", "no", "--url-widths", "", "--json")
     assert json.loads(reset.stdout)["url_templates_only"] is False
+
+
+async def test_url_sources_on_allowed_origins(
+    stack: Stack, api: ApiServer, tenant: Tenant, signer: tuple[str, str], worker: WorkerProcess
+) -> None:
+    from devstack.origin import Origin
+
+    kid, secret = signer
+    with Origin() as origin:
+        photo_url = origin.serve("/photos/beach.jpg", encode(photo(900, 600, seed=21), ".jpg", Q=85))
+        logo_url = origin.serve("/logo.png", encode(photo(200, 100, seed=22, alpha=True), ".png"))
+        await _policy(stack, tenant.client_id, url_source_origins=origin.url("").rstrip("/"))
+        async with httpx.AsyncClient(timeout=30) as http:
+            r = await http.get(image_url(api.url, kid, secret, url=photo_url, width=300), headers={"Accept": "*/*"})
+            assert r.status_code == 200, r.text
+            assert r.headers["content-type"] == "image/jpeg" and _width(r.content) == 300
+            again = await http.get(image_url(api.url, kid, secret, url=photo_url, width=300), headers={"Accept": "*/*"})
+            assert again.headers["etag"] == r.headers["etag"] and again.content == r.content
+            png = await http.get(image_url(api.url, kid, secret, url=logo_url, width=50))
+            assert png.status_code == 200 and png.headers["content-type"] == "image/png", png.text
+            elsewhere = await http.get(image_url(api.url, kid, secret, url="https://example.com/a.jpg", width=300))
+            assert elsewhere.status_code == 422 and elsewhere.json()["code"] == "url_source_not_allowed"
+    s3 = Minio(stack.s3.endpoint, access_key=stack.s3.access_key, secret_key=stack.s3.secret_key, secure=False)
+    stored = [o.object_name for o in s3.list_objects(stack.env["PIXELFLOW_S3_BUCKET"], recursive=True)]
+    assert not [k for k in stored if k.startswith(f"sources/{tenant.client_id}/")]  # fetched originals not kept
+    assert len([k for k in stored if k.startswith(f"derived/{tenant.client_id}/url/")]) == 2

@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from control_plane.auth.devices import KnownDevices
 from control_plane.auth.ratelimit import RateLimiter
+from control_plane.delivery.inflight import InFlight
 from infra.db import open_pool
 from infra.queue import open_queue
 from infra.repo import ClientRepo, DeliveryRepo, JobRepo, SigningKeyRepo, TemplateRepo, UsageRepo, UserRepo
@@ -50,6 +51,7 @@ class ApiDeps:
     templates: TemplateRepo
     usage: UsageRepo
     signing_keys: SigningKeyRepo  # signed image URLs' keys (control_plane/delivery)
+    renders: InFlight  # signed image URLs' renders this process awaits
 
 
 @asynccontextmanager
@@ -85,6 +87,7 @@ async def open_deps(settings: Settings) -> AsyncIterator[ApiDeps]:
             TemplateRepo(pool),
             UsageRepo(pool),
             SigningKeyRepo(pool),
+            InFlight(),
         )
 
 

@@ -65,6 +65,13 @@ class Rendered:
 async def render(
     deps: ApiDeps, client_id: uuid.UUID, source: StoredSource, plan: Plan, digest: str, key: str
 ) -> Rendered:
+    rendered, joined = await deps.renders.once(key, lambda: _render(deps, client_id, source, plan, digest, key))
+    return Rendered(rendered.data, coalesced=True) if joined else rendered
+
+
+async def _render(
+    deps: ApiDeps, client_id: uuid.UUID, source: StoredSource, plan: Plan, digest: str, key: str
+) -> Rendered:
     started = time.monotonic()
     deadline = started + deps.settings.url_deadline_seconds
     spec = encode_job_spec(plan.spec)
@@ -143,7 +150,7 @@ async def _ended(deps: ApiDeps, job_id: uuid.UUID, deadline: float) -> Job:
                 headers={"Retry-After": "2"},
             )
         await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 0.2)
+        delay = min(delay * 1.5, 0.05)  # one poller per render and process (control_plane/delivery/inflight.py)
 
 
 _FAILURES: dict[str, type[ApiError]] = {

@@ -180,12 +180,23 @@ async def test_negotiation_cache_and_etags(
 async def test_concurrent_requests_render_once(
     stack: Stack, api: ApiServer, tenant: Tenant, signer: tuple[str, str], worker: WorkerProcess
 ) -> None:
+    """24 requests at once, half to a second API with its own dependencies (as another process
+    would be): one render job between them all."""
+    from devstack.backing_services import free_port
+
     kid, secret = signer
     job_id = await _source_job(tenant, encode(photo(1200, 800, seed=7), ".jpg", Q=85))
     before = await _render_jobs(stack, tenant.client_id)
-    url = image_url(api.url, kid, secret, job=job_id, width=480, format="webp", quality=70)
-    async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32)) as http:
-        answers = await asyncio.gather(*(http.get(url) for _ in range(24)))
+    second = ApiServer(stack.settings(), free_port()).start()
+    try:
+        urls = [
+            image_url(base, kid, secret, job=job_id, width=480, format="webp", quality=70)
+            for base in (api.url, second.url)
+        ]
+        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=32)) as http:
+            answers = await asyncio.gather(*(http.get(urls[i % 2]) for i in range(24)))
+    finally:
+        second.stop()
     assert [r.status_code for r in answers] == [200] * 24, [r.text for r in answers if r.status_code != 200]
     assert len({r.headers["etag"] for r in answers}) == 1
     assert len({r.content for r in answers}) == 1

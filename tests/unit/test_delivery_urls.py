@@ -118,3 +118,28 @@ def test_widths_and_hints() -> None:
     assert hinted_width({"Sec-CH-Width": "500.2"}) == (501, "Sec-CH-Width")
     assert hinted_width({"Width": "300"}) == (300, "Width")
     assert hinted_width({}) == (None, None)
+
+
+async def test_in_flight_renders_run_once_per_key() -> None:
+    import asyncio
+
+    from control_plane.delivery.inflight import InFlight
+
+    inflight, calls = InFlight(), []
+
+    async def make() -> bytes:
+        calls.append(1)
+        await asyncio.sleep(0.05)
+        return b"image"
+
+    results = await asyncio.gather(*(inflight.once("k", make) for _ in range(5)))
+    assert len(calls) == 1 and sorted(joined for _, joined in results) == [False, True, True, True, True]
+    assert {data for data, _ in results} == {b"image"}
+
+    async def fail() -> bytes:
+        await asyncio.sleep(0.01)
+        raise Unprocessable("bad", code="invalid_operation")
+
+    outcomes = await asyncio.gather(*(inflight.once("f", fail) for _ in range(3)), return_exceptions=True)
+    assert all(isinstance(o, Unprocessable) for o in outcomes)
+    assert (await inflight.once("k", make))[1] is False  # finished renders are not kept

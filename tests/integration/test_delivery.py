@@ -355,3 +355,33 @@ async def test_url_sources_on_allowed_origins(
     stored = [o.object_name for o in s3.list_objects(stack.env["PIXELFLOW_S3_BUCKET"], recursive=True)]
     assert not [k for k in stored if k.startswith(f"sources/{tenant.client_id}/")]  # fetched originals not kept
     assert len([k for k in stored if k.startswith(f"derived/{tenant.client_id}/url/")]) == 2
+
+
+async def test_asset_sources_and_replacement(
+    stack: Stack, api: ApiServer, tenant: Tenant, signer: tuple[str, str], worker: WorkerProcess
+) -> None:
+    """An asset (its key with a slash, percent-encoded in the URL) is a source; replacing it is a
+    new source (a new ETag), and another client's asset of the same key is unknown."""
+    kid, secret = signer
+
+    async def upload(data: bytes) -> None:
+        asset = await tenant.http.post("/v1/assets", json={"key": "home/hero.jpg"})
+        assert asset.status_code == 201, asset.text
+        async with httpx.AsyncClient() as plain:
+            assert (await plain.put(asset.json()["upload"]["put"]["url"], content=data)).status_code == 200
+
+    await upload(encode(photo(800, 500, seed=31), ".jpg", Q=85))
+    url = image_url(api.url, kid, secret, asset="home/hero.jpg", width=200, format="webp")
+    assert "asset:home%2Fhero.jpg" in url
+    async with httpx.AsyncClient(timeout=30) as http:
+        first = await http.get(url)
+        assert first.status_code == 200, first.text
+        assert first.headers["content-type"] == "image/webp" and _width(first.content) == 200
+        await upload(encode(photo(800, 500, seed=32), ".jpg", Q=85))
+        replaced = await http.get(url)
+        assert replaced.status_code == 200 and replaced.headers["etag"] != first.headers["etag"]
+        other = await make_tenant(stack, api)
+        b_kid, b_secret = await _signing_key(stack, other.client_id)
+        foreign = await http.get(image_url(api.url, b_kid, b_secret, asset="home/hero.jpg", width=200))
+        assert foreign.status_code == 404 and foreign.json()["code"] == "source_not_found"
+        await other.http.aclose()

@@ -12,6 +12,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from opentelemetry import trace
+
 from control_plane.delivery.variants import Plan
 from control_plane.deps import ApiDeps
 from control_plane.jobflow.intake import dispatch_started, refuse_over_quota
@@ -86,6 +88,8 @@ async def _render(
             render=(source.key, key),
         )
         job = made.job
+        # the request's span names its render; the render job's trace starts at the request that made it
+        trace.get_current_span().set_attribute("pixelflow.url.render_job", str(job.id))
         if job.status == JobStatus.CREATED:
             await _start(deps, job, source)
         if job.status not in TERMINAL:

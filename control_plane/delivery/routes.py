@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 from litestar import Request, Response, get
+from opentelemetry import trace
 
 from control_plane.delivery.grammar import (
     ROUTE_PREFIX,
@@ -48,6 +49,7 @@ async def signed_image(request: Request, deps: ApiDepsDep) -> Response[bytes]:
         URL_REQUESTS.labels("error").inc()
         raise
     URL_REQUESTS.labels(result).inc()
+    trace.get_current_span().set_attribute("pixelflow.url.result", result)
     return response
 
 

@@ -34,12 +34,14 @@ PAGES = {
     "new": "New job",
     "keys": "API keys",
     "templates": "Templates",
+    "images": "Image URLs",
     "usage": "Usage",
     "team": "Team",
     "invite": "Join a client",
 }
 _NAV = (("jobs", "/dashboard", "Jobs"), ("new", "/dashboard/new", "New job"), ("templates", "/dashboard/templates", "Templates"),
-        ("keys", "/dashboard/keys", "API keys"), ("usage", "/dashboard/usage", "Usage"), ("team", "/dashboard/team", "Team"))  # fmt: skip
+        ("keys", "/dashboard/keys", "API keys"), ("images", "/dashboard/images", "Image URLs"),
+        ("usage", "/dashboard/usage", "Usage"), ("team", "/dashboard/team", "Team"))  # fmt: skip
 
 
 # what the new-job page calls a dropped file's browser-given MIME type, from the format registry

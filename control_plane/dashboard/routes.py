@@ -18,6 +18,7 @@ from litestar.static_files import create_static_files_router
 
 from control_plane.auth.sessions import current_session, pre_session_token, require_session
 from control_plane.dashboard.accounts import INVITE_LIFETIME, email_errors
+from control_plane.dashboard.image_urls import image_url_routes
 from control_plane.dashboard.pages import STATIC, page_response
 from control_plane.deps import ApiDepsDep
 from control_plane.problems import InvalidRequest, NotFound
@@ -72,6 +73,11 @@ async def templates_page(request: Request, deps: ApiDepsDep) -> Response[str] | 
 @get("/dashboard/keys", include_in_schema=False)
 async def keys_page(request: Request, deps: ApiDepsDep) -> Response[str] | Redirect:
     return await _page(request, deps, "keys")
+
+
+@get("/dashboard/images", include_in_schema=False)
+async def images_page(request: Request, deps: ApiDepsDep) -> Response[str] | Redirect:
+    return await _page(request, deps, "images")
 
 
 @get("/dashboard/usage", include_in_schema=False)
@@ -220,8 +226,9 @@ async def rotate_webhook_secret(request: Request, deps: ApiDepsDep) -> NewSecret
 dashboard_routes = Router(
     "/",
     route_handlers=[
-        jobs_page, job_page, new_page, templates_page, keys_page, usage_page, team_page, invite_page, login_page, signup_page,
-        me, list_keys, create_key, revoke_key, members, list_invites, create_invite, rotate_webhook_secret,
+        jobs_page, job_page, new_page, templates_page, keys_page, images_page, usage_page, team_page, invite_page,
+        login_page, signup_page, me, list_keys, create_key, revoke_key, members, list_invites, create_invite,
+        rotate_webhook_secret, *image_url_routes,
         create_static_files_router("/dashboard/static", directories=[STATIC], include_in_schema=False,
                                    name="dashboard-static"),
     ],

@@ -11,11 +11,12 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import msgspec
 
 from control_plane.problems import Forbidden, Unprocessable
+from infra.signing import sign_path
 from pipeline.dsl.decode import field_error
 from pipeline.dsl.steps import Step
 from pipeline.errors import FieldError
@@ -31,6 +32,7 @@ __all__ = [
     "option_path",
     "parse_options",
     "parse_source",
+    "signed_path",
     "split_path",
 ]
 
@@ -71,6 +73,14 @@ def split_path(raw_path: str) -> SignedPath:
         raise invalid_signature()
     signature, kid, *options, source = parts
     return SignedPath(signature, kid, "/" + "/".join(parts[1:]), [unquote(o) for o in options], source)
+
+
+def signed_path(kid: str, secret: str, options: list[str], source: str) -> str:
+    """``/img/{sig}/{kid}/{options...}/{source}``, each option percent-encoded where it must be
+    (``source`` as given: ``job:<id>``, ``asset:<percent-encoded key>``). The dashboard's URL
+    builder signs with this; the SDK has its own copy (clients/python/pixelflow_client/urls.py)."""
+    path = "/" + "/".join([kid, *(quote(o, safe=":=@,.-_") for o in options), source])
+    return f"{ROUTE_PREFIX}/{sign_path(secret, path)}{path}"
 
 
 @dataclass(frozen=True)

@@ -385,3 +385,41 @@ async def test_asset_sources_and_replacement(
         foreign = await http.get(image_url(api.url, b_kid, b_secret, asset="home/hero.jpg", width=200))
         assert foreign.status_code == 404 and foreign.json()["code"] == "source_not_found"
         await other.http.aclose()
+
+
+async def test_the_dashboard_manages_signing_keys_and_builds_urls(api: ApiServer, worker: WorkerProcess) -> None:
+    from tests.security.test_dashboard_auth import sign_up
+
+    browser = sign_up(api.url)
+    http, headers = browser.http, {"X-CSRF-Token": browser.csrf}
+    page = http.get("/dashboard/images")
+    assert page.status_code == 200 and 'data-page="images"' in page.text
+    assert http.post("/dashboard/api/image-url", json={"job": str(uuid.uuid4())}, headers=headers).json()["code"] == (
+        "no_signing_key"
+    )
+    made = http.post("/dashboard/api/signing-keys", headers=headers)
+    assert made.status_code == 201, made.text
+    kid = made.json()["record"]["kid"]
+    assert [k["kid"] for k in http.get("/dashboard/api/signing-keys").json()] == [kid]
+
+    created = http.post("/v1/jobs", json=JPEG_SPEC, headers=headers).json()
+    put = created["upload"]["put"]["url"]
+    assert httpx.put(put, content=encode(photo(600, 400, seed=41), ".jpg", Q=85)).status_code == 200
+    assert http.post(f"/v1/jobs/{created['id']}/start", headers=headers).status_code == 202
+    for _ in range(300):
+        if http.get(f"/v1/jobs/{created['id']}").json()["status"] == "succeeded":
+            break
+        await asyncio.sleep(0.1)
+    built = http.post(
+        "/dashboard/api/image-url", json={"job": created["id"], "width": 150, "format": "webp"}, headers=headers
+    )
+    assert built.status_code == 200, built.text
+    assert built.json()["kid"] == kid and built.json()["url"].startswith("/img/")
+    image = httpx.get(api.url + built.json()["url"], timeout=30)
+    assert image.status_code == 200, image.text
+    assert image.headers["content-type"] == "image/webp" and _width(image.content) == 150
+
+    retired = http.post(f"/dashboard/api/signing-keys/{kid}/retire", headers=headers)
+    assert retired.status_code == 200 and retired.json()["retired_at"] is not None
+    assert httpx.get(api.url + built.json()["url"], timeout=30).status_code == 403
+    http.close()

@@ -817,6 +817,93 @@ function keysPage() {
   load().catch((error) => showError("#keys-error", error));
 }
 
+// Image URLs ------------------------------------------------------------------------------------
+
+function imagesPage() {
+  const tbody = $("#signing-keys tbody");
+  const owner = role === "owner";
+  $("#new-signing-key").hidden = !owner;
+
+  async function load() {
+    const keys = await api("GET", "/dashboard/api/signing-keys");
+    tbody.replaceChildren(
+      ...keys.map((key) =>
+        el(
+          "tr",
+          { "data-kid": key.kid },
+          el("td", {}, el("code", { text: key.kid })),
+          el("td", { text: when(key.created_at) }),
+          el("td", { text: key.retired_at ? `retired ${when(key.retired_at)}` : "live" }),
+          el(
+            "td",
+            {},
+            owner && !key.retired_at
+              ? el("button", {
+                  type: "button",
+                  class: "danger",
+                  text: "Retire",
+                  "aria-label": `Retire signing key ${key.kid}`,
+                  onclick: async () => {
+                    if (!confirm(`Retire ${key.kid}? URLs it signed answer 403 at once.`)) return;
+                    try {
+                      await api("POST", `/dashboard/api/signing-keys/${encodeURIComponent(key.kid)}/retire`);
+                      flash(`Signing key ${key.kid} retired.`);
+                    } catch (error) {
+                      showError("#signing-error", error);
+                    }
+                    load();
+                  },
+                })
+              : "",
+          ),
+        ),
+      ),
+    );
+  }
+
+  $("#new-signing-key").addEventListener("click", async () => {
+    try {
+      const created = await api("POST", "/dashboard/api/signing-keys");
+      $("#signing-created").hidden = false;
+      $("#signing-kid").textContent = created.record.kid;
+      $("#signing-secret").value = created.secret;
+      $("#signing-copied").textContent = "";
+      $("#signing-secret").focus();
+      $("#signing-secret").select();
+      load();
+    } catch (error) {
+      showError("#signing-error", error);
+    }
+  });
+  copyButton($("#copy-signing"), $("#signing-secret"), $("#signing-copied"));
+
+  $("#url-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("#url-error").textContent = "";
+    const body = { format: $("#url-format").value };
+    const job = $("#url-job").value.trim();
+    const asset = $("#url-asset").value.trim();
+    if (job) body.job = job;
+    if (asset) body.asset = asset;
+    if ($("#url-template").value.trim()) body.template = $("#url-template").value.trim();
+    if ($("#url-width").value) body.width = Number($("#url-width").value);
+    try {
+      const built = await api("POST", "/dashboard/api/image-url", body);
+      $("#url-result").hidden = false;
+      $("#url-value").value = new URL(built.url, location.origin).href;
+      $("#url-copied").textContent = "";
+      $("#url-preview").src = built.url;
+    } catch (error) {
+      showError("#url-error", error);
+    }
+  });
+  copyButton($("#copy-url"), $("#url-value"), $("#url-copied"));
+  $("#url-preview").addEventListener("error", () => {
+    $("#url-error").textContent = "The URL did not serve an image: open it to read the problem.";
+  });
+  load().catch((error) => showError("#signing-error", error));
+}
+
 // Templates -------------------------------------------------------------------------------------
 
 function json(value) {
@@ -1012,6 +1099,7 @@ const PAGES = {
   job: jobPage,
   new: newJobPage,
   keys: keysPage,
+  images: imagesPage,
   templates: templatesPage,
   usage: usagePage,
   team: teamPage,

@@ -130,8 +130,8 @@ async def test_each_outcome_once_with_bytes_cpu_and_webhook_attempts(
 async def test_usage_is_exact_after_a_worker_kill(stack: Stack, receiver: WebhookReceiver) -> None:
     """The run that died with its worker counts nothing; the run that ends the job counts it once."""
     queue = f"pixelflow:usage-kill-{uuid.uuid4().hex[:6]}"
-    env = {**stack.env, "PIXELFLOW_QUEUE_NAME": queue, "PIXELFLOW_DEADLINE_SECONDS": "5"}
-    api = ApiServer(stack.settings(queue_name=queue, deadline_seconds=5.0), free_port()).start()
+    env = {**stack.env, "PIXELFLOW_QUEUE_NAME": queue}
+    api = ApiServer(stack.settings(queue_name=queue), free_port()).start()
     first = WorkerProcess(env, stack.workdir / "usage-kill-1.log").start()
     second = WorkerProcess(env, stack.workdir / "usage-kill-2.log")
     try:

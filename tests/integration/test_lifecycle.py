@@ -60,6 +60,10 @@ async def lane(stack: Stack, name: str, workers: int = 1, **settings: str) -> As
     a spare engine (and a lane that moves jobs after its own deadline) would blur which is whose."""
     ln = Lane(stack, name, {"interactive_slots": "0", **settings}, workers)
     try:
+        # A worker claims jobs while its engine children still load libvips, and a run's deadline
+        # counts that wait: a loaded machine can spend a short deadline on it before any work.
+        for w in ln.workers:
+            await engines_settled(w)
         yield ln
     except BaseException:
         for w in ln.workers:  # what the workers saw, for whoever reads the failure
@@ -146,7 +150,8 @@ async def busy_engine(worker: WorkerProcess, timeout: float = 3 * SLACK, *, besi
 
 
 async def engines_settled(worker: WorkerProcess, timeout: float = 3 * SLACK) -> None:
-    """Until every engine child is idle: replacements for killed ones have started."""
+    """Until every engine child is idle: they have started (loaded libvips), replacements for
+    killed ones too."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         before = {p: cpu_ticks(p) for p in engines(worker)}
@@ -178,7 +183,7 @@ def seconds(a: str, b: str) -> float:
 
 
 async def test_deadline_ends_the_job_and_its_engine(stack: Stack, receiver: WebhookReceiver) -> None:
-    deadline = 2.0
+    deadline = 6.0  # long enough for a loaded machine's engine to get into the encode it ends
     async with lane(stack, "deadline", deadline_seconds=str(deadline)) as ln:
         t = await ln.tenant()
         path = f"/deadline/{t.name}"

@@ -2,9 +2,10 @@
 # Install (never start) the servers the integration tests run: Redis and PostgreSQL from Debian,
 # Chromium for the browser tests, LocalStack's S3 in its own virtualenv (it pins older libraries than PixelFlow uses).
 # Idempotent; tests/conftest.py starts and stops the servers on free loopback ports. apt waits up to
-# 10 minutes for the dpkg lock: a fresh VM often runs unattended upgrades at boot.
+# 10 minutes for another package manager (build/apt.sh): a fresh VM often runs unattended upgrades at boot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source build/apt.sh
 
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
@@ -13,9 +14,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v curl >/dev/null || need_apt+=(curl)
 command -v jq >/dev/null || need_apt+=(jq)
 if [ ${#need_apt[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 # Debian starts the packaged services on install; the tests run their own instances.
 if command -v systemctl >/dev/null 2>&1; then
@@ -26,9 +26,8 @@ fi
 
 # browser features (direct uploads, the docs UI) are tested in Debian's real Chromium
 if ! command -v chromium >/dev/null; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get -o DPkg::Lock::Timeout=600 update -qq
-  apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends chromium >/dev/null
+  apt_get update -qq
+  apt_get install -y -qq --no-install-recommends chromium
 fi
 
 stamp=.venv-localstack/.pixelflow-installed

@@ -12,7 +12,8 @@ fi
 if [ ! -x .venv/bin/python ]; then
   if ! "$PY" -m venv .venv 2>/dev/null; then
     # Debian's python3 ships venv separately
-    apt-get -o DPkg::Lock::Timeout=600 update -qq && apt-get -o DPkg::Lock::Timeout=600 install -y -qq python3-venv >/dev/null
+    source build/apt.sh
+    apt_get update -qq && apt_get install -y -qq python3-venv
     "$PY" -m venv .venv
   fi
 fi

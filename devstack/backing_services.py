@@ -93,7 +93,7 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for(self._ping, timeout=10, what="Redis")
+        wait_for(self._ping, timeout=30, what="Redis")  # as long as pg_ctl waits: a busy machine starts slowly
         return self
 
     def _ping(self) -> bool:

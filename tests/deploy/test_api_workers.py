@@ -17,6 +17,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from devstack.backing_services import free_port, wait_for
 from tests.integration.conftest import PIXELFLOW, ROOT, Stack
+from tests.timing import SLACK
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +82,7 @@ def test_two_api_processes_report_one_whole_counter(stack: Stack, tmp_path: Path
                 if len(counts) == 2 and all(counts.values()):
                     break
         # the middleware counts a request as its response goes out: the last few may land a moment later
-        wait_for(lambda: sum(_per_process(directory).values()) == sent, timeout=10, what="every request counted")
+        wait_for(lambda: sum(_per_process(directory).values()) == sent, timeout=3 * SLACK, what="every request counted")
         counts = _per_process(directory)
         assert len(counts) == 2 and all(v > 0 for v in counts.values()), counts
         total = sum(counts.values())

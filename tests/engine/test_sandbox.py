@@ -1,6 +1,7 @@
 """The engine in a killable child process: every way a run can end, on real libvips work.
 
-Timings here are bounds on promises (a kill within a second), not performance figures."""
+Timings here are bounds on promises (a kill at the deadline), with room for a loaded machine
+(tests/timing.py), not performance figures."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from devstack.imagegen import encode, photo
 from pipeline.dsl import Limits, decode_job_spec, encode_job_spec
 from pipeline.errors import CorruptImage, DeadlineExceeded, EngineCrashed, OutOfMemory
 from pipeline.sandbox import EngineCanceled, EngineRequest, Sandbox, SandboxConfig
+from tests.timing import SLACK
 
 ROOT = Path(__file__).resolve().parents[2]
 BIG_LIMITS = Limits(max_job_cost=10**9)  # these specs are slow on purpose; the budget is tested elsewhere
@@ -93,29 +95,34 @@ def test_engine_errors_cross_the_boundary_typed(sandbox: Sandbox, small_jpeg: by
 def test_deadline_kills_the_child_inside_a_single_call_encoder(sandbox: Sandbox, slow_source: bytes) -> None:
     pid = sandbox.pid
     assert pid is not None
+    deadline = 1.0
     started = time.monotonic()
     with pytest.raises(DeadlineExceeded) as err:
-        sandbox.run(EngineRequest(slow_source, SLOW, BIG_LIMITS), timeout=1.0)
+        sandbox.run(EngineRequest(slow_source, SLOW, BIG_LIMITS), timeout=deadline)
     elapsed = time.monotonic() - started
-    assert 1.0 <= elapsed < 2.0, elapsed
+    # not before the deadline; after it, only as late as a loaded machine makes the kill (the
+    # encode it stops runs for over a minute)
+    assert deadline <= elapsed < deadline + SLACK, elapsed
     assert err.value.code == "deadline_exceeded" and "1 s" in err.value.public
-    # read from the dead child's /proc entry before it was reaped: about the second it encoded
-    assert 0.5 <= err.value.cpu_seconds <= 2.0, err.value.cpu_seconds  # type: ignore[attr-defined]
+    # read from the dead child's /proc entry before it was reaped: what it ran until the kill,
+    # which a busy machine can make far less than the second that passed
+    assert 0 < err.value.cpu_seconds <= elapsed * (os.cpu_count() or 1), err.value.cpu_seconds  # type: ignore[attr-defined]
     assert not _alive(pid), "the killed child must be gone"
     assert sandbox.pid != pid  # a replacement is already starting
     small = encode(photo(320, 240), ".jpg")
     assert sandbox.run(EngineRequest(small, QUICK, Limits()), timeout=30).variants
 
 
-def test_kill_from_another_thread_cancels_within_a_second(sandbox: Sandbox, slow_source: bytes) -> None:
+def test_kill_from_another_thread_cancels_the_run(sandbox: Sandbox, slow_source: bytes) -> None:
     pid = sandbox.pid
     assert pid is not None
-    timer = threading.Timer(0.5, sandbox.kill)
+    kill_at = 0.5
+    timer = threading.Timer(kill_at, sandbox.kill)
     timer.start()
     started = time.monotonic()
     with pytest.raises(EngineCanceled):
         sandbox.run(EngineRequest(slow_source, SLOW, BIG_LIMITS), timeout=60)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < kill_at + SLACK  # the encode alone runs for over a minute
     assert not _alive(pid)
     assert sandbox.kill() is False  # nothing running now
 
@@ -134,7 +141,9 @@ def _pause_once_at(point: str, marker: str, reached: str) -> None:
         time.sleep(60)
 
 
-def _abort_once_then_start_slowly(marker: str, reached: str) -> None:
+def _abort_once_then_start_slowly(marker: str, ready: str, reached: str) -> None:
+    if reached == "starting" and os.path.exists(marker):
+        Path(ready).touch()  # the first child has loaded libvips
     if reached == "decoded" and os.path.exists(marker):
         os.remove(marker)
         os.abort()
@@ -235,10 +244,14 @@ def test_a_child_stuck_starting_while_time_remains_is_a_crash(small_jpeg: bytes)
 
 def test_a_retry_that_runs_out_of_time_is_deadline_exceeded(tmp_path: Path, small_jpeg: bytes) -> None:
     """The replacement for a child that died is still starting when the job's time is up."""
-    marker = tmp_path / "abort"
+    marker, ready = tmp_path / "abort", tmp_path / "ready"
     marker.touch()
-    sb, restarts = _hooked(partial(_abort_once_then_start_slowly, str(marker)))
+    sb, restarts = _hooked(partial(_abort_once_then_start_slowly, str(marker), str(ready)))
     sb.start()
+    # the first child's start is not what the deadline is for: a loaded machine can take seconds
+    until = time.monotonic() + 3 * SLACK
+    while not ready.exists() and time.monotonic() < until:
+        time.sleep(0.05)
     try:
         with pytest.raises(DeadlineExceeded) as err:
             sb.run(EngineRequest(small_jpeg, QUICK, Limits()), timeout=5)
@@ -305,7 +318,7 @@ def test_children_die_with_their_parent(tmp_path: Path, slow_source: bytes) -> N
         assert before is not None and _alive(child)
         proc.kill()
         proc.wait(timeout=10)
-        deadline = time.monotonic() + 2
+        deadline = time.monotonic() + SLACK  # it dies at once; this only stops a hung test
         while _alive(child) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not _alive(child), "the engine outlived its killed parent"

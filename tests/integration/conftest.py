@@ -64,7 +64,9 @@ def _env(redis: RedisServer, pg: PostgresServer, s3: LocalStackS3, api_port: int
         "PIXELFLOW_WEBHOOK_BACKOFF_MAX_SECONDS": "2",
         "PIXELFLOW_WEBHOOK_MAX_ATTEMPTS": "4",
         "PIXELFLOW_WEBHOOK_TIMEOUT_SECONDS": "3",
-        "PIXELFLOW_DEADLINE_SECONDS": "6",
+        # room for an engine child to start and a job to run on a loaded machine (the deadline
+        # counts from the claim); the tests of the deadline set their own
+        "PIXELFLOW_DEADLINE_SECONDS": "30",
         "PIXELFLOW_LEASE_SECONDS": "3",
         "PIXELFLOW_WORKER_DRAIN_SECONDS": "5",
         "PIXELFLOW_WORKER_POLL_DELAY": "0.02",

@@ -123,12 +123,16 @@ async def test_rate_limit_gives_429_with_headers(stack: Stack) -> None:
     try:
         t = await make_tenant(stack, server)
         statuses = []
-        for _ in range(5):
+        started = time.monotonic()
+        while 429 not in statuses and len(statuses) < 20:
             r = await t.http.post("/v1/jobs", json=spec())
             statuses.append(r.status_code)
             assert r.headers["ratelimit-policy"] == '"jobs";q=3;w=3'
             assert r.headers["ratelimit"].startswith('"jobs";r=')
-        assert statuses[:3] == [201, 201, 201] and statuses[3:] == [429, 429]
+        # the burst, and what the rate (one a second) refilled while a loaded machine sent them
+        refilled = time.monotonic() - started
+        assert set(statuses[:-1]) == {201} and statuses[-1] == 429, statuses
+        assert 3 <= len(statuses) - 1 <= 3 + refilled, statuses
         assert r.headers["content-type"].startswith(PROBLEM)
         assert 1 <= int(r.headers["retry-after"]) <= 2
         assert r.json()["code"] == "rate_limited"

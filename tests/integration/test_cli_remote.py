@@ -19,6 +19,7 @@ import pyvips
 from devstack.backing_services import free_port
 from devstack.imagegen import encode, photo
 from tests.integration.conftest import PIXELFLOW, ROOT, ApiServer, Tenant, WorkerProcess
+from tests.timing import SLACK
 
 pytestmark = pytest.mark.integration
 
@@ -228,7 +229,7 @@ def silent_api() -> Iterator[str]:
         yield f"http://127.0.0.1:{s.getsockname()[1]}"
 
 
-def test_an_unreachable_api_is_one_line_within_2_seconds(tmp_path: Path, silent_api: str) -> None:
+def test_an_unreachable_api_is_one_line_at_once(tmp_path: Path, silent_api: str) -> None:
     image = tmp_path / "in.png"
     image.write_bytes(encode(photo(40, 30), ".png"))
     spec = write_spec(tmp_path / "spec.json", THUMB)
@@ -240,8 +241,10 @@ def test_an_unreachable_api_is_one_line_within_2_seconds(tmp_path: Path, silent_
         (silent_api, ["jobs", "list", "--timeout", "0.5"], f"pixelflow: no answer from {silent_api} within 0.5 s\n"),
     ]  # fmt: skip
     for url, args, expected in cases:
-        # Failing fast is the contract here, so the wall clock bounds the command.
-        result = pixelflow(env_for(url, "pf_x"), *args, timeout=2)
+        # Failing fast is the contract: the command ends within its own --timeout (0.5 s here, or
+        # none for a refused connection) plus starting Python on a loaded machine, well before the
+        # default --timeout of 30 s that a call which hangs or retries would wait out.
+        result = pixelflow(env_for(url, "pf_x"), *args, timeout=0.5 + SLACK)
         assert (result.returncode, result.stdout) == (1, ""), args
         if expected is None:
             assert result.stderr.startswith("pixelflow: cannot reach http://no-such-host.invalid:8000: ")
@@ -267,7 +270,7 @@ async def test_progress_is_a_bar_on_a_terminal(
         os.close(secondary)
         stdout, _ = proc.communicate(timeout=120)
         terminal = b""
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + SLACK  # the other end is closed: this only stops a hung test
         while time.monotonic() < deadline:
             try:
                 chunk = os.read(primary, 65536)

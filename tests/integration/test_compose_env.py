@@ -21,6 +21,7 @@ from devstack.imagegen import encode, photo
 from devstack.receiver import WebhookReceiver
 from infra.webhooks import verify
 from tests.integration.conftest import PIXELFLOW, ROOT, Stack
+from tests.timing import SLACK
 from tests.unit.test_compose import SERVICES, _env
 
 pytestmark = pytest.mark.integration
@@ -106,7 +107,7 @@ def test_compose_services_run_a_job_with_composes_settings(stack: Stack, compose
         worker_metrics = f"http://127.0.0.1:{compose_env['PIXELFLOW_WORKER_METRICS_PORT']}/metrics"
         finished = 'pixelflow_jobs_finished_total{reason="succeeded",status="succeeded"} 1.0'
         # counted once the run returns, which may be just after its webhook went out
-        wait_for(lambda: finished in httpx.get(worker_metrics).text, timeout=10, what="the worker's job count")
+        wait_for(lambda: finished in httpx.get(worker_metrics).text, timeout=3 * SLACK, what="the worker's job count")
     except BaseException:
         for name in ("api.log", "worker.log"):
             print(f"--- {name}\n{(logs / name).read_text()[-4000:]}")

@@ -89,18 +89,19 @@ async def test_weights_share_the_slots(stack: Stack) -> None:
     """Three clients with weights 1, 1 and 2 queue work on one slot, in the worst order for
     fairness (all of the first client's, then the second's, then the third's): while all three
     still have jobs waiting, the slot's runs split about 1:1:2."""
-    settings = {"worker_concurrency": "1", "interactive_slots": "0", "deadline_seconds": "8", **UNLIMITED}
+    settings = {"worker_concurrency": "1", "interactive_slots": "0", "deadline_seconds": "60", **UNLIMITED}
     async with lane(stack, "weights", **settings) as ln:
         holder, *clients = [await ln.tenant() for _ in range(4)]
         await set_policy(stack, clients[2], scheduling_weight=2)
         data = encode(photo(1200, 900, seed=12), ".jpg")
         uploaded = {c.name: [await upload(c, MEDIUM, data) for _ in range(16)] for c in clients}
-        # the slot is held (up to the 8 s deadline) while every job is started, so none runs by arrival
+        # the slot is held while every job is started, so none runs by arrival; then freed
         hold = await started(holder, SLOW, encode(photo(800, 600, seed=6), ".jpg"))
         await wait_status(holder, hold, {"processing"}, timeout=30)
         for c in clients:
             for job_id in uploaded[c.name]:
                 assert (await c.http.post(f"/v1/jobs/{job_id}/start")).status_code == 202
+        assert (await holder.http.post(f"/v1/jobs/{hold}/cancel")).status_code == 200
         held = await wait_status(holder, hold, TERMINAL, timeout=60)
         done = {c.name: await finals(c, uploaded[c.name]) for c in clients}
         assert all(j["status"] == "succeeded" for jobs in done.values() for j in jobs)

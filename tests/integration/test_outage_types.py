@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from control_plane.auth.ratelimit import RateLimiter
 from devstack.backing_services import RedisServer
 from infra.outages import TRANSIENT
 from infra.queue import dispatch_job, open_queue
+from tests.timing import SLACK
 
 pytestmark = pytest.mark.integration
 
@@ -43,12 +45,19 @@ async def test_redis_restarts_raise_only_transient_errors(tmp_path: Path) -> Non
                     foreign.append(exc)
             await asyncio.sleep(0.001)
 
+    async def served(calls: int) -> None:
+        """Until ``calls`` more calls went through: Redis is up and answering (the bound only stops a hung test)."""
+        target, end = seen["ok"] + calls, time.monotonic() + 3 * SLACK
+        while seen["ok"] < target:
+            assert time.monotonic() < end, f"calls stopped going through: {dict(seen)}"
+            await asyncio.sleep(0.01)
+
     workers = [asyncio.create_task(hammer()) for _ in range(10)]
     try:
         for _ in range(RESTARTS):
-            await asyncio.sleep(0.7)
+            await served(20)  # calls are in flight when Redis goes away
             await asyncio.to_thread(server.restart)
-        await asyncio.sleep(0.5)
+        await served(20)  # and they go through again after the last restart
     finally:
         stop.set()
         await asyncio.gather(*workers)
@@ -56,4 +65,4 @@ async def test_redis_restarts_raise_only_transient_errors(tmp_path: Path) -> Non
         server.stop()
     print(f"\n[redis restarts] {dict(seen)}")
     assert not foreign, [f"{type(e).__module__}.{type(e).__qualname__}: {e}" for e in foreign[:5]]
-    assert seen["ok"] > 100 and sum(seen.values()) - seen["ok"] > 0, "the restarts should have interrupted calls"
+    assert sum(seen.values()) - seen["ok"] > 0, "the restarts should have interrupted calls"

@@ -31,9 +31,8 @@ HEAVY = {
 
 async def test_worker_killed_mid_job_still_succeeds(stack: Stack, receiver: WebhookReceiver) -> None:
     queue = f"pixelflow:kill-{uuid.uuid4().hex[:6]}"
-    overrides = {"queue_name": queue, "deadline_seconds": 5.0}
-    env = {**stack.env, "PIXELFLOW_QUEUE_NAME": queue, "PIXELFLOW_DEADLINE_SECONDS": "5"}
-    api = ApiServer(stack.settings(**overrides), free_port()).start()
+    env = {**stack.env, "PIXELFLOW_QUEUE_NAME": queue}
+    api = ApiServer(stack.settings(queue_name=queue), free_port()).start()
     first = WorkerProcess(env, stack.workdir / "kill-1.log").start()
     second = WorkerProcess(env, stack.workdir / "kill-2.log")
     try:

@@ -102,6 +102,7 @@ def objects(stack: Stack, t: Tenant, job_id: str) -> dict[str, list[str]]:
 async def test_the_sweeper_deletes_exactly_what_expired_globally_and_per_client(stack: Stack) -> None:
     async with retention_stack(stack) as (api, _workers):
         plain, short = await make_tenant(stack, api), await make_tenant(stack, api)
+        running: dict[str, Any] | None = None  # set back to ended afterwards, if the test got that far
         try:
             cli_json(
                 stack, "clients", "limits", short.name, "--retain-originals-days", "1", "--retain-outputs-days", "1"
@@ -174,9 +175,10 @@ async def test_the_sweeper_deletes_exactly_what_expired_globally_and_per_client(
             # the job can still be deleted (a tombstone), with nothing left to remove
             assert (await short.http.delete(f"/v1/jobs/{swept['id']}")).status_code == 204
         finally:
-            await sql(
-                stack, "UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL WHERE id = %s", running["id"]
-            )
+            if running is not None:
+                await sql(
+                    stack, "UPDATE jobs SET status = 'succeeded', lease_expires_at = NULL WHERE id = %s", running["id"]
+                )
             for t in (plain, short):
                 await t.http.aclose()
 

@@ -58,12 +58,13 @@ def job_cpu(stack: Stack, job_id: str) -> float:
 
 
 async def test_the_cpu_quota_is_spent_by_a_job_killed_at_its_deadline(stack: Stack) -> None:
-    """A client allowed 1 engine CPU second a day: a job killed at its 4 s deadline spends it (and
+    """A client allowed 1 engine CPU second a day: a job killed at its 12 s deadline spends it (and
     is in usage with its CPU); the job queued behind it fails before its engine runs; the next
     /start is 429 `daily_cpu_quota_exceeded` with Retry-After to midnight UTC and the job stays
     `created`. GET /v1/limits and the CLI show the quota, today's CPU and the deadline kill;
     clearing the override (the global quota of 1000 s applies again) lets it start."""
-    async with lane(stack, "cpuquota", deadline_seconds="4", worker_concurrency="1", interactive_slots="0",
+    # 12 s: a quarter of a core on a loaded machine still spends the 1 s quota before the kill
+    async with lane(stack, "cpuquota", deadline_seconds="12", worker_concurrency="1", interactive_slots="0",
                     daily_engine_cpu_seconds="1000") as ln:  # fmt: skip
         t, other = await ln.tenant(), await ln.tenant()
         shown = cli_json(stack, "clients", "limits", t.name, "--daily-engine-cpu-seconds", "1")
@@ -77,7 +78,7 @@ async def test_the_cpu_quota_is_spent_by_a_job_killed_at_its_deadline(stack: Sta
         # one slot, no interactive one: `waiting` is queued (the quota is not spent yet) and runs after `slow`
         slow = await started(t, SLOW, BIG)
         waiting = await started(t, QUICK, SMALL)
-        killed = await wait_status(t, slow, TERMINAL, timeout=30)
+        killed = await wait_status(t, slow, TERMINAL, timeout=60)
         assert (killed["status"], killed["error"]["code"]) == ("failed", "deadline_exceeded"), killed
         refused_in_queue = await wait_status(t, waiting, TERMINAL, timeout=30)
         assert (refused_in_queue["status"], refused_in_queue["error"]["code"]) == (
@@ -89,7 +90,7 @@ async def test_the_cpu_quota_is_spent_by_a_job_killed_at_its_deadline(stack: Sta
         assert (day["failed"], day["deadline_exceeded"]) == (2, 1)
         assert day["failed_by_code"] == {"daily_cpu_quota_exceeded": 1, "deadline_exceeded": 1}
         spent = day["engine_cpu_seconds"]
-        assert spent >= 1, day  # 4 s of an encoder that keeps a core busy
+        assert spent >= 1, day  # 12 s of an encoder that keeps a core busy, or a quarter of one
         assert day["deadline_exceeded_cpu_seconds"] == spent  # all of it: the refused job spent nothing
         assert abs(job_cpu(stack, slow) - spent) < 0.001  # the job's sum is what usage billed
 

@@ -152,7 +152,7 @@ def _dashboard_runs_the_example(url: str) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         page = browser.new_page()
-        page.set_default_timeout(30_000)
+        page.set_default_timeout(60_000)  # a hang guard: a loaded machine slows Chromium down
         page.goto(f"{url}/dashboard/signup")
         expect(page.locator("body[data-ready]")).to_have_count(1)  # the script has wired the form
         page.get_by_label("Email").fill("newcomer@example.com")

@@ -28,6 +28,7 @@ from tests.integration.test_cli_admin import cli, cli_json, refused
 from tests.integration.test_cli_remote import env_for, pixelflow
 from tests.integration.test_flow import create_and_upload, spec
 from tests.integration.test_resilience import HEAVY
+from tests.timing import SLACK
 
 pytestmark = pytest.mark.integration
 
@@ -44,6 +45,18 @@ async def usage(t: Tenant, **params: str) -> dict[str, Any]:
     r = await t.http.get("/v1/usage", params=params)
     assert r.status_code == 200, r.text
     return r.json()
+
+
+async def caught_up(t: Tenant, **total: int) -> dict[str, Any]:
+    """The usage report once its total has these counts: a worker records a webhook attempt just
+    after the receiver answers it, so a test that saw the delivery polls for the record. The
+    bound only stops a hung test; the caller's assertions say what differs."""
+    for _ in range(int(3 * SLACK / 0.1)):
+        report = await usage(t)
+        if all(report["total"][k] == v for k, v in total.items()):
+            break
+        await asyncio.sleep(0.1)
+    return report
 
 
 async def stored_bytes(stack: Stack, client_id: uuid.UUID, job: dict[str, Any]) -> dict[str, int]:
@@ -78,11 +91,10 @@ async def test_each_outcome_once_with_bytes_cpu_and_webhook_attempts(
     done = await wait_status(t, ok["id"], {"succeeded", "failed"})
     assert done["status"] == "succeeded", done
     receiver.wait(path, 2, timeout=20)
-    await asyncio.sleep(0.5)  # the attempt's row commits right after the receiver answers
+    report = await caught_up(t, webhook_attempts=2, webhooks_delivered=1)
 
     by_format = await stored_bytes(stack, t.client_id, done)
     assert set(by_format) == {"webp", "jpeg", "png"}
-    report = await usage(t)
     assert (report["from"], report["to"]) == ((date.fromisoformat(today()) - timedelta(days=29)).isoformat(), today())
     (day,) = report["days"]
     assert day["day"] == today()
@@ -97,7 +109,7 @@ async def test_each_outcome_once_with_bytes_cpu_and_webhook_attempts(
     # a redelivery is one more HTTP attempt; deleting the job keeps its usage (billing data)
     assert (await t.http.post(f"/v1/jobs/{ok['id']}/deliveries/redeliver")).status_code == 202
     receiver.wait(path, 3, timeout=20)
-    await asyncio.sleep(0.5)
+    await caught_up(t, webhook_attempts=3, webhooks_delivered=2)
     assert (await t.http.delete(f"/v1/jobs/{ok['id']}")).status_code == 204
     after = (await usage(t))["total"]
     assert (after["webhook_attempts"], after["webhooks_delivered"]) == (3, 2)
@@ -118,8 +130,8 @@ async def test_each_outcome_once_with_bytes_cpu_and_webhook_attempts(
 async def test_usage_is_exact_after_a_worker_kill(stack: Stack, receiver: WebhookReceiver) -> None:
     """The run that died with its worker counts nothing; the run that ends the job counts it once."""
     queue = f"pixelflow:usage-kill-{uuid.uuid4().hex[:6]}"
-    env = {**stack.env, "PIXELFLOW_QUEUE_NAME": queue, "PIXELFLOW_DEADLINE_SECONDS": "5"}
-    api = ApiServer(stack.settings(queue_name=queue, deadline_seconds=5.0), free_port()).start()
+    env = {**stack.env, "PIXELFLOW_QUEUE_NAME": queue}
+    api = ApiServer(stack.settings(queue_name=queue), free_port()).start()
     first = WorkerProcess(env, stack.workdir / "usage-kill-1.log").start()
     second = WorkerProcess(env, stack.workdir / "usage-kill-2.log")
     try:
@@ -137,8 +149,7 @@ async def test_usage_is_exact_after_a_worker_kill(stack: Stack, receiver: Webhoo
         final = await wait_status(t, job["id"], {"succeeded", "failed"}, timeout=60)
         assert (final["status"], final["attempts"]) == ("succeeded", 2), final
         receiver.wait(path, 1, timeout=20)
-        await asyncio.sleep(1)
-        total = (await usage(t))["total"]
+        total = (await caught_up(t, webhook_attempts=1, webhooks_delivered=1))["total"]
         by_format = await stored_bytes(stack, t.client_id, final)
         assert {k: total[k] for k in ("jobs", "succeeded", "failed", "source_megapixels", "output_bytes")} == {
             "jobs": 1, "succeeded": 1, "failed": 0, "source_megapixels": 4.32, "output_bytes": by_format}  # fmt: skip
@@ -220,7 +231,8 @@ async def test_daily_quota_global_and_per_client(stack: Stack) -> None:
             began = time.monotonic()
             with pytest.raises(QuotaExceeded) as err:
                 pf.start(refused_job["id"])
-            assert time.monotonic() - began < 5 and err.value.retry_after is not None
+            # at once: waiting out Retry-After would take hours; the bound is a loaded machine's
+            assert time.monotonic() - began < SLACK and err.value.retry_after is not None
             assert err.value.retry_after > 0 and err.value.code == "daily_quota_exceeded"
             typed = pf.usage(date.fromisoformat(today()), today())
             assert (typed.total.succeeded, typed.total.source_megapixels, typed.days[0].day.isoformat()) == (

@@ -10,6 +10,7 @@ import pytest
 from devstack.imagegen import encode, photo
 from pipeline.dsl import Limits, decode_job_spec
 from pipeline.errors import ImageTooLarge, PipelineError, UnsupportedFormat
+from tests.timing import SLACK
 
 pytestmark = pytest.mark.integration
 
@@ -125,7 +126,7 @@ def test_hostile_svgs_are_refused_before_rendering(name: str, data: bytes, error
     with pytest.raises(error) as caught:
         probe(data, Limits())
     assert caught.value.code in ("unsupported_format", "image_too_large")
-    assert time.perf_counter() - started < 5
+    assert time.perf_counter() - started < SLACK  # refused from the text: rendering a bomb takes far longer
 
 
 def test_an_ordinary_svg_still_renders() -> None:

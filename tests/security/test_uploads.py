@@ -16,6 +16,7 @@ from infra.objects import source_key, upload_key
 from infra.storage import open_store
 from tests.integration.conftest import Stack, Tenant, WorkerProcess, wait_status
 from tests.security.conftest import record
+from tests.timing import SLACK
 
 QUICK = {"version": 1, "pipeline": [{"id": "t", "action": "resize", "width": 64, "format": "jpeg"}]}
 
@@ -92,7 +93,7 @@ async def test_sources_of_failed_and_canceled_jobs_are_deleted(
     for job in (canceled, failed):
         job_id = uuid.UUID(job["id"])
         for key in (upload_key(tenant.client_id, job_id), source_key(tenant.client_id, job_id)):
-            for _ in range(50):  # the worker deletes right after recording the failure
+            for _ in range(int(3 * SLACK / 0.1)):  # the worker deletes right after recording the failure
                 if await store.stat(key) is None:
                     break
                 await asyncio.sleep(0.1)

@@ -12,6 +12,7 @@ import pytest
 import pyvips
 
 from devstack.imagegen import encode, photo
+from tests.timing import SLACK
 
 ROOT = Path(__file__).resolve().parents[2]
 PIXELFLOW = str(Path(sys.executable).with_name("pixelflow"))
@@ -215,7 +216,9 @@ def test_run_enforces_the_deadline_inside_a_single_call_encoder(tmp_path: Path) 
     took = time.monotonic() - started
     assert result.returncode == 1
     assert "FAILED deadline_exceeded: processing took longer than 1.5 s" in result.stderr
-    assert took < 1.5 + 3  # the deadline, plus starting Python and one engine process
+    # the deadline, plus starting Python and one engine process on a loaded machine; the encode
+    # it stops runs for over a minute
+    assert took < 1.5 + SLACK
 
 
 def test_run_refuses_invalid_settings(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from infra.repo import ClientRepo, SigningKeyRepo
 from infra.repo._sql import fetch_one
 from tests.integration.conftest import ApiServer, Stack, Tenant, WorkerProcess, make_tenant, wait_status
 from tests.integration.test_flow import create_and_upload
+from tests.timing import SLACK
 
 pytestmark = pytest.mark.integration
 
@@ -278,8 +279,8 @@ async def test_deleting_the_job_deletes_its_derived_images(
 async def test_a_slow_render_answers_at_the_deadline(
     stack: Stack, api: ApiServer, tenant: Tenant, signer: tuple[str, str], worker: WorkerProcess
 ) -> None:
-    """Past PIXELFLOW_URL_DEADLINE_SECONDS the request gets a 504 with Retry-After within a second
-    of it, while the render goes on; a cheap image on the same API is served at once meanwhile."""
+    """Past PIXELFLOW_URL_DEADLINE_SECONDS the request gets a 504 with Retry-After at the deadline
+    (not when the render ends), while the render goes on; a cheap image on the same API is served at once meanwhile."""
     from devstack.backing_services import free_port
 
     kid, secret = signer
@@ -297,7 +298,7 @@ async def test_a_slow_render_answers_at_the_deadline(
             took = asyncio.get_running_loop().time() - began
             assert r.status_code == 504, r.text
             assert r.json()["code"] == "render_timeout" and r.headers["retry-after"]
-            assert took < 2.0, took
+            assert 1.0 <= took < 1.0 + SLACK, took  # at the deadline, with room for a loaded machine
             ok = await http.get(cheap)
             assert ok.status_code == 200, ok.text
     finally:

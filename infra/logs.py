@@ -24,8 +24,8 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {
     "color_message",
 }  # uvicorn: ANSI copy of msg
 _SECRET_KEYS = re.compile(r"(secret|password|authorization|api_key|token)", re.I)
-# pf_: API keys, pfs_: dashboard sessions, pfi_: invitations, pfd_: known devices
-_SECRET_VALUES = re.compile(r"(Bearer\s+)\S+|whsec_[A-Za-z0-9+/=]+|pf[sid]?_[A-Za-z0-9_-]{20,}")
+# pf_: API keys, pfs_: dashboard sessions, pfi_: invitations, pfd_: known devices, pfk_: URL signing keys
+_SECRET_VALUES = re.compile(r"(Bearer\s+)\S+|whsec_[A-Za-z0-9+/=]+|pf[sidk]?_[A-Za-z0-9_-]{20,}")
 # Query parameters that carry credentials: presigned S3 URLs (valid for an hour), signed
 # local-storage URLs, keys a client put in the URL. The name stays (useful when debugging), the
 # value goes. Matches in any text: access-log paths, messages, tracebacks.

@@ -14,11 +14,12 @@ import secrets
 __all__ = ["KEY_ID_PREFIX", "new_signing_key", "sign_path", "signature_matches"]
 
 KEY_ID_PREFIX = "sk_"
+SECRET_PREFIX = "pfk_"  # noqa: S105 (a prefix, not a secret): recognisable to secret scanners and to the log scrubber (infra/logs.py)
 
 
 def new_signing_key() -> tuple[str, str]:
     """A new key's public id and its secret."""
-    return KEY_ID_PREFIX + secrets.token_hex(6), secrets.token_urlsafe(32)
+    return KEY_ID_PREFIX + secrets.token_hex(6), SECRET_PREFIX + secrets.token_urlsafe(32)
 
 
 def sign_path(secret: str, path: str) -> str:

@@ -14,6 +14,7 @@ from control_plane.dashboard.pages import PAGES, STATIC, page_response
 from infra.logs import scrub
 from infra.passwords import hash_password, password_problem, verify
 from infra.settings import SettingsError, load_settings
+from infra.signing import new_signing_key
 from pipeline.formats import FORMATS
 
 PAGES_DIR = Path(__file__).resolve().parents[2] / "control_plane" / "dashboard" / "pages"
@@ -75,6 +76,8 @@ def test_session_tokens_are_scrubbed_from_log_text() -> None:
     token = "pfs_" + "A1b2-C3d4_" * 4
     assert token not in scrub(f"cookie pixelflow_session={token}; other=1")
     assert "[redacted]" in scrub(f"GET /v1/jobs?x={token}")
+    _, signing_secret = new_signing_key()  # a URL signing key's secret, as the CLI prints it
+    assert signing_secret.startswith("pfk_") and signing_secret not in scrub(f"secret: {signing_secret}")
 
 
 def test_every_page_has_markup_and_the_frame_carries_token_nav_and_policy() -> None:

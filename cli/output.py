@@ -62,10 +62,11 @@ def usage_lines(name: str, report: Any) -> list[str]:
     table, one line per day with usage, then the total: ``clients usage`` and ``usage`` print it."""
     header = f"{'day':<10} {'jobs':>6} {'ok':>6} {'failed':>6} {'deadline':>8} {'canceled':>8} {'source MP':>11}"
     header += f" {'output bytes':>14} {'CPU s':>9} {'webhooks':>9}"
+    header += f" {'URL renders':>11} {'URL hits':>9} {'URL bytes':>14}"
     rows = [(d.day.isoformat(), d) for d in report.days] + [("total", report.total)]
     return [f"{name}: {report.start.isoformat()} to {report.end.isoformat()} (UTC days)", header] + [
         f"{label:<10} {u.jobs:>6,} {u.succeeded:>6,} {u.failed:>6,} {u.deadline_exceeded:>8,} {u.canceled:>8,}"
         f" {u.source_megapixels:>11,.2f} {u.output_bytes_total:>14,} {u.engine_cpu_seconds:>9,.1f}"
-        f" {u.webhook_attempts:>9,}"
+        f" {u.webhook_attempts:>9,} {u.url_renders:>11,} {u.url_cache_hits:>9,} {u.url_bytes_served:>14,}"
         for label, u in rows
     ]

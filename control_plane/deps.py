@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 from control_plane.auth.devices import KnownDevices
 from control_plane.auth.ratelimit import RateLimiter
 from control_plane.delivery.inflight import InFlight
+from control_plane.delivery.served import Served
 from infra.db import open_pool
 from infra.queue import open_queue
 from infra.repo import ClientRepo, DeliveryRepo, JobRepo, SigningKeyRepo, TemplateRepo, UsageRepo, UserRepo
@@ -52,6 +53,7 @@ class ApiDeps:
     usage: UsageRepo
     signing_keys: SigningKeyRepo  # signed image URLs' keys (control_plane/delivery)
     renders: InFlight  # signed image URLs' renders this process awaits
+    served: Served  # signed image URLs' cache hits and bytes sent, counted here, flushed to usage
 
 
 @asynccontextmanager
@@ -64,6 +66,8 @@ async def open_deps(settings: Settings) -> AsyncIterator[ApiDeps]:
         store = open_store(settings)
         stack.push_async_callback(store.close)
         await store.ensure_bucket()
+        served = Served(pool)
+        await stack.enter_async_context(served.flushing(settings.url_usage_flush_seconds))  # before the pool closes
         yield ApiDeps(
             settings,
             pool,
@@ -88,6 +92,7 @@ async def open_deps(settings: Settings) -> AsyncIterator[ApiDeps]:
             UsageRepo(pool),
             SigningKeyRepo(pool),
             InFlight(),
+            served,
         )
 
 

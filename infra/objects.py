@@ -11,6 +11,7 @@ derived/<client>/<kind>/<id>/<hash>.<ext>   what a signed image URL rendered (do
                                      <kind> is `job`, `asset` or `url`, <id> the job's id, the asset's
                                      key percent-encoded or a digest of the URL; <hash> covers
                                      everything its bytes depend on
+derived/<client>/asset/<key>/_version   the asset's ETag its derived images were rendered from
 ```
 
 Every key is built from ids PixelFlow chose, except an asset's key, which the DSL validated, and
@@ -48,6 +49,7 @@ __all__ = [
     "derived_prefix",
     "discard_originals",
     "erase_job_objects",
+    "forget_replaced",
     "output_key",
     "source_key",
     "upload_key",
@@ -112,6 +114,28 @@ def derived_key(client_id: uuid.UUID, kind: str, source_id: str, digest: str, fm
 async def delete_derived(store: ObjectStore, client_id: uuid.UUID, kind: str, source_id: str) -> None:
     """Delete what signed URLs rendered from a source. An error propagates."""
     await store.delete_prefix(derived_prefix(client_id, kind, source_id))
+
+
+_VERSION_MARK = "_version"
+
+
+async def forget_replaced(store: ObjectStore, client_id: uuid.UUID, kind: str, source_id: str, version: str) -> None:
+    """Before rendering from a source whose stored object can be replaced (an asset uploaded
+    again under its key): when what was rendered so far came from another version, delete it all.
+    Its cache keys hold the old ETag, so nothing would reach those images again. The prefix keeps
+    the version it was rendered from in a small object beside them. An error propagates."""
+    from infra.storage.base import ObjectNotFound  # here: infra.storage's factory imports this module
+
+    mark = derived_prefix(client_id, kind, source_id) + _VERSION_MARK
+    try:
+        seen = (await store.read(mark, max_bytes=1024)).decode()
+    except ObjectNotFound:
+        seen = None
+    if seen == version:
+        return
+    if seen is not None:
+        await delete_derived(store, client_id, kind, source_id)
+    await store.write(mark, version.encode(), "text/plain")
 
 
 # The deletions below are the one place objects of a job are removed: DELETE /v1/jobs/{id}

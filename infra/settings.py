@@ -108,6 +108,7 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     url_templates_only: bool = False  # URLs may only name templates, not steps
     url_widths: str = ""  # widths URLs may ask for, comma-separated (`320,640,1024`); empty: any
     url_source_origins: str = ""  # origins url: sources may name, comma-separated; empty: none
+    url_usage_flush_seconds: Seconds = 5.0  # how often an API process adds its cache hits to usage
     # queue and workers
     queue_name: str = "pixelflow:queue"
     worker_concurrency: PositiveInt = 2

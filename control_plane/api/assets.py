@@ -3,6 +3,7 @@ Specs then name it by key (``{"op": "watermark", "image": "brand/logo.png"}``)."
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated
 
 import msgspec
@@ -15,7 +16,7 @@ from control_plane.auth.principal import PrincipalDep, needs
 from control_plane.deps import ApiDepsDep
 from control_plane.jobflow.intake import url_expiry
 from control_plane.problems import Unprocessable
-from infra.objects import asset_key
+from infra.objects import asset_key, delete_derived
 from pipeline.dsl.steps import ASSET_KEY_RULE, AssetKey
 from pipeline.errors import FieldError
 
@@ -47,7 +48,8 @@ MAX_ASSET_BYTES = 5 * 1024 * 1024
 async def create_asset_upload(deps: ApiDepsDep, principal: PrincipalDep, data: JSONBody[AssetRequest]) -> AssetUpload:
     """Presigned URLs to upload an image (at most 5 MB) under `key` in this client's own asset
     space; job specs then name it (`{"op": "watermark", "image": "<key>"}`). Uploading to the same
-    key again replaces it. A key that is not a plain relative path is 422 `invalid_asset_key`."""
+    key again replaces it (and drops the images signed URLs rendered from it). A key that is not a
+    plain relative path is 422 `invalid_asset_key`."""
     try:
         msgspec.convert(data.key, AssetKey)
     except msgspec.ValidationError:
@@ -56,4 +58,8 @@ async def create_asset_upload(deps: ApiDepsDep, principal: PrincipalDep, data: J
         ) from None
     object_key = asset_key(principal.client.id, data.key)
     cap = min(MAX_ASSET_BYTES, deps.settings.max_source_bytes)
+    # Best effort: whatever is left, or rendered again before the upload lands, goes at the next
+    # URL render that sees the new version (infra/objects.py, forget_replaced).
+    with contextlib.suppress(Exception):
+        await delete_derived(deps.store, principal.client.id, "asset", data.key)
     return AssetUpload(data.key, upload_view(deps.store, object_key, expires=url_expiry(deps), max_bytes=cap))

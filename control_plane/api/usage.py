@@ -43,8 +43,12 @@ async def get_usage(
     output bytes per format, the engine's CPU seconds (every run of every job, whatever its
     outcome: failed, canceled while running and handed-back runs included), and webhook HTTP
     attempts (retries and redeliveries included) with those answered 2xx. A job counts once, on
-    the day it ended, however many times it ran; deleting it keeps its usage. `days` lists the
-    days with any usage."""
+    the day it ended, however many times it ran; deleting it keeps its usage. Signed image URLs:
+    `url_renders` are the renders that ended (jobs too, so also in `jobs`, with their
+    `url_render_cpu_seconds` and `url_render_source_megapixels` also in the totals),
+    `url_cache_hits` the requests answered from the derived cache (a 304 included) and
+    `url_bytes_served` the image bytes sent for hits and renders, on the day of the request
+    (added every few seconds). `days` lists the days with any usage."""
     try:
         first, last = report_range(start, end)
     except RangeError as exc:

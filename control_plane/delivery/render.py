@@ -6,13 +6,12 @@ memory cap, cost budget and fair share of every job, and writes its one variant 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
-from opentelemetry import trace
 
 from control_plane.delivery.variants import Plan
 from control_plane.deps import ApiDeps
@@ -62,13 +61,15 @@ class StoredSource:
 class Rendered:
     data: bytes
     coalesced: bool  # another request had started the render
+    job_id: uuid.UUID  # the render job
+    trace_context: dict[str, str] | None  # where its trace starts: the request that created it
 
 
 async def render(
     deps: ApiDeps, client_id: uuid.UUID, source: StoredSource, plan: Plan, digest: str, key: str
 ) -> Rendered:
     rendered, joined = await deps.renders.once(key, lambda: _render(deps, client_id, source, plan, digest, key))
-    return Rendered(rendered.data, coalesced=True) if joined else rendered
+    return dataclasses.replace(rendered, coalesced=True) if joined else rendered
 
 
 async def _render(
@@ -88,8 +89,6 @@ async def _render(
             render=(source.key, key),
         )
         job = made.job
-        # the request's span names its render; the render job's trace starts at the request that made it
-        trace.get_current_span().set_attribute("pixelflow.url.render_job", str(job.id))
         if job.status == JobStatus.CREATED:
             await _start(deps, job, source)
         if job.status not in TERMINAL:
@@ -101,7 +100,7 @@ async def _render(
             except ObjectNotFound:
                 await deps.jobs.release_key(job.id)
                 continue
-            return Rendered(data, coalesced=not made.new)
+            return Rendered(data, coalesced=not made.new, job_id=job.id, trace_context=job.trace_context)
         recent = job.finished_at is not None and datetime.now(UTC) - job.finished_at < _FAILURE_KEPT
         if job.status == JobStatus.FAILED and (made.new or recent):
             raise _failure(job)

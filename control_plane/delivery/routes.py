@@ -22,16 +22,17 @@ from control_plane.delivery.grammar import (
     split_path,
 )
 from control_plane.delivery.negotiate import ACCEPT_CH, source_features
-from control_plane.delivery.render import MAX_DERIVED_BYTES, StoredSource, render
+from control_plane.delivery.render import MAX_DERIVED_BYTES, Rendered, StoredSource, render
 from control_plane.delivery.variants import plan_variant
 from control_plane.deps import ApiDeps, ApiDepsDep
 from control_plane.problems import NotFound, Unprocessable
 from infra.metrics import URL_REQUESTS
 from infra.netguard import BlockedDestination, check_literal
-from infra.objects import asset_key, derived_hash, derived_key
+from infra.objects import asset_key, derived_hash, derived_key, forget_replaced
 from infra.policy import client_limits, engine_limits
 from infra.signing import signature_matches
 from infra.storage import ObjectNotFound
+from infra.telemetry import parent
 from infra.url_policy import origin_of, parse_origins, parse_widths
 from pipeline.dsl.steps import AssetKey
 from pipeline.errors import FieldError, UnsupportedFormat
@@ -95,14 +96,31 @@ async def _serve(request: Request, deps: ApiDeps) -> tuple[Response[bytes], str]
     if plan.vary:
         headers["Vary"] = ", ".join(plan.vary)
     if etag in {t.strip() for t in request.headers.get("if-none-match", "").split(",")}:
+        deps.served.count(client_id, hit=True, sent=0)
         return Response(b"", status_code=304, headers=headers), "hit"
     result = "hit"
     try:
         data = await deps.store.read(key, max_bytes=MAX_DERIVED_BYTES)
     except ObjectNotFound:
+        if source.kind == "asset":
+            await forget_replaced(deps.store, client_id, source.kind, source.id, source.version)
         rendered = await render(deps, client_id, source, plan, digest, key)
+        _link(rendered)
         data, result = rendered.data, "coalesced" if rendered.coalesced else "miss"
+    deps.served.count(client_id, hit=result == "hit", sent=len(data))
     return Response(data, media_type=FORMATS[plan.format].mime, headers=headers), result
+
+
+def _link(rendered: Rendered) -> None:
+    """Name the render on the request's span; a request that joined another's render also links
+    to that render's trace (which starts at the request that created the job, as its child)."""
+    span = trace.get_current_span()
+    span.set_attribute("pixelflow.url.render_job", str(rendered.job_id))
+    if rendered.coalesced and rendered.trace_context:
+        context = parent(rendered.trace_context)
+        linked = trace.get_current_span(context).get_span_context() if context is not None else None
+        if linked is not None and linked.is_valid and linked.trace_id != span.get_span_context().trace_id:
+            span.add_link(linked, {"pixelflow.url.render_job": str(rendered.job_id)})
 
 
 def _no_source() -> NotFound:

@@ -12,6 +12,11 @@ the job's ``engine_cpu_seconds`` when it ends (``charge_run``, or the hand-back 
 transition itself), and ``record_job`` bills the job's sum on the day it ended. A run that ends
 after its job did (canceled while the engine ran) adds to that day's row. Only a run whose worker
 died outright (SIGKILL, a lost host) goes unmeasured: its engine died with it.
+
+A signed image URL's render is a job like any other (origin ``url``), counted the same way and
+also apart (``url_renders``). What the derived cache served is counted by the API process in
+memory and added here in batches (``add_served``, one UPSERT per client and day; see
+control_plane/delivery/served.py): a crashed API process loses at most one flush interval of it.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ __all__ = [
     "UsageRepo",
     "UsageReport",
     "UsageTotals",
+    "add_served",
     "build_report",
     "charge_run",
     "count_attempt",
@@ -71,6 +77,12 @@ class UsageTotals(msgspec.Struct, frozen=True, kw_only=True):
     engine_cpu_seconds: float  # engine CPU of every run of the jobs, whatever their outcome
     webhook_attempts: int  # HTTP attempts, retries and redeliveries included
     webhooks_delivered: int  # attempts answered 2xx
+    # signed image URLs (docs/delivery.md)
+    url_renders: int  # renders that ended, whatever their outcome (also in jobs)
+    url_render_cpu_seconds: float  # their engine CPU (also in engine_cpu_seconds)
+    url_render_source_megapixels: float  # the sources of those that succeeded (also in source_megapixels)
+    url_cache_hits: int  # requests answered from the derived cache, 304s included
+    url_bytes_served: int  # image bytes sent: hits and renders (a 304 sends none)
 
 
 class UsageDay(UsageTotals, frozen=True, kw_only=True):
@@ -108,10 +120,10 @@ async def record_job(
     await execute(
         conn,
         "WITH j AS (UPDATE jobs SET engine_cpu_seconds = engine_cpu_seconds + %s WHERE id = %s"
-        " RETURNING id, client_id, engine_cpu_seconds, error_code)"
+        " RETURNING id, client_id, engine_cpu_seconds, error_code, origin)"
         " INSERT INTO job_usage (job_id, client_id, day, outcome, source_pixels, engine_cpu_seconds, output_bytes,"
-        f" error_code) SELECT id, client_id, {_TODAY}, %s, %s, engine_cpu_seconds, %s,"
-        " CASE WHEN %s = 'failed' THEN error_code END FROM j ON CONFLICT (job_id) DO NOTHING",
+        f" error_code, origin) SELECT id, client_id, {_TODAY}, %s, %s, engine_cpu_seconds, %s,"
+        " CASE WHEN %s = 'failed' THEN error_code END, origin FROM j ON CONFLICT (job_id) DO NOTHING",
         (max(0.0, cpu_seconds), job_id, outcome, source_pixels, Jsonb(by_format), outcome),
     )
 
@@ -147,6 +159,23 @@ async def count_attempt(conn: Db, delivery_id: uuid.UUID, *, delivered: bool) ->
         f" WHERE d.id = %s ON CONFLICT (client_id, day) DO UPDATE SET attempts = webhook_usage.attempts + 1,"
         f" delivered = webhook_usage.delivered + excluded.delivered",
         (int(delivered), delivery_id),
+    )
+
+
+async def add_served(conn: Db, counts: dict[tuple[uuid.UUID, date], tuple[int, int]]) -> None:
+    """Add what an API process's derived cache served, {(client, UTC day): (hits, bytes)}: one
+    UPSERT per client and day, all in one statement. A client deleted meanwhile is skipped."""
+    if not counts:
+        return
+    clients, days, hits, sent = zip(*((c, d, h, b) for (c, d), (h, b) in counts.items()), strict=True)
+    await execute(
+        conn,
+        "INSERT INTO url_usage (client_id, day, cache_hits, bytes_served)"
+        " SELECT n.c, n.d, n.h, n.b FROM unnest(%s::uuid[], %s::date[], %s::bigint[], %s::bigint[]) AS n(c, d, h, b)"
+        " WHERE n.c IN (SELECT id FROM clients) ON CONFLICT (client_id, day) DO UPDATE SET"
+        " cache_hits = url_usage.cache_hits + excluded.cache_hits,"
+        " bytes_served = url_usage.bytes_served + excluded.bytes_served",
+        (list(clients), list(days), list(hits), list(sent)),
     )
 
 
@@ -234,7 +263,10 @@ class UsageRepo:
                 "SELECT day, count(*) AS jobs, count(*) FILTER (WHERE outcome = 'succeeded') AS succeeded,"
                 " count(*) FILTER (WHERE outcome = 'failed') AS failed,"
                 " count(*) FILTER (WHERE outcome = 'canceled') AS canceled,"
-                " sum(source_pixels)::bigint AS source_pixels, sum(engine_cpu_seconds) AS engine_cpu_seconds"
+                " sum(source_pixels)::bigint AS source_pixels, sum(engine_cpu_seconds) AS engine_cpu_seconds,"
+                " count(*) FILTER (WHERE origin = 'url') AS url_renders,"
+                " sum(source_pixels) FILTER (WHERE origin = 'url')::bigint AS url_source_pixels,"
+                " sum(engine_cpu_seconds) FILTER (WHERE origin = 'url') AS url_cpu_seconds"
                 " FROM job_usage WHERE client_id = %(client)s AND day BETWEEN %(start)s AND %(end)s GROUP BY day",
                 params,
             )
@@ -259,7 +291,13 @@ class UsageRepo:
                 " WHERE client_id = %(client)s AND day BETWEEN %(start)s AND %(end)s",
                 params,
             )
-        return build_report(start, end, jobs, outputs, hooks, failures)
+            served = await fetch_all(
+                conn,
+                "SELECT day, cache_hits, bytes_served FROM url_usage"
+                " WHERE client_id = %(client)s AND day BETWEEN %(start)s AND %(end)s",
+                params,
+            )
+        return build_report(start, end, jobs, outputs, hooks, failures, served)
 
 
 def build_report(
@@ -269,14 +307,17 @@ def build_report(
     outputs: list[dict[str, Any]],
     hooks: list[dict[str, Any]],
     failures: Iterable[dict[str, Any]] = (),
+    served: Iterable[dict[str, Any]] = (),
 ) -> UsageReport:
-    """Fold the per-day rows of jobs, output bytes, webhook attempts and failures by code into
-    days and a total."""
+    """Fold the per-day rows of jobs, output bytes, webhook attempts, failures by code and what
+    the derived cache served into days and a total."""
     days: dict[date, _Tally] = {}
     for r in jobs:
         t = days.setdefault(r["day"], _Tally())
         t.jobs, t.succeeded, t.failed, t.canceled = r["jobs"], r["succeeded"], r["failed"], r["canceled"]
         t.pixels, t.cpu = int(r["source_pixels"] or 0), float(r["engine_cpu_seconds"] or 0)
+        t.renders = r.get("url_renders") or 0
+        t.render_pixels, t.render_cpu = int(r.get("url_source_pixels") or 0), float(r.get("url_cpu_seconds") or 0)
     for r in failures:
         t = days.setdefault(r["day"], _Tally())
         t.codes[r["code"]] = t.codes.get(r["code"], 0) + int(r["jobs"])
@@ -288,6 +329,9 @@ def build_report(
     for r in hooks:
         t = days.setdefault(r["day"], _Tally())
         t.attempts, t.delivered = r["attempts"], r["delivered"]
+    for r in served:
+        t = days.setdefault(r["day"], _Tally())
+        t.hits, t.served = int(r["cache_hits"]), int(r["bytes_served"])
     total = _Tally()
     for t in days.values():
         total.add(t)
@@ -313,11 +357,16 @@ class _Tally:
     codes: dict[str, int] = field(default_factory=dict)
     deadline: int = 0
     deadline_cpu: float = 0.0
+    renders: int = 0
+    render_pixels: int = 0
+    render_cpu: float = 0.0
+    hits: int = 0
+    served: int = 0
 
     def add(self, other: _Tally) -> None:
         for name in (
             "jobs", "succeeded", "failed", "canceled", "pixels", "cpu", "attempts", "delivered", "deadline",
-            "deadline_cpu",
+            "deadline_cpu", "renders", "render_pixels", "render_cpu", "hits", "served",
         ):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for fmt, n in other.bytes.items():
@@ -340,4 +389,9 @@ class _Tally:
             engine_cpu_seconds=round(self.cpu, 3),
             webhook_attempts=self.attempts,
             webhooks_delivered=self.delivered,
+            url_renders=self.renders,
+            url_render_cpu_seconds=round(self.render_cpu, 3),
+            url_render_source_megapixels=round(self.render_pixels / 1e6, 6),
+            url_cache_hits=self.hits,
+            url_bytes_served=self.served,
         )

@@ -95,6 +95,25 @@ def test_failures_fold_by_code_and_deadline_kills_stand_out() -> None:
     assert (total.deadline_exceeded, total.deadline_exceeded_cpu_seconds, total.engine_cpu_seconds) == (3, 13.0, 13.75)
 
 
+def test_url_renders_are_told_apart_and_hits_fold_by_day() -> None:
+    d1, d2 = date(2026, 11, 1), date(2026, 11, 2)
+    report = build_report(
+        d1,
+        d2,
+        jobs=[_jobs(d1, jobs=3, succeeded=3, source_pixels=3_000_000, engine_cpu_seconds=1.5, url_renders=2,
+                    url_source_pixels=1_000_000, url_cpu_seconds=0.25)],
+        outputs=[],
+        hooks=[],
+        served=[{"day": d1, "cache_hits": 9, "bytes_served": 12_345}, {"day": d2, "cache_hits": 4, "bytes_served": 0}],
+    )  # fmt: skip
+    first, second = report.days
+    assert (first.jobs, first.url_renders, first.url_render_source_megapixels, first.url_render_cpu_seconds) == (
+        3, 2, 1.0, 0.25)  # fmt: skip
+    assert (first.url_cache_hits, first.url_bytes_served) == (9, 12_345)
+    assert (second.jobs, second.url_cache_hits, second.url_bytes_served) == (0, 4, 0)  # a day of 304s only
+    assert (report.total.url_renders, report.total.url_cache_hits, report.total.url_bytes_served) == (2, 13, 12_345)
+
+
 def test_an_empty_range_is_zeros() -> None:
     report = build_report(TODAY, TODAY, [], [], [])
     assert report.days == [] and report.total.jobs == 0 and report.total.output_bytes == {}
@@ -141,7 +160,7 @@ def test_the_cli_table_has_a_line_per_day_and_the_total() -> None:
     )  # fmt: skip
     title, header, day, total = usage_lines("acme", report)
     assert title == "acme: 2026-11-02 to 2026-11-02 (UTC days)" and header.split()[0] == "day"
-    assert day.split() == ["2026-11-02", "2", "2", "0", "0", "0", "3.00", "1,234,567", "1.2", "3"]
+    assert day.split() == ["2026-11-02", "2", "2", "0", "0", "0", "3.00", "1,234,567", "1.2", "3", "0", "0", "0"]
     assert total.split()[0] == "total" and total.split()[1:] == day.split()[1:]
 
 

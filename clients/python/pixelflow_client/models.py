@@ -227,6 +227,12 @@ class UsageTotals(msgspec.Struct, kw_only=True):
     deadline_exceeded_cpu_seconds: float = 0.0  # the engine CPU those spent
     webhook_attempts: int  # HTTP attempts, retries and redeliveries included
     webhooks_delivered: int  # attempts answered 2xx
+    # signed image URLs: renders (also in jobs, engine_cpu_seconds and source_megapixels), cache hits, bytes sent
+    url_renders: int = 0
+    url_render_cpu_seconds: float = 0.0
+    url_render_source_megapixels: float = 0.0
+    url_cache_hits: int = 0
+    url_bytes_served: int = 0
 
 
 class UsageDay(UsageTotals, kw_only=True):

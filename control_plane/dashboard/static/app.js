@@ -1013,6 +1013,11 @@ async function usagePage() {
         el("td", { text: bytes(d.output_bytes_total), title: formats(d) }),
         el("td", { text: d.engine_cpu_seconds.toFixed(1) }),
         el("td", { text: `${integer.format(d.webhooks_delivered)} / ${integer.format(d.webhook_attempts)}` }),
+        el("td", {
+          text: `${integer.format(d.url_renders)} / ${integer.format(d.url_cache_hits)}`,
+          title: `renders: ${d.url_render_cpu_seconds.toFixed(1)} CPU s, ${d.url_render_source_megapixels.toFixed(2)} MP`,
+        }),
+        el("td", { text: bytes(d.url_bytes_served) }),
       ),
     ),
   );

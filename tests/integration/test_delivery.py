@@ -362,30 +362,116 @@ async def test_asset_sources_and_replacement(
     stack: Stack, api: ApiServer, tenant: Tenant, signer: tuple[str, str], worker: WorkerProcess
 ) -> None:
     """An asset (its key with a slash, percent-encoded in the URL) is a source; replacing it is a
-    new source (a new ETag), and another client's asset of the same key is unknown."""
+    new source (a new ETag) whose first render deletes what the old one rendered, as does asking
+    for a new upload URL; another client's asset of the same key is unknown."""
     kid, secret = signer
+    s3 = Minio(stack.s3.endpoint, access_key=stack.s3.access_key, secret_key=stack.s3.secret_key, secure=False)
+    prefix = f"derived/{tenant.client_id}/asset/home%2Fhero.jpg/"
 
-    async def upload(data: bytes) -> None:
+    def derived() -> set[str]:
+        found = s3.list_objects(stack.env["PIXELFLOW_S3_BUCKET"], prefix=prefix, recursive=True)
+        return {o.object_name.removeprefix(prefix) for o in found} - {"_version"}
+
+    async def upload_url() -> str:
         asset = await tenant.http.post("/v1/assets", json={"key": "home/hero.jpg"})
         assert asset.status_code == 201, asset.text
-        async with httpx.AsyncClient() as plain:
-            assert (await plain.put(asset.json()["upload"]["put"]["url"], content=data)).status_code == 200
+        return asset.json()["upload"]["put"]["url"]
 
-    await upload(encode(photo(800, 500, seed=31), ".jpg", Q=85))
+    async def put(url: str, data: bytes) -> None:
+        async with httpx.AsyncClient() as plain:
+            assert (await plain.put(url, content=data)).status_code == 200
+
+    put_url = await upload_url()
+    await put(put_url, encode(photo(800, 500, seed=31), ".jpg", Q=85))
     url = image_url(api.url, kid, secret, asset="home/hero.jpg", width=200, format="webp")
     assert "asset:home%2Fhero.jpg" in url
     async with httpx.AsyncClient(timeout=30) as http:
         first = await http.get(url)
         assert first.status_code == 200, first.text
         assert first.headers["content-type"] == "image/webp" and _width(first.content) == 200
-        await upload(encode(photo(800, 500, seed=32), ".jpg", Q=85))
+        wide = await http.get(image_url(api.url, kid, secret, asset="home/hero.jpg", width=300, format="webp"))
+        assert wide.status_code == 200, wide.text
+        old = derived()
+        assert len(old) == 2
+
+        # the same presigned URL again (the API never hears of it): the next render sees the new ETag
+        await put(put_url, encode(photo(800, 500, seed=32), ".jpg", Q=85))
         replaced = await http.get(url)
         assert replaced.status_code == 200 and replaced.headers["etag"] != first.headers["etag"]
+        assert replaced.content != first.content and _width(replaced.content) == 200
+        assert derived() == {f"{replaced.headers['etag'].strip(chr(34))}.webp"}  # the old versions' are gone
+        assert (await http.get(url)).content == replaced.content  # and the new one is a hit
+
+        # asking to upload again drops them at once
+        await put(await upload_url(), encode(photo(800, 500, seed=33), ".jpg", Q=85))
+        assert derived() == set()
+        third = await http.get(url)
+        assert third.status_code == 200 and third.headers["etag"] not in (
+            first.headers["etag"],
+            replaced.headers["etag"],
+        )
+
         other = await make_tenant(stack, api)
         b_kid, b_secret = await _signing_key(stack, other.client_id)
         foreign = await http.get(image_url(api.url, b_kid, b_secret, asset="home/hero.jpg", width=200))
         assert foreign.status_code == 404 and foreign.json()["code"] == "source_not_found"
         await other.http.aclose()
+
+
+async def test_usage_counts_renders_hits_and_bytes_per_client(
+    stack: Stack, api: ApiServer, tenant: Tenant, signer: tuple[str, str], worker: WorkerProcess
+) -> None:
+    """N requests for one URL: one render and N-1 hits, every byte sent counted, a 304 a hit of 0
+    bytes; hits are added to usage when the API process flushes (here: as it stops, then every
+    0.2 s), never per request; another client's counts stay its own."""
+    from devstack.backing_services import free_port
+
+    kid, secret = signer
+    other = await make_tenant(stack, api)
+    b_kid, b_secret = await _signing_key(stack, other.client_id)
+    a_job = await _source_job(tenant, encode(photo(900, 600, seed=41), ".jpg", Q=85))
+    b_job = await _source_job(other, encode(photo(640, 480, seed=42), ".jpg", Q=85))
+    a_url = image_url(api.url, kid, secret, job=a_job, width=160, format="webp")
+    b_url = image_url(api.url, b_kid, b_secret, job=b_job, width=120, format="jpeg")
+
+    async def usage(t: Tenant) -> dict:
+        r = await t.http.get("/v1/usage")
+        assert r.status_code == 200, r.text
+        return r.json()["total"]
+
+    quiet = ApiServer(stack.settings(url_usage_flush_seconds=3600), free_port()).start()  # flushes as it stops
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            a = [await http.get(a_url.replace(api.url, quiet.url)) for _ in range(5)]
+            assert [r.status_code for r in a] == [200] * 5 and len({r.content for r in a}) == 1
+            etag = a[0].headers["etag"]
+            not_modified = await http.get(a_url.replace(api.url, quiet.url), headers={"If-None-Match": etag})
+            assert not_modified.status_code == 304
+            b = [await http.get(b_url.replace(api.url, quiet.url)) for _ in range(3)]
+            assert [r.status_code for r in b] == [200] * 3
+        assert (await usage(tenant))["url_cache_hits"] == 0  # counted in the process, not written yet
+    finally:
+        quiet.stop()
+
+    mine, theirs = await usage(tenant), await usage(other)
+    assert (mine["url_renders"], mine["url_cache_hits"], mine["url_bytes_served"]) == (1, 5, 5 * len(a[0].content))
+    assert mine["jobs"] == 2  # the source job and the render (a job too)
+    assert mine["url_render_source_megapixels"] == 0.54 and mine["url_render_cpu_seconds"] > 0
+    assert (theirs["url_renders"], theirs["url_cache_hits"], theirs["url_bytes_served"]) == (
+        1, 2, 3 * len(b[0].content))  # fmt: skip
+
+    brisk = ApiServer(stack.settings(url_usage_flush_seconds=0.2), free_port()).start()
+    try:
+        async with httpx.AsyncClient(timeout=30) as http:
+            assert (await http.get(b_url.replace(api.url, brisk.url))).status_code == 200
+        deadline = asyncio.get_running_loop().time() + 0.2 + SLACK
+        while (now := await usage(other))["url_cache_hits"] < 3 and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+        assert (now["url_cache_hits"], now["url_bytes_served"]) == (3, 4 * len(b[0].content))
+        assert (await usage(tenant))["url_cache_hits"] == 5
+    finally:
+        brisk.stop()
+    await other.http.aclose()
 
 
 async def test_the_dashboard_manages_signing_keys_and_builds_urls(api: ApiServer, worker: WorkerProcess) -> None:

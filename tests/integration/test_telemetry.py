@@ -1,13 +1,17 @@
 """One trace per job, asserted on real services: API request -> job.start -> queue -> worker stages
--> each webhook attempt (with traceparent on the wire). Prometheus metrics on the API."""
+-> each webhook attempt (with traceparent on the wire); a signed image URL request's span names its
+render and, when it joined another's, links to that render's trace. Prometheus metrics on the API."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
 import pytest
 from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from data_plane.deps import open_deps
@@ -16,7 +20,7 @@ from devstack.backing_services import free_port
 from devstack.imagegen import encode, photo
 from devstack.receiver import WebhookReceiver
 from infra.telemetry import configure_tracing
-from tests.integration.conftest import ApiServer, Stack, make_tenant
+from tests.integration.conftest import ApiServer, Stack, WorkerProcess, make_tenant
 from tests.integration.test_flow import create_and_upload, spec
 
 pytestmark = pytest.mark.integration
@@ -80,6 +84,42 @@ async def test_a_job_is_one_trace_from_api_to_webhook(stack: Stack, receiver: We
     traceparent = delivery.headers["traceparent"]
     assert traceparent.split("-")[1] == format(tid, "032x")
     assert traceparent.split("-")[2] == format(by_name["webhook.attempt"][0].context.span_id, "016x")
+
+
+async def test_a_url_request_links_to_its_render(stack: Stack, worker: WorkerProcess) -> None:
+    from pixelflow_client import image_url
+
+    from tests.integration.test_delivery import _signing_key, _source_job
+
+    exporter = InMemorySpanExporter()
+    provider = configure_tracing("none", "pixelflow-test", custom=exporter)
+    assert isinstance(provider, TracerProvider)
+    # when another test installed the provider first; else spans come twice, once per span id below
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    api = ApiServer(stack.settings(), free_port(), tracer_provider=provider).start()
+    try:
+        t = await make_tenant(stack, api)
+        kid, secret = await _signing_key(stack, t.client_id)
+        url = image_url(api.url, kid, secret, job=await _source_job(t, encode(photo(800, 600), ".jpg")), width=90)
+        async with httpx.AsyncClient(timeout=30) as http:
+            answers = await asyncio.gather(*(http.get(url) for _ in range(4)))  # one render, the others join it
+        assert [r.status_code for r in answers] == [200] * 4
+        await t.http.aclose()
+    finally:
+        api.stop()
+    provider.force_flush()
+    requests = {s.context.span_id: s for s in exporter.get_finished_spans() if "pixelflow.url.result" in s.attributes}
+    by_result: dict[str, list] = {}
+    for s in requests.values():
+        by_result.setdefault(s.attributes["pixelflow.url.result"], []).append(s)
+    (miss,) = by_result["miss"]
+    assert by_result.get("coalesced"), sorted(by_result)
+    render_job = miss.attributes["pixelflow.url.render_job"]
+    for joined in by_result["coalesced"]:
+        assert joined.attributes["pixelflow.url.render_job"] == render_job
+        (link,) = joined.links
+        assert link.context.trace_id == miss.context.trace_id  # the render's trace starts at the miss
+        assert link.context.trace_id != joined.context.trace_id
 
 
 async def test_api_exposes_prometheus_metrics(stack: Stack) -> None:

@@ -34,7 +34,9 @@ pytestmark = pytest.mark.integration
 
 NOTHING = {"jobs": 0, "succeeded": 0, "failed": 0, "canceled": 0, "failed_by_code": {}, "deadline_exceeded": 0,
            "deadline_exceeded_cpu_seconds": 0.0, "source_megapixels": 0.0, "output_bytes": {},
-           "output_bytes_total": 0, "engine_cpu_seconds": 0.0, "webhook_attempts": 0, "webhooks_delivered": 0}  # fmt: skip
+           "output_bytes_total": 0, "engine_cpu_seconds": 0.0, "webhook_attempts": 0, "webhooks_delivered": 0,
+           "url_renders": 0, "url_render_cpu_seconds": 0.0, "url_render_source_megapixels": 0.0, "url_cache_hits": 0,
+           "url_bytes_served": 0}  # fmt: skip
 
 
 def today() -> str:

@@ -147,12 +147,13 @@ async def _ended(deps: ApiDeps, job_id: uuid.UUID, deadline: float) -> Job:
             raise NotFound("no such source", code="source_not_found")
         if job.status in TERMINAL:
             return job
-        if time.monotonic() + delay > deadline:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:  # at the deadline, not a poll before it
             raise RenderTimeout(
                 f"the image was not rendered within {deps.settings.url_deadline_seconds:g} s; it may be ready shortly",
                 headers={"Retry-After": "2"},
             )
-        await asyncio.sleep(delay)
+        await asyncio.sleep(min(delay, remaining))
         delay = min(delay * 1.5, 0.05)  # one poller per render and process (control_plane/delivery/inflight.py)
 
 

@@ -262,7 +262,8 @@ def sign(kid: str, secret: str, fmt: str, key: str) -> str:
 
 def parse_signing_key(output: str) -> tuple[str, str]:
     """(kid, secret) from ``pixelflow clients signing-keys create``'s output, whatever its layout:
-    JSON, ``name: value`` lines, or the two values alone."""
+    JSON, or lines naming the key (``kid: sk_1``, ``signing key sk_1 for NAME``) and the secret
+    (its last word), or the two values alone."""
     try:
         data = json.loads(output)
     except ValueError:
@@ -272,10 +273,12 @@ def parse_signing_key(output: str) -> tuple[str, str]:
         secret = next((str(v) for k, v in data.items() if "secret" in k.lower()), None)
         if kid and secret:
             return kid, secret
-    kid_m = re.search(r"(?im)\b(?:kid|key[ _-]?id|id)\b\s*[:=]\s*(\S+)", output)
-    secret_m = re.search(r"(?im)\bsecret\b\s*[:=]\s*(\S+)", output)
-    if kid_m and secret_m:
-        return kid_m.group(1), secret_m.group(1)
+    lines = output.splitlines()
+    secret_line = next((x for x in lines if "secret" in x.lower()), None)
+    kid_m = re.search(r"(?i)\b(?:kid|key[ _-]?id|key)\b\W*(\w[\w.-]*)", "\n".join(x for x in lines if x != secret_line))
+    if kid_m and secret_line and secret_line.split():
+        after = re.search(r"(?i)secret\b[^:=]*[:=]\s*(\S+)", secret_line)
+        return kid_m.group(1), after.group(1) if after else secret_line.split()[-1]
     tokens = output.split()
     if len(tokens) == 2:
         return tokens[0], tokens[1]
@@ -284,11 +287,29 @@ def parse_signing_key(output: str) -> tuple[str, str]:
     )
 
 
+def _signing_key_output(client: str, env: dict[str, str]) -> str:
+    """What ``pixelflow clients signing-keys create`` prints: with ``--json`` when it takes it."""
+    command = [PIXELFLOW, "clients", "signing-keys", "create", client]
+    for argv in ([*command, "--json"], command):
+        made = subprocess.run(argv, env={**os.environ, **env}, capture_output=True, text=True, cwd=ROOT, check=False)
+        if made.returncode == 0:
+            return made.stdout
+    raise RuntimeError(f"{' '.join(command[1:])} failed: {made.stderr[-2000:]}")
+
+
 def has_image_route(base: str) -> bool:
     """False while the API answers ``/img/...`` exactly as it answers a path no route has."""
-    probe = httpx.get(f"{base}/img/x/y/w:1/asset:none", timeout=10)
-    nowhere = httpx.get(f"{base}/no-such-route-{time.time_ns()}/x/y", timeout=10)
-    return not (probe.status_code == 404 and probe.content == nowhere.content)
+
+    def answer(path: str) -> tuple[int, object]:
+        r = httpx.get(base + path, timeout=10)
+        try:
+            body = r.json()
+        except ValueError:
+            return r.status_code, r.content
+        return r.status_code, {k: v for k, v in body.items() if k != "instance"} if isinstance(body, dict) else body
+
+    probe = answer("/img/x/y/w:1/asset:none")
+    return not (probe[0] == 404 and probe == answer(f"/no-such-route-{time.time_ns()}/x/y"))
 
 
 def start_pixelflow(
@@ -315,15 +336,7 @@ def start_pixelflow(
         )
     name = f"delivery-{time.time_ns()}"
     _, _, api_key, _ = asyncio.run(create_client_with_key(env["PIXELFLOW_DATABASE_URL"], name))
-    made = subprocess.run(
-        [PIXELFLOW, "clients", "signing-keys", "create", name],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    )
-    kid, secret = parse_signing_key(made.stdout)
+    kid, secret = parse_signing_key(_signing_key_output(name, env))
     copies = 1 + max(1, math.ceil(cold_urls / len(sources)))  # copy 0 is the warm set
     keys = [[f"delivery-c{c}-{s.name}" for s in sources] for c in range(copies)]
     asyncio.run(upload_assets(base, api_key, sources, keys))

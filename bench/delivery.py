@@ -25,8 +25,8 @@ machine slows them alike:
 - **pixelflow**: the API (``--workers`` = cores) and one worker on bench/stack.py's services;
   signed URLs ``/img/{sig}/{kid}/w:512/fit:inside/f:{fmt}/q:80/asset:{key}`` over the sources
   uploaded as the client's assets. Cold: every request names a URL never requested (the sources
-  are uploaded again under fresh asset keys, ``--cold-urls`` of them per format; a cold run that
-  uses them all up ends early and says so). Warm: the first copy's URLs, each fetched once first.
+  are uploaded again under fresh asset keys, ``--cold-urls`` of them per format and round; a cold
+  run that uses them all up ends early and says so; the sources are shared by the formats). Warm: the first copy's URLs, each fetched once first.
   Skipped, with the reason, while the API has no ``/img/`` route.
 
 Before its cold run every target's URLs for the format are fetched once and checked (200, the
@@ -47,6 +47,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -476,15 +477,16 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (bash build/services.sh does)")
     sources = make_sources(args.source_dir or work / "sources", args.sources)
-    cold_urls = args.cold_urls or args.duration * 50 * cores
+    cold_urls = (args.cold_urls or round(args.duration * 50 * cores)) * args.rounds
     result: dict = {
-        "machine": {"cores": cores, "date": time.strftime("%Y-%m-%d %H:%M:%S")},
+        "machine": {"cores": cores, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": os.getloadavg()},
         "config": {
             "sources": len(sources),
             "source_size": SOURCE_SIZE,
             "fit_inside": SIZE,
             "quality": QUALITY,
             "duration_s": args.duration,
+            "rounds": args.rounds,
             "connections": args.connections,
             "processes_per_server": processes,
             "formats": formats,
@@ -509,36 +511,59 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
                 inner.close()
                 result["skipped"][name] = str(e)
                 print(f"{name}: skipped: {e}", file=sys.stderr)
-        for fmt in formats:
-            for mode in ("cold", "warm"):
-                for srv in servers:
-                    paths = srv.cold[fmt] if mode == "cold" else srv.warm.get(fmt)
-                    if not paths:
-                        continue
-                    base = srv.base if mode == "cold" else srv.warm_base or srv.base
-                    procs = srv.procs if mode == "cold" else srv.warm_procs or srv.procs
-                    sample = srv.warm.get(fmt) or paths  # PixelFlow: never a cold URL before its run
-                    mean_bytes = check(base, sample, fmt, args.connections)
-                    print(f"{srv.name} {fmt} {mode}: {args.duration:g} s of wrk ...", file=sys.stderr, flush=True)
-                    run = run_wrk(
-                        base,
-                        paths,
-                        duration=args.duration,
-                        connections=args.connections,
-                        once=srv.once and mode == "cold",
-                        work=work,
-                    )
-                    run |= {
-                        "target": srv.name,
-                        "format": fmt,
-                        "mode": mode,
-                        "rps_per_core": run["rps"] / cores,
-                        "mean_bytes": mean_bytes,
-                        "peak_rss_mb": peak_rss([p.pid for p in procs]) / 2**20,
-                    }
-                    result["rows"].append(run)
+        runs: dict[tuple[str, str, str], list[dict]] = {}
+        for r in range(args.rounds):
+            order = servers[r % max(1, len(servers)) :] + servers[: r % max(1, len(servers))]  # who goes first
+            for fmt in formats:
+                for mode in ("cold", "warm"):
+                    for srv in order:
+                        run = measure_one(args, work, srv, fmt, mode, r)
+                        if run is not None:
+                            runs.setdefault((srv.name, fmt, mode), []).append(run)
+    result["machine"]["load_after"] = os.getloadavg()
+    result["rows"] = [summarise(name, fmt, mode, rs, cores) for (name, fmt, mode), rs in runs.items()]
     add_ratios(result["rows"])
     return result
+
+
+def measure_one(args: argparse.Namespace, work: Path, srv: Server, fmt: str, mode: str, round_: int) -> dict | None:
+    paths = srv.cold[fmt] if mode == "cold" else srv.warm.get(fmt)
+    if not paths:
+        return None
+    once = srv.once and mode == "cold"
+    if once:  # each round its own fresh URLs
+        share = len(paths) // args.rounds
+        paths = paths[round_ * share : (round_ + 1) * share]
+    base = srv.base if mode == "cold" else srv.warm_base or srv.base
+    procs = srv.procs if mode == "cold" else srv.warm_procs or srv.procs
+    mean_bytes = None
+    if round_ == 0:  # PixelFlow's check fetches its warm URLs: never a cold one before its run
+        mean_bytes = check(base, srv.warm.get(fmt) or paths, fmt, args.connections)
+    print(f"{srv.name} {fmt} {mode}: {args.duration:g} s of wrk ...", file=sys.stderr, flush=True)
+    run = run_wrk(base, paths, duration=args.duration, connections=args.connections, once=once, work=work)
+    return run | {"mean_bytes": mean_bytes, "peak_rss_mb": peak_rss([p.pid for p in procs]) / 2**20}
+
+
+def summarise(name: str, fmt: str, mode: str, runs: list[dict], cores: int) -> dict:
+    """One row from a target's rounds: medians, and every round's requests/s."""
+    rps = statistics.median(r["rps"] for r in runs)
+    return {
+        "target": name,
+        "format": fmt,
+        "mode": mode,
+        "rps": rps,
+        "rps_per_core": rps / cores,
+        "rps_rounds": [r["rps"] for r in runs],
+        "p50_ms": statistics.median(r["p50_ms"] for r in runs),
+        "p99_ms": statistics.median(r["p99_ms"] for r in runs),
+        "max_ms": max(r["max_ms"] for r in runs),
+        "requests": sum(r["requests"] for r in runs),
+        "seconds": sum(r["seconds"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+        "ran_out": any(r["ran_out"] for r in runs),
+        "mean_bytes": runs[0]["mean_bytes"],
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+    }
 
 
 def add_ratios(rows: list[dict]) -> None:
@@ -559,8 +584,9 @@ def render(result: dict) -> str:
     lines = [
         f"bench.delivery: {result['machine']['cores']} cores, {result['machine']['date']}; {c['sources']} sources "
         f"{c['source_size'][0]}x{c['source_size'][1]} JPEG q90 -> fit inside {c['fit_inside']} px q{c['quality']}; "
-        f"wrk 1 thread, {c['connections']} connections, {c['duration_s']:g} s per run; "
-        f"{c['processes_per_server']} processes per server",
+        f"wrk 1 thread, {c['connections']} connections, {c['duration_s']:g} s per run, {c['rounds']} round(s) "
+        f"(medians); {c['processes_per_server']} processes per server; load average "
+        f"{result['machine']['load_before'][0]:.1f} before, {result['machine']['load_after'][0]:.1f} after",
         "",
         "| target | format | mode | req/s | req/s per core | p50 ms | p99 ms | p99/p50 | errors "
         "| / thumbor | / floor | warm / cold | peak RSS MB | mean bytes |",
@@ -571,9 +597,11 @@ def render(result: dict) -> str:
         return f"{x:.2f}x" if x is not None else "—"
 
     for r in result["rows"]:
-        note = f" (all {r['requests']} fresh URLs used in {r['seconds']:.1f} s)" if r["ran_out"] else ""
+        note = " (fresh URLs ran out: a shorter run)" if r["ran_out"] else ""
+        rounds = r["rps_rounds"]
+        spread = f" ({min(rounds):.0f}-{max(rounds):.0f})" if len(rounds) > 1 else ""
         lines.append(
-            f"| {r['target']} | {r['format']} | {r['mode']}{note} | {r['rps']:.1f} | {r['rps_per_core']:.1f} "
+            f"| {r['target']} | {r['format']} | {r['mode']}{note} | {r['rps']:.1f}{spread} | {r['rps_per_core']:.1f} "
             f"| {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['p99_ms'] / max(r['p50_ms'], 1e-9):.2f} | {r['errors']} "
             f"| {ratio(r['to_thumbor'])} | {ratio(r['to_floor'])} | {ratio(r['warm_to_cold'])} "
             f"| {r['peak_rss_mb']:.0f} | {r['mean_bytes']:,.0f} |"
@@ -602,6 +630,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sources", type=int, default=100)
     ap.add_argument("--duration", type=float, default=20.0, help="seconds of wrk per target, format and mode")
     ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=1, help="measure every row this many times, in turns: medians")
     ap.add_argument("--formats", default=",".join(FORMATS))
     ap.add_argument("--targets", default=",".join(TARGETS))
     ap.add_argument("--processes", type=int, default=0, help="processes per server (default: one per core)")
@@ -609,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cold-urls",
         type=int,
         default=0,
-        help="fresh PixelFlow URLs per format for a cold run (default: 50/s per core for --duration)",
+        help="fresh PixelFlow URLs per format and round for a cold run (default: 50/s per core for --duration)",
     )
     ap.add_argument("--source-dir", type=Path, help="make the sources here, or reuse those already there")
     ap.add_argument("--out", type=Path, help="write the results as JSON here")

@@ -421,9 +421,9 @@ end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('\\nDELIVERY-JSON {"requests": %%d, "duration_us": %%d, "bytes": %%d, "status_errors": %%d, '
-    .. '"socket_errors": %%d, "timeouts": %%d, "p50_us": %%.0f, "p99_us": %%.0f, "max_us": %%.0f}\\n',
+    .. '"socket_errors": %%d, "timeouts": %%d, "p50_us": %%.0f, "p99_us": %%.0f, "max_us": %%.0f, "mean_us": %%.1f}\\n',
     summary.requests, summary.duration, summary.bytes, e.status, e.connect + e.read + e.write, e.timeout,
-    latency:percentile(50), latency:percentile(99), latency.max))
+    latency:percentile(50), latency:percentile(99), latency.max, latency.mean))
 end
 """
 
@@ -451,6 +451,10 @@ def run_wrk(base: str, paths: list[str], *, duration: float, connections: int, o
         raise RuntimeError(f"wrk failed ({out.returncode}): {out.stderr[-2000:]}{out.stdout[-2000:]}")
     r = json.loads(line.removeprefix("DELIVERY-JSON "))
     seconds = r["duration_us"] / 1e6
+    ran_out = once and r["requests"] >= len(paths)
+    if ran_out and r["mean_us"]:
+        # wrk waits out -d even when the thread stopped: Little's law for a closed loop instead
+        seconds = r["requests"] * r["mean_us"] / 1e6 / connections
     return {
         "requests": r["requests"],
         "seconds": seconds,
@@ -459,7 +463,7 @@ def run_wrk(base: str, paths: list[str], *, duration: float, connections: int, o
         "p99_ms": r["p99_us"] / 1000,
         "max_ms": r["max_us"] / 1000,
         "errors": r["status_errors"] + r["socket_errors"] + r["timeouts"],
-        "ran_out": once and r["requests"] >= len(paths),  # a cold run that used every fresh URL
+        "ran_out": ran_out,  # a cold run that used every fresh URL
     }
 
 
@@ -477,7 +481,7 @@ def measure(args: argparse.Namespace, work: Path) -> dict:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install -y wrk (bash build/services.sh does)")
     sources = make_sources(args.source_dir or work / "sources", args.sources)
-    cold_urls = (args.cold_urls or round(args.duration * 50 * cores)) * args.rounds
+    cold_urls = (args.cold_urls or round(args.duration * 30 * cores)) * args.rounds
     result: dict = {
         "machine": {"cores": cores, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "load_before": os.getloadavg()},
         "config": {
@@ -597,7 +601,7 @@ def render(result: dict) -> str:
         return f"{x:.2f}x" if x is not None else "—"
 
     for r in result["rows"]:
-        note = " (fresh URLs ran out: a shorter run)" if r["ran_out"] else ""
+        note = " (fresh URLs ran out: req/s = connections / mean latency)" if r["ran_out"] else ""
         rounds = r["rps_rounds"]
         spread = f" ({min(rounds):.0f}-{max(rounds):.0f})" if len(rounds) > 1 else ""
         lines.append(
@@ -638,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cold-urls",
         type=int,
         default=0,
-        help="fresh PixelFlow URLs per format and round for a cold run (default: 50/s per core for --duration)",
+        help="fresh PixelFlow URLs per format and round for a cold run (default: 30/s per core for --duration)",
     )
     ap.add_argument("--source-dir", type=Path, help="make the sources here, or reuse those already there")
     ap.add_argument("--out", type=Path, help="write the results as JSON here")

@@ -43,6 +43,7 @@ import hashlib
 import hmac
 import json
 import math
+import multiprocessing
 import os
 import re
 import shutil
@@ -93,7 +94,9 @@ def make_sources(folder: Path, count: int) -> list[Path]:
     paths = [folder / f"src-{i:03d}.jpg" for i in range(count)]
     missing = [(p, i + 1) for i, p in enumerate(paths) if not p.exists()]
     if missing:
-        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        # spawned, not forked: a fork of a process whose libvips threads run can deadlock
+        spawned = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=os.cpu_count() or 1, mp_context=spawned) as pool:
             list(pool.map(_make_source, *zip(*missing, strict=True)))
     return paths
 

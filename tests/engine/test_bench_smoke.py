@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import shutil
 from pathlib import Path
@@ -9,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.delivery import main as delivery
+from bench.delivery import parse_signing_key, sign
 from bench.engine import check_outputs_match, make_corpus
 from bench.service import SPEC, pct
 from pipeline.dsl import decode_job_spec
@@ -50,3 +54,24 @@ def test_delivery_benchmark_runs_against_the_floor(tmp_path: Path) -> None:
     (row,) = json.loads(out.read_text())["rows"]
     assert (row["target"], row["format"], row["mode"]) == ("floor", "jpeg", "cold")
     assert row["requests"] > 0 and row["errors"] == 0 and row["peak_rss_mb"] > 0
+
+
+@pytest.mark.parametrize(
+    "printed",
+    [
+        '{"client": "c", "kid": "sk_1a2b", "secret": "s3-cr_et", "created_at": "2026-01-01T00:00:00Z"}',
+        "signing key sk_1a2b for c\nsecret (shown once): s3-cr_et",
+        "kid: sk_1a2b\nsecret: s3-cr_et",
+        "sk_1a2b s3-cr_et",
+    ],
+)
+def test_delivery_benchmark_reads_the_signing_key_however_it_is_printed(printed: str) -> None:
+    assert parse_signing_key(printed) == ("sk_1a2b", "s3-cr_et")
+
+
+def test_delivery_benchmark_signs_the_path_after_the_signature() -> None:
+    path = sign("sk_1", "secret", "webp", "a.jpg")
+    sig, rest = path.removeprefix("/img/").split("/", 1)
+    assert rest == "sk_1/w:512/fit:inside/f:webp/q:80/asset:a.jpg"
+    mac = hmac.new(b"secret", b"/" + rest.encode(), hashlib.sha256).digest()
+    assert sig == base64.urlsafe_b64encode(mac).decode().rstrip("=") and "=" not in sig

@@ -10,9 +10,10 @@ source build/apt.sh
 need_apt=()
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
-# the README walk-through test runs its curl/jq commands as written
+# the README walk-through test runs its curl/jq/openssl commands as written
 command -v curl >/dev/null || need_apt+=(curl)
 command -v jq >/dev/null || need_apt+=(jq)
+command -v openssl >/dev/null || need_apt+=(openssl)
 # bench/delivery.py's load generator (its smoke test runs it against the floor)
 command -v wrk >/dev/null || need_apt+=(wrk)
 if [ ${#need_apt[@]} -gt 0 ]; then

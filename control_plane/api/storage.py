@@ -62,7 +62,7 @@ async def storage_put(
             raise PayloadTooLarge(f"uploads to this URL are limited to {cap} bytes", code="source_too_large")
         chunks.append(chunk)
     await store.write(key, b"".join(chunks), request.headers.get("content-type", "application/octet-stream"))
-    return Response(None, status_code=200)
+    return Response(None, status_code=200, media_type="text/plain")  # an empty body, as S3 answers
 
 
 @get(

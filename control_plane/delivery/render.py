@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from control_plane.delivery.variants import Plan
 from control_plane.deps import ApiDeps
-from control_plane.jobflow.intake import dispatch_started, refuse_over_quota
+from control_plane.jobflow.intake import queue_stored, refuse_over_quota
 from control_plane.problems import (
     ApiError,
     NotFound,
@@ -27,8 +27,7 @@ from control_plane.problems import (
 )
 from infra.lifecycle import TERMINAL, JobStatus, Priority, Reason
 from infra.metrics import URL_RENDER_SECONDS
-from infra.policy import client_limits, daily_pixels
-from infra.queue import interactive_ticket
+from infra.policy import client_limits
 from infra.repo import Job, Start
 from infra.storage import ObjectNotFound
 from infra.telemetry import carrier
@@ -111,23 +110,8 @@ async def _render(
 async def _start(deps: ApiDeps, job: Job, source: StoredSource) -> None:
     """Queue the render as /start queues a job whose original is stored; harmless when another
     request started it first."""
-    settings = deps.settings
-    limits = client_limits(settings, await deps.clients.policy(job.client_id))
-    started = await deps.jobs.start(
-        job.id,
-        job.client_id,
-        max_active=limits.max_concurrent_jobs_per_client,
-        source_bytes=source.size,
-        source_format=source.format,
-        queue=settings.queue_name,
-        priority=Priority.INTERACTIVE,
-        interactive_allowance=limits.interactive_jobs_per_client,
-        daily_pixels=daily_pixels(limits),
-        daily_cpu_seconds=limits.daily_engine_cpu_seconds,
-    )
-    if started.job is not None:
-        ticket = interactive_ticket(settings.interactive_slots, started.job.priority, alone=started.alone)
-        await dispatch_started(deps, started.job, interactive=ticket)
+    limits = client_limits(deps.settings, await deps.clients.policy(job.client_id))
+    started = await queue_stored(deps, job, limits, source.size, source.format, Priority.INTERACTIVE)
     if started.kind is Start.BUSY:
         raise ServiceUnavailable(
             f"the client has its {limits.max_concurrent_jobs_per_client} jobs queued or processing; retry shortly",

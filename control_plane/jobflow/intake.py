@@ -45,13 +45,13 @@ from infra.policy import (
     quota_spent,
 )
 from infra.queue import dispatch_job, interactive_ticket, queue_webhook
-from infra.repo import Job, Start
+from infra.repo import Job, Start, Started
 from infra.storage import ObjectNotFound
 from infra.telemetry import carrier, parent, tracer
 from pipeline.compile import spec_issues
 from pipeline.dsl import JobSpec, Limits, asset_references, decode_job_spec, encode_job_spec
 from pipeline.errors import AssetNotFound, FieldError, UnsupportedFormat
-from pipeline.sniff import SNIFF_BYTES, sniff
+from pipeline.sniff import SNIFF_BYTES, SourceFormat, sniff
 
 __all__ = [
     "CREATE_ERRORS",
@@ -220,24 +220,8 @@ async def start_job(deps: ApiDeps, principal: Principal, job_id: uuid.UUID, spec
         "job.start", context=parent(job.trace_context), links=links, attributes={"job.id": str(job.id)}
     ):
         limits = client_limits(deps.settings, policy)
-        max_active, quota = limits.max_concurrent_jobs_per_client, daily_pixels(limits)
-        started = await deps.jobs.start(
-            job.id,
-            principal.client.id,
-            max_active=max_active,
-            source_bytes=size,
-            source_format=source_format,
-            queue=deps.settings.queue_name,
-            priority=Priority(spec.priority),
-            interactive_allowance=limits.interactive_jobs_per_client,
-            daily_pixels=quota,
-            daily_cpu_seconds=limits.daily_engine_cpu_seconds,
-        )
-        if started.job is not None:
-            slots = deps.settings.interactive_slots
-            await dispatch_started(
-                deps, started.job, interactive=interactive_ticket(slots, started.job.priority, alone=started.alone)
-            )
+        max_active = limits.max_concurrent_jobs_per_client
+        started = await queue_stored(deps, job, limits, size, source_format, Priority(spec.priority))
     if started.kind is Start.BUSY:
         raise TooManyRequests(
             f"at most {max_active} jobs may be queued or processing at once",
@@ -252,6 +236,35 @@ async def start_job(deps: ApiDeps, principal: Principal, job_id: uuid.UUID, spec
     assert started.job is not None
     JOBS_STARTED.inc()
     return started.job
+
+
+async def queue_stored(
+    deps: ApiDeps,
+    job: Job,
+    limits: ClientLimits,
+    source_bytes: int | None,
+    source_format: SourceFormat | None,
+    priority: Priority,
+) -> Started:
+    """Move a job whose original is stored (or fetched by the worker) to `queued` under the
+    client's limits, and send its claim ticket after the commit."""
+    started = await deps.jobs.start(
+        job.id,
+        job.client_id,
+        max_active=limits.max_concurrent_jobs_per_client,
+        source_bytes=source_bytes,
+        source_format=source_format,
+        queue=deps.settings.queue_name,
+        priority=priority,
+        interactive_allowance=limits.interactive_jobs_per_client,
+        daily_pixels=daily_pixels(limits),
+        daily_cpu_seconds=limits.daily_engine_cpu_seconds,
+    )
+    if started.job is not None:
+        slots = deps.settings.interactive_slots
+        ticket = interactive_ticket(slots, started.job.priority, alone=started.alone)
+        await dispatch_started(deps, started.job, interactive=ticket)
+    return started
 
 
 def refuse_over_quota(kind: Start, limits: ClientLimits) -> None:

@@ -101,8 +101,9 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     interactive_slots: Annotated[int, Meta(ge=0, le=16)] = 1
     interactive_deadline_seconds: Seconds = 10.0  # a run in an interactive slot; then it moves to a normal slot
     interactive_max_cost: PositiveInt = 2000  # cost units (~CPU-ms) a client's recent runs may average to use one
-    # signed image URLs (docs/delivery.md): how long a request waits for its render (at most the
-    # interactive deadline), what its responses say to caches, and the URL policy's global values
+    # signed image URLs (docs/delivery.md): how long a request waits for its render (a render still
+    # running past the interactive deadline goes on in a normal slot), what responses say to
+    # caches, and the URL policy's global values
     url_deadline_seconds: Seconds = 10.0
     url_cache_control: str = "public, max-age=31536000, immutable"
     url_templates_only: bool = False  # URLs may only name templates, not steps
@@ -161,8 +162,6 @@ class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             raise ValueError(
                 f"PIXELFLOW_CDN_BASE_URL: {self.cdn_base_url!r} is not an http(s) URL without a query or trailing slash"
             )
-        if self.url_deadline_seconds > self.interactive_deadline_seconds:
-            raise ValueError("PIXELFLOW_URL_DEADLINE_SECONDS must not exceed PIXELFLOW_INTERACTIVE_DEADLINE_SECONDS")
         for name, parse in (("url_widths", parse_widths), ("url_source_origins", parse_origins)):
             try:
                 parse(getattr(self, name))

@@ -54,6 +54,7 @@ class StoredSource:
     version: str  # its ETag: a replaced asset is a new source ("" for a URL: cached as first fetched)
     size: int | None
     format: str | None
+    head: bytes | None = None  # its first SNIFF_BYTES when they were read to sniff it: read once
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,8 @@ async def _serve(request: Request, deps: ApiDeps) -> tuple[Response[bytes], str]
             return (FORMATS[fmt].alpha if fmt else False), False
         if source.format == "jpeg":
             return False, False
-        return source_features(source.format, await deps.store.read_head(source.key, SNIFF_BYTES))
+        head = source.head if source.head is not None else await deps.store.read_head(source.key, SNIFF_BYTES)
+        return source_features(source.format, head)
 
     plan = await plan_variant(
         deps.templates,
@@ -173,9 +174,11 @@ async def _stored_source(deps: ApiDeps, client_id: uuid.UUID, ref: SourceRef) ->
     info = await deps.store.stat(key)
     if info is None:
         raise _no_source()
+    head = None
     if fmt is None:
         try:
-            fmt = sniff(await deps.store.read_head(key, SNIFF_BYTES))
+            head = await deps.store.read_head(key, SNIFF_BYTES)
+            fmt = sniff(head)
         except (UnsupportedFormat, ObjectNotFound):
             raise _no_source() from None
-    return StoredSource(ref.kind, ref.id, key, info.version or f"{info.size}", info.size, fmt)
+    return StoredSource(ref.kind, ref.id, key, info.version or f"{info.size}", info.size, fmt, head)
